@@ -1,0 +1,134 @@
+"""Named-axis layouts and the invertible transforms between them.
+
+A tensor's axes are named in storage order: ("out", "in") for a PyTorch Linear weight,
+("in", "out") for a Keras kernel, ("out", "in", "h", "w") vs ("h", "w", "in", "out") for a
+conv. Moving between two layouts is computed from the names (`relayout`), never written
+per tensor. Transforms that are not permutations (squeezing a BN vector, reshaping heads)
+are small objects with spec(), apply() and inverse(), declared once here and named by
+the model descriptors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tensor import contiguous
+
+Axes = tuple[str, ...]
+
+
+class Transform:
+    """One tensor in, one tensor out; `inverse()` undoes it exactly (bit for bit)."""
+
+    def spec(self, shape: tuple[int, ...], axes: Axes | None) -> tuple[tuple[int, ...], Axes | None]:
+        raise NotImplementedError
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def inverse(self) -> "Transform":
+        raise NotImplementedError
+
+    def then(self, other: "Transform") -> "Transform":
+        return Compose((self, other))
+
+
+@dataclass(frozen=True)
+class Identity(Transform):
+    def spec(self, shape, axes):
+        return shape, axes
+
+    def apply(self, array):
+        return array
+
+    def inverse(self):
+        return self
+
+    def then(self, other):
+        return other
+
+
+@dataclass(frozen=True)
+class Permute(Transform):
+    """Reorder axes from `src` to `dst` (same names, other order)."""
+    src: Axes
+    dst: Axes
+
+    def __post_init__(self):
+        if sorted(self.src) != sorted(self.dst) or len(set(self.src)) != len(self.src):
+            raise ValueError(f"cannot permute axes {self.src} into {self.dst}")
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return tuple(self.src.index(a) for a in self.dst)
+
+    def spec(self, shape, axes):
+        if axes is not None and tuple(axes) != self.src:
+            raise ValueError(f"expected axes {self.src}, got {axes}")
+        return tuple(shape[i] for i in self.order), self.dst
+
+    def apply(self, array):
+        return contiguous(np.transpose(array, self.order))
+
+    def inverse(self):
+        return Permute(self.dst, self.src)
+
+
+@dataclass(frozen=True)
+class Squeeze(Transform):
+    """Drop a size-1 axis named `axis` at `index` (Keras BN (1,1,1,C) vectors, say)."""
+    index: int
+    axis: str
+
+    def spec(self, shape, axes):
+        if shape[self.index] != 1:
+            raise ValueError(f"axis {self.axis!r} has size {shape[self.index]}, not 1")
+        new_axes = None if axes is None else axes[:self.index] + axes[self.index + 1:]
+        return shape[:self.index] + shape[self.index + 1:], new_axes
+
+    def apply(self, array):
+        return np.squeeze(array, axis=self.index)
+
+    def inverse(self):
+        return Unsqueeze(self.index, self.axis)
+
+
+@dataclass(frozen=True)
+class Unsqueeze(Transform):
+    index: int
+    axis: str
+
+    def spec(self, shape, axes):
+        new_axes = None if axes is None else axes[:self.index] + (self.axis,) + axes[self.index:]
+        return shape[:self.index] + (1,) + shape[self.index:], new_axes
+
+    def apply(self, array):
+        return np.expand_dims(array, axis=self.index)
+
+    def inverse(self):
+        return Squeeze(self.index, self.axis)
+
+
+@dataclass(frozen=True)
+class Compose(Transform):
+    steps: tuple[Transform, ...]
+
+    def spec(self, shape, axes):
+        for step in self.steps:
+            shape, axes = step.spec(shape, axes)
+        return shape, axes
+
+    def apply(self, array):
+        for step in self.steps:
+            array = step.apply(array)
+        return array
+
+    def inverse(self):
+        return Compose(tuple(s.inverse() for s in reversed(self.steps)))
+
+
+def relayout(src: Axes, dst: Axes) -> Transform:
+    """The transform taking a tensor stored with axes `src` to axes `dst`, from the names."""
+    src, dst = tuple(src), tuple(dst)
+    return Identity() if src == dst else Permute(src, dst)

@@ -1,0 +1,94 @@
+"""Lazy tensors: a TensorSpec plus a loader that reads the bytes only when asked.
+
+Nothing is read until an exporter asks for a tensor, and a tensor's array is released as
+soon as it is written, so peak memory is bounded by the largest tensor, not the model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from .dtypes import DType
+from .errors import FormatError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: DType
+    shape: tuple[int, ...]
+    axes: tuple[str, ...] | None = None   # named axes in storage order; None = unknown
+
+    def __post_init__(self):
+        if self.axes is not None and len(self.axes) != len(self.shape):
+            raise ValueError(f"tensor {self.name!r}: axes {self.axes} do not fit shape {self.shape}")
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+Loader = Callable[[], np.ndarray]
+
+
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+class Tensor:
+    """A spec and a way to get its array. `source` is the name it had in the file read."""
+
+    __slots__ = ("spec", "_loader", "source")
+
+    def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
+        self.spec = spec
+        self._loader = loader
+        self.source = source if source is not None else spec.name
+
+    name = property(lambda self: self.spec.name)
+    dtype = property(lambda self: self.spec.dtype)
+    shape = property(lambda self: self.spec.shape)
+    axes = property(lambda self: self.spec.axes)
+    nbytes = property(lambda self: self.spec.nbytes)
+
+    def load(self) -> np.ndarray:
+        """The array, C-contiguous, of exactly the spec's dtype and shape."""
+        arr = self._loader()
+        if arr.dtype != self.spec.dtype.numpy or tuple(arr.shape) != self.spec.shape:
+            raise FormatError(
+                f"tensor {self.source!r} promised {self.spec.dtype} {list(self.spec.shape)} "
+                f"but holds {arr.dtype} {list(arr.shape)}")
+        return contiguous(arr)
+
+    def with_spec(self, **changes) -> "Tensor":
+        """Same bytes under another name or axes (no data change: shape and dtype stay)."""
+        return Tensor(replace(self.spec, **changes), self._loader, self.source)
+
+    def transformed(self, transform) -> "Tensor":
+        """A lazy view of this tensor through an ir.layout transform."""
+        shape, axes = transform.spec(self.spec.shape, self.spec.axes)
+        spec = replace(self.spec, shape=tuple(shape), axes=axes)
+        return Tensor(spec, lambda: transform.apply(self.load()), self.source)
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}, axes={self.axes})"
+
+
+def from_array(name: str, array: np.ndarray, axes=None) -> Tensor:
+    from .dtypes import from_numpy
+    spec = TensorSpec(name, from_numpy(array.dtype), tuple(array.shape), axes)
+    return Tensor(spec, lambda: array)
+
+
+def as_bytes(array: np.ndarray) -> np.ndarray:
+    """The array's bytes as a flat uint8 array (no copy when C-contiguous). Works for
+    ml_dtypes arrays, which do not export the buffer protocol."""
+    return contiguous(array).reshape(-1).view(np.uint8)
