@@ -1,0 +1,1 @@
+"""Byte-level codecs. No model knowledge lives here."""

@@ -1,0 +1,313 @@
+"""safetensors reader and streaming writer, in numpy + json only (FORMATS.md §5).
+
+File = u64 LE header length N, N bytes of JSON (space-padded), then the byte buffer.
+The reader validates the header at least as strictly as the Rust `Metadata::validate`
+(it also refuses duplicate keys, which serde lets through), so a file irconv accepts is
+one `safetensors` accepts, and hands out lazy tensors that seek and read only their bytes.
+The writer lays the whole file out from the specs before any data arrives, so tensors
+may be written in any order, one in memory at a time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections import Counter
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from ..ir.dtypes import by_name
+from ..ir.errors import DTypeError, FormatError, UsageError
+from ..ir.tensor import Tensor, TensorSpec, as_bytes
+
+MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
+METADATA_KEY = "__metadata__"
+_ALIGN = 8                      # header padded so the buffer starts 8-aligned in the file
+
+# The Rust `enum Dtype` (FORMATS.md §5.1). irconv's table has C128, which safetensors
+# lacks, and lacks the sub-byte / FNUZ / E8M0 kinds: a dtype must be in both to pass.
+SAFETENSORS_DTYPES = frozenset((
+    "BOOL F4 F6_E2M3 F6_E3M2 U8 I8 F8_E5M2 F8_E4M3 F8_E8M0 F8_E4M3FNUZ F8_E5M2FNUZ "
+    "I16 U16 F16 BF16 I32 U32 F32 C64 F64 I64 U64").split())
+
+
+# --------------------------------------------------------------------------- reading
+
+def _no_duplicates(path: str):
+    """json object_pairs_hook: Python's json silently keeps the last duplicate; the spec forbids them."""
+    def hook(pairs):
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise FormatError(f"header has duplicate key {key!r}", path=path)
+            out[key] = value
+        return out
+    return hook
+
+
+def _is_uint(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _parse_entry(path: str, name: str, info) -> tuple[TensorSpec, int, int]:
+    if not isinstance(info, dict):
+        raise FormatError(f"tensor {name!r}: header entry is {type(info).__name__}, "
+                          "expected an object with dtype, shape, data_offsets", path=path)
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in info]
+    if missing:
+        raise FormatError(f"tensor {name!r}: header entry lacks {', '.join(missing)}", path=path)
+    dtype_name, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype_name, str) or dtype_name not in SAFETENSORS_DTYPES:
+        raise DTypeError(f"tensor {name!r}: dtype {dtype_name!r} is not a safetensors dtype "
+                         f"(known: {' '.join(sorted(SAFETENSORS_DTYPES))})", path=path)
+    try:
+        dtype = by_name(dtype_name)
+    except DTypeError as e:
+        raise DTypeError(f"tensor {name!r}: {e}", path=path) from None
+    if not (isinstance(shape, list) and all(_is_uint(d) for d in shape)):
+        raise FormatError(f"tensor {name!r}: shape {shape!r} is not a list of "
+                          "non-negative integers", path=path)
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)
+            and offsets[0] <= offsets[1]):
+        raise FormatError(f"tensor {name!r}: data_offsets {offsets!r} is not "
+                          "[begin, end] with 0 <= begin <= end", path=path)
+    spec = TensorSpec(name, dtype, tuple(shape))
+    begin, end = offsets
+    if end - begin != spec.nbytes:
+        raise FormatError(f"tensor {name!r}: data_offsets {offsets!r} span {end - begin} bytes "
+                          f"but {dtype} {shape} needs {spec.nbytes}", path=path)
+    return spec, begin, end
+
+
+def _read_header(path) -> tuple[str, dict[str, str], list[tuple[TensorSpec, int]]]:
+    """Validate the whole layout; return (path, metadata, [(spec, absolute offset)] in file order)."""
+    path = os.fspath(path)
+    file_size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) < 8:
+            raise FormatError(f"file is truncated: {file_size} bytes, expected at least 8 "
+                              "for the header length", path=path)
+        (n,) = struct.unpack("<Q", prefix)
+        if n > MAX_HEADER_SIZE:
+            raise FormatError(f"header length {n!r} exceeds the safetensors limit "
+                              f"{MAX_HEADER_SIZE}; not a safetensors file?", path=path)
+        if 8 + n > file_size:
+            raise FormatError(f"file is truncated: header length {n} needs at least {8 + n} "
+                              f"bytes, file has {file_size}", path=path)
+        raw = f.read(n)
+    # Rust checks the first byte before parsing: catches files that are not safetensors early.
+    if not raw.startswith(b"{"):
+        raise FormatError(f"header starts with {raw[:8]!r}, expected '{{' (a JSON object); "
+                          "not a safetensors file?", path=path)
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FormatError(f"header is not valid UTF-8 JSON: {e}", path=path) from None
+    if not isinstance(header, dict):
+        raise FormatError(f"header is a {type(header).__name__}, expected a JSON object", path=path)
+
+    metadata = header.pop(METADATA_KEY, None)
+    if metadata is None:  # absent or null (Rust's Option)
+        metadata = {}
+    if not (isinstance(metadata, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
+        raise FormatError(f"{METADATA_KEY} {metadata!r} is not a flat string-to-string map",
+                          path=path)
+
+    entries = [_parse_entry(path, name, info) for name, info in header.items()]
+    # Contiguity check in offset order, as Rust does: no gap, no overlap, starts at 0.
+    entries.sort(key=lambda e: (e[1], e[2]))
+    expected = 0
+    for spec, begin, end in entries:
+        if begin != expected:
+            what = "overlaps the previous tensor" if begin < expected else "leaves a gap"
+            raise FormatError(f"tensor {spec.name!r}: data_offsets [{begin}, {end}] {what}; "
+                              f"expected it to begin at {expected}", path=path)
+        expected = end
+    data_start = 8 + n
+    if data_start + expected > file_size:
+        raise FormatError(f"file is truncated: header promises {data_start + expected} bytes, "
+                          f"file has {file_size}", path=path)
+    if data_start + expected < file_size:
+        raise FormatError(f"file has {file_size - data_start - expected} trailing bytes not "
+                          f"covered by any tensor (expected size {data_start + expected}, "
+                          f"actual {file_size})", path=path)
+    return path, metadata, [(spec, data_start + begin) for spec, begin, _ in entries]
+
+
+def _loader(path: str, spec: TensorSpec, offset: int):
+    def load() -> np.ndarray:
+        arr = np.empty(spec.shape, dtype=spec.dtype.numpy)
+        if spec.nbytes:
+            # readinto a fresh array: one copy of the data in memory, and the result is writable.
+            with open(path, "rb") as f:
+                f.seek(offset)
+                got = f.readinto(arr.reshape(-1).view(np.uint8))
+            if got != spec.nbytes:
+                raise FormatError(f"tensor {spec.name!r}: read {got} of {spec.nbytes} bytes at "
+                                  f"offset {offset}; file is truncated (changed since it was "
+                                  "opened?)", path=path)
+            # numpy bools must be 0 or 1; any other byte would compare and sum wrongly.
+            if spec.dtype.name == "BOOL" and arr.reshape(-1).view(np.uint8).max() > 1:
+                raise FormatError(f"tensor {spec.name!r}: BOOL bytes other than 0 and 1",
+                                  path=path)
+        return arr
+    return load
+
+
+def looks_like(path) -> bool:
+    """Cheap sniff: a plausible header length followed by '{' (a truncated file still passes,
+    so that read() can say it is truncated)."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 0 < n <= MAX_HEADER_SIZE and head[8:9] == b"{"
+
+
+def read(path) -> list[Tensor]:
+    """Lazy tensors of a safetensors file, in file (offset) order; nothing is read yet."""
+    path, _, entries = _read_header(path)
+    return [Tensor(spec, _loader(path, spec, offset)) for spec, offset in entries]
+
+
+def read_metadata(path) -> dict[str, str]:
+    """The file's `__metadata__` map ({} if absent); the header is fully validated."""
+    return dict(_read_header(path)[1])
+
+
+# --------------------------------------------------------------------------- writing
+
+def _check_metadata(path: str, metadata) -> dict[str, str]:
+    metadata = dict(metadata or {})
+    bad = {k: v for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))}
+    if bad:
+        raise UsageError(f"metadata must map str to str; got {bad!r}", path=path)
+    return metadata
+
+
+class SafetensorsWriter:
+    """Write a safetensors file whose layout is fixed up front from ordered specs.
+
+    Tensors go in by descending dtype itemsize (a power of two), then in the given order:
+    every begin offset is then a multiple of its own itemsize, and with the buffer
+    8-aligned in the file each tensor is naturally aligned. `write` may come in any order.
+    The data go to `<path>.partial`, renamed onto `path` by a successful `close()`, so
+    an unfinished file can never be mistaken for a valid one (gaps would read as zeros).
+    """
+
+    def __init__(self, path, specs: Iterable[TensorSpec], metadata: Mapping[str, str] | None = None):
+        self.path = os.fspath(path)
+        specs = list(specs)
+        metadata = _check_metadata(self.path, metadata)
+        names = Counter(s.name for s in specs)
+        dupes = sorted(n for n, count in names.items() if count > 1)
+        if dupes:
+            raise UsageError(f"duplicate tensor names {dupes!r}", path=self.path)
+        if METADATA_KEY in names:
+            raise UsageError(f"{METADATA_KEY!r} is reserved and cannot name a tensor", path=self.path)
+        foreign = {s.name: s.dtype.name for s in specs if s.dtype.name not in SAFETENSORS_DTYPES}
+        if foreign:
+            raise DTypeError(f"safetensors cannot store the dtypes of {foreign!r}; convert them "
+                             "first", path=self.path)
+
+        ordered = sorted(specs, key=lambda s: -s.dtype.itemsize)  # stable: keeps given order
+        header: dict = {METADATA_KEY: metadata} if metadata else {}
+        self._slots: dict[str, tuple[TensorSpec, int]] = {}
+        offset = 0
+        for spec in ordered:
+            header[spec.name] = {"dtype": spec.dtype.name, "shape": list(spec.shape),
+                                 "data_offsets": [offset, offset + spec.nbytes]}
+            self._slots[spec.name] = (spec, offset)
+            offset += spec.nbytes
+        # Compact JSON like serde_json, so given the Rust order our bytes equal the Rust writer's.
+        raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        raw += b" " * (-len(raw) % _ALIGN)
+        self._data_start = 8 + len(raw)
+        self.size = self._data_start + offset
+        self._written: set[str] = set()
+
+        self._tmp = self.path + ".partial"
+        self._file = open(self._tmp, "wb")
+        try:
+            self._file.write(struct.pack("<Q", len(raw)))
+            self._file.write(raw)
+            self._file.truncate(self.size)  # sparse until filled; lets writes seek anywhere
+        except BaseException:
+            self.abort()
+            raise
+
+    @property
+    def layout(self) -> list[str]:
+        """Tensor names in file order."""
+        return list(self._slots)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Write one tensor's bytes at its precomputed offset."""
+        if self._file is None:
+            raise UsageError(f"write({name!r}) after close", path=self.path)
+        if name not in self._slots:
+            raise UsageError(f"tensor {name!r} is not among the {len(self._slots)} declared "
+                             "when the writer was made", path=self.path)
+        if name in self._written:
+            raise UsageError(f"tensor {name!r} written twice", path=self.path)
+        spec, offset = self._slots[name]
+        array = np.asarray(array)
+        if array.dtype.byteorder == ">":  # same values, file is little-endian
+            array = array.astype(array.dtype.newbyteorder("<"))
+        if array.dtype != spec.dtype.numpy:
+            raise DTypeError(f"tensor {name!r}: array dtype {array.dtype} but declared "
+                             f"{spec.dtype} ({spec.dtype.numpy}); convert it before writing",
+                             path=self.path)
+        if tuple(array.shape) != spec.shape:
+            raise UsageError(f"tensor {name!r}: array shape {list(array.shape)} but declared "
+                             f"{list(spec.shape)}", path=self.path)
+        if spec.nbytes:
+            self._file.seek(self._data_start + offset)
+            # view, not tobytes(): no second copy of a large tensor.
+            self._file.write(as_bytes(array).data)
+        self._written.add(name)
+
+    def close(self) -> None:
+        """Finish the file; raises (and leaves no file at `path`) if a tensor is missing."""
+        if self._file is None:
+            return
+        missing = [n for n in self._slots if n not in self._written]
+        if missing:
+            self.abort()
+            raise FormatError(f"{len(missing)} tensor(s) never written: {missing!r}", path=self.path)
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+    def __enter__(self) -> "SafetensorsWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = None) -> None:
+    """Write lazy tensors to one file, loading (and releasing) one at a time."""
+    tensors = list(tensors)
+    with SafetensorsWriter(path, [t.spec for t in tensors], metadata) as w:
+        for t in tensors:
+            w.write(t.name, t.load())
+
+
+__all__ = ["read", "read_metadata", "write", "SafetensorsWriter", "MAX_HEADER_SIZE",
+           "SAFETENSORS_DTYPES"]

@@ -1,0 +1,666 @@
+"""PyTorch zip checkpoints (torch.save since 1.6), read and written without importing torch.
+
+Layout (FORMATS.md §4.1): `<archive>/data.pkl` is a protocol-2 pickle whose tensors are
+`_rebuild_tensor_v2/v3` calls on storages named by persistent ids
+`('storage', <storage class>, key, location, numel)`; storage `key`'s bytes are the zip
+record `<archive>/data/<key>`, stored uncompressed at a 64-byte aligned offset.
+
+Reading unpickles with formats.pickle.RestrictedUnpickler: torch's globals become the
+stand-ins below, so a tensor in the unpickled object is a `TensorRef` (where its elements
+live) and bytes are read, one tensor at a time, only when its loader is called.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import os
+import struct
+import zipfile
+import zlib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from ..ir.dtypes import DTYPES, DType
+from ..ir.errors import DTypeError, FormatError, UsageError
+from ..ir.tensor import Tensor, TensorSpec, as_bytes
+from .pickle import Allowlist, Sealed, loads
+
+ALIGNMENT = 64          # torch's kFieldAlignment: record data starts at a multiple of this
+_LOCAL_HEADER = struct.Struct("<4s22xHH")   # signature ... name length, extra length
+_ZIP64_EXTRA = 20       # what zipfile appends to a local header's extra in zip64 mode
+
+# Legacy torch.save (pre-1.6) starts with a pickled MAGIC_NUMBER 0x1950A86A20F9469CFC6C:
+# LONG1 bytes in binary protocols, its decimal digits in protocol 0.
+_LEGACY_MAGIC = (bytes.fromhex("8a0a6cfc9c46f9206aa85019"), b"119547037146038801333356")
+
+
+# ---------------------------------------------------------------------------------------
+# What the pickle's torch globals turn into. Sealed: a BUILD opcode in the file cannot
+# rewrite them after the checks below ran.
+
+@dataclass(frozen=True, slots=True)
+class _StorageType(Sealed):
+    """Stand-in for torch.FloatStorage & co. dtype None: untyped (bytes) or unsupported."""
+    name: str
+    dtype: DType | None
+    untyped: bool = False
+
+    @property
+    def itemsize(self) -> int:
+        return 1 if self.untyped or self.dtype is None else self.dtype.itemsize
+
+
+@dataclass(frozen=True, slots=True)
+class _TorchDType(Sealed):
+    """Stand-in for a torch dtype global (torch.float8_e4m3fn); dtype None: unsupported."""
+    name: str
+    dtype: DType | None
+
+
+@dataclass(frozen=True, slots=True)
+class _TensorClass(Sealed):
+    """Stand-in for torch.Tensor / nn.Parameter, only meaningful to _rebuild_from_type_v2."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRef(Sealed):
+    """A persistent id: record `data/<key>` holding `numel` items of `type`."""
+    key: str
+    type: _StorageType
+    location: str
+    numel: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.type.itemsize
+
+
+class StorageIdentity(NamedTuple):
+    """Two tensors with equal identities are the same bytes viewed the same way: a tie."""
+    key: str
+    dtype: str
+    offset: int
+    shape: tuple
+    stride: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class TensorRef(Sealed):
+    """A tensor in the unpickled object: where its elements live, not the elements."""
+    storage: StorageRef
+    torch_dtype: str            # for messages when `dtype` is None
+    dtype: DType | None         # None: a torch dtype irconv cannot represent
+    offset: int                 # in elements of dtype
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]     # in elements of dtype
+
+    @property
+    def identity(self) -> StorageIdentity:
+        return StorageIdentity(self.storage.key, self.torch_dtype, self.offset, self.shape,
+                               self.stride)
+
+
+def _ints(value, what: str) -> tuple[int, ...]:
+    if not isinstance(value, tuple) or not all(type(v) is int and v >= 0 for v in value):
+        raise FormatError(f"tensor {what} {value!r} is not a tuple of non-negative ints")
+    return value
+
+
+def _tensor_ref(storage, offset, size, stride, dtype: _TorchDType | None) -> TensorRef:
+    if not isinstance(storage, StorageRef):
+        raise FormatError(f"tensor storage {storage!r} is not a ('storage', ...) persistent id")
+    if type(offset) is not int or offset < 0:
+        raise FormatError(f"tensor storage offset {offset!r} is not a non-negative int")
+    size, stride = _ints(size, "size"), _ints(stride, "stride")
+    if len(size) != len(stride):
+        raise FormatError(f"tensor size {size!r} and stride {stride!r} differ in rank")
+    if dtype is None:  # v1/v2: the storage class is the dtype
+        if storage.type.untyped:
+            raise FormatError(f"_rebuild_tensor_v2 on {storage.type.name}, which has no dtype")
+        stype = storage.type
+        dtype = _TorchDType(stype.dtype.torch if stype.dtype else stype.name, stype.dtype)
+    elif not isinstance(dtype, _TorchDType):
+        raise FormatError(f"_rebuild_tensor_v3 dtype {dtype!r} is not a torch dtype")
+    return TensorRef(storage, dtype.name, dtype.dtype, offset, size, stride)
+
+
+# Signatures mirror torch._utils so that every argument list torch writes binds.
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _tensor_ref(storage, storage_offset, size, stride, None)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    return _tensor_ref(storage, storage_offset, size, stride, None)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                       dtype, metadata=None):
+    return _tensor_ref(storage, storage_offset, size, stride, dtype)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
+    if not isinstance(data, TensorRef):
+        raise FormatError(f"nn.Parameter wraps {type(data).__name__}, not a tensor")
+    return data  # a Parameter is its tensor for weight conversion
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    # torch uses this for tensors carrying Python attributes; only plain classes are known.
+    if not isinstance(new_type, _TensorClass) or not callable(func) or not isinstance(args, tuple):
+        raise FormatError(f"_rebuild_from_type_v2 of {new_type!r} is not a plain tensor")
+    return func(*args)
+
+
+def _codecs_encode(text, encoding="utf-8"):
+    # Protocol 2 pickles `bytes` as _codecs.encode(str, 'latin1').
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
+        raise FormatError(f"_codecs.encode({text!r:.40}, {encoding!r}) is not a bytes literal")
+    return text.encode(encoding)
+
+
+def _build_allowlist() -> dict:
+    allow: dict = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("_codecs", "encode"): _codecs_encode,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+        ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+        ("torch", "Tensor"): _TensorClass("torch.Tensor"),
+        ("torch.nn.parameter", "Parameter"): _TensorClass("torch.nn.parameter.Parameter"),
+    }
+    untyped = _StorageType("UntypedStorage", None, untyped=True)
+    allow[("torch", "UntypedStorage")] = allow[("torch.storage", "UntypedStorage")] = untyped
+    for d in DTYPES.values():
+        allow[("torch", d.torch)] = _TorchDType(d.torch, d)
+        if d.torch_storage:
+            allow[("torch", d.torch_storage)] = _StorageType(d.torch_storage, d)
+    # Harmless but unconvertible: loading works, asking for such a tensor raises DTypeError.
+    for name in ("complex32", "float8_e5m2fnuz", "float8_e4m3fnuz", "float8_e8m0fnu",
+                 "float4_e2m1fn_x2", "qint8", "quint8", "qint32", "quint4x2", "quint2x4"):
+        allow[("torch", name)] = _TorchDType(name, None)
+    for name in ("QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage",
+                 "QUInt2x4Storage", "ComplexHalfStorage"):
+        allow[("torch", name)] = _StorageType(name, None)
+    return allow
+
+
+# Read-only so nobody extends it in place; compose instead: {**torchzip.ALLOW, key: stub}.
+ALLOW: Mapping[tuple[str, str], Any] = MappingProxyType(_build_allowlist())
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    name: str                   # full zip member name
+    size: int                   # uncompressed bytes
+    data_offset: int | None     # where the bytes start in the file; None: not stored plainly
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    # torch counts a zero-size dim as 1 here: empty(2, 0, 3).stride() == (3, 3, 1).
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _is_contiguous(shape, stride) -> bool:
+    return all(n == 1 or s == c for n, s, c in zip(shape, stride, _contiguous_strides(shape)))
+
+
+def _read_exact(f, n: int, what: str, path: str) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:  # one read() may return less (Linux caps a read at ~2 GiB)
+        k = f.readinto(view[got:])
+        if not k:
+            raise FormatError(f"{what}: file ends {n - got} bytes early (truncated?)", path=path)
+        got += k
+    return buf
+
+
+class _RecordLoader:
+    """Reads one tensor's bytes from its record; carries the tensor's storage identity."""
+
+    __slots__ = ("path", "record", "ref", "name")
+
+    def __init__(self, path: str, record: _Record, ref: TensorRef, name: str):
+        self.path, self.record, self.ref, self.name = path, record, ref, name
+
+    def __call__(self) -> np.ndarray:
+        ref, dtype = self.ref, self.ref.dtype.numpy
+        if math.prod(ref.shape) == 0:
+            return np.empty(ref.shape, dtype)
+        extent = 1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+        start, length = ref.offset * dtype.itemsize, extent * dtype.itemsize
+        flat = np.frombuffer(self._read(start, length), dtype)
+        if _is_contiguous(ref.shape, ref.stride):
+            return flat[:math.prod(ref.shape)].reshape(ref.shape)
+        # as_strided goes through __array_interface__, which loses ml_dtypes (bf16, fp8):
+        # stride opaque items of the same size, then view the dense copy as the dtype.
+        items = flat.view(np.dtype((np.void, dtype.itemsize)))
+        strides = tuple(s * dtype.itemsize for s in ref.stride)
+        return np.lib.stride_tricks.as_strided(items, ref.shape, strides).copy().view(dtype)
+
+    def _read(self, start: int, length: int) -> bytearray:
+        what = f"tensor {self.name!r} (record {self.record.name!r})"
+        if self.record.data_offset is not None:
+            with open(self.path, "rb") as f:
+                f.seek(self.record.data_offset + start)
+                return _read_exact(f, length, what, self.path)
+        # Compressed or otherwise odd member (never written by torch): let zipfile decode it.
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(self.record.name) as f:
+                f.seek(start)
+                return _read_exact(f, length, what, self.path)
+        except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
+            raise FormatError(f"{what}: cannot read the record ({e})", path=self.path) from e
+
+
+class TorchZipArchive:
+    """An opened checkpoint's records; turns the pickle's TensorRefs into lazy Tensors."""
+
+    def __init__(self, path: str, prefix: str, records: dict[str, _Record]):
+        self.path = path
+        self.prefix = prefix        # the archive name: first member's directory
+        self.records = records      # storage key -> record
+
+    def tensor(self, name: str, ref: TensorRef) -> Tensor:
+        """A lazy irconv Tensor named `name` for `ref`; checks the record holds its bytes."""
+        if ref.dtype is None:
+            raise DTypeError(f"tensor {name!r} has torch dtype {ref.torch_dtype!r}, which irconv "
+                             f"cannot represent", path=self.path)
+        record = self.records[ref.storage.key]  # existence was checked when unpickling
+        itemsize = ref.dtype.itemsize
+        if record.size < ref.storage.nbytes:
+            raise FormatError(f"tensor {name!r}: record {record.name!r} holds {record.size} bytes "
+                              f"but its storage claims {ref.storage.nbytes} (truncated or corrupt "
+                              f"file)", path=self.path)
+        extent = 0 if math.prod(ref.shape) == 0 else \
+            1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+        need = (ref.offset + extent) * itemsize if extent else 0
+        if need > ref.storage.nbytes:
+            raise FormatError(f"tensor {name!r} ({ref.dtype} {list(ref.shape)}, offset "
+                              f"{ref.offset}, stride {list(ref.stride)}) needs {need} bytes of "
+                              f"storage {ref.storage.key!r}, which holds {ref.storage.nbytes}",
+                              path=self.path)
+        spec = TensorSpec(name, ref.dtype, tuple(ref.shape))
+        return Tensor(spec, _RecordLoader(self.path, record, ref, name), source=name)
+
+
+def _refuse_non_zip(path: str, head: bytes) -> None:
+    if head.startswith(b"PK\x03\x04"):
+        return
+    if any(m in head[:40] for m in _LEGACY_MAGIC):
+        raise FormatError("legacy (pre-1.6, non-zip) torch.save format is not supported yet; "
+                          "re-save it with torch>=1.6: torch.save(torch.load(f), 'new.pt')",
+                          path=path)
+    if head[257:262] == b"ustar":
+        raise FormatError("tar-based torch.save format (torch<1.0) is not supported; re-save "
+                          "it with torch>=1.6", path=path)
+    raise FormatError(f"not a PyTorch zip checkpoint (starts with {head[:8]!r}, expected a zip "
+                      f"'PK\\x03\\x04')", path=path)
+
+
+def _records(path: str, zf: zipfile.ZipFile, infos, prefix: str) -> dict[str, _Record]:
+    data_dir = f"{prefix}/data/"
+    records = {}
+    file_size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        for info in infos:
+            if not info.filename.startswith(data_dir):
+                continue
+            offset = None
+            # Only a plainly stored, unencrypted member can be read by seeking.
+            if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
+                f.seek(info.header_offset)
+                header = f.read(_LOCAL_HEADER.size)
+                if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+                    raise FormatError(f"record {info.filename!r}: no local zip header at "
+                                      f"{info.header_offset} (corrupt file)", path=path)
+                _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+                offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
+                if offset + info.file_size > file_size:
+                    raise FormatError(f"record {info.filename!r} needs bytes up to "
+                                      f"{offset + info.file_size} but the file has {file_size} "
+                                      f"(truncated?)", path=path)
+            key = info.filename[len(data_dir):]
+            records[key] = _Record(info.filename, info.file_size, offset)
+    return records
+
+
+def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArchive]:
+    """Unpickle `<archive>/data.pkl` (tensors become TensorRefs) and open its records.
+
+    `allow` adds (module, name) -> stand-in entries to ALLOW, for checkpoints that pickle
+    more than tensors (fairseq's argparse.Namespace ...); see formats.pickle.Stub.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        _refuse_non_zip(path, f.read(512))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            prefix = infos[0].filename.split("/")[0] if "/" in infos[0].filename else None
+            if prefix is None:
+                raise FormatError(f"not a PyTorch zip checkpoint: first member "
+                                  f"{infos[0].filename!r} is not inside an archive directory",
+                                  path=path)
+            names = {i.filename for i in infos}
+            if f"{prefix}/constants.pkl" in names or \
+                    any(n.startswith(f"{prefix}/code/") for n in names):
+                raise FormatError("this is a TorchScript archive (torch.jit.save), not a "
+                                  "torch.save checkpoint", path=path)
+            if f"{prefix}/data.pkl" not in names:
+                raise FormatError(f"not a PyTorch zip checkpoint: no {prefix + '/data.pkl'!r} "
+                                  f"(members: {sorted(names)[:5]!r})", path=path)
+            if f"{prefix}/byteorder" in names:
+                order = zf.read(f"{prefix}/byteorder").decode("ascii", "replace")
+                if order != "little":
+                    raise FormatError(f"byteorder {order!r} is not supported, expected 'little'",
+                                      path=path)
+            records = _records(path, zf, infos, prefix)
+            data = zf.read(f"{prefix}/data.pkl")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, IndexError, ValueError,
+            NotImplementedError, struct.error, zlib.error) as e:
+        raise FormatError(f"not a PyTorch zip checkpoint: corrupt or truncated zip ({e})",
+                          path=path) from e
+
+    storages: dict[str, StorageRef] = {}
+
+    def persistent_load(pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise FormatError(f"persistent id {pid!r} is not ('storage', type, key, location, "
+                              f"numel)")
+        _, stype, key, location, numel = pid
+        if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
+                not isinstance(location, str) or type(numel) is not int or numel < 0:
+            raise FormatError(f"persistent id {pid!r} is not ('storage', <torch storage class>, "
+                              f"key: str, location: str, numel: int)")
+        if key not in records:
+            raise FormatError(f"storage key {key!r} has no record {f'{prefix}/data/{key}'!r}")
+        ref = StorageRef(key, stype, location, numel)
+        seen = storages.setdefault(key, ref)
+        if (seen.type, seen.numel) != (ref.type, ref.numel):  # torch.save refuses to write this
+            raise FormatError(f"storage {key!r} is used as both {seen.type.name}[{seen.numel}] "
+                              f"and {ref.type.name}[{ref.numel}]")
+        return seen
+
+    obj = loads(data, path=path, allow={**ALLOW, **(allow or {})},
+                persistent_load=persistent_load)
+    return obj, TorchZipArchive(path, prefix, records)
+
+
+def read(path) -> list[Tensor]:
+    """The tensors of a flat state dict saved by torch.save, lazily, in file order."""
+    obj, archive = load_pickle(path)
+    if not isinstance(obj, dict):
+        raise FormatError(f"top-level object is a {type(obj).__name__}, expected a state dict "
+                          f"(dict of name -> tensor)", path=archive.path)
+    bad = [f"{k!r} ({type(v).__name__})" for k, v in obj.items()
+           if not isinstance(k, str) or not isinstance(v, TensorRef)]
+    if bad:
+        raise FormatError(f"not a flat state dict of tensors: {len(bad)} entries are not "
+                          f"tensors: {', '.join(bad[:10])}{' ...' if len(bad) > 10 else ''} "
+                          f"(a nested training checkpoint needs its own importer)",
+                          path=archive.path)
+    return [archive.tensor(name, ref) for name, ref in obj.items()]
+
+
+def storage_identity(x: Tensor | TensorRef) -> StorageIdentity | None:
+    """(key, dtype, offset, shape, stride) of a TensorRef or of a Tensor read by this module
+    (kept through Tensor.with_spec); None for a Tensor from anywhere else."""
+    if isinstance(x, TensorRef):
+        return x.identity
+    loader = getattr(x, "_loader", None)
+    return loader.ref.identity if isinstance(loader, _RecordLoader) else None
+
+
+def shares_storage(a: Tensor | TensorRef, b: Tensor | TensorRef) -> bool:
+    """True if both were read by this module and are the same bytes viewed the same way."""
+    ident = storage_identity(a)
+    return ident is not None and ident == storage_identity(b)
+
+
+def find_aliases(tensors: Iterable[Tensor]) -> dict[str, str]:
+    """alias name -> name of the first tensor with the same storage identity (tied weights)."""
+    first: dict[StorageIdentity, str] = {}
+    aliases = {}
+    for t in tensors:
+        ident = storage_identity(t)
+        if ident is None:
+            continue
+        target = first.setdefault(ident, t.name)
+        if target != t.name:
+            aliases[t.name] = target
+    return aliases
+
+
+# ---------------------------------------------------------------------------------------
+# Writing: the pickle is emitted opcode by opcode, since pickle.Pickler would need torch's
+# classes to name torch's globals.
+
+class _PickleEmitter:
+    """Protocol 2 opcodes into a bytearray; globals are memoized like pickle.Pickler does."""
+
+    def __init__(self):
+        self.out = bytearray(b"\x80\x02")   # PROTO 2
+        self._memo: dict[tuple[str, str], int] = {}
+
+    def global_(self, module: str, name: str) -> None:
+        idx = self._memo.get((module, name))
+        if idx is not None:
+            self.out += b"h" + bytes([idx]) if idx < 256 else b"j" + struct.pack("<I", idx)
+            return
+        self.out += b"c" + f"{module}\n{name}\n".encode("ascii")
+        idx = self._memo[(module, name)] = len(self._memo)
+        self.out += b"q" + bytes([idx]) if idx < 256 else b"r" + struct.pack("<I", idx)
+
+    def str_(self, s: str) -> None:
+        b = s.encode("utf-8", "surrogatepass")
+        self.out += b"X" + struct.pack("<I", len(b)) + b          # BINUNICODE
+
+    def int_(self, n: int) -> None:
+        if 0 <= n < 0x100:
+            self.out += b"K" + bytes([n])                          # BININT1
+        elif 0 <= n < 0x10000:
+            self.out += b"M" + struct.pack("<H", n)                # BININT2
+        elif -0x80000000 <= n < 0x80000000:
+            self.out += b"J" + struct.pack("<i", n)                # BININT
+        else:
+            b = n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+            self.out += b"\x8a" + bytes([len(b)]) + b              # LONG1
+
+    def tuple_(self, items: Sequence[int]) -> None:
+        if not items:
+            self.out += b")"                                       # EMPTY_TUPLE
+            return
+        if len(items) > 3:
+            self.out += b"("                                       # MARK
+        for n in items:
+            self.int_(n)
+        self.out += {1: b"\x85", 2: b"\x86", 3: b"\x87"}.get(len(items), b"t")
+
+    def empty_ordered_dict(self) -> None:
+        self.global_("collections", "OrderedDict")
+        self.out += b")R"                                          # EMPTY_TUPLE REDUCE
+
+    def tensor(self, spec: TensorSpec, key: str) -> None:
+        """_rebuild_tensor_v2/v3(storage, 0, shape, strides, False, OrderedDict()[, dtype])."""
+        typed = spec.dtype.torch_storage is not None
+        self.global_("torch._utils", "_rebuild_tensor_v2" if typed else "_rebuild_tensor_v3")
+        self.out += b"(("                                          # MARK (args), MARK (pid)
+        self.str_("storage")
+        if typed:
+            self.global_("torch", spec.dtype.torch_storage)
+        else:
+            self.global_("torch.storage", "UntypedStorage")
+        self.str_(key)
+        self.str_("cpu")
+        self.int_(spec.numel if typed else spec.nbytes)           # untyped storages count bytes
+        self.out += b"tQ"                                          # TUPLE BINPERSID
+        self.int_(0)
+        self.tuple_(spec.shape)
+        self.tuple_(_contiguous_strides(spec.shape))
+        self.out += b"\x89"                                        # NEWFALSE: requires_grad
+        self.empty_ordered_dict()                                  # backward_hooks
+        if not typed:
+            self.global_("torch", spec.dtype.torch)
+        self.out += b"tR"                                          # TUPLE REDUCE
+
+    def state_dict(self, entries: Sequence[tuple[TensorSpec, str]]) -> bytes:
+        self.empty_ordered_dict()
+        for i in range(0, len(entries), 1000):                     # pickle's batch size
+            self.out += b"("
+            for spec, key in entries[i:i + 1000]:
+                self.str_(spec.name)
+                self.tensor(spec, key)
+            self.out += b"u"                                       # SETITEMS
+        return bytes(self.out + b".")                              # STOP
+
+
+def _archive_name(path: str) -> str:
+    # As torch's basename(): drop directories and the last extension; "" -> "archive".
+    base = os.path.basename(path)
+    if "." in base:
+        base = base[:base.rindex(".")]
+    return base or "archive"
+
+
+class TorchZipWriter:
+    """Streams a torch.save-compatible zip: `write(name, array)` each spec in order, `close()`.
+
+    `aliases` (alias -> target) become extra state-dict entries on the target's storage,
+    as torch.save writes tied weights. An alias may also appear in `specs` to fix its place
+    in the dict (it is never written); otherwise it follows all specs. The pickle is written
+    first, so only one tensor is ever in memory. Use as a context manager: an exception
+    inside the block removes the partial file.
+    """
+
+    def __init__(self, path, specs: Sequence[TensorSpec], aliases: Mapping[str, str] | None = None):
+        self.path = os.fspath(path)
+        aliases = dict(aliases or {})
+        by_name: dict[str, TensorSpec] = {}
+        problems = []
+        for spec in specs:
+            if spec.name in by_name:
+                problems.append(f"{spec.name!r} is listed twice")
+            by_name[spec.name] = spec
+        self._pending = [s for s in specs if s.name not in aliases]
+        keys = {s.name: str(i) for i, s in enumerate(self._pending)}
+        for alias, target in aliases.items():
+            if target not in keys:
+                why = " (it is itself an alias)" if target in aliases else ""
+                problems.append(f"alias {alias!r} -> {target!r}: the target is not a tensor "
+                                f"to write{why}")
+            elif alias in by_name and (by_name[alias].dtype, by_name[alias].shape) != \
+                    (by_name[target].dtype, by_name[target].shape):
+                problems.append(f"alias {alias!r} is {by_name[alias].dtype} "
+                                f"{list(by_name[alias].shape)} but its target {target!r} is "
+                                f"{by_name[target].dtype} {list(by_name[target].shape)}")
+        if problems:
+            raise UsageError(f"cannot write {self.path!r}: " + "; ".join(problems))
+
+        # Dict order: specs as given (aliases in place), then aliases not among them.
+        order = [s.name for s in specs] + [a for a in aliases if a not in by_name]
+        entries = [(TensorSpec(name, by_name[aliases.get(name, name)].dtype,
+                               by_name[aliases.get(name, name)].shape),
+                    keys[aliases.get(name, name)]) for name in order]
+        self._keys = keys
+        self._next = 0
+        self._prefix = _archive_name(self.path)
+        self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self._member("data.pkl", _PickleEmitter().state_dict(entries))
+        self._member(".format_version", b"1")
+        self._member(".storage_alignment", str(ALIGNMENT).encode())
+        self._member("byteorder", b"little")
+
+    def _open(self, name: str, size: int):
+        """A write handle for member `<archive>/<name>` whose data starts 64-byte aligned."""
+        info = zipfile.ZipInfo(f"{self._prefix}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_STORED
+        info.file_size = size
+        # zipfile's own zip64 rule, repeated so we know the local header's length in advance.
+        zip64 = size * 1.05 > zipfile.ZIP64_LIMIT
+        header = (_LOCAL_HEADER.size + len(info.filename.encode("utf-8")) + 4
+                  + (_ZIP64_EXTRA if zip64 else 0))
+        pad = -(self._zip.start_dir + header) % ALIGNMENT
+        info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad   # torch's padding field
+        handle = self._zip.open(info, "w", force_zip64=zip64)
+        if self._zip.fp.tell() % ALIGNMENT:  # zipfile changed its header layout
+            raise RuntimeError(f"irconv bug: member {info.filename!r} data is not "
+                               f"{ALIGNMENT}-byte aligned")
+        return handle
+
+    def _member(self, name: str, data: bytes) -> None:
+        with self._open(name, len(data)) as f:
+            f.write(data)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Write the next tensor's bytes; refuses names out of order and mismatched arrays."""
+        if self._zip is None:
+            raise UsageError(f"{self.path}: write({name!r}) after close()")
+        if self._next >= len(self._pending):
+            raise UsageError(f"{self.path}: write({name!r}) but every tensor is already written")
+        spec = self._pending[self._next]
+        if name != spec.name:
+            raise UsageError(f"{self.path}: write({name!r}) out of order: expected {spec.name!r} "
+                             f"(tensor {self._next + 1} of {len(self._pending)})")
+        array = np.asarray(array)
+        if array.dtype != spec.dtype.numpy or tuple(array.shape) != spec.shape:
+            raise UsageError(f"{self.path}: tensor {name!r} was declared {spec.dtype} "
+                             f"{list(spec.shape)} but write() got {array.dtype} "
+                             f"{list(array.shape)}")
+        flat = as_bytes(array)
+        with self._open(f"data/{self._keys[name]}", flat.nbytes) as f:
+            f.write(flat.data)
+        self._next += 1
+
+    def close(self) -> None:
+        """Finish the archive; refuses (and leaves it unfinished) if a tensor was never written."""
+        if self._zip is None:
+            return
+        missing = [s.name for s in self._pending[self._next:]]
+        if missing:
+            more = " ..." if len(missing) > 10 else ""
+            raise UsageError(f"{self.path}: {len(missing)} tensors were never written: "
+                             f"{', '.join(map(repr, missing[:10]))}{more}")
+        self._member("version", b"3\n")
+        self._zip.close()
+        self._zip = None
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file."""
+        if self._zip is None:
+            return
+        zf, self._zip = self._zip, None
+        try:
+            zf.close()
+        finally:
+            os.remove(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            self.abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
