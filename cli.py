@@ -1,0 +1,275 @@
+"""The `irconv` command line. Every verb is a thin wrapper over the Python API."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from . import __version__, detect_format
+from .exporters import EXPORTERS, ExportOptions
+from .importers import IMPORTERS
+from .importers.base import read_json
+from .ir.checkpoint import Checkpoint
+from .ir.errors import IrconvError, UsageError
+from .ir.stream import read_stream, write_stream
+from .models import FAMILIES
+
+
+class Progress:
+    """A one-line progress meter on stderr; silent when stderr is not a terminal or --quiet."""
+
+    def __init__(self, label: str, ckpt: Checkpoint, enabled: bool):
+        self.label, self.enabled = label, enabled and sys.stderr.isatty()
+        self.count, self.total_count = 0, len(ckpt)
+        self.done, self.total = 0, ckpt.nbytes
+
+    def __call__(self, tensor) -> None:
+        self.count += 1
+        self.done += tensor.nbytes
+        if self.enabled:
+            sys.stderr.write(f"\r{self.label}: {self.count}/{self.total_count} tensors, "
+                             f"{self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled and self.count:
+            sys.stderr.write("\n")
+
+
+def _notes(ckpt: Checkpoint, quiet: bool) -> None:
+    if not quiet:
+        for note in ckpt.source.get("notes", ()):
+            print(f"irconv: note: {note}", file=sys.stderr)
+
+
+def _config_arg(args) -> dict | None:
+    return read_json(Path(args.config)) if getattr(args, "config", None) else None
+
+
+def _load(args) -> Checkpoint:
+    if args.src == "-":
+        return read_stream(sys.stdin.buffer, "<stdin>")
+    fmt = args.from_ or detect_format(args.src)
+    return IMPORTERS.get(fmt).load(Path(args.src), model=args.model, view=args.view,
+                                   config=_config_arg(args))
+
+
+def _export_options(args) -> ExportOptions:
+    from .formats.sharding import parse_size
+    return ExportOptions(bin=args.bin, force=args.force,
+                         max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None)
+
+
+def _save(args, ckpt: Checkpoint, fmt: str) -> None:
+    exporter = EXPORTERS.get(fmt)
+    progress = Progress(f"export {fmt}", ckpt, not args.quiet)
+    try:
+        exporter.save(ckpt, Path(args.out), _export_options(args), progress)
+    finally:
+        progress.finish()
+
+
+# ---------------------------------------------------------------- verbs
+
+
+def cmd_import(args) -> None:
+    importer = IMPORTERS.get(args.format)
+    if args.output is None and sys.stdout.isatty():
+        raise UsageError("refusing to write a binary IR stream to a terminal; "
+                         "pipe it (| irconv export ...) or pass -o FILE")
+    ckpt = importer.load(Path(args.src), model=args.model, view=args.view, config=_config_arg(args))
+    _notes(ckpt, args.quiet)
+    progress = Progress(f"import {args.format}", ckpt, not args.quiet)
+    try:
+        if args.output is None:
+            write_stream(ckpt, sys.stdout.buffer, progress=progress)
+        else:
+            out = Path(args.output)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.irconv-", dir=out.parent if str(out.parent) else ".")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    write_stream(ckpt, f, progress=progress)
+                os.replace(tmp, out)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    finally:
+        progress.finish()
+
+
+def cmd_export(args) -> None:
+    EXPORTERS.get(args.format)
+    if args.input is None:
+        if sys.stdin.isatty():
+            raise UsageError("expected an IR stream on stdin (irconv import ... | irconv export ...) "
+                             "or -i FILE")
+        ckpt = read_stream(sys.stdin.buffer, "<stdin>")
+        _save(args, ckpt, args.format)
+    else:
+        with open(args.input, "rb") as f:
+            _save(args, read_stream(f, args.input), args.format)
+
+
+def cmd_convert(args) -> None:
+    EXPORTERS.get(args.to)
+    ckpt = _load(args)
+    _notes(ckpt, args.quiet)
+    _save(args, ckpt, args.to)
+
+
+def cmd_ls(args) -> None:
+    ckpt = _load(args)
+    src = ckpt.source
+    print(f"# family {ckpt.family}, format {src.get('format', 'stream')}, view {src.get('view', '-')}, "
+          f"{len(ckpt)} tensors, {ckpt.nbytes:,} bytes"
+          + (f", architectures {', '.join(ckpt.config['architectures'])}" if ckpt.config.get("architectures") else ""))
+    rows = [(name, t.source, t.dtype.name, "x".join(map(str, t.shape)) or "scalar",
+             ",".join(t.axes) if t.axes else "-") for name, t in ckpt.tensors.items()]
+    rows += [(alias, f"(tied to {target})", "", "", "") for alias, target in ckpt.aliases.items()]
+    rows += [("(skipped)", raw, "", "", "") for raw in src.get("skipped", ())]
+    widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
+    if args.src == "-":
+        ckpt.close()
+
+
+def cmd_diff(args) -> None:
+    """Compare two checkpoints in canonical space; exit 1 when they differ (like diff)."""
+    import numpy as np
+    from .ir.tensor import as_bytes
+    a = IMPORTERS.get(args.from_ or detect_format(args.a)).load(Path(args.a), model=args.model, view=args.view)
+    b = IMPORTERS.get(args.from_ or detect_format(args.b)).load(Path(args.b), model=args.model, view=args.view)
+    differ = 0
+    for name in sorted(set(a.tensors) ^ set(b.tensors)):
+        print(f"only in {args.a if name in a.tensors else args.b}: {name}")
+        differ += 1
+    for name in [n for n in a.tensors if n in b.tensors]:
+        ta, tb = a.tensors[name], b.tensors[name]
+        if ta.spec.dtype != tb.spec.dtype or ta.shape != tb.shape:
+            print(f"{name}: {ta.dtype} {list(ta.shape)} vs {tb.dtype} {list(tb.shape)}")
+            differ += 1
+            continue
+        xa, xb = ta.load(), tb.load()
+        if not np.array_equal(as_bytes(xa), as_bytes(xb)):
+            delta = np.max(np.abs(xa.astype(np.float64) - xb.astype(np.float64))) if xa.size else 0.0
+            print(f"{name}: values differ (max abs diff {delta:.3g})")
+            differ += 1
+    if a.aliases != b.aliases:
+        print(f"tied names differ: {a.aliases} vs {b.aliases}")
+        differ += 1
+    print(f"{'identical' if not differ else f'{differ} difference(s)'}: {len(a)} vs {len(b)} tensors "
+          f"({a.family} {a.source.get('format')} vs {b.family} {b.source.get('format')})")
+    if differ:
+        raise SystemExit(1)
+
+
+def cmd_formats(args) -> None:
+    for name in sorted(set(IMPORTERS.names()) | set(EXPORTERS.names())):
+        direction = "in " if name in IMPORTERS else "   "
+        direction += "out" if name in EXPORTERS else "   "
+        desc = (IMPORTERS.get(name) if name in IMPORTERS else EXPORTERS.get(name)).description
+        print(f"{name:10} {direction}  {desc}")
+
+
+def cmd_models(args) -> None:
+    for fam in FAMILIES:
+        print(f"{fam.name:14} views: {', '.join(fam.views):20} {fam.description}")
+        print(f"{'':14} classes: {', '.join(fam.architectures)}")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="irconv", description="Convert trained model weights between "
+                                "frameworks through one canonical IR.")
+    p.add_argument("--version", action="version", version=f"irconv {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
+    common.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("--model", help="model family, when the input does not say (see `irconv models`)")
+    source.add_argument("--view", help="naming convention of the input, when not the format's default")
+    source.add_argument("--config", help="JSON config for a bare weights file (HF config.json form)")
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
+    target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
+    target.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    s = sub.add_parser("import", parents=[common, source], help="read a checkpoint, write the IR stream")
+    s.add_argument("format", help=f"input format ({', '.join(IMPORTERS.names())})")
+    s.add_argument("src")
+    s.add_argument("-o", "--output", help="write the stream to FILE instead of stdout")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export", parents=[common, target], help="read the IR stream, write a checkpoint")
+    s.add_argument("format", help=f"output format ({', '.join(EXPORTERS.names())})")
+    s.add_argument("out")
+    s.add_argument("-i", "--input", help="read the stream from FILE instead of stdin")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("convert", parents=[common, source, target], help="import and export in one process")
+    s.add_argument("src")
+    s.add_argument("out")
+    s.add_argument("--to", required=True, help=f"output format ({', '.join(EXPORTERS.names())})")
+    s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("ls", parents=[common, source], help="list tensors: canonical name, source name, "
+                       "dtype, shape, axes ('-' reads an IR stream)")
+    s.add_argument("src")
+    s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
+    s.set_defaults(func=cmd_ls)
+
+    s = sub.add_parser("diff", parents=[common, source], help="compare two checkpoints tensor by tensor in "
+                       "canonical space (exit 1 if they differ)")
+    s.add_argument("a")
+    s.add_argument("b")
+    s.add_argument("--from", dest="from_", help="input format of both (detected when omitted)")
+    s.set_defaults(func=cmd_diff)
+
+    s = sub.add_parser("formats", parents=[common], help="list file formats")
+    s.set_defaults(func=cmd_formats)
+    s = sub.add_parser("models", parents=[common], help="list model families and their views")
+    s.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except IrconvError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"irconv: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(exc, BrokenPipeError):
+            # The reader went away (`| head`, or a failed export that said why itself).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if args.verb == "import":
+                print("irconv: error: the stream's reader closed the pipe early", file=sys.stderr)
+                return 2
+            return 0
+        else:
+            print(f"irconv: error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}",
+                  file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("irconv: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
+        if args.debug:
+            traceback.print_exc()
+        print(f"irconv: internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)",
+              file=sys.stderr)
+        return 1
+    return 0

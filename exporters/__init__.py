@@ -1,0 +1,9 @@
+"""Exporters, one module per target format, registered by format key."""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Exporter, ExportOptions
+from .pt import PtExporter
+
+EXPORTERS: Registry[Exporter] = Registry("output format")
+EXPORTERS.add("pt", PtExporter())

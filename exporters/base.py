@@ -1,0 +1,74 @@
+"""What every exporter shares: the contract, options, atomic output."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import OutputExistsError, UsageError
+from ..ir.tensor import Tensor
+
+
+@dataclass
+class ExportOptions:
+    bin: bool = False                   # pt: pytorch_model.bin instead of model.safetensors
+    max_shard_size: int | None = None   # bytes; None = one file
+    force: bool = False                 # replace an existing output
+
+
+Progress = Callable[[Tensor], None]
+
+
+class Exporter:
+    """Writes a canonical Checkpoint in one format. Subclasses set `name`."""
+    name: str = ""
+    description: str = ""
+    supports_bin: bool = False
+
+    def save(self, ckpt: Checkpoint, out: Path, options: ExportOptions,
+             progress: Progress | None = None) -> None:
+        if options.bin and not self.supports_bin:
+            raise UsageError(f"--bin is not an option of the {self.name!r} format")
+        with atomic_directory(out, options.force) as tmp:
+            self.write(ckpt, tmp, options, progress or (lambda t: None))
+            ckpt.close()     # a stream is verified to its trailer before the output appears
+
+    def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def atomic_directory(out: Path, force: bool):
+    """Yield a temporary sibling of `out`; rename it to `out` only if the body succeeds."""
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not force:
+            raise OutputExistsError(f"{out} already exists; pass --force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{out}: parent directory {str(parent)!r} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.irconv-", dir=parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            old = out.with_name(f".{out.name}.irconv-old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,58 @@
+"""HF PyTorch: config.json + model.safetensors (default) or pytorch_model.bin (--bin),
+sharded with an HF index above --max-shard-size."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..formats import safetensors, sharding, torchzip
+from ..ir.checkpoint import Checkpoint
+from ..models import FAMILIES
+from .base import Exporter, ExportOptions, Progress
+
+
+def write_config(ckpt: Checkpoint, directory: Path, name: str = "config.json") -> None:
+    config = dict(ckpt.config)
+    config.setdefault("model_type", FAMILIES.get(ckpt.family).model_types[0])
+    with open(directory / name, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+class PtExporter(Exporter):
+    name = "pt"
+    description = "HF PyTorch directory: config.json + model.safetensors, or pytorch_model.bin with --bin"
+    supports_bin = True
+
+    def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
+        family = FAMILIES.get(ckpt.family)
+        tensors, aliases = family.view("pt").from_canonical(ckpt, str(tmp))
+        write_config(ckpt, tmp)
+        if options.bin:
+            # torch.save keeps tied names as views of one storage; so do we.
+            stem, ext = "pytorch_model", ".bin"
+        else:
+            # HF drops tied copies from safetensors files; from_pretrained re-ties them.
+            stem, ext, aliases = "model", ".safetensors", {}
+        specs = [t.spec for t in tensors]
+        shards = sharding.plan_shards(specs, options.max_shard_size) if options.max_shard_size else [specs]
+        names = sharding.shard_names(stem, ext, len(shards))
+        shard_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+        writers = {}
+        for n, shard in enumerate(shards):
+            path = tmp / names[n]
+            if options.bin:
+                shard_aliases = {a: t for a, t in aliases.items() if shard_of[t] == names[n]}
+                writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
+            else:
+                writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
+        for t in tensors:
+            writers[shard_of[t.name]].write(t.name, t.load())
+            progress(t)
+        for w in writers.values():
+            w.close()
+        if len(shards) > 1:
+            weight_map = dict(shard_of)
+            weight_map.update({a: shard_of[t] for a, t in aliases.items()})
+            sharding.write_index(tmp / f"{stem}{ext}.index.json", weight_map,
+                                 sum(s.nbytes for s in specs))

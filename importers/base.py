@@ -1,0 +1,66 @@
+"""What every importer shares: the contract, config loading, family resolution."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import FormatError, UsageError
+from ..ir.tensor import Tensor
+from ..models import FAMILIES, family_for_model_type
+from ..models.engine import Family
+
+
+class Importer:
+    """Lifts one file format into a canonical Checkpoint. Subclasses set `name`."""
+    name: str = ""
+    description: str = ""
+
+    def detect(self, path: Path) -> bool:
+        """Cheap check (names, magic bytes) that `path` is in this format."""
+        raise NotImplementedError
+
+    def load(self, path: Path, *, model: str | None = None, view: str | None = None,
+             config: dict | None = None) -> Checkpoint:
+        raise NotImplementedError
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"cannot read JSON: {exc}", path=str(path)) from None
+    if not isinstance(data, dict):
+        raise FormatError("expected a JSON object", path=str(path))
+    return data
+
+
+def require_exists(path: Path) -> Path:
+    if not os.path.exists(path):
+        raise FormatError("no such file or directory", path=str(path))
+    return path
+
+
+def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], view: str,
+                   where: str) -> Family:
+    """--model wins; then config.json's model_type; then the family whose view places most names."""
+    if model:
+        return FAMILIES.get(model)
+    if config and config.get("model_type"):
+        return family_for_model_type(config["model_type"])
+    best, best_score = None, 0
+    for fam in FAMILIES:
+        if view not in fam.views:
+            continue
+        fv = fam.view(view)
+        prefixed = bool(fv.base_prefix) and any(t.name.startswith(fv.base_prefix) for t in raw)
+        score = sum(1 for t in raw if fv.canonical_name(t.name, prefixed))
+        if score > best_score:
+            best, best_score = fam, score
+    if best is None or best_score * 2 < len(raw):
+        raise UsageError(f"{where}: cannot tell which model family this is (no config.json model_type, "
+                         f"and no family's {view!r} names fit); pass --model "
+                         f"({', '.join(FAMILIES.names())})")
+    return best

@@ -1,0 +1,84 @@
+"""HF PyTorch: a model directory (config.json + model.safetensors / pytorch_model.bin,
+sharded or not) or a bare weights file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..formats import safetensors, sharding, torchzip
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import FormatError
+from ..ir.tensor import Tensor
+from .base import Importer, read_json, require_exists, resolve_family
+
+# In the order HF's from_pretrained prefers them.
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _read_file(path: Path) -> tuple[list[Tensor], dict]:
+    """Raw tensors of one weights file (the codec is chosen by content, not by suffix)."""
+    if _is_zip(path):
+        return torchzip.read(path), {"codec": "torchzip"}
+    if not safetensors.looks_like(path):
+        raise FormatError("not a model weights file (expected a PyTorch checkpoint or safetensors)",
+                          path=str(path))
+    return safetensors.read(path), {"codec": "safetensors"}
+
+
+def read_weights(path: Path) -> tuple[list[Tensor], list[str], object]:
+    """Raw tensors, the files they came from, and a `shares_storage(a, b)` hint."""
+    if path.name.endswith(".index.json"):
+        shard_of = sharding.read_index(path)
+        raw, files, seen = [], [], set()
+        for shard in dict.fromkeys(shard_of.values()):
+            tensors, _ = _read_file(shard)
+            files.append(shard.name)
+            for t in tensors:
+                if t.name in seen:
+                    raise FormatError(f"tensor {t.name!r} appears in two shards", path=str(shard))
+                seen.add(t.name)
+                raw.append(t)
+        return raw, files, torchzip.shares_storage
+    return _read_file(path)[0], [path.name], torchzip.shares_storage
+
+
+def find_weights(directory: Path) -> Path:
+    for name in WEIGHT_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    raise FormatError(f"no weights file here (looked for {', '.join(WEIGHT_FILES)})", path=str(directory))
+
+
+class PtImporter(Importer):
+    name = "pt"
+    description = "HF PyTorch: model.safetensors or pytorch_model.bin (+ sharded .index.json)"
+
+    def detect(self, path: Path) -> bool:
+        if path.is_dir():
+            return any((path / n).is_file() for n in WEIGHT_FILES)
+        return path.suffix in (".safetensors", ".bin", ".pt", ".pth") or path.name.endswith(
+            (".safetensors.index.json", ".bin.index.json"))
+
+    def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
+        path = require_exists(Path(path))
+        if path.is_dir():
+            weights = find_weights(path)
+            if config is None and (path / "config.json").is_file():
+                config = read_json(path / "config.json")
+        else:
+            weights = path
+        raw, files, shares = read_weights(weights)
+        if not raw:
+            raise FormatError("holds no tensors", path=str(weights))
+        view = view or "pt"
+        family = resolve_family(model, config, raw, view, str(path))
+        by_name = {t.name: t for t in raw}
+        ckpt = family.view(view).to_canonical(
+            raw, config, str(path), tied_hint=lambda a, b: shares(by_name[a], by_name[b]))
+        ckpt.source.update({"format": self.name, "files": files})
+        return ckpt

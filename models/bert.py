@@ -1,0 +1,95 @@
+"""BERT (google-research/bert; HF BertModel and its heads).
+
+Canonical names are framework-neutral; the "pt" view is HF PyTorch. The encoder layer is
+declared once here and reused by the families built on BERT's encoder.
+"""
+from __future__ import annotations
+
+from .engine import Block, Family, embedding, linear, norm, param
+
+
+def encoder_layer(**prefixes) -> Block:
+    """One post-LN transformer encoder layer, BERT naming (shared by BERT-like families)."""
+    return Block.of("encoder.layers.{i}", [
+        linear("attn.q", pt="attention.self.query"),
+        linear("attn.k", pt="attention.self.key"),
+        linear("attn.v", pt="attention.self.value"),
+        linear("attn.out", pt="attention.output.dense"),
+        norm("attn.norm", pt="attention.output.LayerNorm"),
+        linear("ffn.up", pt="intermediate.dense"),
+        linear("ffn.down", pt="output.dense"),
+        norm("ffn.norm", pt="output.LayerNorm"),
+    ], repeat="num_hidden_layers", **prefixes)
+
+
+EMBEDDINGS = Block.of("embeddings", [
+    embedding("word", pt="word_embeddings"),
+    embedding("position", pt="position_embeddings"),
+    embedding("token_type", pt="token_type_embeddings"),
+    norm("norm", pt="LayerNorm"),
+], pt="embeddings")
+
+POOLER = Block.of("pooler", [linear("dense", pt="dense")], role="pooler", pt="pooler")
+
+# The MLM head: HF ties its decoder to the word embeddings (unless tie_word_embeddings is
+# false) and its decoder bias to the head's own bias, always.
+MLM_HEAD = Block.of("heads.mlm", [
+    linear("transform.dense", pt="transform.dense"),
+    norm("transform.norm", pt="transform.LayerNorm"),
+    param("bias", ("rows",), pt="bias"),
+    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
+    param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
+], role="mlm", base=False, pt="cls.predictions")
+
+NSP_HEAD = Block.of("heads.nsp", [linear("dense", pt="")], role="nsp", base=False, pt="cls.seq_relationship")
+CLASSIFIER_HEAD = Block.of("heads.classifier", [linear("dense", pt="")], role="classifier", base=False,
+                           pt="classifier")
+QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs")
+
+
+def infer_bert_config(specs, counts) -> tuple[dict, list[str]]:
+    """HF BertConfig fields from tensor shapes, for a weights file that came without one."""
+    word = specs["embeddings.word.weight"].shape
+    hidden = word[1]
+    config = {
+        "model_type": "bert",
+        "vocab_size": word[0],
+        "hidden_size": hidden,
+        "num_hidden_layers": counts.get("num_hidden_layers", 0),
+        "intermediate_size": specs["encoder.layers.0.ffn.up.weight"].shape[0]
+        if "encoder.layers.0.ffn.up.weight" in specs else 4 * hidden,
+        "max_position_embeddings": specs["embeddings.position.weight"].shape[0],
+        "type_vocab_size": specs["embeddings.token_type.weight"].shape[0],
+        # Attention heads leave no trace in the shapes: BERT's releases all use 64 per head.
+        "num_attention_heads": max(1, hidden // 64),
+    }
+    if "heads.classifier.dense.weight" in specs:
+        config["num_labels"] = specs["heads.classifier.dense.weight"].shape[0]
+    notes = [f"no config given: inferred from tensor shapes; num_attention_heads={config['num_attention_heads']} "
+             "is a guess (64 per head), pass --config to set it"]
+    return config, notes
+
+
+def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, description: str,
+              heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD)) -> Family:
+    """A family with BERT's embeddings/encoder/pooler under `base.` (roberta, electra, ...)."""
+    return Family(
+        name=name, model_types=model_types,
+        blocks=(EMBEDDINGS, encoder_layer(pt="encoder.layer.{i}"), POOLER, *heads),
+        base_prefix={"pt": f"{base}."},
+        architectures={
+            f"{classes}Model": frozenset({"pooler"}),
+            f"{classes}ForPreTraining": frozenset({"pooler", "mlm", "nsp"}),
+            f"{classes}ForMaskedLM": frozenset({"mlm"}),
+            f"{classes}ForSequenceClassification": frozenset({"pooler", "classifier"}),
+            f"{classes}ForQuestionAnswering": frozenset({"qa"}),
+        },
+        base_architecture=f"{classes}Model",
+        infer_config=infer_bert_config,
+        # Buffers older transformers saved with the weights; they carry no learned values.
+        ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$")},
+        description=description,
+    )
+
+
+BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)")

@@ -1,0 +1,414 @@
+"""The descriptor engine: families are data, this module turns them into name mappings.
+
+A family is a list of Blocks; a Block is a list of Params (one canonical tensor each) with
+a canonical name prefix and, per view, the raw prefix; a Param gives its canonical name and
+axes and, per view, the raw name and the axes that view stores. A view is a naming
+convention ("pt" = HF PyTorch, "tf2" = HF TF2/Keras, "tf1" = the original TF release, ...).
+
+The engine compiles every template to a matcher and maps raw names to canonical names and
+back. Before any byte moves it reports, in one error, every raw tensor it could not place
+and every required canonical tensor that is missing. Layout changes are never written per
+tensor: the view's axes and the canonical axes name them, ir.layout computes the move.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import MappingError, UsageError
+from ..ir.layout import Axes, relayout
+from ..ir.tensor import Tensor, TensorSpec
+
+# --------------------------------------------------------------------------- spelling styles
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a framework spells the parameters of its common modules."""
+    sep: str
+    kernel: str
+    kernel_axes: Axes
+    bias: str
+    norm_weight: str
+    norm_bias: str
+    embedding: str
+
+
+PT_STYLE = Style(".", "weight", ("out", "in"), "bias", "weight", "bias", "weight")
+TF_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "embeddings")
+
+# Every view a family may declare, and the style its module helpers use.
+VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF_STYLE}
+
+
+@dataclass(frozen=True)
+class Spelling:
+    template: str            # raw name relative to the block's raw prefix; may use {i}
+    axes: Axes | None = None  # storage axes in this view; None = the canonical axes
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str                              # canonical, relative to the block
+    axes: Axes                             # canonical axes (HF PyTorch storage order)
+    spellings: Mapping[str, Spelling]
+    tied_to: str | None = None             # canonical name it shares when the model ties it
+    tie_key: str | None = "tie_word_embeddings"   # config flag deciding the tie (default
+                                                  # true); None = always tied
+
+
+def _as_spelling(value) -> Spelling:
+    if isinstance(value, Spelling):
+        return value
+    if isinstance(value, tuple):
+        return Spelling(value[0], tuple(value[1]))
+    return Spelling(value)
+
+
+def param(name: str, axes: Axes, *, tied_to: str | None = None, tie_key: str | None = "tie_word_embeddings",
+          **views) -> list[Param]:
+    """One canonical tensor: `view="raw.name"` or `view=("raw/name", axes)` per view."""
+    return [Param(name, tuple(axes), {v: _as_spelling(s) for v, s in views.items()}, tied_to, tie_key)]
+
+
+def _module(name: str, leaves, **views) -> list[Param]:
+    """Params of one module: `leaves` is [(canonical leaf, canonical axes, style -> (leaf, axes))]."""
+    out = []
+    for leaf, axes, spell in leaves:
+        spellings = {}
+        for view, path in views.items():
+            style = VIEW_STYLES[view]
+            raw_leaf, raw_axes = spell(style)
+            spellings[view] = Spelling(f"{path}{style.sep}{raw_leaf}" if path else raw_leaf,
+                                       None if raw_axes == axes else raw_axes)
+        out.append(Param(f"{name}.{leaf}", axes, spellings))
+    return out
+
+
+def linear(name: str, bias: bool = True, **views) -> list[Param]:
+    """A dense layer: PyTorch (out, in) weight, TF (in, out) kernel, plus bias."""
+    leaves = [("weight", ("out", "in"), lambda s: (s.kernel, s.kernel_axes))]
+    if bias:
+        leaves.append(("bias", ("out",), lambda s: (s.bias, ("out",))))
+    return _module(name, leaves, **views)
+
+
+def norm(name: str, **views) -> list[Param]:
+    """A LayerNorm: weight/bias in PyTorch, gamma/beta in TF."""
+    return _module(name, [("weight", ("hidden",), lambda s: (s.norm_weight, ("hidden",))),
+                          ("bias", ("hidden",), lambda s: (s.norm_bias, ("hidden",)))], **views)
+
+
+def embedding(name: str, **views) -> list[Param]:
+    """An embedding table (rows, hidden), same layout everywhere."""
+    return _module(name, [("weight", ("rows", "hidden"), lambda s: (s.embedding, ("rows", "hidden")))],
+                   **views)
+
+
+@dataclass(frozen=True)
+class Block:
+    """Params sharing a canonical prefix; `repeat` names the config key of its count ({i})."""
+    name: str
+    params: tuple[Param, ...]
+    prefixes: Mapping[str, str]         # view -> raw prefix template
+    repeat: str | None = None
+    role: str | None = None             # None = required; else an optional part (a head)
+    base: bool = True                   # under the family's base-model prefix ("bert.")
+
+    @staticmethod
+    def of(name: str, params: Iterable[Iterable[Param]], *, repeat=None, role=None, base=True,
+           **prefixes) -> "Block":
+        return Block(name, tuple(p for group in params for p in group), prefixes, repeat, role, base)
+
+
+# --------------------------------------------------------------------------- families
+
+
+@dataclass
+class Family:
+    name: str
+    model_types: tuple[str, ...]          # config.json model_type values
+    blocks: tuple[Block, ...]
+    base_prefix: Mapping[str, str]        # view -> prefix of the base model when heads exist
+    architectures: Mapping[str, frozenset[str]]   # HF class -> roles it has
+    base_architecture: str                # the class whose names have no base prefix
+    infer_config: Callable[[dict[str, TensorSpec], dict[str, int]], tuple[dict, list[str]]]
+    ignore: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # view -> regexes
+    description: str = ""
+
+    def __post_init__(self):
+        self._views: dict[str, FamilyView] = {}
+
+    @property
+    def views(self) -> list[str]:
+        """Views in which every param of the family is spelled."""
+        names = set(VIEW_STYLES)
+        for block in self.blocks:
+            names &= set(block.prefixes)
+            for p in block.params:
+                names &= set(p.spellings)
+        return sorted(names)
+
+    def view(self, name: str) -> "FamilyView":
+        if name not in self.views:
+            raise UsageError(f"family {self.name!r} has no {name!r} view; it has {', '.join(self.views)}")
+        if name not in self._views:
+            self._views[name] = FamilyView(self, name)
+        return self._views[name]
+
+    def roles(self) -> list[str]:
+        return sorted({b.role for b in self.blocks if b.role})
+
+    def architecture_for(self, roles: Iterable[str]) -> str | None:
+        roles = frozenset(roles)
+        for arch, arch_roles in self.architectures.items():
+            if arch_roles == roles:
+                return arch
+        return None
+
+
+# --------------------------------------------------------------------------- matching
+
+_INDEX = re.compile(r"\{(\w+)\}")
+
+
+def _shape_key(name: str) -> str:
+    """Names that differ only in their numbers share a key: lookups are O(1) per name."""
+    return re.sub(r"\d+", "#", name)
+
+
+class _Matcher:
+    """Maps concrete names to (payload, indices) for a set of templates."""
+
+    def __init__(self):
+        self._by_key: dict[str, list[tuple[re.Pattern, object]]] = {}
+
+    def add(self, template: str, payload) -> None:
+        pattern = "".join(
+            f"(?P<{part}>\\d+)" if n % 2 else re.escape(part)
+            for n, part in enumerate(_INDEX.split(template)))
+        key = _shape_key(_INDEX.sub("0", template))
+        bucket = self._by_key.setdefault(key, [])
+        for other, other_payload in bucket:
+            if other.pattern == f"^{pattern}$":
+                raise ValueError(f"template {template!r} declared twice ({other_payload} and {payload})")
+        bucket.append((re.compile(f"^{pattern}$"), payload))
+
+    def match(self, name: str):
+        for regex, payload in self._by_key.get(_shape_key(name), ()):
+            m = regex.match(name)
+            if m:
+                return payload, {k: int(v) for k, v in m.groupdict().items()}
+        return None
+
+
+@dataclass(frozen=True)
+class _Entry:
+    block: Block
+    param: Param
+    canonical: str      # full canonical template
+    raw: str            # full raw template, without the family's base prefix
+    raw_axes: Axes
+
+
+def _join(prefix: str, name: str, sep: str) -> str:
+    return f"{prefix}{sep}{name}" if prefix else name
+
+
+class FamilyView:
+    def __init__(self, family: Family, view: str):
+        self.family, self.view = family, view
+        self.sep = VIEW_STYLES[view].sep
+        self.base_prefix = family.base_prefix.get(view, "")
+        self.entries: list[_Entry] = []
+        self._raw = _Matcher()
+        self._canonical = _Matcher()
+        for block in family.blocks:
+            for p in block.params:
+                spelling = p.spellings[view]
+                entry = _Entry(block, p, _join(block.name, p.name, "."),
+                               _join(block.prefixes[view], spelling.template, self.sep),
+                               spelling.axes or p.axes)
+                self.entries.append(entry)
+                self._raw.add(entry.raw, entry)
+                self._canonical.add(entry.canonical, entry)
+        self._ignore = [re.compile(p) for p in family.ignore.get(view, ())]
+
+    # ---- names
+
+    def raw_name(self, canonical: str, prefixed: bool) -> str | None:
+        hit = self._canonical.match(canonical)
+        if hit is None:
+            return None
+        entry, idx = hit
+        raw = entry.raw.format(**idx)
+        return self.base_prefix + raw if prefixed and entry.block.base and self.base_prefix else raw
+
+    def canonical_name(self, raw: str, prefixed: bool) -> tuple[_Entry, str, dict] | None:
+        name = raw
+        if prefixed and self.base_prefix and raw.startswith(self.base_prefix):
+            name = raw[len(self.base_prefix):]
+            hit = self._raw.match(name)
+            if hit is None or not hit[0].block.base:
+                return None
+        else:
+            hit = self._raw.match(name)
+            if hit is None or (prefixed and hit[0].block.base):
+                return None
+        entry, idx = hit
+        return entry, entry.canonical.format(**idx), idx
+
+    def is_ignored(self, raw: str) -> bool:
+        return any(p.search(raw) for p in self._ignore)
+
+    # ---- import
+
+    def to_canonical(self, raw_tensors: list[Tensor], config: dict | None, where: str,
+                     tied_hint: Callable[[str, str], bool] | None = None) -> Checkpoint:
+        """Place every raw tensor or fail with all problems at once.
+
+        `config` may be None (a bare weights file): counts then come from the names and the
+        config is inferred from shapes. `tied_hint(raw_a, raw_b)` says whether two raw
+        tensors share storage (used when the config does not say whether heads are tied)."""
+        fam = self.family
+        prefixed = bool(self.base_prefix) and any(t.name.startswith(self.base_prefix) for t in raw_tensors)
+        placed: dict[str, tuple[_Entry, Tensor]] = {}
+        unplaced, skipped, problems = [], [], []
+        max_index: dict[str, int] = {}
+        for t in raw_tensors:
+            hit = self.canonical_name(t.name, prefixed)
+            if hit is None:
+                (skipped if self.is_ignored(t.name) else unplaced).append(t.name)
+                continue
+            entry, canonical, idx = hit
+            if canonical in placed:
+                problems.append(f"{t.name!r} and {placed[canonical][1].name!r} both map to {canonical!r}")
+                continue
+            if len(t.shape) != len(entry.raw_axes):
+                problems.append(f"{t.name!r} has shape {list(t.shape)}, expected {len(entry.raw_axes)} axes "
+                                f"{entry.raw_axes}")
+                continue
+            if entry.block.repeat and "i" in idx:
+                max_index[entry.block.repeat] = max(max_index.get(entry.block.repeat, -1), idx["i"])
+            placed[canonical] = (entry, t)
+
+        counts = {key: n + 1 for key, n in max_index.items()}
+        if config is not None:
+            for key, n in list(counts.items()):
+                want = config.get(key)
+                if isinstance(want, int) and n > want:
+                    problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
+                if isinstance(want, int):
+                    counts[key] = want
+        roles = {e.block.role for e, _ in placed.values() if e.block.role}
+
+        # The tie decision: the config's flag when there is a config, else shared storage.
+        def tied(entry: _Entry, canonical: str) -> bool:
+            if entry.param.tied_to is None:
+                return False
+            if entry.param.tie_key is None:
+                return True
+            if config is not None:
+                return bool(config.get(entry.param.tie_key, True))
+            if canonical in placed and tied_hint is not None:
+                target = self._expand(entry.param.tied_to, canonical, entry)
+                return target in placed and tied_hint(placed[canonical][1].name, placed[target][1].name)
+            return canonical not in placed
+
+        expected, aliases = [], {}
+        for block in fam.blocks:
+            if block.role and block.role not in roles:
+                continue
+            # Layer-major order: all of layer 0, then layer 1, ... as the frameworks list them.
+            indices = range(counts.get(block.repeat, 0)) if block.repeat else [None]
+            names = [(entry, entry.canonical.format(i=i) if i is not None else entry.canonical)
+                     for i in indices for entry in self.entries if entry.block is block]
+            for entry, canonical in names:
+                if tied(entry, canonical):
+                    aliases[canonical] = self._expand(entry.param.tied_to, canonical, entry)
+                    if canonical in placed:
+                        skipped.append(placed.pop(canonical)[1].name)
+                else:
+                    expected.append(canonical)
+        missing = [c for c in expected if c not in placed]
+        extra = [c for c in placed if c not in expected]
+        if unplaced or missing or problems or extra:
+            parts = []
+            if unplaced:
+                parts.append(f"{len(unplaced)} tensor(s) not in the {fam.name} {self.view!r} view: "
+                             + ", ".join(map(repr, unplaced[:8])) + (" ..." if len(unplaced) > 8 else ""))
+            if missing:
+                raws = [self.raw_name(c, prefixed) or c for c in missing]
+                parts.append(f"{len(missing)} required tensor(s) missing: "
+                             + ", ".join(map(repr, raws[:8])) + (" ..." if len(raws) > 8 else ""))
+            if extra:
+                parts.append("tensors beyond the configured size: " + ", ".join(map(repr, extra[:8])))
+            parts.extend(problems)
+            hint = "" if config is not None else "; if this is another model, name it with --model"
+            raise MappingError(f"does not fit family {fam.name!r} ({self.view} view): " + "; ".join(parts) + hint,
+                               path=where)
+
+        tensors: dict[str, Tensor] = {}
+        order = {c: n for n, c in enumerate(expected)}
+        for canonical in sorted(placed, key=order.__getitem__):
+            entry, t = placed[canonical]
+            moved = t.with_spec(name=canonical, axes=entry.raw_axes).transformed(
+                relayout(entry.raw_axes, entry.param.axes))
+            tensors[canonical] = moved
+
+        notes: list[str] = []
+        if config is None:
+            config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
+        config = dict(config)
+        if not config.get("architectures"):
+            arch = fam.architecture_for(roles)
+            if arch:
+                config["architectures"] = [arch]
+        return Checkpoint(fam.name, config, tensors, aliases,
+                          {"view": self.view, "skipped": skipped, "notes": notes})
+
+    def _expand(self, template: str, canonical: str, entry: _Entry) -> str:
+        hit = self._canonical.match(canonical)
+        return template.format(**(hit[1] if hit else {}))
+
+    # ---- export
+
+    def uses_prefix(self, ckpt: Checkpoint) -> bool:
+        if not self.base_prefix:
+            return False
+        archs = ckpt.config.get("architectures") or []
+        if archs and archs[0] in self.family.architectures:
+            return archs[0] != self.family.base_architecture
+        return any(e.block.role and not e.block.base for e in self._entries_of(ckpt))
+
+    def _entries_of(self, ckpt: Checkpoint):
+        for name in ckpt.tensors:
+            hit = self._canonical.match(name)
+            if hit:
+                yield hit[0]
+
+    def from_canonical(self, ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str]]:
+        """Raw tensors (lazy, renamed and re-laid-out) in checkpoint order, and raw aliases."""
+        prefixed = self.uses_prefix(ckpt)
+        out, unknown = [], []
+        for canonical, t in ckpt.tensors.items():
+            hit = self._canonical.match(canonical)
+            if hit is None:
+                unknown.append(canonical)
+                continue
+            entry, _ = hit
+            raw = self.raw_name(canonical, prefixed)
+            out.append(t.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw))
+        aliases = {}
+        for alias, target in ckpt.aliases.items():
+            raw_alias, raw_target = self.raw_name(alias, prefixed), self.raw_name(target, prefixed)
+            if raw_alias is None or raw_target is None:
+                unknown.append(alias)
+            else:
+                aliases[raw_alias] = raw_target
+        if unknown:
+            raise MappingError(f"{len(unknown)} canonical tensor(s) have no name in the {self.family.name} "
+                               f"{self.view!r} view: " + ", ".join(map(repr, unknown[:8])), path=where)
+        return out, aliases
