@@ -1,0 +1,51 @@
+"""Shared test helpers. torch/transformers/tensorflow are oracles here, never the code under test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def run_irconv(*args, input=None, cwd=None, check=False):
+    """Run the real CLI in a subprocess; returns CompletedProcess with bytes stdout/stderr."""
+    proc = subprocess.run([sys.executable, "-m", "irconv", *map(str, args)], input=input,
+                          capture_output=True, cwd=cwd)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"irconv {args} failed ({proc.returncode}): {proc.stderr.decode()}")
+    return proc
+
+
+def run_pipe(left: list, right: list, cwd=None):
+    """`irconv LEFT | irconv RIGHT` through a real OS pipe; returns (left rc, right proc)."""
+    a = subprocess.Popen([sys.executable, "-m", "irconv", *map(str, left)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, cwd=cwd)
+    b = subprocess.run([sys.executable, "-m", "irconv", *map(str, right)], stdin=a.stdout,
+                       capture_output=True, cwd=cwd)
+    a.stdout.close()
+    a_err = a.stderr.read()
+    a.wait()
+    return a.returncode, a_err, b
+
+
+def assert_one_line_error(proc, *needles):
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, (proc.returncode, err)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("irconv: error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    return tmp_path

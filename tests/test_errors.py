@@ -1,0 +1,149 @@
+"""Bad input: one line on stderr, exit 2, nothing left at the output path."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import assert_one_line_error, run_irconv, run_pipe
+
+torch = pytest.importorskip("torch")
+from bert_models import make_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hf") / "bert"
+    make_model("BertForMaskedLM").save_pretrained(d)
+    return d
+
+
+def leftovers(parent, name="out"):
+    """Anything an aborted conversion left behind: the output or a temporary sibling."""
+    return [p.name for p in parent.iterdir() if name in p.name]
+
+
+def test_missing_file(tmp):
+    proc = run_irconv("convert", tmp / "nope", tmp / "out", "--to", "pt")
+    assert_one_line_error(proc, "nope", "no such file")
+    assert leftovers(tmp) == []
+
+
+def test_non_checkpoint_file(tmp):
+    junk = tmp / "notes.bin"
+    junk.write_text("these are not weights\n" * 10)
+    proc = run_irconv("convert", junk, tmp / "out", "--to", "pt", "--model", "bert")
+    assert_one_line_error(proc, "notes.bin")
+    assert leftovers(tmp) == []
+
+
+def test_truncated_safetensors(hf_dir, tmp):
+    src = tmp / "src"
+    src.mkdir()
+    (src / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
+    data = (hf_dir / "model.safetensors").read_bytes()
+    (src / "model.safetensors").write_bytes(data[: len(data) - 100])
+    proc = run_irconv("convert", src, tmp / "out", "--to", "pt")
+    assert_one_line_error(proc, "model.safetensors", "truncated")
+    assert leftovers(tmp) == []
+
+
+def test_directory_without_weights(tmp):
+    src = tmp / "src"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    proc = run_irconv("convert", src, tmp / "out", "--to", "pt", "--from", "pt")
+    assert_one_line_error(proc, "no weights file")
+    assert leftovers(tmp) == []
+
+
+def test_unknown_model(hf_dir, tmp):
+    proc = run_irconv("convert", hf_dir / "model.safetensors", tmp / "out", "--to", "pt", "--model", "gpt9")
+    assert_one_line_error(proc, "'gpt9'", "bert")
+    assert leftovers(tmp) == []
+
+
+def test_unknown_formats(hf_dir, tmp):
+    assert_one_line_error(run_irconv("convert", hf_dir, tmp / "out", "--to", "onnx9"), "'onnx9'", "pt")
+    assert_one_line_error(run_irconv("import", "nope", hf_dir, "-o", tmp / "s"), "'nope'")
+    assert leftovers(tmp) == [] and not (tmp / "s").exists()
+
+
+def test_unknown_model_type_in_config(hf_dir, tmp):
+    src = tmp / "src"
+    src.mkdir()
+    (src / "model.safetensors").write_bytes((hf_dir / "model.safetensors").read_bytes())
+    (src / "config.json").write_text(json.dumps({"model_type": "mystery"}))
+    assert_one_line_error(run_irconv("convert", src, tmp / "out", "--to", "pt"), "'mystery'")
+
+
+def test_tensors_that_do_not_fit_are_all_listed(hf_dir, tmp):
+    from safetensors.torch import load_file, save_file
+    sd = load_file(hf_dir / "model.safetensors")
+    sd["bert.encoder.layer.0.surprise.weight"] = torch.zeros(2)
+    del sd["bert.encoder.layer.1.output.dense.bias"]
+    src = tmp / "src"
+    src.mkdir()
+    save_file(sd, src / "model.safetensors", metadata={"format": "pt"})
+    (src / "config.json").write_bytes((hf_dir / "config.json").read_bytes())
+    line = assert_one_line_error(run_irconv("convert", src, tmp / "out", "--to", "pt"),
+                                 "surprise", "bert.encoder.layer.1.output.dense.bias")
+    assert "missing" in line
+    assert leftovers(tmp) == []
+
+
+def test_existing_output_needs_force(hf_dir, tmp):
+    out = tmp / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert_one_line_error(run_irconv("convert", hf_dir, out, "--to", "pt"), "--force")
+    assert (out / "keep.txt").read_text() == "mine"
+    run_irconv("convert", hf_dir, out, "--to", "pt", "--force", check=True)
+    assert (out / "model.safetensors").is_file() and not (out / "keep.txt").exists()
+
+
+def test_failed_import_side_leaves_no_export(tmp):
+    rc, err, proc = run_pipe(["import", "pt", tmp / "missing"], ["export", "pt", tmp / "out"])
+    assert rc == 2 and proc.returncode == 2
+    assert_one_line_error(proc, "not an irconv IR stream")
+    assert leftovers(tmp) == []
+
+
+def test_truncated_stream_leaves_no_export(hf_dir, tmp):
+    stream = run_irconv("import", "pt", hf_dir, "-o", tmp / "s.irs", check=True)
+    data = (tmp / "s.irs").read_bytes()
+    proc = run_irconv("export", "pt", tmp / "out", input=data[: len(data) // 2])
+    assert_one_line_error(proc, "truncated")
+    assert leftovers(tmp) == []
+    assert stream.returncode == 0
+
+
+def test_import_refuses_a_terminal(hf_dir):
+    """`irconv import` with stdout on a terminal writes nothing binary there."""
+    import pty
+    import subprocess
+    import sys
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "irconv", "import", "pt", str(hf_dir)],
+                              stdout=slave, stderr=subprocess.PIPE, timeout=120)
+        os.close(slave)
+        slave = None
+        assert proc.returncode == 2
+        assert b"terminal" in proc.stderr
+        os.set_blocking(master, False)
+        try:
+            written = os.read(master, 1 << 16)
+        except (BlockingIOError, OSError):
+            written = b""
+        assert b"IRCONV" not in written
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+
+
+def test_debug_shows_the_traceback(tmp):
+    proc = run_irconv("convert", tmp / "nope", tmp / "out", "--to", "pt", "--debug")
+    assert proc.returncode == 2 and b"Traceback" in proc.stderr

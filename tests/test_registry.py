@@ -1,0 +1,122 @@
+"""Registries, the descriptor engine and layouts, over every registered family and format."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from irconv import EXPORTERS, FAMILIES, IMPORTERS
+from irconv.ir import Checkpoint, UnknownNameError, from_array
+from irconv.ir.layout import Permute, Squeeze, relayout
+from irconv.ir.tensor import TensorSpec
+from irconv.ir.dtypes import DTYPES
+from irconv.registry import Registry
+
+
+def test_registry_refuses_duplicates_and_lists_known_names():
+    reg = Registry("thing")
+    reg.add("a", 1)
+    with pytest.raises(ValueError, match="twice"):
+        reg.add("a", 2)
+    with pytest.raises(UnknownNameError, match="known: a"):
+        reg.get("b")
+
+
+def test_every_registered_name_is_reachable():
+    for name in IMPORTERS.names():
+        assert IMPORTERS.get(name).name == name
+    for name in EXPORTERS.names():
+        assert EXPORTERS.get(name).name == name
+    for fam in FAMILIES:
+        assert fam.views, fam.name
+
+
+def full_canonical_names(fam, n_layers, always_tied=True):
+    """Every canonical name of `fam` with every optional part, for `n_layers` repeats,
+    layer-major (the order importers produce)."""
+    names = []
+    entries = fam.view(fam.views[0]).entries
+    for block in fam.blocks:
+        own = [e for e in entries if e.block is block
+               and (always_tied or not (e.param.tied_to and e.param.tie_key is None))]
+        for i in (range(n_layers) if block.repeat else [None]):
+            names += [e.canonical.format(i=i) if i is not None else e.canonical for e in own]
+    return names
+
+
+@pytest.mark.parametrize("fam", list(FAMILIES), ids=lambda f: f.name)
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 12, 25])
+def test_views_are_bijective(fam, n_layers):
+    canon = full_canonical_names(fam, n_layers)
+    assert len(set(canon)) == len(canon)
+    for view in fam.views:
+        fv = fam.view(view)
+        for prefixed in (False, True):
+            raw = [fv.raw_name(c, prefixed) for c in canon]
+            assert None not in raw
+            assert len(set(raw)) == len(raw), f"{view}: two canonical names share a raw name"
+            for c, r in zip(canon, raw):
+                hit = fv.canonical_name(r, prefixed)
+                assert hit is not None and hit[1] == c, (view, c, r)
+
+
+@pytest.mark.parametrize("fam", list(FAMILIES), ids=lambda f: f.name)
+def test_view_round_trip_of_random_tensors(fam):
+    """canonical -> view -> canonical keeps names, axes and bytes for every view."""
+    rng = np.random.default_rng(0)
+    names = full_canonical_names(fam, 2, always_tied=False)
+    entries = {e.canonical.format(i=0): e for e in fam.view(fam.views[0]).entries}
+    tensors = {}
+    for name in names:
+        key = name.replace(".1.", ".0.")
+        axes = entries[key].param.axes
+        shape = tuple(int(x) for x in rng.integers(1, 5, len(axes)))
+        tensors[name] = from_array(name, rng.standard_normal(shape).astype(np.float32), axes)
+    config = {"num_hidden_layers": 2, "architectures": []}
+    ckpt = Checkpoint(fam.name, config, tensors)
+    for view in fam.views:
+        fv = fam.view(view)
+        raw, _ = fv.from_canonical(ckpt, "test")
+        back = fv.to_canonical(raw, {**config, "tie_word_embeddings": False}, "test")
+        assert list(back.tensors) == list(tensors)
+        for name, t in back.tensors.items():
+            assert t.axes == tensors[name].axes
+            assert t.load().tobytes() == tensors[name].load().tobytes(), name
+
+
+axes_names = st.lists(st.sampled_from("abcdefg"), min_size=0, max_size=5, unique=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(axes_names, st.data())
+def test_relayout_is_computed_from_names_and_inverts(axes, data):
+    perm = tuple(data.draw(st.permutations(axes)))
+    shape = tuple(data.draw(st.integers(1, 4)) for _ in axes)
+    arr = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    t = relayout(tuple(axes), perm)
+    moved = t.apply(arr)
+    assert t.spec(shape, tuple(axes)) == (moved.shape, perm)
+    for i, name in enumerate(perm):
+        assert moved.shape[i] == shape[axes.index(name)]
+    assert np.array_equal(t.inverse().apply(moved), arr)
+
+
+def test_squeeze_inverts_and_refuses_wrong_sizes():
+    arr = np.arange(6, dtype=np.float32).reshape(1, 6)
+    sq = Squeeze(0, "one")
+    assert sq.spec((1, 6), ("one", "c")) == ((6,), ("c",))
+    assert np.array_equal(sq.inverse().apply(sq.apply(arr)), arr)
+    with pytest.raises(ValueError):
+        sq.spec((2, 3), None)
+    with pytest.raises(ValueError):
+        Permute(("a", "b"), ("a", "c"))
+
+
+def test_dtype_table_matches_torch_and_numpy():
+    torch = pytest.importorskip("torch")
+    for d in DTYPES.values():
+        tdt = getattr(torch, d.torch)
+        assert torch.empty((), dtype=tdt).element_size() == d.itemsize, d
+        if d.torch_storage:
+            assert getattr(torch, d.torch_storage).dtype == tdt, d
+    assert TensorSpec("x", DTYPES["BF16"], (2, 3)).nbytes == 12
