@@ -1,0 +1,35 @@
+# The two set-up commands of the README. Both work from a fresh clone with only Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   := build/demo
+
+.PHONY: demo test bench clean
+
+$(BIN)/irconv: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.test-deps: pyproject.toml $(BIN)/irconv
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# Convert the committed tiny BERT with nothing but irconv's core dependencies (no torch).
+demo: $(BIN)/irconv
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/irconv ls examples/tiny-bert
+	$(BIN)/irconv import pt examples/tiny-bert | $(BIN)/irconv export pt $(DEMO)/tiny-bert-bin --bin
+	$(BIN)/irconv convert $(DEMO)/tiny-bert-bin $(DEMO)/tiny-bert --to pt
+	$(BIN)/irconv diff examples/tiny-bert $(DEMO)/tiny-bert
+	@echo "demo: examples/tiny-bert -> pytorch_model.bin -> model.safetensors, every tensor identical; see $(DEMO)/"
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/irconv
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build

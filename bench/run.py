@@ -1,0 +1,131 @@
+"""Benchmark: irconv conversions of a BERT-base-shaped checkpoint beside `cp` of the same bytes.
+
+    python bench/run.py [--layers 12] [--keep DIR]      (irconv installed: `make bench`)
+
+A synthetic checkpoint (random data, the real shapes of bert-base-uncased) is written as
+pytorch_model.bin, then each case runs in a child process; wall time and the child's peak
+RSS are reported, each as a ratio to the `cp` baseline measured in the same run. Peak RSS
+is also shown against the model size and the largest tensor: streaming means it tracks
+the latter. Numbers, not asserts: compare ratios across commits.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import irconv  # noqa: E402
+from irconv.ir import Checkpoint, Tensor, TensorSpec  # noqa: E402
+from irconv.ir.dtypes import DTYPES  # noqa: E402
+
+BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
+
+
+def synthetic_bert(layers: int) -> Checkpoint:
+    """A BertForPreTraining of bert-base shapes whose tensors are generated on demand."""
+    c = dict(BERT_BASE, num_hidden_layers=layers, model_type="bert", architectures=["BertForPreTraining"])
+    h, f, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    shapes = {"embeddings.word.weight": (v, h), "embeddings.position.weight": (c["max_position_embeddings"], h),
+              "embeddings.token_type.weight": (2, h), "embeddings.norm.weight": (h,), "embeddings.norm.bias": (h,)}
+    for i in range(layers):
+        p = f"encoder.layers.{i}."
+        for m in ("attn.q", "attn.k", "attn.v", "attn.out"):
+            shapes[p + m + ".weight"], shapes[p + m + ".bias"] = (h, h), (h,)
+        shapes[p + "ffn.up.weight"], shapes[p + "ffn.up.bias"] = (f, h), (f,)
+        shapes[p + "ffn.down.weight"], shapes[p + "ffn.down.bias"] = (h, f), (h,)
+        for n in ("attn.norm", "ffn.norm"):
+            shapes[p + n + ".weight"], shapes[p + n + ".bias"] = (h,), (h,)
+    shapes.update({"pooler.dense.weight": (h, h), "pooler.dense.bias": (h,),
+                   "heads.mlm.transform.dense.weight": (h, h), "heads.mlm.transform.dense.bias": (h,),
+                   "heads.mlm.transform.norm.weight": (h,), "heads.mlm.transform.norm.bias": (h,),
+                   "heads.mlm.bias": (v,), "heads.nsp.dense.weight": (2, h), "heads.nsp.dense.bias": (2,)})
+    axes = {1: ("out",), 2: ("out", "in")}
+    tensors = {}
+    for n, (name, shape) in enumerate(shapes.items()):
+        ax = ("rows", "hidden") if name.startswith("embeddings.") and len(shape) == 2 else axes[len(shape)]
+        if name.endswith("norm.weight") or name.endswith("norm.bias"):
+            ax = ("hidden",)
+        if name == "heads.mlm.bias":
+            ax = ("rows",)
+        spec = TensorSpec(name, DTYPES["F32"], shape, ax)
+        tensors[name] = Tensor(spec, lambda s=shape, n=n: np.random.default_rng(n).standard_normal(s, np.float32))
+    aliases = {"heads.mlm.decoder.weight": "embeddings.word.weight", "heads.mlm.decoder.bias": "heads.mlm.bias"}
+    return Checkpoint("bert", c, tensors, aliases)
+
+
+def run(cmd, shell=False) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process (or a shell pipeline)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"benchmark case failed: {cmd}")
+    return wall, usage.ru_maxrss * 1024
+
+
+def run_pipe(left, right) -> tuple[float, int]:
+    start = time.perf_counter()
+    a = subprocess.Popen(left, stdout=subprocess.PIPE)
+    b = subprocess.Popen(right, stdin=a.stdout)
+    a.stdout.close()
+    _, sa, ua = os.wait4(a.pid, 0)
+    _, sb, ub = os.wait4(b.pid, 0)
+    if sa or sb:
+        raise SystemExit("benchmark pipe failed")
+    return time.perf_counter() - start, max(ua.ru_maxrss, ub.ru_maxrss) * 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--keep", help="work in this directory and keep it")
+    args = ap.parse_args()
+    work = Path(args.keep or tempfile.mkdtemp(prefix="irconv-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        ckpt = synthetic_bert(args.layers)
+        src = work / "src"
+        if not src.exists():
+            irconv.save(ckpt, src, "pt", bin=True)
+        weights = src / "pytorch_model.bin"
+        size = weights.stat().st_size
+        largest = max(t.nbytes for t in ckpt)
+        subprocess.run(["cat", str(weights)], stdout=subprocess.DEVNULL, check=True)   # warm the page cache
+        py = [sys.executable, "-m", "irconv"]
+        env_note = f"python {sys.version.split()[0]}, numpy {np.__version__}"
+        cases = [
+            ("cp (baseline)", lambda: run(["cp", str(weights), str(work / "copy.bin")])),
+            ("convert pt -> pt (safetensors)", lambda: run(py + ["-q", "convert", str(src), str(work / "o1"),
+                                                                 "--to", "pt", "--force"])),
+            ("convert pt -> pt --bin", lambda: run(py + ["-q", "convert", str(src), str(work / "o2"),
+                                                         "--to", "pt", "--bin", "--force"])),
+            ("import pt | export pt (pipe)", lambda: run_pipe(py + ["-q", "import", "pt", str(src)],
+                                                              py + ["-q", "export", "pt", str(work / "o3"),
+                                                                    "--force"])),
+        ]
+        print(f"# BERT-base shapes, {args.layers} layers: {size / 1e6:,.0f} MB checkpoint, "
+              f"largest tensor {largest / 1e6:,.0f} MB ({env_note})")
+        print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'peak RSS MB':>12} {'x cp':>6} "
+              f"{'RSS/model':>9} {'RSS/largest':>11}")
+        base = None
+        for label, fn in cases:
+            wall, rss = fn()
+            base = base or (wall, rss)
+            print(f"{label:34} {wall:8.2f} {wall / base[0]:6.1f} {rss / 1e6:12.0f} {rss / base[1]:6.1f} "
+                  f"{rss / size:9.2f} {rss / largest:11.2f}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
