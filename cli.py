@@ -39,6 +39,18 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def _widen_pipe(stream) -> None:
+    """A 64 KiB pipe makes the two ends of `import | export` wait on each other; ask Linux
+    for the largest buffer an unprivileged process may set. Harmless where unsupported."""
+    try:
+        import fcntl
+        with open("/proc/sys/fs/pipe-max-size") as f:
+            size = int(f.read())
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (OSError, ValueError, ImportError):
+        pass
+
+
 def _notes(ckpt: Checkpoint, quiet: bool) -> None:
     if not quiet:
         for note in ckpt.source.get("notes", ()):
@@ -85,6 +97,7 @@ def cmd_import(args) -> None:
     progress = Progress(f"import {args.format}", ckpt, not args.quiet)
     try:
         if args.output is None:
+            _widen_pipe(sys.stdout)
             write_stream(ckpt, sys.stdout.buffer, progress=progress)
         else:
             out = Path(args.output)
@@ -106,6 +119,7 @@ def cmd_export(args) -> None:
         if sys.stdin.isatty():
             raise UsageError("expected an IR stream on stdin (irconv import ... | irconv export ...) "
                              "or -i FILE")
+        _widen_pipe(sys.stdin)
         ckpt = read_stream(sys.stdin.buffer, "<stdin>")
         _save(args, ckpt, args.format)
     else:
@@ -188,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irconv", description="Convert trained model weights between "
                                 "frameworks through one canonical IR.")
     p.add_argument("--version", action="version", version=f"irconv {__version__}")
+    # Accepted before the verb too (`irconv -q convert ...`); merged in main().
+    p.add_argument("-q", "--quiet", dest="quiet_top", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--debug", dest="debug_top", action="store_true", help=argparse.SUPPRESS)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     common.add_argument("--debug", action="store_true", help="show the traceback on errors")
@@ -242,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.quiet = args.quiet or args.quiet_top
+    args.debug = args.debug or args.debug_top
     try:
         args.func(args)
     except IrconvError as exc:

@@ -11,7 +11,7 @@ the latter. Numbers, not asserts: compare ratios across commits.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
 import subprocess
 import sys
@@ -61,27 +61,15 @@ def synthetic_bert(layers: int) -> Checkpoint:
     return Checkpoint("bert", c, tensors, aliases)
 
 
-def run(cmd, shell=False) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process (or a shell pipeline)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"benchmark case failed: {cmd}")
-    return wall, usage.ru_maxrss * 1024
-
-
-def run_pipe(left, right) -> tuple[float, int]:
-    start = time.perf_counter()
-    a = subprocess.Popen(left, stdout=subprocess.PIPE)
-    b = subprocess.Popen(right, stdin=a.stdout)
-    a.stdout.close()
-    _, sa, ua = os.wait4(a.pid, 0)
-    _, sb, ub = os.wait4(b.pid, 0)
-    if sa or sb:
-        raise SystemExit("benchmark pipe failed")
-    return time.perf_counter() - start, max(ua.ru_maxrss, ub.ru_maxrss) * 1024
+def measure(*stages: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes, the largest process of a pipeline), via measure.py."""
+    argv = [sys.executable, str(Path(__file__).with_name("measure.py"))]
+    for n, stage in enumerate(stages):
+        argv += (["|"] if n else []) + stage
+    result = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
+    if not result["ok"]:
+        raise SystemExit(f"benchmark case failed: {' | '.join(map(' '.join, stages))}")
+    return result["wall"], result["rss"]
 
 
 def main() -> None:
@@ -103,22 +91,19 @@ def main() -> None:
         py = [sys.executable, "-m", "irconv"]
         env_note = f"python {sys.version.split()[0]}, numpy {np.__version__}"
         cases = [
-            ("cp (baseline)", lambda: run(["cp", str(weights), str(work / "copy.bin")])),
-            ("convert pt -> pt (safetensors)", lambda: run(py + ["-q", "convert", str(src), str(work / "o1"),
-                                                                 "--to", "pt", "--force"])),
-            ("convert pt -> pt --bin", lambda: run(py + ["-q", "convert", str(src), str(work / "o2"),
-                                                         "--to", "pt", "--bin", "--force"])),
-            ("import pt | export pt (pipe)", lambda: run_pipe(py + ["-q", "import", "pt", str(src)],
-                                                              py + ["-q", "export", "pt", str(work / "o3"),
-                                                                    "--force"])),
+            ("cp (baseline)", ["cp", str(weights), str(work / "copy.bin")]),
+            ("convert pt -> pt (safetensors)", py + ["convert", "-q", str(src), str(work / "o1"), "--to", "pt"]),
+            ("convert pt -> pt --bin", py + ["convert", "-q", str(src), str(work / "o2"), "--to", "pt", "--bin"]),
+            ("import pt | export pt (pipe)", py + ["import", "-q", "pt", str(src)],
+             py + ["export", "-q", "pt", str(work / "o3")]),
         ]
         print(f"# BERT-base shapes, {args.layers} layers: {size / 1e6:,.0f} MB checkpoint, "
               f"largest tensor {largest / 1e6:,.0f} MB ({env_note})")
         print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'peak RSS MB':>12} {'x cp':>6} "
               f"{'RSS/model':>9} {'RSS/largest':>11}")
         base = None
-        for label, fn in cases:
-            wall, rss = fn()
+        for label, *stages in cases:
+            wall, rss = measure(*stages)
             base = base or (wall, rss)
             print(f"{label:34} {wall:8.2f} {wall / base[0]:6.1f} {rss / 1e6:12.0f} {rss / base[1]:6.1f} "
                   f"{rss / size:9.2f} {rss / largest:11.2f}")
