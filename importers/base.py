@@ -50,17 +50,21 @@ def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], vi
         return FAMILIES.get(model)
     if config and config.get("model_type"):
         return family_for_model_type(config["model_type"])
-    best, best_score = None, 0
+    scores: dict[str, int] = {}
     for fam in FAMILIES:
         if view not in fam.views:
             continue
         fv = fam.view(view)
-        prefixed = bool(fv.base_prefix) and any(t.name.startswith(fv.base_prefix) for t in raw)
-        score = sum(1 for t in raw if fv.canonical_name(t.name, prefixed))
-        if score > best_score:
-            best, best_score = fam, score
-    if best is None or best_score * 2 < len(raw):
+        prefix = fv.detect_prefix(t.name for t in raw)
+        scores[fam.name] = sum(1 for t in raw if fv.canonical_name(t.name, prefix))
+    best_score = max(scores.values(), default=0)
+    best = [name for name, score in scores.items() if score == best_score]
+    if best_score == 0 or best_score * 2 < len(raw):
         raise UsageError(f"{where}: cannot tell which model family this is (no config.json model_type, "
                          f"and no family's {view!r} names fit); pass --model "
                          f"({', '.join(FAMILIES.names())})")
-    return best
+    if len(best) > 1:
+        # Same names, different models (roberta, xlm-roberta and camembert): never guess.
+        raise UsageError(f"{where}: the tensor names fit several families equally ({', '.join(best)}) and "
+                         "there is no config.json model_type; pass --model or --config")
+    return FAMILIES.get(best[0])

@@ -1,17 +1,21 @@
 """Model families (one module each) and the descriptor engine.
 
-A new family is one module here that builds a `Family` from blocks (reusing shared ones,
-like bert.encoder_layer) and one line below that registers it.
+A new family is one module here exposing `FAMILIES` (a list of `Family`, built from blocks,
+reusing shared ones such as bert.encoder_layer) and one entry in MODULES below.
 """
 from __future__ import annotations
 
 from ..ir.errors import UsageError
 from ..registry import Registry
+from . import albert, bert, distilbert, dpr, electra, layoutlm, roberta
 from .engine import Family
-from . import bert
+
+MODULES = (bert, roberta, layoutlm, electra, albert, distilbert, dpr)
 
 FAMILIES: Registry[Family] = Registry("model family")
-FAMILIES.add("bert", bert.BERT)
+for _module in MODULES:
+    for _family in _module.FAMILIES:
+        FAMILIES.add(_family.name, _family)
 
 
 def family_for_model_type(model_type: str) -> Family:

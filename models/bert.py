@@ -23,7 +23,7 @@ def encoder_layer(**prefixes) -> Block:
 
 
 EMBEDDINGS = Block.of("embeddings", [
-    embedding("word", pt="word_embeddings"),
+    embedding("word", pt="word_embeddings", tf_leaf="weight"),
     embedding("position", pt="position_embeddings"),
     embedding("token_type", pt="token_type_embeddings"),
     norm("norm", pt="LayerNorm"),
@@ -36,12 +36,14 @@ POOLER = Block.of("pooler", [linear("dense", pt="dense")], role="pooler", pt="po
 MLM_HEAD = Block.of("heads.mlm", [
     linear("transform.dense", pt="transform.dense"),
     norm("transform.norm", pt="transform.LayerNorm"),
-    param("bias", ("rows",), pt="bias"),
+    param("bias", ("rows",), pt="bias", tf2="bias"),
     param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
     param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
-], role="mlm", base=False, pt="cls.predictions")
+], role="mlm", base=False, pt="cls.predictions", tf2="mlm___cls/predictions",
+   lists_also={"tf2": ("embeddings",)})
 
-NSP_HEAD = Block.of("heads.nsp", [linear("dense", pt="")], role="nsp", base=False, pt="cls.seq_relationship")
+NSP_HEAD = Block.of("heads.nsp", [linear("dense", pt="")], role="nsp", base=False,
+                    pt="cls.seq_relationship", tf2="nsp___cls/seq_relationship")
 CLASSIFIER_HEAD = Block.of("heads.classifier", [linear("dense", pt="")], role="classifier", base=False,
                            pt="classifier")
 QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs")
@@ -71,12 +73,13 @@ def infer_bert_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, description: str,
-              heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD)) -> Family:
+              heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD), views=("pt", "tf2")) -> Family:
     """A family with BERT's embeddings/encoder/pooler under `base.` (roberta, electra, ...)."""
     return Family(
-        name=name, model_types=model_types,
+        name=name, model_types=model_types, declared_views=views,
         blocks=(EMBEDDINGS, encoder_layer(pt="encoder.layer.{i}"), POOLER, *heads),
-        base_prefix={"pt": f"{base}."},
+        base_prefix={"pt": f"{base}.", "tf2": f"{base}/"},
+        arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={
             f"{classes}Model": frozenset({"pooler"}),
             f"{classes}ForPreTraining": frozenset({"pooler", "mlm", "nsp"}),
@@ -84,7 +87,6 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
             f"{classes}ForSequenceClassification": frozenset({"pooler", "classifier"}),
             f"{classes}ForQuestionAnswering": frozenset({"qa"}),
         },
-        base_architecture=f"{classes}Model",
         infer_config=infer_bert_config,
         # Buffers older transformers saved with the weights; they carry no learned values.
         ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$")},
@@ -93,3 +95,4 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
 
 
 BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)")
+FAMILIES = [BERT]

@@ -59,6 +59,32 @@ class Param:
                                                   # true); None = always tied
 
 
+# HF's TF2 classes are written so that transformers' TF->PT name rule (FORMATS.md §1.4:
+# '/' -> '.', 'layer_._3' -> 'layer.3', kernel/gamma/embeddings -> weight, beta -> bias)
+# maps every TF weight onto its PyTorch twin. So a "tf2" spelling follows from the "pt" one
+# and the module kind; descriptors spell only the exceptions ('mlm___cls' scopes, say).
+DERIVED_VIEWS = {"tf2": "pt"}
+
+
+def hf_tf_path(pt_path: str) -> str:
+    """'encoder.layer.{i}.attention' -> 'encoder/layer_._{i}/attention'."""
+    parts: list[str] = []
+    for part in pt_path.split("."):
+        if parts and (part.isdigit() or re.fullmatch(r"\{\w+\}", part)):
+            parts[-1] += "_._" + part
+        else:
+            parts.append(part)
+    return "/".join(parts)
+
+
+def _with_derived(views: dict) -> dict:
+    views = dict(views)
+    for view, base in DERIVED_VIEWS.items():
+        if view not in views and isinstance(views.get(base), str):
+            views[view] = hf_tf_path(views[base])
+    return {v: p for v, p in views.items() if p is not None}
+
+
 def _as_spelling(value) -> Spelling:
     if isinstance(value, Spelling):
         return value
@@ -78,7 +104,7 @@ def _module(name: str, leaves, **views) -> list[Param]:
     out = []
     for leaf, axes, spell in leaves:
         spellings = {}
-        for view, path in views.items():
+        for view, path in _with_derived(views).items():
             style = VIEW_STYLES[view]
             raw_leaf, raw_axes = spell(style)
             spellings[view] = Spelling(f"{path}{style.sep}{raw_leaf}" if path else raw_leaf,
@@ -101,26 +127,42 @@ def norm(name: str, **views) -> list[Param]:
                           ("bias", ("hidden",), lambda s: (s.norm_bias, ("hidden",)))], **views)
 
 
-def embedding(name: str, **views) -> list[Param]:
-    """An embedding table (rows, hidden), same layout everywhere."""
-    return _module(name, [("weight", ("rows", "hidden"), lambda s: (s.embedding, ("rows", "hidden")))],
-                   **views)
+def embedding(name: str, tf_leaf: str | None = None, **views) -> list[Param]:
+    """An embedding table (rows, hidden), same layout everywhere. `tf_leaf` overrides TF's
+    leaf name ('weight' for HF TF word embeddings, which are not a keras Embedding)."""
+    return _module(name, [("weight", ("rows", "hidden"),
+                           lambda s: ((tf_leaf or s.embedding) if s is TF_STYLE else s.embedding,
+                                      ("rows", "hidden")))], **views)
 
 
 @dataclass(frozen=True)
 class Block:
-    """Params sharing a canonical prefix; `repeat` names the config key of its count ({i})."""
+    """Params sharing a canonical prefix, repeated over the indices in `repeats`: pairs of
+    (template field, config key of its count), e.g. (("i", "num_hidden_layers"),)."""
     name: str
     params: tuple[Param, ...]
     prefixes: Mapping[str, str]         # view -> raw prefix template
-    repeat: str | None = None
+    repeats: tuple[tuple[str, str], ...] = ()
     role: str | None = None             # None = required; else an optional part (a head)
     base: bool = True                   # under the family's base-model prefix ("bert.")
+    # view -> canonical block names this block's framework layer lists again (HF TF2 heads
+    # hold the embeddings layer, so the h5 stores those weights a second time).
+    lists_also: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @staticmethod
-    def of(name: str, params: Iterable[Iterable[Param]], *, repeat=None, role=None, base=True,
-           **prefixes) -> "Block":
-        return Block(name, tuple(p for group in params for p in group), prefixes, repeat, role, base)
+    def of(name: str, params: Iterable[Iterable[Param]], *, repeat: str | tuple = (), role=None,
+           base=True, lists_also=None, **prefixes) -> "Block":
+        """`repeat="num_hidden_layers"` is short for repeats=(("i", "num_hidden_layers"),)."""
+        repeats = (("i", repeat),) if isinstance(repeat, str) else tuple(repeat)
+        return Block(name, tuple(p for group in params for p in group), _with_derived(prefixes),
+                     repeats, role, base, lists_also or {})
+
+    def indices(self, counts: Mapping[str, int]) -> list[dict[str, int]]:
+        """Every index assignment, outermost first ([{}] for a block that does not repeat)."""
+        out: list[dict[str, int]] = [{}]
+        for field_name, key in self.repeats:
+            out = [dict(d, **{field_name: n}) for d in out for n in range(counts.get(key, 0))]
+        return out
 
 
 # --------------------------------------------------------------------------- families
@@ -130,12 +172,15 @@ class Block:
 class Family:
     name: str
     model_types: tuple[str, ...]          # config.json model_type values
+    declared_views: tuple[str, ...]       # the views this family claims (each tested)
     blocks: tuple[Block, ...]
     base_prefix: Mapping[str, str]        # view -> prefix of the base model when heads exist
     architectures: Mapping[str, frozenset[str]]   # HF class -> roles it has
-    base_architecture: str                # the class whose names have no base prefix
     infer_config: Callable[[dict[str, TensorSpec], dict[str, int]], tuple[dict, list[str]]]
     ignore: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # view -> regexes
+    # view -> architecture -> base prefix, where a class differs from base_prefix: HF PyTorch
+    # BertModel keys have no 'bert.', DPR's three classes each nest the encoder differently.
+    arch_prefixes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self):
@@ -143,13 +188,18 @@ class Family:
 
     @property
     def views(self) -> list[str]:
-        """Views in which every param of the family is spelled."""
-        names = set(VIEW_STYLES)
+        return list(self.declared_views)
+
+    def unspelled(self, view: str) -> list[str]:
+        """Params the view cannot name. Only tied params may be unspelled: the view then
+        always ties them (HF TF2 heads reuse the embedding matrix, they store no decoder)."""
+        missing = []
         for block in self.blocks:
-            names &= set(block.prefixes)
-            for p in block.params:
-                names &= set(p.spellings)
-        return sorted(names)
+            if view not in block.prefixes:
+                missing.append(f"block {block.name!r}")
+            missing += [f"{block.name}.{p.name}" for p in block.params
+                        if view not in p.spellings and p.tied_to is None]
+        return missing
 
     def view(self, name: str) -> "FamilyView":
         if name not in self.views:
@@ -162,7 +212,9 @@ class Family:
         return sorted({b.role for b in self.blocks if b.role})
 
     def architecture_for(self, roles: Iterable[str]) -> str | None:
-        roles = frozenset(roles)
+        # Only roles that tell classes apart count (not, say, an optional projection).
+        telling = frozenset().union(*self.architectures.values())
+        roles = frozenset(roles) & telling
         for arch, arch_roles in self.architectures.items():
             if arch_roles == roles:
                 return arch
@@ -219,14 +271,26 @@ def _join(prefix: str, name: str, sep: str) -> str:
 
 class FamilyView:
     def __init__(self, family: Family, view: str):
+        missing = family.unspelled(view)
+        if missing:
+            raise ValueError(f"family {family.name!r} declares view {view!r} but does not spell "
+                             + ", ".join(missing))
         self.family, self.view = family, view
         self.sep = VIEW_STYLES[view].sep
         self.base_prefix = family.base_prefix.get(view, "")
-        self.entries: list[_Entry] = []
+        # Longest first, so 'span_predictor.encoder.bert_model.' wins over a shorter match.
+        self.prefixes = sorted({self.base_prefix, *family.arch_prefixes.get(view, {}).values()} - {""},
+                               key=len, reverse=True)
+        self.entries: list[_Entry] = []           # params this view names
+        self.implicit: list[_Entry] = []          # tied params this view never stores
         self._raw = _Matcher()
         self._canonical = _Matcher()
         for block in family.blocks:
             for p in block.params:
+                if view not in p.spellings:
+                    self.implicit.append(_Entry(block, p, _join(block.name, p.name, "."), "", p.axes))
+                    self._canonical.add(_join(block.name, p.name, "."), self.implicit[-1])
+                    continue
                 spelling = p.spellings[view]
                 entry = _Entry(block, p, _join(block.name, p.name, "."),
                                _join(block.prefixes[view], spelling.template, self.sep),
@@ -238,27 +302,50 @@ class FamilyView:
 
     # ---- names
 
-    def raw_name(self, canonical: str, prefixed: bool) -> str | None:
+    def raw_name(self, canonical: str, prefix: str) -> str | None:
+        """The raw name of a canonical one, with `prefix` in front of base-model names."""
         hit = self._canonical.match(canonical)
         if hit is None:
             return None
         entry, idx = hit
+        if not entry.raw:
+            return None       # a tie this view keeps implicitly
         raw = entry.raw.format(**idx)
-        return self.base_prefix + raw if prefixed and entry.block.base and self.base_prefix else raw
+        return prefix + raw if entry.block.base else raw
 
-    def canonical_name(self, raw: str, prefixed: bool) -> tuple[_Entry, str, dict] | None:
-        name = raw
-        if prefixed and self.base_prefix and raw.startswith(self.base_prefix):
-            name = raw[len(self.base_prefix):]
-            hit = self._raw.match(name)
-            if hit is None or not hit[0].block.base:
-                return None
+    def canonical_name(self, raw: str, prefix: str) -> tuple[_Entry, str, dict] | None:
+        """(entry, canonical name, indices) of a raw name, or None if it does not fit."""
+        if prefix and raw.startswith(prefix):
+            hit = self._raw.match(raw[len(prefix):])
+            if hit is not None and not hit[0].block.base:
+                hit = None
         else:
-            hit = self._raw.match(name)
-            if hit is None or (prefixed and hit[0].block.base):
-                return None
+            hit = self._raw.match(raw)
+            if hit is not None and prefix and hit[0].block.base:
+                hit = None
+        if hit is None:
+            return None
         entry, idx = hit
         return entry, entry.canonical.format(**idx), idx
+
+    def block_of(self, canonical: str) -> Block | None:
+        hit = self._canonical.match(canonical)
+        return hit[0].block if hit else None
+
+    def detect_prefix(self, raw_names: Iterable[str]) -> str:
+        """The base prefix these names use: the known one most of them start with, or ''."""
+        raw_names = list(raw_names)
+        best, best_n = "", 0
+        for prefix in self.prefixes:
+            n = sum(1 for r in raw_names if r.startswith(prefix))
+            if n > best_n:
+                best, best_n = prefix, n
+        return best
+
+    def export_prefix(self, ckpt: Checkpoint) -> str:
+        archs = ckpt.config.get("architectures") or []
+        by_arch = self.family.arch_prefixes.get(self.view, {})
+        return by_arch.get(archs[0], self.base_prefix) if archs else self.base_prefix
 
     def is_ignored(self, raw: str) -> bool:
         return any(p.search(raw) for p in self._ignore)
@@ -273,12 +360,12 @@ class FamilyView:
         config is inferred from shapes. `tied_hint(raw_a, raw_b)` says whether two raw
         tensors share storage (used when the config does not say whether heads are tied)."""
         fam = self.family
-        prefixed = bool(self.base_prefix) and any(t.name.startswith(self.base_prefix) for t in raw_tensors)
+        prefix = self.detect_prefix(t.name for t in raw_tensors)
         placed: dict[str, tuple[_Entry, Tensor]] = {}
         unplaced, skipped, problems = [], [], []
         max_index: dict[str, int] = {}
         for t in raw_tensors:
-            hit = self.canonical_name(t.name, prefixed)
+            hit = self.canonical_name(t.name, prefix)
             if hit is None:
                 (skipped if self.is_ignored(t.name) else unplaced).append(t.name)
                 continue
@@ -290,8 +377,8 @@ class FamilyView:
                 problems.append(f"{t.name!r} has shape {list(t.shape)}, expected {len(entry.raw_axes)} axes "
                                 f"{entry.raw_axes}")
                 continue
-            if entry.block.repeat and "i" in idx:
-                max_index[entry.block.repeat] = max(max_index.get(entry.block.repeat, -1), idx["i"])
+            for field_name, key in entry.block.repeats:
+                max_index[key] = max(max_index.get(key, -1), idx[field_name])
             placed[canonical] = (entry, t)
 
         counts = {key: n + 1 for key, n in max_index.items()}
@@ -308,7 +395,7 @@ class FamilyView:
         def tied(entry: _Entry, canonical: str) -> bool:
             if entry.param.tied_to is None:
                 return False
-            if entry.param.tie_key is None:
+            if entry.param.tie_key is None or not entry.raw:
                 return True
             if config is not None:
                 return bool(config.get(entry.param.tie_key, True))
@@ -322,9 +409,9 @@ class FamilyView:
             if block.role and block.role not in roles:
                 continue
             # Layer-major order: all of layer 0, then layer 1, ... as the frameworks list them.
-            indices = range(counts.get(block.repeat, 0)) if block.repeat else [None]
-            names = [(entry, entry.canonical.format(i=i) if i is not None else entry.canonical)
-                     for i in indices for entry in self.entries if entry.block is block]
+            own = [e for e in self.entries + self.implicit if e.block is block]
+            own.sort(key=lambda e: block.params.index(e.param))
+            names = [(entry, entry.canonical.format(**idx)) for idx in block.indices(counts) for entry in own]
             for entry, canonical in names:
                 if tied(entry, canonical):
                     aliases[canonical] = self._expand(entry.param.tied_to, canonical, entry)
@@ -340,7 +427,7 @@ class FamilyView:
                 parts.append(f"{len(unplaced)} tensor(s) not in the {fam.name} {self.view!r} view: "
                              + ", ".join(map(repr, unplaced[:8])) + (" ..." if len(unplaced) > 8 else ""))
             if missing:
-                raws = [self.raw_name(c, prefixed) or c for c in missing]
+                raws = [self.raw_name(c, prefix) or c for c in missing]
                 parts.append(f"{len(missing)} required tensor(s) missing: "
                              + ", ".join(map(repr, raws[:8])) + (" ..." if len(raws) > 8 else ""))
             if extra:
@@ -363,7 +450,10 @@ class FamilyView:
             config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
         config = dict(config)
         if not config.get("architectures"):
-            arch = fam.architecture_for(roles)
+            # A class-specific prefix names the class (DPR's ctx_encoder vs question_encoder);
+            # otherwise the heads present do.
+            by_prefix = {p: a for a, p in fam.arch_prefixes.get(self.view, {}).items()}
+            arch = by_prefix.get(prefix) or fam.architecture_for(roles)
             if arch:
                 config["architectures"] = [arch]
         return Checkpoint(fam.name, config, tensors, aliases,
@@ -375,23 +465,9 @@ class FamilyView:
 
     # ---- export
 
-    def uses_prefix(self, ckpt: Checkpoint) -> bool:
-        if not self.base_prefix:
-            return False
-        archs = ckpt.config.get("architectures") or []
-        if archs and archs[0] in self.family.architectures:
-            return archs[0] != self.family.base_architecture
-        return any(e.block.role and not e.block.base for e in self._entries_of(ckpt))
-
-    def _entries_of(self, ckpt: Checkpoint):
-        for name in ckpt.tensors:
-            hit = self._canonical.match(name)
-            if hit:
-                yield hit[0]
-
     def from_canonical(self, ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str]]:
         """Raw tensors (lazy, renamed and re-laid-out) in checkpoint order, and raw aliases."""
-        prefixed = self.uses_prefix(ckpt)
+        prefix = self.export_prefix(ckpt)
         out, unknown = [], []
         for canonical, t in ckpt.tensors.items():
             hit = self._canonical.match(canonical)
@@ -399,11 +475,17 @@ class FamilyView:
                 unknown.append(canonical)
                 continue
             entry, _ = hit
-            raw = self.raw_name(canonical, prefixed)
+            raw = self.raw_name(canonical, prefix)
+            if raw is None:
+                unknown.append(canonical)     # e.g. an untied decoder in a view that always ties
+                continue
             out.append(t.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw))
         aliases = {}
         for alias, target in ckpt.aliases.items():
-            raw_alias, raw_target = self.raw_name(alias, prefixed), self.raw_name(target, prefixed)
+            hit = self._canonical.match(alias)
+            if hit is not None and not hit[0].raw:
+                continue                      # this view ties it without storing a name
+            raw_alias, raw_target = self.raw_name(alias, prefix), self.raw_name(target, prefix)
             if raw_alias is None or raw_target is None:
                 unknown.append(alias)
             else:

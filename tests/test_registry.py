@@ -31,32 +31,36 @@ def test_every_registered_name_is_reachable():
         assert fam.views, fam.name
 
 
-def full_canonical_names(fam, n_layers, always_tied=True):
+def full_canonical_names(fam, n_layers, view=None, always_tied=True):
     """Every canonical name of `fam` with every optional part, for `n_layers` repeats,
-    layer-major (the order importers produce)."""
+    layer-major (the order importers produce); with `view`, only the names it spells."""
+    fv = fam.view(view or fam.views[0])
+    entries = fv.entries if view else fv.entries + fv.implicit
     names = []
-    entries = fam.view(fam.views[0]).entries
     for block in fam.blocks:
         own = [e for e in entries if e.block is block
                and (always_tied or not (e.param.tied_to and e.param.tie_key is None))]
-        for i in (range(n_layers) if block.repeat else [None]):
-            names += [e.canonical.format(i=i) if i is not None else e.canonical for e in own]
+        own.sort(key=lambda e: [p for p in block.params].index(e.param))
+        for idx in block.indices({key: n_layers for _, key in block.repeats}):
+            names += [e.canonical.format(**idx) for e in own]
     return names
 
 
 @pytest.mark.parametrize("fam", list(FAMILIES), ids=lambda f: f.name)
 @pytest.mark.parametrize("n_layers", [1, 2, 3, 12, 25])
 def test_views_are_bijective(fam, n_layers):
-    canon = full_canonical_names(fam, n_layers)
-    assert len(set(canon)) == len(canon)
+    everything = full_canonical_names(fam, n_layers)
+    assert len(set(everything)) == len(everything)
     for view in fam.views:
         fv = fam.view(view)
-        for prefixed in (False, True):
-            raw = [fv.raw_name(c, prefixed) for c in canon]
+        assert all(e.param.tied_to for e in fv.implicit), "only tied tensors may go unnamed"
+        canon = full_canonical_names(fam, n_layers, view)
+        for prefix in ["", *fv.prefixes]:
+            raw = [fv.raw_name(c, prefix) for c in canon]
             assert None not in raw
             assert len(set(raw)) == len(raw), f"{view}: two canonical names share a raw name"
             for c, r in zip(canon, raw):
-                hit = fv.canonical_name(r, prefixed)
+                hit = fv.canonical_name(r, prefix)
                 assert hit is not None and hit[1] == c, (view, c, r)
 
 
@@ -64,20 +68,25 @@ def test_views_are_bijective(fam, n_layers):
 def test_view_round_trip_of_random_tensors(fam):
     """canonical -> view -> canonical keeps names, axes and bytes for every view."""
     rng = np.random.default_rng(0)
-    names = full_canonical_names(fam, 2, always_tied=False)
-    entries = {e.canonical.format(i=0): e for e in fam.view(fam.views[0]).entries}
+    tied_params = {id(e.param) for v in fam.views for e in fam.view(v).entries + fam.view(v).implicit
+                   if e.param.tied_to}
+    entry_of = {}
+    for e in fam.view(fam.views[0]).entries + fam.view(fam.views[0]).implicit:
+        for idx in e.block.indices({key: 2 for _, key in e.block.repeats}):
+            entry_of[e.canonical.format(**idx)] = e
+    names = [n for n in full_canonical_names(fam, 2) if id(entry_of[n].param) not in tied_params]
     tensors = {}
     for name in names:
-        key = name.replace(".1.", ".0.")
-        axes = entries[key].param.axes
+        axes = entry_of[name].param.axes
         shape = tuple(int(x) for x in rng.integers(1, 5, len(axes)))
         tensors[name] = from_array(name, rng.standard_normal(shape).astype(np.float32), axes)
-    config = {"num_hidden_layers": 2, "architectures": []}
+    config = {key: 2 for block in fam.blocks for _, key in block.repeats}
+    config["architectures"] = []
     ckpt = Checkpoint(fam.name, config, tensors)
     for view in fam.views:
         fv = fam.view(view)
         raw, _ = fv.from_canonical(ckpt, "test")
-        back = fv.to_canonical(raw, {**config, "tie_word_embeddings": False}, "test")
+        back = fv.to_canonical(raw, config, "test")
         assert list(back.tensors) == list(tensors)
         for name, t in back.tensors.items():
             assert t.axes == tensors[name].axes
