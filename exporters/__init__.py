@@ -4,6 +4,8 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Exporter, ExportOptions
 from .pt import PtExporter
+from .tf2 import Tf2Exporter
 
 EXPORTERS: Registry[Exporter] = Registry("output format")
 EXPORTERS.add("pt", PtExporter())
+EXPORTERS.add("tf2", Tf2Exporter())

@@ -4,6 +4,8 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Importer
 from .pt import PtImporter
+from .tf2 import Tf2Importer
 
 IMPORTERS: Registry[Importer] = Registry("input format")
 IMPORTERS.add("pt", PtImporter())
+IMPORTERS.add("tf2", Tf2Importer())

@@ -1,0 +1,81 @@
+"""HF TF2: config.json + tf_model.h5 laid out as transformers' TF classes save and load it
+(sharded with tf_model.h5.index.json above --max-shard-size)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from ..formats import kerash5, sharding
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import DTypeError, UsageError
+from ..ir.tensor import TensorSpec
+from ..models import FAMILIES
+from .base import Exporter, ExportOptions, Progress
+from .pt import write_config
+
+# h5py stores these natively and transformers' TF loader reads them back.
+TF2_DTYPES = {"F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL"}
+
+
+def keras_name(class_name: str) -> str:
+    """Keras' default layer name for a class: 'TFBertForMaskedLM' -> 'tf_bert_for_masked_lm'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Tf2Exporter(Exporter):
+    name = "tf2"
+    description = "HF TF2 directory: config.json + tf_model.h5 (Keras 2 h5, transformers' layout)"
+
+    def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
+        family = FAMILIES.get(ckpt.family)
+        view = family.view("tf2")
+        tensors, aliases = view.from_canonical(ckpt, str(tmp))
+        bad = sorted({t.dtype.name for t in tensors} - TF2_DTYPES)
+        if bad:
+            raise DTypeError(f"HF TF2 h5 files cannot hold {', '.join(bad)} tensors that transformers "
+                             "can load; convert them to F32 first")
+        archs = ckpt.config.get("architectures") or []
+        if not archs:
+            raise UsageError("the config names no architecture, so the TF class (and its Keras layer "
+                             "names) is unknown; add 'architectures' to config.json")
+        model_name = keras_name("TF" + archs[0])
+
+        def full(spec) -> TensorSpec:
+            return replace(spec, name=f"{model_name}/{spec.name}:0")
+
+        # One Keras layer per first name component, in first-seen order. A head whose TF layer
+        # holds another block (the MLM head holds the embeddings) lists those weights again;
+        # a tied name the view spells (an alias) is a second variable with the same values.
+        layers: dict[str, list[TensorSpec]] = {}
+        for t in tensors:
+            layers.setdefault(t.name.split("/", 1)[0], []).append(full(t.spec))
+        spec_of = {t.name: t.spec for t in tensors}
+        for alias, target in aliases.items():
+            layers.setdefault(alias.split("/", 1)[0], []).append(full(replace(spec_of[target], name=alias)))
+        raw_of = dict(zip(ckpt.tensors, tensors))
+        block_of = {c: view.block_of(c).name for c in ckpt.tensors}
+        for block in family.blocks:
+            held = block.lists_also.get("tf2", ())
+            own = [c for c in ckpt.tensors if block_of[c] == block.name]
+            if held and own:
+                group = layers[raw_of[own[0]].name.split("/", 1)[0]]
+                group += [full(t.spec) for c, t in raw_of.items() if block_of[c] in held]
+        copies: dict[str, list[str]] = {}
+        for alias, target in aliases.items():
+            copies.setdefault(target, []).append(f"{model_name}/{alias}:0")
+
+        write_config(ckpt, tmp)
+        if options.max_shard_size:
+            specs = [s for group in layers.values() for s in group]
+            specs = list({s.name: s for s in specs}.values())
+            writer = kerash5.HFShardedH5Writer(tmp, sharding.plan_shards(specs, options.max_shard_size))
+        else:
+            writer = kerash5.KerasH5Writer(tmp / "tf_model.h5", list(layers.items()))
+        for t in tensors:
+            array = t.load()
+            for name in [full(t.spec).name, *copies.get(t.name, ())]:
+                writer.write(name, array)
+            progress(t)
+        writer.close()
