@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__, detect_format
+from . import verify
 from .exporters import EXPORTERS, ExportOptions
 from .importers import IMPORTERS
 from .importers.base import read_json
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("b")
     s.add_argument("--from", dest="from_", help="input format of both (detected when omitted)")
     s.set_defaults(func=cmd_diff)
+    verify.add_parser(sub, [common])
 
     s = sub.add_parser("formats", parents=[common], help="list file formats")
     s.set_defaults(func=cmd_formats)

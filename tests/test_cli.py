@@ -36,3 +36,39 @@ assert not bad, bad
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp / "b" / "model.safetensors").is_file()
+
+
+def test_progress_on_a_terminal_only(tmp):
+    """Progress goes to stderr when it is a terminal, and never with --quiet or into a pipe."""
+    import os
+    import pty
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+
+    def stderr_of(*extra):
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.run([sys.executable, "-m", "irconv", "convert", example, str(tmp / f"o{len(extra)}"),
+                                   "--to", "pt", *extra], stderr=slave, stdout=subprocess.DEVNULL, timeout=120)
+            os.close(slave)
+            slave = None
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return proc.returncode, b"".join(chunks).decode()
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+
+    rc, err = stderr_of()
+    assert rc == 0 and "46/46 tensors" in err
+    rc, err = stderr_of("--quiet")
+    assert rc == 0 and "tensors" not in err
+    proc = run_irconv("convert", example, tmp / "piped", "--to", "pt", check=True)
+    assert b"tensors" not in proc.stderr
