@@ -1,0 +1,104 @@
+"""ALBERT (google-research/albert; HF AlbertModel and AlbertForPreTraining).
+
+BERT's embeddings at width `embedding_size`, projected to `hidden_size` by the encoder's
+`embedding_hidden_mapping_in`. The encoder stores only num_hidden_groups groups of
+inner_group_num layers and makes num_hidden_layers passes over them (pass k runs every layer
+of group k * num_hidden_groups // num_hidden_layers), so the tensors repeat over groups and
+inner layers, never over num_hidden_layers. The pooler is a bare Linear.
+"""
+from __future__ import annotations
+
+from .bert import BERT, EMBEDDINGS
+from .engine import Block, Family, linear, norm, param
+
+# Always present in ALBERT (HF creates it even when embedding_size == hidden_size); canonically
+# the same block as ELECTRA's optional projection. Not under 'embeddings.': the MLM head's TF
+# layer lists the embeddings block again (lists_also), but not this projection.
+EMBEDDINGS_PROJECT = Block.of("embeddings_project", [linear("dense", pt="")],
+                              pt="encoder.embedding_hidden_mapping_in")
+
+# One shared layer: the same post-LN maths as BERT's encoder layer, hence its canonical
+# leaf names; HF's module names differ (and full_layer_layer_norm is BERT's output.LayerNorm).
+LAYER = Block.of("encoder.groups.{g}.layers.{j}", [
+    norm("ffn.norm", pt="full_layer_layer_norm"),
+    linear("attn.q", pt="attention.query"),
+    linear("attn.k", pt="attention.key"),
+    linear("attn.v", pt="attention.value"),
+    linear("attn.out", pt="attention.dense"),
+    norm("attn.norm", pt="attention.LayerNorm"),
+    linear("ffn.up", pt="ffn"),
+    linear("ffn.down", pt="ffn_output"),
+], repeat=(("g", "num_hidden_groups"), ("j", "inner_group_num")),
+   pt="encoder.albert_layer_groups.{g}.albert_layers.{j}")
+
+POOLER = Block.of("pooler", [linear("dense", pt="")], role="pooler", pt="pooler")
+
+# The MLM head. PyTorch ties decoder.weight to the word embeddings (tie_word_embeddings) and
+# decoder.bias to predictions.bias, always. TF's head holds two bias variables and its forward
+# adds only `decoder/bias` (TFAlbertMLMHead.call), so that one is the canonical bias: outputs
+# then match in both directions. TF's `predictions/bias`, never read, is kept as a tie spelled
+# only in tf2: the importer drops its value, the exporter writes the bias again under its
+# name (as HF's own PT->TF conversion of a pytorch_model.bin does, both variables loading
+# predictions.bias; from a model.safetensors, which omits the tied predictions.decoder.bias,
+# transformers 4.57 leaves decoder/bias at zero and its TF logits are wrong).
+MLM_HEAD = Block.of("heads.mlm", [
+    linear("transform.dense", pt="dense"),
+    norm("transform.norm", pt="LayerNorm"),
+    param("bias", ("rows",), pt="bias", tf2="decoder/bias"),
+    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
+    param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
+    param("unused_bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, tf2="bias"),
+], role="mlm", base=False, pt="predictions", lists_also={"tf2": ("embeddings",)})
+
+# Sentence-order prediction: two logits from the pooled output (BERT's NSP head, renamed).
+SOP_HEAD = Block.of("heads.sop", [linear("dense", pt="")], role="sop", base=False,
+                    pt="sop_classifier.classifier")
+
+# The released ALBERT sizes, by hidden_size: (num_hidden_layers, num_attention_heads). Neither
+# leaves a trace in the shapes (layers are shared; heads split one matrix).
+RELEASES = {768: (12, 12), 1024: (24, 16), 2048: (24, 16), 4096: (12, 64)}
+
+
+def infer_albert_config(specs, counts) -> tuple[dict, list[str]]:
+    """HF AlbertConfig fields from tensor shapes, for a weights file that came without one."""
+    word = specs["embeddings.word.weight"].shape
+    hidden = specs["embeddings_project.dense.weight"].shape[0]
+    up = specs.get("encoder.groups.0.layers.0.ffn.up.weight")
+    layers, heads = RELEASES.get(hidden, (12, max(1, hidden // 64)))
+    config = {
+        "model_type": "albert",
+        "vocab_size": word[0],
+        "embedding_size": word[1],
+        "hidden_size": hidden,
+        "num_hidden_groups": counts.get("num_hidden_groups", 0),
+        "inner_group_num": counts.get("inner_group_num", 0),
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": up.shape[0] if up is not None else 4 * hidden,
+        "max_position_embeddings": specs["embeddings.position.weight"].shape[0],
+        "type_vocab_size": specs["embeddings.token_type.weight"].shape[0],
+    }
+    if "heads.sop.dense.weight" in specs:
+        # HF sizes the sentence-order classifier by num_labels (2 in every release).
+        config["num_labels"] = specs["heads.sop.dense.weight"].shape[0]
+    notes = [f"no config given: inferred from tensor shapes; num_hidden_layers={layers} and "
+             f"num_attention_heads={heads} are guesses (the released ALBERT of hidden_size {hidden}, "
+             "else 12 layers and 64 per head), pass --config to set them"]
+    return config, notes
+
+
+ALBERT = Family(
+    name="albert", model_types=("albert",), declared_views=("pt", "tf2"),
+    blocks=(EMBEDDINGS, EMBEDDINGS_PROJECT, LAYER, POOLER, MLM_HEAD, SOP_HEAD),
+    base_prefix={"pt": "albert.", "tf2": "albert/"},
+    arch_prefixes={"pt": {"AlbertModel": ""}},
+    architectures={
+        "AlbertModel": frozenset({"pooler"}),
+        "AlbertForPreTraining": frozenset({"pooler", "mlm", "sop"}),
+    },
+    infer_config=infer_albert_config,
+    # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
+    ignore=BERT.ignore,
+    description="ALBERT (google-research/albert, HF AlbertModel/AlbertForPreTraining)",
+)
+FAMILIES = [ALBERT]

@@ -1,0 +1,84 @@
+"""DistilBERT (HF DistilBertModel, DistilBertForMaskedLM, DistilBertForQuestionAnswering).
+
+BERT's post-LN encoder under other names (q_lin/k_lin/v_lin/out_lin, sa_layer_norm, ffn.lin1/
+lin2, output_layer_norm), counted by `n_layers`, and embeddings without token types. The
+canonical names are BERT's, so the same tensor has the same name in both families.
+"""
+from __future__ import annotations
+
+from .bert import BERT, QA_HEAD
+from .engine import Block, Family, embedding, linear, norm, param
+
+EMBEDDINGS = Block.of("embeddings", [
+    embedding("word", pt="word_embeddings", tf_leaf="weight"),
+    embedding("position", pt="position_embeddings"),
+    norm("norm", pt="LayerNorm"),
+], pt="embeddings")
+
+LAYER = Block.of("encoder.layers.{i}", [
+    linear("attn.q", pt="attention.q_lin"),
+    linear("attn.k", pt="attention.k_lin"),
+    linear("attn.v", pt="attention.v_lin"),
+    linear("attn.out", pt="attention.out_lin"),
+    norm("attn.norm", pt="sa_layer_norm"),
+    linear("ffn.up", pt="ffn.lin1"),
+    linear("ffn.down", pt="ffn.lin2"),
+    norm("ffn.norm", pt="output_layer_norm"),
+], repeat="n_layers", pt="transformer.layer.{i}")
+
+# The MLM head is three top-level modules, not a `cls.predictions` scope. Two blocks, because
+# the projector alone is a TF layer that lists the embeddings again (it holds that layer to
+# reuse the word matrix), and `lists_also` is declared per block.
+MLM_TRANSFORM = Block.of("heads.mlm.transform", [
+    linear("dense", pt="vocab_transform"),
+    norm("norm", pt="vocab_layer_norm"),
+], role="mlm", base=False, pt="")
+
+# vocab_projector: its weight is the word embeddings (unless tie_word_embeddings is false; TF
+# always ties, so stores no name for it); its bias is the head's own, real bias.
+MLM_DECODER = Block.of("heads.mlm.decoder", [
+    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight"),
+    param("bias", ("rows",), pt="bias", tf2="bias"),
+], role="mlm", base=False, pt="vocab_projector", lists_also={"tf2": ("embeddings",)})
+
+
+def infer_distilbert_config(specs, counts) -> tuple[dict, list[str]]:
+    """HF DistilBertConfig fields from tensor shapes, for a weights file that came without one."""
+    word = specs["embeddings.word.weight"].shape
+    dim = word[1]
+    up = specs.get("encoder.layers.0.ffn.up.weight")
+    config = {
+        "model_type": "distilbert",
+        "vocab_size": word[0],
+        "dim": dim,
+        "n_layers": counts.get("n_layers", 0),
+        "hidden_dim": up.shape[0] if up is not None else 4 * dim,
+        "max_position_embeddings": specs["embeddings.position.weight"].shape[0],
+        # Heads leave no trace in the shapes: DistilBERT's releases all use 64 per head.
+        "n_heads": max(1, dim // 64),
+    }
+    # A decoder that came as its own tensor was not tied (tied ones become aliases).
+    if "heads.mlm.decoder.weight" in specs:
+        config["tie_word_embeddings"] = False
+    notes = [f"no config given: inferred from tensor shapes; n_heads={config['n_heads']} "
+             "is a guess (64 per head), pass --config to set it"]
+    return config, notes
+
+
+DISTILBERT = Family(
+    name="distilbert", model_types=("distilbert",), declared_views=("pt", "tf2"),
+    blocks=(EMBEDDINGS, LAYER, MLM_TRANSFORM, MLM_DECODER, QA_HEAD),
+    base_prefix={"pt": "distilbert.", "tf2": "distilbert/"},
+    # PyTorch DistilBertModel keys have no 'distilbert.'; TF's bare model keeps its main layer.
+    arch_prefixes={"pt": {"DistilBertModel": ""}},
+    architectures={
+        "DistilBertModel": frozenset(),
+        "DistilBertForMaskedLM": frozenset({"mlm"}),
+        "DistilBertForQuestionAnswering": frozenset({"qa"}),
+    },
+    infer_config=infer_distilbert_config,
+    # The same non-learned embeddings buffers (position_ids) older transformers saved.
+    ignore=BERT.ignore,
+    description="DistilBERT (HF DistilBertModel/DistilBertForMaskedLM/DistilBertForQuestionAnswering)",
+)
+FAMILIES = [DISTILBERT]

@@ -1,0 +1,64 @@
+"""ELECTRA (google-research/electra; HF ElectraModel and the discriminator ElectraForPreTraining).
+
+BERT's embeddings and encoder layer, but the embeddings are `embedding_size` wide and, when
+that differs from `hidden_size`, a linear `embeddings_project` lifts them to the encoder's
+width. There is no pooler. The generator (ElectraForMaskedLM) is not declared here.
+"""
+from __future__ import annotations
+
+from .bert import BERT, EMBEDDINGS, encoder_layer
+from .engine import Block, Family, linear
+
+# Optional, present exactly when the checkpoint has it: HF creates it only when
+# embedding_size != hidden_size (electra-small: 128 -> 256; electra-base/large have none).
+# Its role names no class, so it does not change which architecture the tensors point to.
+EMBEDDINGS_PROJECT = Block.of("embeddings_project", [linear("dense", pt="")], role="embeddings_project",
+                              pt="embeddings_project")
+
+# The replaced-token-detection head: one logit per token.
+DISCRIMINATOR_HEAD = Block.of("heads.discriminator", [
+    linear("dense", pt="dense"),
+    linear("out", pt="dense_prediction"),
+], role="discriminator", base=False, pt="discriminator_predictions")
+
+
+def infer_electra_config(specs, counts) -> tuple[dict, list[str]]:
+    """HF ElectraConfig fields from tensor shapes, for a weights file that came without one."""
+    word = specs["embeddings.word.weight"].shape
+    embedding_size = word[1]
+    # The encoder's width: the projection's output, else (no projection) the embeddings'.
+    project = specs.get("embeddings_project.dense.weight")
+    hidden = project.shape[0] if project is not None else embedding_size
+    up = specs.get("encoder.layers.0.ffn.up.weight")
+    config = {
+        "model_type": "electra",
+        "vocab_size": word[0],
+        "embedding_size": embedding_size,
+        "hidden_size": hidden,
+        "num_hidden_layers": counts.get("num_hidden_layers", 0),
+        "intermediate_size": up.shape[0] if up is not None else 4 * hidden,
+        "max_position_embeddings": specs["embeddings.position.weight"].shape[0],
+        "type_vocab_size": specs["embeddings.token_type.weight"].shape[0],
+        # Heads leave no trace in the shapes: every ELECTRA release uses 64 per head.
+        "num_attention_heads": max(1, hidden // 64),
+    }
+    notes = [f"no config given: inferred from tensor shapes; num_attention_heads={config['num_attention_heads']} "
+             "is a guess (64 per head), pass --config to set it"]
+    return config, notes
+
+
+ELECTRA = Family(
+    name="electra", model_types=("electra",), declared_views=("pt", "tf2"),
+    blocks=(EMBEDDINGS, EMBEDDINGS_PROJECT, encoder_layer(pt="encoder.layer.{i}"), DISCRIMINATOR_HEAD),
+    base_prefix={"pt": "electra.", "tf2": "electra/"},
+    arch_prefixes={"pt": {"ElectraModel": ""}},
+    architectures={
+        "ElectraModel": frozenset(),
+        "ElectraForPreTraining": frozenset({"discriminator"}),
+    },
+    infer_config=infer_electra_config,
+    # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
+    ignore=BERT.ignore,
+    description="ELECTRA discriminator (google-research/electra, HF ElectraModel/ElectraForPreTraining)",
+)
+FAMILIES = [ELECTRA]
