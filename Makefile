@@ -23,7 +23,9 @@ demo: $(BIN)/irconv
 	$(BIN)/irconv import pt examples/tiny-bert | $(BIN)/irconv export pt $(DEMO)/tiny-bert-bin --bin
 	$(BIN)/irconv convert $(DEMO)/tiny-bert-bin $(DEMO)/tiny-bert --to pt
 	$(BIN)/irconv diff examples/tiny-bert $(DEMO)/tiny-bert
-	@echo "demo: examples/tiny-bert -> pytorch_model.bin -> model.safetensors, every tensor identical; see $(DEMO)/"
+	$(BIN)/irconv convert examples/tiny-bert $(DEMO)/tiny-bert-tf2 --to tf2
+	$(BIN)/irconv diff examples/tiny-bert $(DEMO)/tiny-bert-tf2
+	@echo "demo: tiny-bert -> pytorch_model.bin -> model.safetensors and -> tf_model.h5, every tensor identical; see $(DEMO)/"
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -q
