@@ -25,6 +25,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import h5py
@@ -351,7 +352,7 @@ def read_hf_sharded(index_path) -> list[H5Weight]:
     return out
 
 
-def shard_files(index_path) -> list:
+def shard_files(index_path) -> list[Path]:
     """The shard Paths an HF index names, each once, in name order (all checked to exist)."""
     return sorted(set(read_index(os.fspath(index_path)).values()))
 
@@ -669,7 +670,6 @@ def write_hf_sharded(directory, tensors: Sequence[Tensor], max_shard_size="10GB"
 
 
 __all__ = ["H5Weight", "H5Contents", "read", "read_hf_sharded", "shard_files", "looks_like",
-           "strip_model_name",
-           "KerasH5Writer", "HFShardedH5Writer", "write", "write_hf_sharded",
+           "strip_model_name", "KerasH5Writer", "HFShardedH5Writer", "write", "write_hf_sharded",
            "load_name_list", "save_name_list", "HDF5_OBJECT_HEADER_LIMIT", "TF2_WEIGHTS_NAME",
            "TF2_WEIGHTS_INDEX_NAME"]

@@ -66,8 +66,7 @@ class Tf2Importer(Importer):
             weights_path = path
         if weights_path.name.endswith(".index.json"):
             weights = kerash5.read_hf_sharded(weights_path)
-            files = sorted({p.name for p in kerash5.shard_files(weights_path)}) \
-                if hasattr(kerash5, "shard_files") else [weights_path.name]
+            files = [weights_path.name] + [p.name for p in kerash5.shard_files(weights_path)]
         else:
             weights = kerash5.read(weights_path).weights
             files = [weights_path.name]
