@@ -5,7 +5,7 @@ declared once here and reused by the families built on BERT's encoder.
 """
 from __future__ import annotations
 
-from .engine import Block, Family, embedding, linear, norm, param
+from .engine import Block, Family, Param, Spelling, ViewConfig, embedding, linear, norm, param
 
 
 def encoder_layer(**prefixes) -> Block:
@@ -36,17 +36,37 @@ POOLER = Block.of("pooler", [linear("dense", pt="dense")], role="pooler", pt="po
 MLM_HEAD = Block.of("heads.mlm", [
     linear("transform.dense", pt="transform.dense"),
     norm("transform.norm", pt="transform.LayerNorm"),
-    param("bias", ("rows",), pt="bias", tf2="bias"),
+    param("bias", ("rows",), pt="bias", tf2="bias", tf1="output_bias"),
     param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
     param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
 ], role="mlm", base=False, pt="cls.predictions", tf2="mlm___cls/predictions",
    lists_also={"tf2": ("embeddings",)})
 
-NSP_HEAD = Block.of("heads.nsp", [linear("dense", pt="")], role="nsp", base=False,
+
+
+def logits_layer() -> list[Param]:
+    """A final logits Linear. google-research/bert's scripts create it as two raw variables,
+    `output_weights` stored (num_labels, hidden) like PyTorch, and `output_bias`."""
+    weight, bias = linear("dense", pt="")
+    return [Param(weight.name, weight.axes, {**weight.spellings, "tf1": Spelling("output_weights")}),
+            Param(bias.name, bias.axes, {**bias.spellings, "tf1": Spelling("output_bias")})]
+
+
+NSP_HEAD = Block.of("heads.nsp", [logits_layer()], role="nsp", base=False,
                     pt="cls.seq_relationship", tf2="nsp___cls/seq_relationship")
-CLASSIFIER_HEAD = Block.of("heads.classifier", [linear("dense", pt="")], role="classifier", base=False,
-                           pt="classifier")
-QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs")
+# run_classifier.py creates its output layer at the top level, run_squad.py under cls/squad.
+CLASSIFIER_HEAD = Block.of("heads.classifier", [logits_layer()], role="classifier", base=False,
+                           pt="classifier", tf1="")
+QA_HEAD = Block.of("heads.qa", [logits_layer()], role="qa", base=False, pt="qa_outputs", tf1="cls/squad")
+
+# bert_config.json of the original release: the same keys as HF's BertConfig, fewer of them.
+GOOGLE_CONFIG_KEYS = ("attention_probs_dropout_prob", "hidden_act", "hidden_dropout_prob", "hidden_size",
+                      "initializer_range", "intermediate_size", "max_position_embeddings",
+                      "num_attention_heads", "num_hidden_layers", "type_vocab_size", "vocab_size")
+BERT_CONFIG_JSON = ViewConfig(
+    "bert_config.json",
+    to_canonical=lambda c: {"model_type": "bert", **c},
+    from_canonical=lambda c: {k: c[k] for k in GOOGLE_CONFIG_KEYS if k in c})
 
 
 def infer_bert_config(specs, counts) -> tuple[dict, list[str]]:
@@ -73,12 +93,13 @@ def infer_bert_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, description: str,
-              heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD), views=("pt", "tf2")) -> Family:
+              heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD), views=("pt", "tf2"),
+              view_configs=None) -> Family:
     """A family with BERT's embeddings/encoder/pooler under `base.` (roberta, electra, ...)."""
     return Family(
         name=name, model_types=model_types, declared_views=views,
         blocks=(EMBEDDINGS, encoder_layer(pt="encoder.layer.{i}"), POOLER, *heads),
-        base_prefix={"pt": f"{base}.", "tf2": f"{base}/"},
+        base_prefix={"pt": f"{base}.", "tf2": f"{base}/", "tf1": f"{base}/"},
         arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={
             f"{classes}Model": frozenset({"pooler"}),
@@ -89,10 +110,14 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
         },
         infer_config=infer_bert_config,
         # Buffers older transformers saved with the weights; they carry no learned values.
-        ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$")},
+        ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$"),
+                # Training state in the released TF1 checkpoints: step counter, Adam slots.
+                "tf1": (r"^global_step$", r"/adam_[mv]$", r"/Adam(_1)?$", r"^beta[12]_power$")},
+        view_configs=view_configs or {},
         description=description,
     )
 
 
-BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)")
+BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)",
+                 views=("pt", "tf1", "tf2"), view_configs={"tf1": BERT_CONFIG_JSON})
 FAMILIES = [BERT]

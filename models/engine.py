@@ -38,9 +38,11 @@ class Style:
 
 PT_STYLE = Style(".", "weight", ("out", "in"), "bias", "weight", "bias", "weight")
 TF_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "embeddings")
+# TF1 code (google-research/bert) made embedding tables plain variables: no leaf name.
+TF1_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "")
 
 # Every view a family may declare, and the style its module helpers use.
-VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF_STYLE}
+VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE}
 
 
 @dataclass(frozen=True)
@@ -59,29 +61,40 @@ class Param:
                                                   # true); None = always tied
 
 
-# HF's TF2 classes are written so that transformers' TF->PT name rule (FORMATS.md §1.4:
-# '/' -> '.', 'layer_._3' -> 'layer.3', kernel/gamma/embeddings -> weight, beta -> bias)
-# maps every TF weight onto its PyTorch twin. So a "tf2" spelling follows from the "pt" one
-# and the module kind; descriptors spell only the exceptions ('mlm___cls' scopes, say).
-DERIVED_VIEWS = {"tf2": "pt"}
-
-
-def hf_tf_path(pt_path: str) -> str:
-    """'encoder.layer.{i}.attention' -> 'encoder/layer_._{i}/attention'."""
+def _tf_path(pt_path: str, index_joint: str) -> str:
     parts: list[str] = []
     for part in pt_path.split("."):
         if parts and (part.isdigit() or re.fullmatch(r"\{\w+\}", part)):
-            parts[-1] += "_._" + part
+            parts[-1] += index_joint + part
         else:
             parts.append(part)
     return "/".join(parts)
 
 
+def hf_tf_path(pt_path: str) -> str:
+    """'encoder.layer.{i}.attention' -> 'encoder/layer_._{i}/attention' (HF TF2)."""
+    return _tf_path(pt_path, "_._")
+
+
+def google_tf1_path(pt_path: str) -> str:
+    """'encoder.layer.{i}.attention' -> 'encoder/layer_{i}/attention' (TF1 releases)."""
+    return _tf_path(pt_path, "_")
+
+
+# HF's TF2 classes are written so that transformers' TF->PT name rule (FORMATS.md §1.4:
+# '/' -> '.', 'layer_._3' -> 'layer.3', kernel/gamma/embeddings -> weight, beta -> bias)
+# maps every TF weight onto its PyTorch twin; HF's PyTorch BERT was in turn named after
+# google-research/bert's TF1 scopes ('layer_3'). So "tf2" and "tf1" spellings follow from
+# the "pt" one and the module kind; descriptors spell only the exceptions ('mlm___cls'
+# scopes, 'output_weights'). A family only claims the views it declares (and tests).
+DERIVED_VIEWS = {"tf2": ("pt", hf_tf_path), "tf1": ("pt", google_tf1_path)}
+
+
 def _with_derived(views: dict) -> dict:
     views = dict(views)
-    for view, base in DERIVED_VIEWS.items():
+    for view, (base, derive) in DERIVED_VIEWS.items():
         if view not in views and isinstance(views.get(base), str):
-            views[view] = hf_tf_path(views[base])
+            views[view] = derive(views[base])
     return {v: p for v, p in views.items() if p is not None}
 
 
@@ -107,8 +120,8 @@ def _module(name: str, leaves, **views) -> list[Param]:
         for view, path in _with_derived(views).items():
             style = VIEW_STYLES[view]
             raw_leaf, raw_axes = spell(style)
-            spellings[view] = Spelling(f"{path}{style.sep}{raw_leaf}" if path else raw_leaf,
-                                       None if raw_axes == axes else raw_axes)
+            raw_name = style.sep.join(p for p in (path, raw_leaf) if p)
+            spellings[view] = Spelling(raw_name, None if raw_axes == axes else raw_axes)
         out.append(Param(f"{name}.{leaf}", axes, spellings))
     return out
 
@@ -168,6 +181,15 @@ class Block:
 # --------------------------------------------------------------------------- families
 
 
+@dataclass(frozen=True)
+class ViewConfig:
+    """A view's own config file (bert_config.json for the TF1 release) and its mapping to
+    and from the canonical HF config."""
+    filename: str
+    to_canonical: Callable[[dict], dict]
+    from_canonical: Callable[[dict], dict]
+
+
 @dataclass
 class Family:
     name: str
@@ -181,6 +203,7 @@ class Family:
     # view -> architecture -> base prefix, where a class differs from base_prefix: HF PyTorch
     # BertModel keys have no 'bert.', DPR's three classes each nest the encoder differently.
     arch_prefixes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    view_configs: Mapping[str, ViewConfig] = field(default_factory=dict)
     description: str = ""
 
     def __post_init__(self):
