@@ -54,6 +54,8 @@ class Loader:
     detect: Callable[[Path], bool]
     needs: tuple[str, ...]                       # import names, checked before anything is loaded
     load: Callable[[Path, dict], LoadedModel]
+    # The HF config of a directory: config.json, unless the format keeps its own.
+    read_config: Callable[[Path], dict] = lambda path: read_json(path / "config.json")
 
 
 LOADERS: Registry[Loader] = Registry("verify loader")
@@ -293,6 +295,37 @@ LOADERS.add("tf2", Loader(
     ("tensorflow", "tf_keras", "transformers"), load_hf_tf))
 
 
+def _tf1_config(path: Path) -> dict:
+    """The canonical (HF) config irconv reads from bert_config.json, with the class its heads name."""
+    from . import load
+    return load(path, "tf1").config
+
+
+def load_tf1_bert(path: Path, config: dict) -> LoadedModel:
+    """transformers' own TF1 BERT loader (load_tf_weights_in_bert) into the PyTorch class."""
+    import torch
+    import transformers
+    from .formats.tensorbundle import resolve_prefix
+    cls = _transformers_class(_architecture(config, path), path)
+    model = cls(transformers.BertConfig(**{k: v for k, v in config.items() if k != "model_type"}))
+    transformers.load_tf_weights_in_bert(model, model.config, resolve_prefix(path))
+    model.eval()
+
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, return_dict=True)
+        return _flatten(out, torch.is_tensor, lambda t: t.detach().cpu().to(torch.float64).numpy())
+
+    return LoadedModel(f"tf1 {cls.__name__} (load_tf_weights_in_bert)", config,
+                       frozenset(inspect.signature(model.forward).parameters), run)
+
+
+LOADERS.add("tf1", Loader(
+    "tf1", "TF1 BERT checkpoint directory: bert_config.json + checkpoint / model.ckpt.index",
+    lambda p: p.is_dir() and (p / "bert_config.json").is_file() and any(p.glob("*.index")),
+    ("torch", "tensorflow", "transformers"), load_tf1_bert, _tf1_config))
+
+
 def detect_loaders(path: Path) -> list[Loader]:
     if not path.exists():
         raise IrconvError("no such file or directory", path=str(path))
@@ -319,7 +352,7 @@ def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print) -> bool:
     """Load both sides, run the same inputs, print the comparison; True when all are within atol."""
     src, out = Path(src), Path(out)
     loader_a, loader_b = pick_loaders(src, out)
-    config_a, config_b = read_json(src / "config.json"), read_json(out / "config.json")
+    config_a, config_b = loader_a.read_config(src), loader_b.read_config(out)
     _import_frameworks(set(loader_a.needs) | set(loader_b.needs),
                        f"{loader_a.name} and {loader_b.name} models" if loader_a is not loader_b
                        else f"{loader_a.name} models")

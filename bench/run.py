@@ -96,6 +96,8 @@ def main() -> None:
             ("convert pt -> pt --bin", py + ["convert", "-q", str(src), str(work / "o2"), "--to", "pt", "--bin"]),
             ("import pt | export pt (pipe)", py + ["import", "-q", "pt", str(src)],
              py + ["export", "-q", "pt", str(work / "o3")]),
+            ("convert pt -> tf1", py + ["convert", "-q", str(src), str(work / "o4"), "--to", "tf1"]),
+            ("convert pt -> tf2", py + ["convert", "-q", str(src), str(work / "o5"), "--to", "tf2"]),
         ]
         print(f"# BERT-base shapes, {args.layers} layers: {size / 1e6:,.0f} MB checkpoint, "
               f"largest tensor {largest / 1e6:,.0f} MB ({env_note})")

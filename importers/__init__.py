@@ -4,8 +4,10 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Importer
 from .pt import PtImporter
+from .tf1 import Tf1Importer
 from .tf2 import Tf2Importer
 
 IMPORTERS: Registry[Importer] = Registry("input format")
 IMPORTERS.add("pt", PtImporter())
+IMPORTERS.add("tf1", Tf1Importer())
 IMPORTERS.add("tf2", Tf2Importer())

@@ -1,0 +1,50 @@
+"""TF checkpoints in a family's "tf1" naming (the original BERT release): a directory with
+model.ckpt.index, model.ckpt.data-0000k-of-0000N, the `checkpoint` state file and the
+family's own config file (bert_config.json)."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from ..formats import tensorbundle
+from ..ir.checkpoint import Checkpoint
+from ..models import FAMILIES
+from .base import Exporter, ExportOptions, Progress
+from .pt import write_config
+
+PREFIX = "model.ckpt"
+
+
+class Tf1Exporter(Exporter):
+    name = "tf1"
+    description = "TF1 checkpoint directory (model.ckpt.index + data shards + checkpoint + bert_config.json)"
+
+    def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
+        family = FAMILIES.get(ckpt.family)
+        tensors, aliases = family.view("tf1").from_canonical(ckpt, str(tmp))
+        view_config = family.view_configs.get("tf1")
+        if view_config is not None:
+            with open(tmp / view_config.filename, "w", encoding="utf-8") as f:
+                json.dump(view_config.from_canonical(ckpt.config), f, indent=2, sort_keys=True)
+                f.write("\n")
+        else:
+            write_config(ckpt, tmp)
+        spec_of = {t.name: t.spec for t in tensors}
+        specs = [t.spec for t in tensors] + [replace(spec_of[target], name=alias)
+                                             for alias, target in aliases.items()]
+        writer = tensorbundle.BundleWriter(tmp / PREFIX, specs, write_state=True,
+                                           max_shard_size=options.max_shard_size)
+        copies: dict[str, list[str]] = {}
+        for alias, target in aliases.items():
+            copies.setdefault(target, []).append(alias)
+        try:
+            for t in tensors:
+                array = t.load()
+                for name in [t.name, *copies.get(t.name, ())]:
+                    writer.write(name, array)
+                progress(t)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
