@@ -102,8 +102,7 @@ def make_tf(family: str, cls_name: str, seed: int = 0, **overrides):
     return model
 
 
-def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
+def text_inputs(config, rng) -> dict[str, np.ndarray]:
     ids = rng.integers(0, config.vocab_size, (2, 7))
     mask = np.ones_like(ids)
     mask[1, -1] = 0
@@ -111,6 +110,14 @@ def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:
     if getattr(config, "type_vocab_size", 0) > 1:
         out["token_type_ids"] = rng.integers(0, config.type_vocab_size, (2, 7))
     return out
+
+
+# family -> inputs maker (config, numpy Generator) -> dict of numpy arrays; default: text.
+INPUTS = {}
+
+
+def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:
+    return INPUTS.get(family, text_inputs)(config, np.random.default_rng(seed))
 
 
 def run_pt(model, inputs) -> dict[str, np.ndarray]:
