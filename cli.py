@@ -72,7 +72,7 @@ def _load(args) -> Checkpoint:
 
 def _export_options(args) -> ExportOptions:
     from .formats.sharding import parse_size
-    return ExportOptions(bin=args.bin, force=args.force,
+    return ExportOptions(bin=args.bin, force=args.force, cast=args.cast,
                          max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None)
 
 
@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
     target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
     target.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    target.add_argument("--cast", metavar="DTYPE", help="convert every floating tensor to DTYPE (F32, F16, "
+                        "BF16 ...); without it a dtype is never changed")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     s = sub.add_parser("import", parents=[common, source], help="read a checkpoint, write the IR stream")

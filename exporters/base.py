@@ -5,11 +5,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from ..ir.checkpoint import Checkpoint
+from ..ir.dtypes import by_name
 from ..ir.errors import OutputExistsError, UsageError
 from ..ir.tensor import Tensor
 
@@ -19,6 +20,7 @@ class ExportOptions:
     bin: bool = False                   # pt: pytorch_model.bin instead of model.safetensors
     max_shard_size: int | None = None   # bytes; None = one file
     force: bool = False                 # replace an existing output
+    cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
 
 
 Progress = Callable[[Tensor], None]
@@ -34,12 +36,31 @@ class Exporter:
              progress: Progress | None = None) -> None:
         if options.bin and not self.supports_bin:
             raise UsageError(f"--bin is not an option of the {self.name!r} format")
+        if options.cast:
+            ckpt = cast_floats(ckpt, options.cast)
         with atomic_directory(out, options.force) as tmp:
             self.write(ckpt, tmp, options, progress or (lambda t: None))
             ckpt.close()     # a stream is verified to its trailer before the output appears
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         raise NotImplementedError
+
+
+FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+
+
+def cast_floats(ckpt: Checkpoint, dtype_name: str) -> Checkpoint:
+    """Every floating tensor converted to `dtype_name`; the one way irconv changes a dtype."""
+    target = by_name(dtype_name)
+    if target.name not in FLOATS:
+        raise UsageError(f"--cast takes a floating dtype ({', '.join(sorted(FLOATS))}), not {dtype_name!r}")
+    tensors = {n: t.cast(target) if t.dtype.name in FLOATS and t.dtype != target else t
+               for n, t in ckpt.tensors.items()}
+    config = dict(ckpt.config)
+    for key in ("torch_dtype", "dtype"):
+        if key in config:
+            config[key] = target.torch
+    return replace(ckpt, tensors=tensors, config=config)
 
 
 @contextlib.contextmanager

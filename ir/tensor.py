@@ -72,6 +72,10 @@ class Tensor:
         """Same bytes under another name or axes (no data change: shape and dtype stay)."""
         return Tensor(replace(self.spec, **changes), self._loader, self.source)
 
+    def cast(self, dtype: DType) -> "Tensor":
+        """A lazy copy converted to `dtype` (only ever on request: --cast)."""
+        return Tensor(replace(self.spec, dtype=dtype), lambda: self.load().astype(dtype.numpy), self.source)
+
     def transformed(self, transform) -> "Tensor":
         """A lazy view of this tensor through an ir.layout transform."""
         shape, axes = transform.spec(self.spec.shape, self.spec.axes)

@@ -72,3 +72,23 @@ def test_progress_on_a_terminal_only(tmp):
     assert rc == 0 and "tensors" not in err
     proc = run_irconv("convert", example, tmp / "piped", "--to", "pt", check=True)
     assert b"tensors" not in proc.stderr
+
+
+def test_cast_is_the_only_way_a_dtype_changes(tmp):
+    """bf16 cannot go into HF TF2 h5: refused, unless --cast says how."""
+    import json
+    import os
+    import numpy as np
+    from safetensors.numpy import load_file
+    from conftest import assert_one_line_error
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+    run_irconv("convert", example, tmp / "bf16", "--to", "pt", "--cast", "BF16", check=True)
+    assert "BF16" in run_irconv("ls", tmp / "bf16", check=True).stdout.decode()
+    assert json.loads((tmp / "bf16" / "config.json").read_text())["dtype"] == "bfloat16"
+    assert_one_line_error(run_irconv("convert", tmp / "bf16", tmp / "tf2", "--to", "tf2"), "BF16", "--cast F32")
+    assert not (tmp / "tf2").exists()
+    run_irconv("convert", tmp / "bf16", tmp / "tf2", "--to", "tf2", "--cast", "F32", check=True)
+    assert "BF16" not in run_irconv("ls", tmp / "tf2", check=True).stdout.decode()
+    assert_one_line_error(run_irconv("convert", example, tmp / "x", "--to", "pt", "--cast", "I8"), "I8")
+    ref = load_file(os.path.join(example, "model.safetensors"))
+    assert all(v.dtype == np.float32 for v in ref.values())
