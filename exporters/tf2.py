@@ -35,36 +35,50 @@ class Tf2Exporter(Exporter):
         bad = sorted({t.dtype.name for t in tensors} - TF2_DTYPES)
         if bad:
             raise DTypeError(f"HF TF2 h5 files cannot hold {', '.join(bad)} tensors that transformers "
-                             "can load; convert them to F32 first")
+                             "can load; pass --cast F32 to convert them")
         archs = ckpt.config.get("architectures") or []
         if not archs:
             raise UsageError("the config names no architecture, so the TF class (and its Keras layer "
                              "names) is unknown; add 'architectures' to config.json")
         model_name = keras_name("TF" + archs[0])
 
-        def full(spec) -> TensorSpec:
-            return replace(spec, name=f"{model_name}/{spec.name}:0")
+        prefix = view.export_prefix(ckpt)
 
-        # One Keras layer per first name component, in first-seen order. A head whose TF layer
-        # holds another block (the MLM head holds the embeddings) lists those weights again;
-        # a tied name the view spells (an alias) is a second variable with the same values.
+        def block_of_raw(raw: str):
+            return view.canonical_name(raw, prefix)[0].block
+
+        def full(spec) -> TensorSpec:
+            # The stored name is the Keras model name (or the block's own name scope) + the
+            # raw name. A one-component name is a variable made outside every scope (BART's
+            # final_logits_bias): HF's loader drops the first component of stored and live
+            # names alike, so it must stay bare to match.
+            scope = block_of_raw(spec.name).h5_scope.get("tf2", model_name if "/" in spec.name else "")
+            return replace(spec, name=f"{scope}/{spec.name}:0" if scope else f"{spec.name}:0")
+
+        def layer_of(raw: str) -> str:
+            return block_of_raw(raw).h5_layer.get("tf2") or raw.split("/", 1)[0]
+
+        # One Keras layer per first name component (or the block's declared h5_layer), in
+        # first-seen order. A head whose TF layer holds another block (the MLM head holds the
+        # embeddings) lists those weights again; a tied name the view spells (an alias) is a
+        # second variable with the same values.
         layers: dict[str, list[TensorSpec]] = {}
         for t in tensors:
-            layers.setdefault(t.name.split("/", 1)[0], []).append(full(t.spec))
+            layers.setdefault(layer_of(t.name), []).append(full(t.spec))
         spec_of = {t.name: t.spec for t in tensors}
         for alias, target in aliases.items():
-            layers.setdefault(alias.split("/", 1)[0], []).append(full(replace(spec_of[target], name=alias)))
+            layers.setdefault(layer_of(alias), []).append(full(replace(spec_of[target], name=alias)))
         raw_of = dict(zip(ckpt.tensors, tensors))
         block_of = {c: view.block_of(c).name for c in ckpt.tensors}
         for block in family.blocks:
             held = block.lists_also.get("tf2", ())
             own = [c for c in ckpt.tensors if block_of[c] == block.name]
             if held and own:
-                group = layers[raw_of[own[0]].name.split("/", 1)[0]]
+                group = layers[layer_of(raw_of[own[0]].name)]
                 group += [full(t.spec) for c, t in raw_of.items() if block_of[c] in held]
         copies: dict[str, list[str]] = {}
         for alias, target in aliases.items():
-            copies.setdefault(target, []).append(f"{model_name}/{alias}:0")
+            copies.setdefault(target, []).append(full(replace(spec_of[target], name=alias)).name)
 
         write_config(ckpt, tmp)
         if options.max_shard_size:

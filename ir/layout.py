@@ -17,6 +17,10 @@ from .tensor import contiguous
 
 Axes = tuple[str, ...]
 
+# The name of a size-1 axis that one framework stores and another does not: HF TF's Conv1D
+# and CTRL's logits bias are (1, n) where PyTorch keeps (n,). `relayout` drops it or adds it.
+UNIT = "unit"
+
 
 class Transform:
     """One tensor in, one tensor out; `inverse()` undoes it exactly (bit for bit)."""
@@ -129,6 +133,16 @@ class Compose(Transform):
 
 
 def relayout(src: Axes, dst: Axes) -> Transform:
-    """The transform taking a tensor stored with axes `src` to axes `dst`, from the names."""
+    """The transform taking a tensor stored with axes `src` to axes `dst`, from the names:
+    squeeze `src`'s UNIT axes, permute the rest into `dst`'s order, add `dst`'s UNIT axes."""
     src, dst = tuple(src), tuple(dst)
-    return Identity() if src == dst else Permute(src, dst)
+    if src == dst:
+        return Identity()
+    if UNIT not in src + dst:
+        return Permute(src, dst)
+    steps: list[Transform] = [Squeeze(i, UNIT) for i in reversed(range(len(src))) if src[i] == UNIT]
+    bare_src, bare_dst = tuple(a for a in src if a != UNIT), tuple(a for a in dst if a != UNIT)
+    if bare_src != bare_dst:
+        steps.append(Permute(bare_src, bare_dst))
+    steps += [Unsqueeze(i, UNIT) for i in range(len(dst)) if dst[i] == UNIT]
+    return steps[0] if len(steps) == 1 else Compose(tuple(steps))

@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Mapping
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import MappingError, UsageError
-from ..ir.layout import Axes, relayout
-from ..ir.tensor import Tensor, TensorSpec
+from ..ir.layout import UNIT, Axes, relayout
+from ..ir.tensor import Tensor, TensorSpec, from_array
 
 # --------------------------------------------------------------------------- spelling styles
 
@@ -49,6 +49,10 @@ VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STY
 class Spelling:
     template: str            # raw name relative to the block's raw prefix; may use {i}
     axes: Axes | None = None  # storage axes in this view; None = the canonical axes
+    # For a tied param: whether the view stores a copy under this name while tied (HF TF2's
+    # MLM heads list the tied matrix again) or has the name only when untied (TF T5 makes
+    # its lm_head layer only when tie_word_embeddings is false).
+    tied_copy: bool = True
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,12 @@ class Param:
     spellings: Mapping[str, Spelling]
     tied_to: str | None = None             # canonical name it shares when the model ties it
     tie_key: str | None = "tie_word_embeddings"   # config flag deciding the tie (default
-                                                  # true); None = always tied
+                                                  # true); None = always tied; a list flag
+                                                  # holds one flag per index (tie_projs)
+    # A non-learned buffer that some views store and others do not (TransfoXL's PyTorch
+    # pos_emb.inv_freq): config -> array, computed on import where the view has no name for it
+    # and dropped on export to such a view.
+    derive: Callable[[dict], object] | None = None
 
 
 def _tf_path(pt_path: str, index_joint: str) -> str:
@@ -107,9 +116,9 @@ def _as_spelling(value) -> Spelling:
 
 
 def param(name: str, axes: Axes, *, tied_to: str | None = None, tie_key: str | None = "tie_word_embeddings",
-          **views) -> list[Param]:
+          derive: Callable[[dict], object] | None = None, **views) -> list[Param]:
     """One canonical tensor: `view="raw.name"` or `view=("raw/name", axes)` per view."""
-    return [Param(name, tuple(axes), {v: _as_spelling(s) for v, s in views.items()}, tied_to, tie_key)]
+    return [Param(name, tuple(axes), {v: _as_spelling(s) for v, s in views.items()}, tied_to, tie_key, derive)]
 
 
 def _module(name: str, leaves, **views) -> list[Param]:
@@ -132,6 +141,15 @@ def linear(name: str, bias: bool = True, **views) -> list[Param]:
     if bias:
         leaves.append(("bias", ("out",), lambda s: (s.bias, ("out",))))
     return _module(name, leaves, **views)
+
+
+def conv1d(name: str, **views) -> list[Param]:
+    """HF's Conv1D (GPT-2, OpenAI GPT): a dense layer whose PyTorch weight is already stored
+    (in, out), as TF stores it, so its canonical axes are (in, out) and nothing moves. TF
+    names that weight 'weight', not 'kernel', and keeps the bias as a (1, out) matrix."""
+    return _module(name, [("weight", ("in", "out"), lambda s: ("weight", ("in", "out"))),
+                          ("bias", ("out",), lambda s: ("bias", (UNIT, "out") if s is TF_STYLE else ("out",)))],
+                   **views)
 
 
 def norm(name: str, **views) -> list[Param]:
@@ -161,14 +179,22 @@ class Block:
     # view -> canonical block names this block's framework layer lists again (HF TF2 heads
     # hold the embeddings layer, so the h5 stores those weights a second time).
     lists_also: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # view -> Keras layer (h5 group) holding the block, where it is not the first component
+    # of its raw names (TF BART creates the shared embeddings as 'model.shared/...', in the
+    # 'model' layer).
+    h5_layer: Mapping[str, str] = field(default_factory=dict)
+    # view -> name scope the TF class creates the block's variables under instead of the
+    # Keras model name (the first component of the stored name, which HF's loader drops
+    # but its shard names keep: 'model.shared/model.shared/embeddings:0'); '' = none.
+    h5_scope: Mapping[str, str] = field(default_factory=dict)
 
     @staticmethod
     def of(name: str, params: Iterable[Iterable[Param]], *, repeat: str | tuple = (), role=None,
-           base=True, lists_also=None, **prefixes) -> "Block":
+           base=True, lists_also=None, h5_layer=None, h5_scope=None, **prefixes) -> "Block":
         """`repeat="num_hidden_layers"` is short for repeats=(("i", "num_hidden_layers"),)."""
         repeats = (("i", repeat),) if isinstance(repeat, str) else tuple(repeat)
         return Block(name, tuple(p for group in params for p in group), _with_derived(prefixes),
-                     repeats, role, base, lists_also or {})
+                     repeats, role, base, lists_also or {}, h5_layer or {}, h5_scope or {})
 
     def indices(self, counts: Mapping[str, int]) -> list[dict[str, int]]:
         """Every index assignment, outermost first ([{}] for a block that does not repeat)."""
@@ -215,13 +241,14 @@ class Family:
 
     def unspelled(self, view: str) -> list[str]:
         """Params the view cannot name. Only tied params may be unspelled: the view then
-        always ties them (HF TF2 heads reuse the embedding matrix, they store no decoder)."""
+        always ties them (HF TF2 heads reuse the embedding matrix, they store no decoder);
+        and derived buffers, which the view then recomputes from the config."""
         missing = []
         for block in self.blocks:
             if view not in block.prefixes:
                 missing.append(f"block {block.name!r}")
             missing += [f"{block.name}.{p.name}" for p in block.params
-                        if view not in p.spellings and p.tied_to is None]
+                        if view not in p.spellings and p.tied_to is None and p.derive is None]
         return missing
 
     def view(self, name: str) -> "FamilyView":
@@ -396,9 +423,10 @@ class FamilyView:
             if canonical in placed:
                 problems.append(f"{t.name!r} and {placed[canonical][1].name!r} both map to {canonical!r}")
                 continue
-            if len(t.shape) != len(entry.raw_axes):
+            if len(t.shape) != len(entry.raw_axes) or any(
+                    a == UNIT and n != 1 for a, n in zip(entry.raw_axes, t.shape)):
                 problems.append(f"{t.name!r} has shape {list(t.shape)}, expected {len(entry.raw_axes)} axes "
-                                f"{entry.raw_axes}")
+                                f"{entry.raw_axes}" + (" (a 'unit' axis has size 1)" if UNIT in entry.raw_axes else ""))
                 continue
             for field_name, key in entry.block.repeats:
                 max_index[key] = max(max_index.get(key, -1), idx[field_name])
@@ -413,6 +441,14 @@ class FamilyView:
                 if isinstance(want, int):
                     counts[key] = want
         roles = {e.block.role for e, _ in placed.values() if e.block.role}
+        # A head made only of ties (GPT-2's lm_head is the word embeddings) leaves no tensor
+        # of its own, so the config's class says whether the model has it. With no config, a
+        # base prefix that only head classes use (GPT2Model's keys have none) says it.
+        archs = (config or {}).get("architectures") or [None]
+        implied = fam.architectures.get(archs[0], frozenset())
+        if config is None and prefix and prefix == self.base_prefix and fam.arch_prefixes.get(self.view):
+            implied = frozenset().union(*fam.architectures.values())
+        roles |= {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
 
         # The tie decision: the config's flag when there is a config, else shared storage.
         def tied(entry: _Entry, canonical: str) -> bool:
@@ -421,7 +457,12 @@ class FamilyView:
             if entry.param.tie_key is None or not entry.raw:
                 return True
             if config is not None:
-                return bool(config.get(entry.param.tie_key, True))
+                flag = config.get(entry.param.tie_key, True)
+                if isinstance(flag, (list, tuple)):
+                    # One flag per index of the block's innermost repeat (TransfoXL's tie_projs).
+                    index = self._canonical.match(canonical)[1][entry.block.repeats[-1][0]]
+                    flag = index < len(flag) and flag[index]
+                return bool(flag)
             if canonical in placed and tied_hint is not None:
                 target = self._expand(entry.param.tied_to, canonical, entry)
                 return target in placed and tied_hint(placed[canonical][1].name, placed[target][1].name)
@@ -442,7 +483,11 @@ class FamilyView:
                         skipped.append(placed.pop(canonical)[1].name)
                 else:
                     expected.append(canonical)
-        missing = [c for c in expected if c not in placed]
+        # Buffers the file does not hold (or this view never stores) are computed from the
+        # config once it is known.
+        derived = {c: e for e, c in ((self._canonical.match(c)[0], c) for c in expected if c not in placed)
+                   if e.param.derive is not None}
+        missing = [c for c in expected if c not in placed and c not in derived]
         extra = [c for c in placed if c not in expected]
         if unplaced or missing or problems or extra:
             parts = []
@@ -479,6 +524,10 @@ class FamilyView:
             arch = by_prefix.get(prefix) or fam.architecture_for(roles)
             if arch:
                 config["architectures"] = [arch]
+        if derived:
+            for canonical, entry in derived.items():
+                tensors[canonical] = from_array(canonical, entry.param.derive(config), entry.param.axes)
+            tensors = {c: tensors[c] for c in sorted(tensors, key=order.__getitem__)}
         return Checkpoint(fam.name, config, tensors, aliases,
                           {"view": self.view, "skipped": skipped, "notes": notes})
 
@@ -499,6 +548,8 @@ class FamilyView:
                 continue
             entry, _ = hit
             raw = self.raw_name(canonical, prefix)
+            if raw is None and entry.param.derive is not None and not entry.raw:
+                continue                      # a buffer this view recomputes, never stores
             if raw is None:
                 unknown.append(canonical)     # e.g. an untied decoder in a view that always ties
                 continue
@@ -506,7 +557,7 @@ class FamilyView:
         aliases = {}
         for alias, target in ckpt.aliases.items():
             hit = self._canonical.match(alias)
-            if hit is not None and not hit[0].raw:
+            if hit is not None and (not hit[0].raw or not hit[0].param.spellings[self.view].tied_copy):
                 continue                      # this view ties it without storing a name
             raw_alias, raw_target = self.raw_name(alias, prefix), self.raw_name(target, prefix)
             if raw_alias is None or raw_target is None:

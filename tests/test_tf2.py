@@ -40,8 +40,9 @@ def h5_datasets(path) -> dict[str, np.ndarray]:
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):
-            layer, _model, rest = name.split("/", 2)
-            out[f"{layer}/{rest}"] = obj[()]
+            parts = name.split("/", 2)
+            # A variable made outside every scope ('final_logits_bias:0') has no model name.
+            out[f"{parts[0]}/{parts[-1]}"] = obj[()]
     with h5py.File(path, "r") as f:
         f.visititems(visit)
     return out
