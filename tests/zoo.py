@@ -24,6 +24,39 @@ CONFIGS = {
     # One token type: DPRReader (TF and PT) takes no token_type_ids, and inputs_for passes them
     # whenever type_vocab_size > 1.
     "dpr": ("DPRConfig", dict(_TINY, max_position_embeddings=64, type_vocab_size=1)),
+    "xlnet": ("XLNetConfig", dict(vocab_size=99, d_model=32, n_layer=2, n_head=4, d_inner=37)),
+    # Two languages, so lang_embeddings exists (xlm_inputs then passes langs).
+    "xlm": ("XLMConfig", dict(vocab_size=99, emb_dim=32, n_layers=2, n_heads=4, max_position_embeddings=64,
+                              n_langs=2)),
+    # pre_norm moves where the layer norms apply (same tensors): the layout FlauBERT adds to XLM.
+    "flaubert": ("FlaubertConfig", dict(vocab_size=99, emb_dim=32, n_layers=2, n_heads=4,
+                                        max_position_embeddings=64, pre_norm=True)),
+    # Two conv layers (stride 4) turn 1600 samples into 98 frames; a 16-tap positional conv in
+    # 2 groups. mask_time_prob > 0 (the default) keeps masked_spec_embed.
+    "wav2vec2": ("Wav2Vec2Config", dict(vocab_size=32, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                        intermediate_size=20, conv_dim=(8, 8), conv_stride=(4, 4),
+                                        conv_kernel=(8, 8), num_conv_pos_embeddings=16,
+                                        num_conv_pos_embedding_groups=2)),
+    # 2 language, 1 cross, 1 vision layer; every pretraining head on (task_obj_predict, task_qa
+    # and the three visual losses are on by default).
+    "lxmert": ("LxmertConfig", dict(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
+                                    l_layers=2, x_layers=1, r_layers=1, max_position_embeddings=64,
+                                    num_qa_labels=5, num_object_labels=7, num_attr_labels=4,
+                                    visual_feat_dim=12, visual_pos_dim=4)),
+    # Three adaptive parts (cutoffs 10, 50 of 99 tokens), each half as wide as the last
+    # (div_val=2), so every part has its own projection; tie_projs is [False, True, True].
+    "transfo-xl": ("TransfoXLConfig", dict(vocab_size=99, cutoffs=[10, 50], d_model=32, d_embed=32, n_head=4,
+                                           d_head=8, d_inner=37, div_val=2, n_layer=2, mem_len=10)),
+    # n_inner != 4 * n_embd, so the MLP width must come from the config (or the shapes).
+    "gpt2": ("GPT2Config", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, n_inner=37)),
+    "openai-gpt": ("OpenAIGPTConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
+    "ctrl": ("CTRLConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, dff=37, n_positions=64)),
+    # Different encoder and decoder depths, so the two repeat counts cannot be confused.
+    "t5": ("T5Config", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3,
+                            num_heads=4, relative_attention_num_buckets=8)),
+    "bart": ("BartConfig", dict(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=3,
+                                encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37,
+                                decoder_ffn_dim=37, max_position_embeddings=64)),
 }
 
 # (family, HF class without the TF prefix) pairs that convert both ways between pt and tf2.
@@ -46,6 +79,26 @@ TF2_CASES = [
     ("dpr", "DPRContextEncoder"),
     ("dpr", "DPRQuestionEncoder"),
     ("dpr", "DPRReader"),
+    ("xlnet", "XLNetLMHeadModel"),
+    ("xlnet", "XLNetModel"),
+    ("xlm", "XLMWithLMHeadModel"),
+    ("xlm", "XLMModel"),
+    ("flaubert", "FlaubertWithLMHeadModel"),
+    ("flaubert", "FlaubertModel"),
+    ("wav2vec2", "Wav2Vec2Model"),
+    ("lxmert", "LxmertForPreTraining"),
+    ("lxmert", "LxmertModel"),
+    ("gpt2", "GPT2LMHeadModel"),
+    ("gpt2", "GPT2Model"),
+    ("openai-gpt", "OpenAIGPTLMHeadModel"),
+    ("openai-gpt", "OpenAIGPTModel"),
+    ("ctrl", "CTRLLMHeadModel"),
+    ("ctrl", "CTRLModel"),
+    ("t5", "T5ForConditionalGeneration"),
+    ("t5", "T5Model"),
+    ("bart", "BartForConditionalGeneration"),
+    ("bart", "BartForSequenceClassification"),
+    ("bart", "BartModel"),
 ]
 
 
@@ -82,6 +135,11 @@ def make_pt(family: str, cls_name: str, seed: int = 0, **overrides):
 # cannot round-trip, as it keeps the bias the forward uses and writes it under both names).
 TF_EQUAL_VARIABLES = {
     "albert": (("predictions/bias:0", "predictions/decoder/bias:0"),),
+    # TF Transformer-XL keeps its own adaptive-softmax tables and projections; PyTorch ties them
+    # to the embedding's (tie_word_embeddings, tie_projs = [False, True, True] here).
+    "transfo-xl": tuple((f"crit/out_layers_._{i}_._weight:0", f"transformer/word_emb/emb_layers_._{i}/embeddings:0")
+                        for i in range(3))
+    + tuple((f"crit/out_projs_._{i}:0", f"transformer/word_emb/emb_projs_._{i}:0") for i in (1, 2)),
 }
 
 
@@ -95,7 +153,7 @@ def make_tf(family: str, cls_name: str, seed: int = 0, **overrides):
     rng = np.random.default_rng(seed)
     for v in model.weights:
         v.assign(v.numpy() + rng.standard_normal(v.shape).astype(v.dtype.as_numpy_dtype) * 0.02)
-    by_name = {v.name.split("/", 1)[1]: v for v in model.weights}
+    by_name = {v.name.split("/", 1)[-1]: v for v in model.weights}   # 'final_logits_bias:0' has one part
     for copy, source in TF_EQUAL_VARIABLES.get(family, ()):
         if copy in by_name and source in by_name:
             by_name[copy].assign(by_name[source])
@@ -112,8 +170,53 @@ def text_inputs(config, rng) -> dict[str, np.ndarray]:
     return out
 
 
+def audio_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Raw float audio, 1600 samples per example (models with a conv feature encoder)."""
+    return {"input_values": rng.standard_normal((2, 1600)).astype(np.float32)}
+
+
+def xlnet_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text with two segments, so each layer's seg_embed takes part in the outputs."""
+    out = text_inputs(config, rng)
+    out["token_type_ids"] = rng.integers(0, 2, out["input_ids"].shape)
+    return out
+
+
+def xlm_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text plus language ids when the model has lang_embeddings (n_langs > 1)."""
+    out = text_inputs(config, rng)
+    if config.n_langs > 1 and config.use_lang_emb:
+        out["langs"] = rng.integers(0, config.n_langs, out["input_ids"].shape)
+    return out
+
+
+def ids_only_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Token ids alone (Transformer-XL takes no attention mask)."""
+    return {"input_ids": rng.integers(0, config.vocab_size, (2, 7))}
+
+
+def visual_text_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text plus 5 object features and their boxes (LXMERT's visual stream)."""
+    out = text_inputs(config, rng)
+    out["visual_feats"] = rng.standard_normal((2, 5, config.visual_feat_dim)).astype(np.float32)
+    out["visual_pos"] = rng.uniform(0, 1, (2, 5, config.visual_pos_dim)).astype(np.float32)
+    return out
+
+
 # family -> inputs maker (config, numpy Generator) -> dict of numpy arrays; default: text.
-INPUTS = {}
+def seq2seq_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text for an encoder-decoder: the encoder's ids end in one </s> and hold no other (BART's
+    classifier reads the decoder state at the </s> of input_ids), plus decoder_input_ids of the
+    same length (T5 builds none without labels)."""
+    ids = rng.integers(3, config.vocab_size, (2, 7))
+    ids[:, -1] = config.eos_token_id
+    mask = np.ones_like(ids)
+    mask[1, 0] = 0
+    return {"input_ids": ids, "attention_mask": mask,
+            "decoder_input_ids": rng.integers(3, config.vocab_size, (2, 7))}
+
+
+INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs}
 
 
 def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:

@@ -1,0 +1,156 @@
+"""GPT-2 and OpenAI GPT beyond the generic tf2/registry tests: every class pt -> pt, Conv1D
+weights moved without a transpose and their TF (1, out) biases, weights files without a
+config, the tied lm_head (an alias in the IR, whatever the source), an untied lm_head, and
+the mask buffers older checkpoints carry."""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+import irconv  # noqa: E402
+import test_tf2  # noqa: E402
+from conftest import assert_one_line_error, run_irconv  # noqa: E402
+from irconv import FAMILIES  # noqa: E402
+from zoo import assert_close, inputs_for, make_pt, make_tf, run_pt  # noqa: E402
+
+CASES = [(fam, cls) for fam in ("gpt2", "openai-gpt") for cls in FAMILIES.get(fam).architectures]
+ids = [f"{f}-{c}" for f, c in CASES]
+LM = {"gpt2": "GPT2LMHeadModel", "openai-gpt": "OpenAIGPTLMHeadModel"}
+# Shapes of a real release: 64 dims per head (gpt2: 768 wide, 12 heads).
+REAL_SHAPES = dict(n_embd=128, n_head=2)
+
+
+def same_files(src, out):
+    ref, got = load_file(src / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(ref) == sorted(got)
+    for k in ref:
+        assert torch.equal(ref[k].view(torch.uint8), got[k].view(torch.uint8)), k
+
+
+@pytest.mark.parametrize("family,cls_name", CASES, ids=ids)
+def test_pt_to_pt_every_class(family, cls_name, tmp):
+    model = make_pt(family, cls_name, seed=61)
+    model.save_pretrained(tmp / "src")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    same_files(tmp / "src", tmp / "out")
+    inputs = inputs_for(family, model.config)
+    assert_close(run_pt(model, inputs), run_pt(test_tf2.pt_loads_cleanly(cls_name, tmp / "out"), inputs), 0.0)
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config["model_type"] == family and config["architectures"] == [cls_name]
+
+
+@pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])
+def test_conv1d_is_not_transposed_and_tf_bias_is_a_row(family, tmp):
+    """PyTorch Conv1D weights are (in, out) like TF's: the bytes go across unchanged, and TF's
+    (1, out) bias is the PyTorch (out,) one with a unit axis."""
+    model = make_pt(family, LM[family], seed=62)
+    model.save_pretrained(tmp / "src")
+    irconv.convert(tmp / "src", tmp / "tf2", to="tf2")
+    pt = load_file(tmp / "src" / "model.safetensors")
+    tf = test_tf2.h5_datasets(tmp / "tf2" / "tf_model.h5")
+    w = pt["transformer.h.0.attn.c_attn.weight"].numpy()
+    assert w.shape == (32, 96)                                     # fused q/k/v, kept fused
+    assert test_tf2.same_bytes(tf["transformer/transformer/h_._0/attn/c_attn/weight:0"], w)
+    b = pt["transformer.h.1.mlp.c_fc.bias"].numpy()
+    assert test_tf2.same_bytes(tf["transformer/transformer/h_._1/mlp/c_fc/bias:0"], b[None])
+    ckpt = irconv.load(tmp / "src")
+    assert ckpt.tensors["decoder.layers.0.attn.qkv.weight"].axes == ("in", "out")
+
+
+@pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])
+@pytest.mark.parametrize("source", ["pt", "tf2"])
+def test_lm_head_is_an_alias_of_the_word_embeddings(family, source, tmp):
+    """Neither HF file stores lm_head (safetensors drops the tie, TF has no variable): the
+    config's class says the head is there, and the IR ties it to the word embeddings."""
+    if source == "pt":
+        make_pt(family, LM[family], seed=63).save_pretrained(tmp / "src")
+    else:
+        make_tf(family, LM[family], seed=63).save_pretrained(tmp / "src")
+    ckpt = irconv.load(tmp / "src")
+    assert ckpt.aliases == {"heads.lm.weight": "embeddings.word.weight"}
+    bare = FAMILIES.get(family).architectures
+    model_cls = next(c for c in bare if not c.endswith("LMHeadModel"))
+    make_pt(family, model_cls, seed=63).save_pretrained(tmp / "bare")
+    assert irconv.load(tmp / "bare").aliases == {}
+
+
+@pytest.mark.parametrize("family,cls_name", CASES, ids=ids)
+def test_bare_weights_file(family, cls_name, tmp):
+    """No config.json: family and class come from the names (an LM head model nests the body
+    under 'transformer.' though it stores no head tensor), the config from the shapes."""
+    model = make_pt(family, cls_name, seed=64, **REAL_SHAPES)
+    model.save_pretrained(tmp / "src")
+    proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt", check=True)
+    assert b"n_head" in proc.stderr                     # the guess is said out loud
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config["model_type"] == family and config["architectures"] == [cls_name]
+    for key in ("vocab_size", "n_embd", "n_layer", "n_head", "n_positions"):
+        assert config[key] == getattr(model.config, key), key
+    if family == "gpt2":
+        assert config["n_inner"] == model.config.n_inner == 37
+    same_files(tmp / "src", tmp / "out")
+    loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
+    inputs = inputs_for(family, model.config)
+    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), 0.0)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])
+def test_untied_lm_head(family, tmp):
+    """tie_word_embeddings false: lm_head.weight is a tensor of its own and is kept (in a bare
+    file its presence says the model is untied); TF2 always ties, so it is refused."""
+    model = make_pt(family, LM[family], seed=65, tie_word_embeddings=False)
+    model.save_pretrained(tmp / "src")
+    assert "lm_head.weight" in load_file(tmp / "src" / "model.safetensors")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    same_files(tmp / "src", tmp / "out")
+    run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "bare", "--to", "pt", check=True)
+    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
+    same_files(tmp / "src", tmp / "bare")
+    proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, "heads.lm.weight")
+    assert not (tmp / "tf2").exists()
+
+
+@pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])
+def test_old_checkpoint_mask_buffers_are_skipped(family, tmp):
+    """Checkpoints from before the causal mask became a non-persistent buffer carry
+    h.N.attn.bias (and GPT-2's masked_bias): skipped, never mistaken for c_attn's bias."""
+    model = make_pt(family, LM[family], seed=66)
+    model.save_pretrained(tmp / "src")
+    state = load_file(tmp / "src" / "model.safetensors")
+    n = model.config.n_positions
+    for i in range(model.config.n_layer):
+        state[f"transformer.h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n)
+        if family == "gpt2":
+            state[f"transformer.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
+    if family == "openai-gpt":
+        state["transformer.position_ids"] = torch.arange(n)[None]
+    save_file(state, tmp / "src" / "model.safetensors", metadata={"format": "pt"})
+    ckpt = irconv.load(tmp / "src")
+    assert "transformer.h.0.attn.bias" in ckpt.source["skipped"]
+    irconv.convert(tmp / "src", tmp / "tf2", to="tf2")
+    inputs = inputs_for(family, model.config)
+    tfm = test_tf2.tf_loads_cleanly(LM[family], tmp / "tf2")
+    assert_close(run_pt(model, inputs), test_tf2.run_tf(tfm, inputs), test_tf2.ATOL)
+
+
+def test_tf_bias_with_a_wrong_unit_axis_is_one_line_error(tmp):
+    tfm = make_tf("gpt2", "GPT2Model", seed=67)
+    tfm.save_pretrained(tmp / "tf2")
+    path = tmp / "tf2" / "tf_model.h5"
+    with h5py.File(path, "r+") as f:
+        group = f["transformer"]
+        name = next(n for n in group.attrs["weight_names"] if n.endswith("h_._0/attn/c_attn/bias:0"))
+        name = name.decode() if isinstance(name, bytes) else name
+        del group[name]
+        group.create_dataset(name, data=np.zeros((2, 48), np.float32))
+    proc = run_irconv("convert", tmp / "tf2", tmp / "out", "--to", "pt")
+    assert_one_line_error(proc, "c_attn/bias", "unit")
+    assert not (tmp / "out").exists()
