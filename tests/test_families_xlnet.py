@@ -10,34 +10,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from safetensors.torch import load_file  # noqa: E402
 
 import test_tf2  # noqa: E402  (its round-trip checks and loaders)
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
-from zoo import assert_close, inputs_for, make_pt, run_pt  # noqa: E402
+from zoo import assert_same_safetensors, assert_close, inputs_for, make_pt, run_pt  # noqa: E402
 
 CLASSES = list(FAMILIES.get("xlnet").architectures)
-
-
-def same_files(src, out):
-    ref, got = load_file(src / "model.safetensors"), load_file(out / "model.safetensors")
-    assert sorted(ref) == sorted(got)
-    for k in ref:
-        assert torch.equal(ref[k].view(torch.uint8), got[k].view(torch.uint8)), k
-
-
-@pytest.mark.parametrize("cls_name", CLASSES)
-def test_pt_to_pt_every_class(cls_name, tmp):
-    model = make_pt("xlnet", cls_name, seed=61)
-    model.save_pretrained(tmp / "src")
-    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    same_files(tmp / "src", tmp / "out")
-    loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
-    inputs = inputs_for("xlnet", model.config)
-    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), 0.0)
-    config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["model_type"] == "xlnet" and config["architectures"] == [cls_name]
 
 
 def test_attention_tensors_keep_their_layout_in_tf2(tmp):
@@ -67,7 +46,7 @@ def test_bare_weights_file(cls_name, tmp):
     assert config["model_type"] == "xlnet" and config["architectures"] == [cls_name]
     for key in ("vocab_size", "d_model", "n_layer", "n_head", "d_head", "d_inner"):
         assert config[key] == getattr(model.config, key), key
-    same_files(tmp / "src", tmp / "out")
+    assert_same_safetensors(tmp / "src", tmp / "out")
     loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
     inputs = inputs_for("xlnet", model.config)
     assert_close(run_pt(model, inputs), run_pt(loaded, inputs), 0.0)
@@ -80,7 +59,7 @@ def test_untied_lm_loss(tmp):
     assert not torch.equal(model.lm_loss.weight, model.transformer.word_embedding.weight)
     model.save_pretrained(tmp / "src")
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    same_files(tmp / "src", tmp / "out")
+    assert_same_safetensors(tmp / "src", tmp / "out")
     run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "bare", "--to", "pt", check=True)
     assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
     proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")

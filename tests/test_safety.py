@@ -1,7 +1,6 @@
 """No input can make irconv execute code: hostile pickles are refused before anything runs."""
 from __future__ import annotations
 
-import io
 import pickle
 import zipfile
 
