@@ -13,7 +13,7 @@ tensor: the view's axes and the canonical axes name them, ir.layout computes the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping
 
 from ..ir.checkpoint import Checkpoint
@@ -42,7 +42,7 @@ TF_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "embeddi
 TF1_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "")
 
 # Every view a family may declare, and the style its module helpers use.
-VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE}
+VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE}
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,23 @@ def linear(name: str, bias: bool = True, **views) -> list[Param]:
     return _module(name, leaves, **views)
 
 
+def with_view(block: "Block", view: str, prefix: str, spellings: Mapping[str, object],
+              derive: Mapping[str, Callable[[dict], object]] | None = None) -> "Block":
+    """`block` with one more view: its raw prefix and each param's spelling there (by the
+    param's canonical name in the block); `derive` gives params that view does not store
+    (computed on import, like fairseq RoBERTa's absent token_type embeddings)."""
+    derive = derive or {}
+    params = []
+    for p in block.params:
+        extra = {view: _as_spelling(spellings[p.name])} if p.name in spellings else {}
+        params.append(replace(p, spellings={**p.spellings, **extra},
+                              derive=derive.get(p.name, p.derive)))
+    unknown = (set(spellings) | set(derive)) - {p.name for p in block.params}
+    if unknown:
+        raise ValueError(f"block {block.name!r} has no params {sorted(unknown)}")
+    return replace(block, params=tuple(params), prefixes={**block.prefixes, view: prefix})
+
+
 def conv1d(name: str, **views) -> list[Param]:
     """HF's Conv1D (GPT-2, OpenAI GPT): a dense layer whose PyTorch weight is already stored
     (in, out), as TF stores it, so its canonical axes are (in, out) and nothing moves. TF
@@ -214,6 +231,10 @@ class ViewConfig:
     filename: str
     to_canonical: Callable[[dict], dict]
     from_canonical: Callable[[dict], dict]
+    # For formats whose config names an architecture (fairseq): whether this family is it,
+    # given the config and the raw tensor shapes, and the architecture names it claims.
+    matches: Callable[[dict, dict], bool] = lambda config, shapes: False
+    names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -242,11 +263,15 @@ class Family:
     def unspelled(self, view: str) -> list[str]:
         """Params the view cannot name. Only tied params may be unspelled: the view then
         always ties them (HF TF2 heads reuse the embedding matrix, they store no decoder);
-        and derived buffers, which the view then recomputes from the config."""
+        and derived buffers, which the view then recomputes from the config. An optional block
+        (a role) may be absent from a view whose framework never has it (fairseq RoBERTa has
+        no pooler): that view then cannot hold a model with it."""
         missing = []
         for block in self.blocks:
             if view not in block.prefixes:
-                missing.append(f"block {block.name!r}")
+                if not block.role:
+                    missing.append(f"block {block.name!r}")
+                continue
             missing += [f"{block.name}.{p.name}" for p in block.params
                         if view not in p.spellings and p.tied_to is None and p.derive is None]
         return missing
@@ -336,6 +361,8 @@ class FamilyView:
         self._raw = _Matcher()
         self._canonical = _Matcher()
         for block in family.blocks:
+            if view not in block.prefixes:
+                continue                      # an optional part this framework never has
             for p in block.params:
                 if view not in p.spellings:
                     self.implicit.append(_Entry(block, p, _join(block.name, p.name, "."), "", p.axes))
@@ -486,7 +513,7 @@ class FamilyView:
         # Buffers the file does not hold (or this view never stores) are computed from the
         # config once it is known.
         derived = {c: e for e, c in ((self._canonical.match(c)[0], c) for c in expected if c not in placed)
-                   if e.param.derive is not None}
+                   if e.param.derive is not None and not e.raw}
         missing = [c for c in expected if c not in placed and c not in derived]
         extra = [c for c in placed if c not in expected]
         if unplaced or missing or problems or extra:
