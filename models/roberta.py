@@ -7,8 +7,10 @@ separate families because config.json's model_type (and the HF classes) tell the
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .bert import BERT, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
-from .engine import Block, Family, linear, norm, param
+from .engine import Block, Family, ViewConfig, linear, norm, param, with_view
 
 # RobertaLMHead: BERT's prediction head (dense, gelu, LayerNorm, decoder) under other names,
 # so it takes BERT's canonical names. The decoder is tied to the word embeddings unless
@@ -64,27 +66,116 @@ def roberta_config(model_type: str):
     return infer
 
 
-def roberta_like(name: str, model_type: str, classes: str, kinds: tuple[str, ...], description: str) -> Family:
-    """A RoBERTa-architecture family whose HF classes are `classes` + each of `kinds`."""
+# ---- the "fairseq" view: fairseq >= 0.10 names (the importer first applies the renames
+# fairseq itself applies to older checkpoints on load).
+
+
+def zero_token_types(config: dict):
+    """fairseq RoBERTa has no token type embeddings; HF's has one row, which the seed fills with
+    zeros, so adding it changes nothing."""
+    return np.zeros((config.get("type_vocab_size", 1), config["hidden_size"]), np.float32)
+
+
+def _pairs(**modules):
+    """{canonical leaf: fairseq name} for weight and bias of each canonical module."""
+    return {f"{c}.{leaf}": f"{f}.{leaf}" for c, f in modules.items() for leaf in ("weight", "bias")}
+
+
+FAIRSEQ_EMBEDDINGS = with_view(EMBEDDINGS, "fairseq", "encoder.sentence_encoder", {
+    "word.weight": "embed_tokens.weight", "position.weight": "embed_positions.weight",
+    **_pairs(norm="layernorm_embedding")}, derive={"token_type.weight": zero_token_types})
+FAIRSEQ_LAYER = with_view(encoder_layer(pt="encoder.layer.{i}"), "fairseq", "encoder.sentence_encoder.layers.{i}",
+                          _pairs(**{"attn.q": "self_attn.q_proj", "attn.k": "self_attn.k_proj",
+                                    "attn.v": "self_attn.v_proj", "attn.out": "self_attn.out_proj",
+                                    "attn.norm": "self_attn_layer_norm", "ffn.up": "fc1", "ffn.down": "fc2",
+                                    "ffn.norm": "final_layer_norm"}))
+# fairseq's lm_head.weight is the embedding matrix (tied); lm_head.bias is the output bias.
+FAIRSEQ_LM_HEAD = with_view(LM_HEAD, "fairseq", "encoder.lm_head", {
+    **_pairs(**{"transform.dense": "dense", "transform.norm": "layer_norm"}),
+    "bias": "bias", "decoder.weight": "weight"})
+# classification_heads.<name>: the importer names the chosen head 'head'.
+FAIRSEQ_CLASSIFIER = with_view(CLASSIFIER_HEAD, "fairseq", "classification_heads.head",
+                               _pairs(dense="dense", out_proj="out_proj"))
+FAIRSEQ_IGNORE = (
+    r"^encoder\.sentence_encoder\.version$",      # a format version counter buffer
+    # fairseq 0.12.2 runs also save BetterTransformer copies of every layer's weights
+    # (zeros in practice; fairseq recomputes them on load from the real ones).
+    r"^encoder\.sentence_encoder\.layers\.\d+\.(in_proj|out_proj|fc1|fc2)_(weight|bias)$",
+)
+
+
+def fairseq_config(model_type: str, classes: str):
+    """fairseq's model args -> the HF config, as the seed conversions set it."""
+    def to_canonical(c: dict) -> dict:
+        shapes = c["__shapes__"]
+        vocab, hidden = shapes["encoder.sentence_encoder.embed_tokens.weight"]
+        layers = 1 + max(int(n.split(".")[3]) for n in shapes if n.startswith("encoder.sentence_encoder.layers."))
+        config = {
+            "model_type": model_type, "vocab_size": vocab, "hidden_size": hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": c.get("encoder_attention_heads", max(1, hidden // 64)),
+            "intermediate_size": shapes["encoder.sentence_encoder.layers.0.fc1.weight"][0],
+            "max_position_embeddings": shapes["encoder.sentence_encoder.embed_positions.weight"][0],
+            "type_vocab_size": 1, "layer_norm_eps": 1e-5,
+            "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2,
+            "hidden_act": c.get("activation_fn", "gelu"),
+            "hidden_dropout_prob": c.get("dropout", 0.1),
+            "attention_probs_dropout_prob": c.get("attention_dropout", 0.1),
+        }
+        if c.get("__head__"):
+            config["num_labels"] = shapes["classification_heads.head.out_proj.weight"][0]
+            config["architectures"] = [f"{classes}ForSequenceClassification"]
+        else:
+            config["architectures"] = [f"{classes}ForMaskedLM"]
+        return config
+    return to_canonical
+
+
+def roberta_like(name: str, model_type: str, classes: str, kinds: tuple[str, ...], description: str,
+                 fairseq_claims=None) -> Family:
+    """A RoBERTa-architecture family whose HF classes are `classes` + each of `kinds`;
+    `fairseq_claims(fairseq_args, shapes)` says which fairseq checkpoints are this family."""
+    views = ("pt", "tf2") + (("fairseq",) if fairseq_claims else ())
+    blocks = (FAIRSEQ_EMBEDDINGS, FAIRSEQ_LAYER, POOLER, FAIRSEQ_LM_HEAD, FAIRSEQ_CLASSIFIER)
     return Family(
-        name=name, model_types=(model_type,), declared_views=("pt", "tf2"),
-        blocks=(EMBEDDINGS, encoder_layer(pt="encoder.layer.{i}"), POOLER, LM_HEAD, CLASSIFIER_HEAD),
+        name=name, model_types=(model_type,), declared_views=views,
+        blocks=blocks,
+        view_configs={"fairseq": ViewConfig("model.pt", fairseq_config(model_type, classes), dict,
+                                            fairseq_claims, ("roberta_base", "roberta_large", "roberta"))}
+        if fairseq_claims else {},
         base_prefix={"pt": "roberta.", "tf2": "roberta/"},
         # RobertaModel saves its keys bare (like BertModel); TF2 always nests them in 'roberta/'.
         arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={f"{classes}{kind}": CLASS_ROLES[kind] for kind in kinds},
         infer_config=roberta_config(model_type),
         # The same non-learned buffers (position_ids, token_type_ids) BERT checkpoints carry.
-        ignore=BERT.ignore,
+        ignore={**BERT.ignore, "fairseq": FAIRSEQ_IGNORE},
         description=description,
     )
 
 
+
+
+def _post_ln(c: dict) -> bool:
+    return not c.get("encoder_normalize_before", False)
+
+
+def _vocab(shapes: dict) -> int:
+    """Rows of fairseq RoBERTa's token table; 0 when the checkpoint is not a RoBERTa encoder
+    (a translation model's encoder has no sentence_encoder), which no family claims."""
+    return shapes.get("encoder.sentence_encoder.embed_tokens.weight", (0,))[0]
+
+
+# RoBERTa and XLM-R share fairseq's architecture and arch names; only XLM-R's 250k-word
+# multilingual vocabulary tells them apart (--model overrides).
+XLMR_VOCAB = 250_000
 ROBERTA = roberta_like("roberta", "roberta", "Roberta",
                        ("ForMaskedLM", "ForCausalLM", "ForSequenceClassification", "Model"),
-                       "RoBERTa (fairseq; HF Roberta*)")
+                       "RoBERTa (fairseq; HF Roberta*)",
+                       fairseq_claims=lambda c, shapes: _post_ln(c) and 0 < _vocab(shapes) < XLMR_VOCAB)
 XLM_ROBERTA = roberta_like("xlm-roberta", "xlm-roberta", "XLMRoberta", ("ForMaskedLM", "Model"),
-                           "XLM-RoBERTa (fairseq; HF XLMRoberta*)")
+                           "XLM-RoBERTa (fairseq; HF XLMRoberta*)",
+                           fairseq_claims=lambda c, shapes: _post_ln(c) and _vocab(shapes) >= XLMR_VOCAB)
 CAMEMBERT = roberta_like("camembert", "camembert", "Camembert", ("ForMaskedLM", "Model"),
                          "CamemBERT (fairseq; HF Camembert*)")
 

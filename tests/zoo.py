@@ -12,6 +12,8 @@ CONFIGS = {
     "bert": ("BertConfig", dict(_TINY, max_position_embeddings=64, type_vocab_size=2)),
     "roberta": ("RobertaConfig", dict(_TINY, max_position_embeddings=66)),
     "xlm-roberta": ("XLMRobertaConfig", dict(_TINY, max_position_embeddings=66)),
+    # Pre-LN RoBERTa (no TF class): pt views only.
+    "xlm-roberta-xl": ("XLMRobertaXLConfig", dict(_TINY, max_position_embeddings=66)),
     "camembert": ("CamembertConfig", dict(_TINY, max_position_embeddings=66)),
     "layoutlm": ("LayoutLMConfig", dict(_TINY, max_position_embeddings=64, max_2d_position_embeddings=128)),
     "electra": ("ElectraConfig", dict(_TINY, embedding_size=16, max_position_embeddings=64)),
