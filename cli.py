@@ -65,9 +65,18 @@ def _config_arg(args) -> dict | None:
 def _load(args) -> Checkpoint:
     if args.src == "-":
         return read_stream(sys.stdin.buffer, "<stdin>")
-    fmt = args.from_ or detect_format(args.src)
+    return _import(args.from_ or detect_format(args.src), args)
+
+
+def _import(fmt: str, args) -> Checkpoint:
+    """Run importer `fmt` on args.src with the source options it takes."""
+    extra = {}
+    if getattr(args, "head", None):
+        if fmt != "fairseq":
+            raise UsageError(f"--head applies to fairseq checkpoints, not {fmt!r}")
+        extra["head"] = args.head
     return IMPORTERS.get(fmt).load(Path(args.src), model=args.model, view=args.view,
-                                   config=_config_arg(args))
+                                   config=_config_arg(args), **extra)
 
 
 def _export_options(args) -> ExportOptions:
@@ -89,11 +98,11 @@ def _save(args, ckpt: Checkpoint, fmt: str) -> None:
 
 
 def cmd_import(args) -> None:
-    importer = IMPORTERS.get(args.format)
+    IMPORTERS.get(args.format)
     if args.output is None and sys.stdout.isatty():
         raise UsageError("refusing to write a binary IR stream to a terminal; "
                          "pipe it (| irconv export ...) or pass -o FILE")
-    ckpt = importer.load(Path(args.src), model=args.model, view=args.view, config=_config_arg(args))
+    ckpt = _import(args.format, args)
     _notes(ckpt, args.quiet)
     progress = Progress(f"import {args.format}", ckpt, not args.quiet)
     try:
@@ -213,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="model family, when the input does not say (see `irconv models`)")
     source.add_argument("--view", help="naming convention of the input, when not the format's default")
     source.add_argument("--config", help="JSON config for a bare weights file (HF config.json form)")
+    source.add_argument("--head", help="fairseq: the classification head to convert (default: the LM head)")
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
     target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
