@@ -86,12 +86,13 @@ def test_view_round_trip_of_random_tensors(fam):
     if any(e.param.derive for e in entry_of.values()):
         # Derived buffers are computed from config fields: give them the ones the shapes imply.
         config = {**fam.infer_config({n: t.spec for n, t in tensors.items()}, config)[0], **config}
-    ckpt = Checkpoint(fam.name, config, tensors)
     for view in fam.views:
         fv = fam.view(view)
-        raw, _ = fv.from_canonical(ckpt, "test")
+        # Optional blocks a framework never has (fairseq RoBERTa's pooler) stay out of its view.
+        own = {n: t for n, t in tensors.items() if view in entry_of[n].block.prefixes}
+        raw, _ = fv.from_canonical(Checkpoint(fam.name, config, own), "test")
         back = fv.to_canonical(raw, config, "test")
-        assert list(back.tensors) == list(tensors)
+        assert list(back.tensors) == list(own)
         # A buffer the view does not store comes back recomputed, not with the random bytes.
         recomputed = {n for n in names if entry_of[n].param.derive and view not in entry_of[n].param.spellings}
         for name, t in back.tensors.items():
