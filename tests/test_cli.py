@@ -20,9 +20,11 @@ def test_formats_and_models_list_the_registries():
 
 
 def test_conversion_path_imports_no_framework(tmp):
-    """convert, import and export with torch and tensorflow installed: neither gets imported."""
+    """Every format in and out (pt, tf2, tf1, fairseq, the stream) with torch and tensorflow
+    installed: none of the frameworks gets imported."""
     import os
     example = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+    fairseq = os.path.join(os.path.dirname(__file__), "fixtures", "fairseq", "roberta_base-trainer")
     code = f"""
 import io, sys, irconv
 irconv.convert({example!r}, {str(tmp / 'a')!r}, to="pt", bin=True)
@@ -30,6 +32,10 @@ buf = io.BytesIO()
 irconv.write_stream(irconv.load({str(tmp / 'a')!r}), buf)
 buf.seek(0)
 irconv.save(irconv.open_stream(buf), {str(tmp / 'b')!r}, "pt")
+irconv.convert({str(tmp / 'b')!r}, {str(tmp / 'c')!r}, to="tf2")
+irconv.convert({str(tmp / 'c')!r}, {str(tmp / 'd')!r}, to="tf1")
+irconv.convert({str(tmp / 'd')!r}, {str(tmp / 'e')!r}, to="pt")
+irconv.convert({fairseq!r}, {str(tmp / 'f')!r}, to="tf2")
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'keras', 'jax'))
 assert not bad, bad
 """
