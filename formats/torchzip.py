@@ -26,7 +26,12 @@ import numpy as np
 from ..ir.dtypes import DTYPES, DType
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
-from .pickle import Allowlist, Sealed, loads
+from .pickle import Allowlist, RestrictedUnpickler, Sealed, loads
+
+
+def loads_from(f, path: str, allow: Allowlist, persistent_load=None):
+    """The next pickle of an open file (legacy checkpoints are several in a row)."""
+    return RestrictedUnpickler(f, path=path, allow=allow, persistent_load=persistent_load).load()
 
 ALIGNMENT = 64          # torch's kFieldAlignment: record data starts at a multiple of this
 _LOCAL_HEADER = struct.Struct("<4s22xHH")   # signature ... name length, extra length
@@ -301,13 +306,74 @@ class TorchZipArchive:
         return Tensor(spec, _RecordLoader(self.path, record, ref, name), source=name)
 
 
+def _is_legacy(head: bytes) -> bool:
+    return any(m in head[:40] for m in _LEGACY_MAGIC)
+
+
+def looks_like(path) -> bool:
+    """A torch.save file: a zip (torch >= 1.6) or the legacy pickle stream."""
+    with open(path, "rb") as f:
+        head = f.read(40)
+    return head.startswith(b"PK\x03\x04") or _is_legacy(head)
+
+
+# torch.serialization's legacy stream: MAGIC_NUMBER, PROTOCOL_VERSION, sys_info, the object,
+# the sorted storage keys, then each storage as int64 numel + its bytes (FORMATS.md §4.3).
+_LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+def _load_legacy(path: str, allow: Allowlist) -> tuple[Any, TorchZipArchive]:
+    """A pre-1.6 (non-zip) torch.save file, as the 2019 fairseq and HF releases are."""
+    storages: dict[str, StorageRef] = {}
+
+    def persistent_load(pid):
+        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
+            raise FormatError(f"persistent id {pid!r} is not ('storage', type, key, location, "
+                              f"numel, view_metadata)")
+        _, stype, key, location, numel, view = pid
+        if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
+                not isinstance(location, str) or type(numel) is not int or numel < 0:
+            raise FormatError(f"persistent id {pid!r} is not a storage reference")
+        if view is not None:
+            raise FormatError(f"storage {key!r} is a view of another storage (legacy storage "
+                              f"views are not supported yet)")
+        return storages.setdefault(key, StorageRef(key, stype, location, numel))
+
+    with open(path, "rb") as f:
+        header = [loads_from(f, path, {}) for _ in range(3)]
+        if header[0] != _LEGACY_MAGIC_NUMBER or header[1] != _LEGACY_PROTOCOL:
+            raise FormatError(f"not a legacy torch.save file (magic {header[0]!r}, protocol "
+                              f"{header[1]!r})", path=path)
+        if not (isinstance(header[2], dict) and header[2].get("little_endian", True)):
+            raise FormatError("big-endian legacy checkpoint: not supported", path=path)
+        obj = loads_from(f, path, allow, persistent_load)
+        keys = loads_from(f, path, {})
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise FormatError("corrupt legacy checkpoint: no storage key list", path=path)
+        records, offset = {}, f.tell()
+        size = os.fstat(f.fileno()).st_size
+        for key in keys:
+            f.seek(offset)
+            (numel,) = struct.unpack("<q", _read_exact(f, 8, f"storage {key!r}", path))
+            ref = storages.get(key)
+            nbytes = numel * (ref.type.itemsize if ref else 1)
+            if ref is not None and numel != ref.numel:
+                raise FormatError(f"storage {key!r} holds {numel} elements, the pickle says "
+                                  f"{ref.numel}", path=path)
+            if offset + 8 + nbytes > size:
+                raise FormatError(f"storage {key!r}: file ends early (truncated?)", path=path)
+            records[key] = _Record(f"storage {key}", nbytes, offset + 8)
+            offset += 8 + nbytes
+    missing = sorted(set(storages) - set(records))
+    if missing:
+        raise FormatError(f"storages {missing!r} have no data in the file", path=path)
+    return obj, TorchZipArchive(path, "", records)
+
+
 def _refuse_non_zip(path: str, head: bytes) -> None:
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(b"PK\x03\x04") or _is_legacy(head):
         return
-    if any(m in head[:40] for m in _LEGACY_MAGIC):
-        raise FormatError("legacy (pre-1.6, non-zip) torch.save format is not supported yet; "
-                          "re-save it with torch>=1.6: torch.save(torch.load(f), 'new.pt')",
-                          path=path)
     if head[257:262] == b"ustar":
         raise FormatError("tar-based torch.save format (torch<1.0) is not supported; re-save "
                           "it with torch>=1.6", path=path)
@@ -350,7 +416,10 @@ def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArch
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
-        _refuse_non_zip(path, f.read(512))
+        head = f.read(512)
+    _refuse_non_zip(path, head)
+    if _is_legacy(head):
+        return _load_legacy(path, {**ALLOW, **(allow or {})})
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()

@@ -15,14 +15,9 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-def _is_zip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
-
-
 def _read_file(path: Path) -> tuple[list[Tensor], dict]:
     """Raw tensors of one weights file (the codec is chosen by content, not by suffix)."""
-    if _is_zip(path):
+    if torchzip.looks_like(path):
         return torchzip.read(path), {"codec": "torchzip"}
     if not safetensors.looks_like(path):
         raise FormatError("not a model weights file (expected a PyTorch checkpoint or safetensors)",

@@ -164,3 +164,19 @@ def test_older_naming_generations(tmp):
     with torch.no_grad():
         logits = model(input_ids=ref["tokens"].reshape(1, -1)).logits
     np.testing.assert_allclose(logits.numpy(), ref["logits"].numpy(), atol=ATOL, rtol=0)
+
+
+def test_legacy_torch_format_like_the_2019_releases(tmp):
+    """The 2019 RoBERTa / XLM-R releases are pre-1.6 (non-zip) torch.save files."""
+    fixture = FIXTURES / "roberta_base-args"
+    ckpt = torch.load(fixture / "model.pt", weights_only=False)   # the test's own fixture
+    (tmp / "old").mkdir()
+    torch.save(ckpt, tmp / "old" / "model.pt", _use_new_zipfile_serialization=False)
+    assert not (tmp / "old" / "model.pt").read_bytes().startswith(b"PK")
+    (tmp / "old" / "dict.txt").write_bytes((fixture / "dict.txt").read_bytes())
+    run_irconv("convert", tmp / "old", tmp / "hf", "--to", "pt", check=True)
+    model = strict(transformers.RobertaForMaskedLM, tmp / "hf")
+    ref = reference(fixture)
+    with torch.no_grad():
+        logits = model(input_ids=ref["tokens"].reshape(1, -1)).logits
+    np.testing.assert_allclose(logits.numpy(), ref["logits"].numpy(), atol=ATOL, rtol=0)

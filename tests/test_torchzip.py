@@ -466,12 +466,6 @@ def test_garbage_and_truncated_files(tmp_path, saved):
         torchzip.read(tmp_path / "other.zip")
 
 
-def test_legacy_format_is_reported(tmp_path):
-    torch.save({"a": torch.ones(2)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
-    with pytest.raises(FormatError, match="legacy .*not supported yet"):
-        torchzip.read(tmp_path / "old.pt")
-
-
 def test_short_record_names_file_and_tensor(tmp_path, saved):
     rewrite(saved, tmp_path / "short.pt", lambda n, b: b[:12] if n == "m/data/0" else b)
     with pytest.raises(FormatError, match=r"short\.pt: tensor 'a': record 'm/data/0' holds 12 "
