@@ -37,6 +37,11 @@ def weight_names(path) -> dict[str, list[str]]:
 @pytest.mark.parametrize("tied", [True, False], ids=["tied", "untied"])
 def test_lm_head_layer_exists_only_when_untied(tied, monkeypatch, tmp):
     with_config(monkeypatch, tie_word_embeddings=tied)
+    if not tied:
+        # An untied T5 skips the d_model**-0.5 rescale before its lm_head, so its logits are
+        # ~sqrt(d_model) larger and PyTorch and TF float32 differ in more absolute last bits
+        # (1.1e-5 seen under load; the weights themselves are still compared bit for bit).
+        monkeypatch.setattr(test_tf2, "ATOL", 1e-5 * 32 ** 0.5)
     test_tf2.test_pt_to_tf2("t5", "T5ForConditionalGeneration", tmp / "a")
     test_tf2.test_tf2_to_pt("t5", "T5ForConditionalGeneration", tmp / "b")
     names = weight_names(tmp / "a" / "tf2" / "tf_model.h5")
