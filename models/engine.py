@@ -42,7 +42,7 @@ TF_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "embeddi
 TF1_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "")
 
 # Every view a family may declare, and the style its module helpers use.
-VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE}
+VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE, "keras": TF_STYLE}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,229 @@
+"""EfficientNet B0..B7 (HF EfficientNetModel / EfficientNetForImageClassification, and the
+tf_keras.applications.EfficientNetB0..B7 weight names).
+
+Keras names a block `block{stage}{letter}` (block2b = stage 2, second repeat) while HF numbers
+blocks flatly (encoder.blocks.{n}), and which stage a flat index falls in depends on the
+variant's depth (B0's block 3 is block3a, B7's is block2a). The first stage has no expansion
+conv (expand_ratio 1), so whether a flat index has `expansion.*` depends on the variant too.
+Engine templates repeat over one count per field and cannot say "keras name = f(stage,
+letter), pt name = flat index"; so `block_table(config)` computes that table from the config
+(per-stage repeats = ceil(depth_coefficient * num_block_repeats), as both Keras and HF do) and
+the family's blocks are built per config from it: every row is still an ordinary engine
+Block with declared axes. An engine feature that would make this declarative: a repeat over a
+*derived* index sequence (a config -> [(index fields)] function, e.g. (n, stage, letter)),
+with per-index param presence (a predicate on the indices, for `expansion`).
+"""
+from __future__ import annotations
+
+import math
+import re
+from string import ascii_lowercase
+
+import numpy as np
+
+from ..ir.errors import MappingError
+from ..ir.layout import UNIT
+from .engine import Block, Family, FamilyView, param
+
+# Conv kernels: PyTorch Conv2d (out, in, h, w), Keras Conv2D (h, w, in, out). Depthwise:
+# PyTorch (in*mult, 1, h, w), Keras DepthwiseConv2D (h, w, in, mult); EfficientNet's
+# multiplier is 1, which makes it a pure permutation with unit axes.
+PT_CONV, KERAS_CONV = ("out", "in", "h", "w"), ("h", "w", "in", "out")
+PT_DEPTHWISE, KERAS_DEPTHWISE = ("in", UNIT, "h", "w"), ("h", "w", "in", UNIT)
+
+# The B0 baseline (tf_keras DEFAULT_BLOCKS_ARGS = HF EfficientNetConfig defaults) and the
+# per-variant scaling: (width_coefficient, depth_coefficient, resolution, dropout_rate).
+BASE = dict(kernel_sizes=[3, 3, 5, 3, 5, 5, 3], in_channels=[32, 16, 24, 40, 80, 112, 192],
+            out_channels=[16, 24, 40, 80, 112, 192, 320], strides=[1, 2, 2, 2, 1, 2, 1],
+            num_block_repeats=[1, 2, 2, 3, 3, 4, 1], expand_ratios=[1, 6, 6, 6, 6, 6, 6])
+VARIANTS = {"b0": (1.0, 1.0, 224, 0.2), "b1": (1.0, 1.1, 240, 0.2), "b2": (1.1, 1.2, 260, 0.3),
+            "b3": (1.2, 1.4, 300, 0.3), "b4": (1.4, 1.8, 380, 0.4), "b5": (1.6, 2.2, 456, 0.4),
+            "b6": (1.8, 2.6, 528, 0.5), "b7": (2.0, 3.1, 600, 0.5)}
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Keras' and HF's round_filters: scale by width, round to the divisor, never drop >10%."""
+    channels *= width
+    new = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return int(new + divisor) if new < 0.9 * channels else int(new)
+
+
+def stage_repeats(config: dict) -> list[int]:
+    return [int(math.ceil(config["depth_coefficient"] * n)) for n in config["num_block_repeats"]]
+
+
+def block_table(config: dict) -> list[tuple[int, str, bool]]:
+    """(flat HF index, Keras block name, has an expansion conv) for every block, in order."""
+    rows = []
+    for stage, repeats in enumerate(stage_repeats(config)):
+        for j in range(repeats):
+            rows.append((len(rows), f"block{stage + 1}{ascii_lowercase[j]}", config["expand_ratios"][stage] != 1))
+    return rows
+
+
+def depthwise_padding(config: dict, image_size: int) -> list[int]:
+    """Blocks whose stride-2 depthwise conv sees an odd input size: Keras' correct_pad pads those
+    symmetrically, HF pads them so only when listed here (its default pads (k//2-1, k//2))."""
+    size, out = math.ceil(image_size / 2), []          # after the stride-2 stem
+    n = 0
+    for stage, repeats in enumerate(stage_repeats(config)):
+        for j in range(repeats):
+            if j == 0 and config["strides"][stage] == 2:
+                if size % 2:
+                    out.append(n)
+                size = math.ceil(size / 2)
+            n += 1
+    return out
+
+
+def variant_config(variant: str, image_size: int | None = None) -> dict:
+    """HF EfficientNetConfig fields of a Keras EfficientNetB{0..7}."""
+    width, depth, resolution, dropout = VARIANTS[variant]
+    config = dict(BASE, model_type="efficientnet", width_coefficient=width, depth_coefficient=depth,
+                  image_size=image_size or resolution, dropout_rate=dropout, depth_divisor=8,
+                  hidden_dim=round_filters(1280, width), num_hidden_layers=sum(BASE["num_block_repeats"]) * 4)
+    config["depthwise_padding"] = depthwise_padding(config, config["image_size"])
+    return config
+
+
+def conv(name: str, pt: str, keras: str, bias: bool = False) -> list:
+    out = param(f"{name}.weight", PT_CONV, pt=f"{pt}.weight", keras=(f"{keras}/kernel", KERAS_CONV))
+    if bias:
+        out += param(f"{name}.bias", ("out",), pt=f"{pt}.bias", keras=f"{keras}/bias")
+    return out
+
+
+def depthwise(name: str, pt: str, keras: str) -> list:
+    return param(f"{name}.weight", PT_DEPTHWISE, pt=f"{pt}.weight", keras=(f"{keras}/depthwise_kernel", KERAS_DEPTHWISE))
+
+
+def batchnorm(name: str, pt: str, keras: str) -> list:
+    """BatchNorm: PyTorch weight/bias/running_mean/running_var, Keras gamma/beta/moving_*.
+    PyTorch also stores a num_batches_tracked step counter that Keras has no variable for: a
+    derived buffer (0, as a fresh module has; only momentum=None training reads it), dropped
+    on export to Keras and written for PyTorch, whose loader reports it missing otherwise."""
+    leaves = [("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
+              ("running_var", "moving_variance")]
+    return [p for pt_leaf, k_leaf in leaves
+            for p in param(f"{name}.{pt_leaf}", ("hidden",), pt=f"{pt}.{pt_leaf}", keras=f"{keras}/{k_leaf}")
+            ] + param(f"{name}.num_batches_tracked", (), pt=f"{pt}.num_batches_tracked",
+                      derive=lambda config: np.zeros((), np.int64))
+
+
+def mbconv(n: int, kname: str, expands: bool) -> list[Block]:
+    """One MBConv block (the same params in both views; Keras names carry the block name)."""
+    params = [depthwise("dw", "depthwise_conv.depthwise_conv", f"{kname}_dwconv"),
+              batchnorm("dw_bn", "depthwise_conv.depthwise_norm", f"{kname}_bn"),
+              conv("se_reduce", "squeeze_excite.reduce", f"{kname}_se_reduce", bias=True),
+              conv("se_expand", "squeeze_excite.expand", f"{kname}_se_expand", bias=True),
+              conv("project", "projection.project_conv", f"{kname}_project_conv"),
+              batchnorm("project_bn", "projection.project_bn", f"{kname}_project_bn")]
+    if expands:
+        params = [conv("expand", "expansion.expand_conv", f"{kname}_expand_conv"),
+                  batchnorm("expand_bn", "expansion.expand_bn", f"{kname}_expand_bn")] + params
+    return [Block.of(f"encoder.blocks.{n}", params, pt=f"encoder.blocks.{n}", keras="")]
+
+
+STEM = Block.of("embeddings", [conv("conv", "convolution", "stem_conv"),
+                               batchnorm("bn", "batchnorm", "stem_bn")], pt="embeddings", keras="")
+TOP = Block.of("encoder", [conv("top_conv", "top_conv", "top_conv"),
+                           batchnorm("top_bn", "top_bn", "top_bn")], pt="encoder", keras="")
+CLASSIFIER = Block.of("classifier", [
+    param("weight", ("out", "in"), pt="weight", keras=("predictions/kernel", ("in", "out"))),
+    param("bias", ("out",), pt="bias", keras="predictions/bias"),
+], role="classifier", base=False, pt="classifier", keras="")
+
+IGNORE = {
+          # Keras' in-graph preprocessing (Rescaling 1/255, Normalization mean/variance/count):
+          # HF does it in the image processor, so its weights have no place in the model.
+          "keras": (r"^normalization(_\d+)?/", r"^rescaling(_\d+)?/")}
+
+
+def _with_labels(config: dict, specs) -> dict:
+    """The variant's config, plus the label count a classifier's shape gives (HF sizes its
+    classifier from id2label)."""
+    config = dict(config)
+    if "classifier.weight" in specs:
+        n = specs["classifier.weight"].shape[0]
+        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(n)}
+        config["label2id"] = {f"LABEL_{i}": i for i in range(n)}
+    return config
+
+
+def _concrete(config: dict) -> Family:
+    blocks = [STEM] + [b for row in block_table(config) for b in mbconv(*row)] + [TOP, CLASSIFIER]
+    return Family("efficientnet", ("efficientnet",), ("pt", "keras"), tuple(blocks),
+                  base_prefix={"pt": "efficientnet."},
+                  architectures={"EfficientNetModel": frozenset(),
+                                 "EfficientNetForImageClassification": frozenset({"classifier"})},
+                  infer_config=lambda specs, counts: (_with_labels(config, specs), []),
+                  ignore=IGNORE, arch_prefixes={"pt": {"EfficientNetModel": ""}})
+
+
+class ConfigView:
+    """A view whose names depend on the config: each import or export builds (and caches) the
+    concrete family of that config's block table. With no config (a bare weights file), the
+    variant is the one B0..B7 whose table places every tensor. Everything else (entries,
+    raw_name, ...) is the registered family's static B0 view; only name scoring for family
+    detection (canonical_name) falls back to B7's table, whose Keras names cover every smaller
+    variant's, so a bare B1..B7 file is still recognised as EfficientNet."""
+
+    def __init__(self, family: "EfficientNetFamily", static: FamilyView):
+        self.family, self.view, self._static = family, static.view, static
+        self._widest = family.concrete(variant_config("b7")).view(static.view)
+
+    def __getattr__(self, name):            # entries, detect_prefix, raw_name, is_ignored, ...
+        return getattr(self._static, name)
+
+    def canonical_name(self, raw: str, prefix: str):
+        return self._static.canonical_name(raw, prefix) or self._widest.canonical_name(raw, prefix)
+
+    def to_canonical(self, raw_tensors, config, where, tied_hint=None):
+        if config is not None:
+            return self.family.concrete(config).view(self.view).to_canonical(raw_tensors, config, where, tied_hint)
+        errors = []
+        for variant in VARIANTS:
+            cfg = variant_config(variant)
+            try:
+                ckpt = self.family.concrete(cfg).view(self.view).to_canonical(raw_tensors, None, where, tied_hint)
+            except MappingError as exc:
+                errors.append(f"{variant}: {exc}")
+                continue
+            top = ckpt.tensors.get("encoder.top_conv.weight")
+            if top is not None and top.shape[0] == cfg["hidden_dim"]:
+                ckpt.source.setdefault("notes", []).append(
+                    f"no config: EfficientNet-{variant.upper()} from block counts and widths, "
+                    f"image_size {cfg['image_size']} (pass --config to set it; it decides depthwise_padding)")
+                return ckpt
+            errors.append(f"{variant}: top_conv has {top.shape[0] if top is not None else '?'} channels, "
+                          f"expected {cfg['hidden_dim']}")
+        raise MappingError("fits no EfficientNet B0..B7 (pass --config for other widths/depths): "
+                           + errors[0][:400], path=where)
+
+    def from_canonical(self, ckpt, where):
+        return self.family.concrete(ckpt.config).view(self.view).from_canonical(ckpt, where)
+
+
+class EfficientNetFamily(Family):
+    """The registered family: its static blocks are B0's (for listings); views are per config."""
+
+    def concrete(self, config: dict) -> Family:
+        key = (config.get("depth_coefficient"), tuple(config.get("num_block_repeats", ())),
+               tuple(config.get("expand_ratios", ())))
+        cache = self.__dict__.setdefault("_concrete", {})
+        if key not in cache:
+            cache[key] = _concrete(dict(BASE, **config))
+        return cache[key]
+
+    def view(self, name: str):
+        static = super().view(name)         # validates the name (and B0's spellings)
+        views = self.__dict__.setdefault("_config_views", {})
+        if name not in views:
+            views[name] = ConfigView(self, static)
+        return views[name]
+
+
+_B0 = _concrete(variant_config("b0"))
+FAMILIES = [EfficientNetFamily(_B0.name, _B0.model_types, _B0.declared_views, _B0.blocks, _B0.base_prefix,
+                               _B0.architectures, _B0.infer_config, _B0.ignore, _B0.arch_prefixes,
+                               description="EfficientNet B0-B7 (HF EfficientNet, tf_keras.applications)")]
