@@ -224,6 +224,18 @@ class Block:
 # --------------------------------------------------------------------------- families
 
 
+def config_value(config: dict, key: str):
+    """config[key]; a dotted key reads a nested config ('text_config.num_hidden_layers' in a
+    composite model such as ALIGN, whose towers keep their own configs)."""
+    value = config
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+
 @dataclass(frozen=True)
 class ViewConfig:
     """A view's own config file (bert_config.json for the TF1 release) and its mapping to
@@ -462,7 +474,7 @@ class FamilyView:
         counts = {key: n + 1 for key, n in max_index.items()}
         if config is not None:
             for key, n in list(counts.items()):
-                want = config.get(key)
+                want = config_value(config, key)
                 if isinstance(want, int) and n > want:
                     problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
                 if isinstance(want, int):
@@ -510,10 +522,10 @@ class FamilyView:
                         skipped.append(placed.pop(canonical)[1].name)
                 else:
                     expected.append(canonical)
-        # Buffers the file does not hold (or this view never stores) are computed from the
-        # config once it is known.
+        # Buffers the file does not hold (this view never stores them, or this file left out
+        # one it may store) are computed from the config once it is known.
         derived = {c: e for e, c in ((self._canonical.match(c)[0], c) for c in expected if c not in placed)
-                   if e.param.derive is not None and not e.raw}
+                   if e.param.derive is not None}
         missing = [c for c in expected if c not in placed and c not in derived]
         extra = [c for c in placed if c not in expected]
         if unplaced or missing or problems or extra:
