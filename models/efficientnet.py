@@ -21,9 +21,8 @@ from string import ascii_lowercase
 
 import numpy as np
 
-from ..ir.errors import MappingError
 from ..ir.layout import UNIT
-from .engine import Block, Family, FamilyView, param
+from .engine import Block, ConfigFamily, Family, param
 
 # Conv kernels: PyTorch Conv2d (out, in, h, w), Keras Conv2D (h, w, in, out). Depthwise:
 # PyTorch (in*mult, 1, h, w), Keras DepthwiseConv2D (h, w, in, mult); EfficientNet's
@@ -160,67 +159,29 @@ def _concrete(config: dict) -> Family:
                   ignore=IGNORE, arch_prefixes={"pt": {"EfficientNetModel": ""}})
 
 
-class ConfigView:
-    """A view whose names depend on the config: each import or export builds (and caches) the
-    concrete family of that config's block table. With no config (a bare weights file), the
-    variant is the one B0..B7 whose table places every tensor. Everything else (entries,
-    raw_name, ...) is the registered family's static B0 view; only name scoring for family
-    detection (canonical_name) falls back to B7's table, whose Keras names cover every smaller
-    variant's, so a bare B1..B7 file is still recognised as EfficientNet."""
-
-    def __init__(self, family: "EfficientNetFamily", static: FamilyView):
-        self.family, self.view, self._static = family, static.view, static
-        self._widest = family.concrete(variant_config("b7")).view(static.view)
-
-    def __getattr__(self, name):            # entries, detect_prefix, raw_name, is_ignored, ...
-        return getattr(self._static, name)
-
-    def canonical_name(self, raw: str, prefix: str):
-        return self._static.canonical_name(raw, prefix) or self._widest.canonical_name(raw, prefix)
-
-    def to_canonical(self, raw_tensors, config, where, tied_hint=None):
-        if config is not None:
-            return self.family.concrete(config).view(self.view).to_canonical(raw_tensors, config, where, tied_hint)
-        errors = []
-        for variant in VARIANTS:
-            cfg = variant_config(variant)
-            try:
-                ckpt = self.family.concrete(cfg).view(self.view).to_canonical(raw_tensors, None, where, tied_hint)
-            except MappingError as exc:
-                errors.append(f"{variant}: {exc}")
-                continue
-            top = ckpt.tensors.get("encoder.top_conv.weight")
-            if top is not None and top.shape[0] == cfg["hidden_dim"]:
-                ckpt.source.setdefault("notes", []).append(
-                    f"no config: EfficientNet-{variant.upper()} from block counts and widths, "
-                    f"image_size {cfg['image_size']} (pass --config to set it; it decides depthwise_padding)")
-                return ckpt
-            errors.append(f"{variant}: top_conv has {top.shape[0] if top is not None else '?'} channels, "
-                          f"expected {cfg['hidden_dim']}")
-        raise MappingError("fits no EfficientNet B0..B7 (pass --config for other widths/depths): "
-                           + errors[0][:400], path=where)
-
-    def from_canonical(self, ckpt, where):
-        return self.family.concrete(ckpt.config).view(self.view).from_canonical(ckpt, where)
-
-
-class EfficientNetFamily(Family):
+class EfficientNetFamily(ConfigFamily):
     """The registered family: its static blocks are B0's (for listings); views are per config."""
 
-    def concrete(self, config: dict) -> Family:
-        key = (config.get("depth_coefficient"), tuple(config.get("num_block_repeats", ())),
-               tuple(config.get("expand_ratios", ())))
-        cache = self.__dict__.setdefault("_concrete", {})
-        if key not in cache:
-            cache[key] = _concrete(dict(BASE, **config))
-        return cache[key]
+    def concrete_key(self, config: dict):
+        return (config.get("depth_coefficient"), tuple(config.get("num_block_repeats", ())),
+                tuple(config.get("expand_ratios", ())))
 
-    def view(self, name: str):
-        static = super().view(name)         # validates the name (and B0's spellings)
-        views = self.__dict__.setdefault("_config_views", {})
-        if name not in views:
-            views[name] = ConfigView(self, static)
-        return views[name]
+    def build(self, config: dict) -> Family:
+        return _concrete(dict(BASE, **config))
+
+    def candidates(self):
+        return [(f"EfficientNet-{v.upper()}", variant_config(v)) for v in VARIANTS]
+
+    def check(self, ckpt, config):
+        top = ckpt.tensors.get("encoder.top_conv.weight")
+        if top is None or top.shape[0] != config["hidden_dim"]:
+            return (f"top_conv has {top.shape[0] if top is not None else '?'} channels, "
+                    f"expected {config['hidden_dim']}")
+        return None
+
+    def inferred_note(self, label, config):
+        return (f"no config: {label} from block counts and widths, image_size {config['image_size']} "
+                "(pass --config to set it; it decides depthwise_padding)")
 
 
 _B0 = _concrete(variant_config("b0"))

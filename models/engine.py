@@ -607,3 +607,83 @@ class FamilyView:
             raise MappingError(f"{len(unknown)} canonical tensor(s) have no name in the {self.family.name} "
                                f"{self.view!r} view: " + ", ".join(map(repr, unknown[:8])), path=where)
         return out, aliases
+
+
+# --------------------------------------------------------------------------- config-built families
+
+
+class ConfigFamily(Family):
+    """A family whose block table follows from its config (EfficientNet's per-variant block
+    names, ALIGN's image tower): `build(config)` makes the concrete Family of one config, and
+    each import or export maps names through that one. The registered blocks are one
+    representative config's, for listings. A file that comes without a config is tried
+    against `candidates()` (label, config) in order; the first whose table places every
+    tensor and that `check` accepts wins, and `inferred_note` says which was chosen."""
+
+    def build(self, config: dict) -> Family:
+        raise NotImplementedError
+
+    def concrete_key(self, config: dict):
+        raise NotImplementedError
+
+    def candidates(self) -> list[tuple[str, dict]]:
+        return []
+
+    def check(self, ckpt: Checkpoint, config: dict) -> str | None:
+        return None
+
+    def inferred_note(self, label: str, config: dict) -> str:
+        return f"no config: {label}, inferred from the tensor names and shapes (pass --config to set it)"
+
+    def concrete(self, config: dict) -> Family:
+        cache = self.__dict__.setdefault("_concrete", {})
+        key = self.concrete_key(config)
+        if key not in cache:
+            cache[key] = self.build(config)
+        return cache[key]
+
+    def view(self, name: str):
+        static = super().view(name)         # validates the name (and the static spellings)
+        views = self.__dict__.setdefault("_config_views", {})
+        if name not in views:
+            views[name] = ConfigView(self, static)
+        return views[name]
+
+
+class ConfigView:
+    """A ConfigFamily's view: names depend on the config. Everything but import and export
+    (entries, raw_name, ...) is the static view's; name scoring for family detection
+    (canonical_name) also tries the largest candidate's table, so a bare file of any variant
+    is recognised."""
+
+    def __init__(self, family: ConfigFamily, static: FamilyView):
+        self.family, self.view, self._static = family, static.view, static
+        candidates = family.candidates()
+        self._widest = family.concrete(candidates[-1][1]).view(static.view) if candidates else static
+
+    def __getattr__(self, name):            # entries, detect_prefix, raw_name, is_ignored, ...
+        return getattr(self._static, name)
+
+    def canonical_name(self, raw: str, prefix: str):
+        return self._static.canonical_name(raw, prefix) or self._widest.canonical_name(raw, prefix)
+
+    def to_canonical(self, raw_tensors, config, where, tied_hint=None):
+        if config is not None:
+            return self.family.concrete(config).view(self.view).to_canonical(raw_tensors, config, where, tied_hint)
+        errors = []
+        for label, cfg in self.family.candidates():
+            try:
+                ckpt = self.family.concrete(cfg).view(self.view).to_canonical(raw_tensors, None, where, tied_hint)
+            except MappingError as exc:
+                errors.append(f"{label}: {exc}")
+                continue
+            problem = self.family.check(ckpt, ckpt.config)
+            if problem is None:
+                ckpt.source.setdefault("notes", []).append(self.family.inferred_note(label, ckpt.config))
+                return ckpt
+            errors.append(f"{label}: {problem}")
+        raise MappingError(f"fits no {self.family.name} variant it knows (pass --config for others): "
+                           + (errors[0][:400] if errors else "no candidates"), path=where)
+
+    def from_canonical(self, ckpt, where):
+        return self.family.concrete(ckpt.config).view(self.view).from_canonical(ckpt, where)
