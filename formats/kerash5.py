@@ -310,7 +310,10 @@ def _read_open(f: h5py.File, path: str) -> H5Contents:
     if no_group:
         raise FormatError(f"layer(s) {no_group!r} listed in layer_names have no group",
                           path=path)
-    for layer in layer_names:
+    # A subclassed model's own variables (ALIGN's `temperature`) sit in a group that
+    # layer_names does not list; Keras 2 saves and loads them after the layers'.
+    own = [TOP_LEVEL_GROUP] if isinstance(root.get(TOP_LEVEL_GROUP), h5py.Group) else []
+    for layer in [*layer_names, *own]:
         g = root[layer]
         for name in load_name_list(g, "weight_names", path):
             ds = g.get(name)

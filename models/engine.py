@@ -160,6 +160,31 @@ def with_view(block: "Block", view: str, prefix: str, spellings: Mapping[str, ob
     return replace(block, params=tuple(params), prefixes={**block.prefixes, view: prefix})
 
 
+def nested(block: "Block", name: str, prefixes: Mapping[str, str], spell_as: Mapping[str, str] | None = None,
+           repeat_keys: Mapping[str, str] | None = None) -> "Block":
+    """`block` as a part of a bigger model (ALIGN's text tower is BERT's encoder): canonical
+    name `name.<block name>`, each view's raw prefix `prefixes[view]` + the block's own, and
+    the views in `spell_as` spelled as another view of the block (ALIGN's Keras checkpoint
+    holds a TFBertModel, so its "keras" names are BERT's "tf2" ones). `repeat_keys` renames
+    the config keys of the block's counts ('num_hidden_layers' -> 'text_config.num_hidden_layers').
+    The result is never under a base-model prefix; the views it has are the keys of `prefixes`."""
+    spell_as, repeat_keys = spell_as or {}, repeat_keys or {}
+    if any(p.tied_to for p in block.params):
+        raise ValueError(f"block {block.name!r} has ties, which nested() does not re-prefix")
+    own = {}
+    for view, outer in prefixes.items():
+        inner = block.prefixes.get(spell_as.get(view, view))
+        if inner is not None:
+            sep = VIEW_STYLES[view].sep
+            own[view] = sep.join(part for part in (outer.rstrip(sep), inner) if part)
+    params = []
+    for p in block.params:
+        spellings = {v: p.spellings[spell_as.get(v, v)] for v in own if spell_as.get(v, v) in p.spellings}
+        params.append(replace(p, spellings=spellings))
+    repeats = tuple((f, repeat_keys.get(k, k)) for f, k in block.repeats)
+    return Block(f"{name}.{block.name}", tuple(params), own, repeats, block.role, False)
+
+
 def conv1d(name: str, **views) -> list[Param]:
     """HF's Conv1D (GPT-2, OpenAI GPT): a dense layer whose PyTorch weight is already stored
     (in, out), as TF stores it, so its canonical axes are (in, out) and nothing moves. TF

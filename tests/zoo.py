@@ -43,6 +43,13 @@ CONFIGS = {
     # must equal round_filters(1280) for HF's top conv and top BN to agree.
     "efficientnet": ("EfficientNetConfig", dict(width_coefficient=0.25, depth_coefficient=0.5, image_size=32,
                                                 hidden_dim=320)),
+    # ALIGN: the quarter-width EfficientNet tower (its hidden_dim is the last block's width, as
+    # there is no top conv, and AlignModel compares it with the text projection: projection_dim)
+    # beside a tiny BERT.
+    "align": ("AlignConfig", dict(projection_dim=80, text_config=dict(_TINY, max_position_embeddings=64,
+                                                                      type_vocab_size=2),
+                                  vision_config=dict(width_coefficient=0.25, depth_coefficient=0.5, image_size=32,
+                                                     hidden_dim=80))),
     # 2 language, 1 cross, 1 vision layer; every pretraining head on (task_obj_predict, task_qa
     # and the three visual losses are on by default).
     "lxmert": ("LxmertConfig", dict(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
@@ -215,6 +222,11 @@ def image_inputs(config, rng) -> dict[str, np.ndarray]:
     return {"pixel_values": rng.standard_normal((2, config.num_channels, size, size)).astype(np.float32)}
 
 
+def text_image_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text for the text tower and images for the image tower (ALIGN)."""
+    return {**text_inputs(config.text_config, rng), **image_inputs(config.vision_config, rng)}
+
+
 # family -> inputs maker (config, numpy Generator) -> dict of numpy arrays; default: text.
 def seq2seq_inputs(config, rng) -> dict[str, np.ndarray]:
     """Text for an encoder-decoder: the encoder's ids end in one </s> and hold no other (BART's
@@ -228,7 +240,8 @@ def seq2seq_inputs(config, rng) -> dict[str, np.ndarray]:
             "decoder_input_ids": rng.integers(3, config.vocab_size, (2, 7))}
 
 
-INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs}
+INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs,
+          "align": text_image_inputs}
 
 
 def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:
