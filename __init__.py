@@ -11,14 +11,16 @@ write one. Nothing here imports torch or tensorflow.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Mapping
 
 from .exporters import EXPORTERS, ExportOptions
 from .importers import IMPORTERS
+from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
+from .checksum import checker
 
 __version__ = "0.1.0"
 __all__ = ["load", "save", "convert", "open_stream", "write_stream", "detect_format",
@@ -28,7 +30,7 @@ __all__ = ["load", "save", "convert", "open_stream", "write_stream", "detect_for
 def detect_format(src) -> str:
     """The key of the first importer that recognises `src`."""
     path = Path(src)
-    if not path.exists():
+    if not path.exists() and not Path(f"{src}.index").is_file():   # a TF checkpoint prefix names no file
         raise IrconvError("no such file or directory", path=str(src))
     for importer in IMPORTERS:
         if importer.detect(path):
@@ -38,10 +40,15 @@ def detect_format(src) -> str:
 
 
 def load(src, format: str | None = None, *, model: str | None = None, view: str | None = None,
-         config: dict | None = None) -> Checkpoint:
-    """Read `src` into a lazy canonical Checkpoint (no tensor bytes are read yet)."""
+         config: dict | None = None, parts: Mapping[str, object] | None = None,
+         require_parts: bool = True) -> Checkpoint:
+    """Read `src` into a lazy canonical Checkpoint (no tensor bytes are read yet). `parts`
+    names second files by part name (`--with codebook=encoder.pkl`), for families whose
+    views hold only part of the model (see importers.parts)."""
     importer = IMPORTERS.get(format or detect_format(src))
-    return importer.load(Path(src), model=model, view=view, config=config)
+    ckpt = importer.load(Path(src), model=model, view=view, config=config)
+    return attach_parts(ckpt, parts, str(src), lambda path, family: load(path, model=family),
+                        require=require_parts)
 
 
 def save(ckpt: Checkpoint, out, format: str, *, progress=None, **options) -> None:
@@ -50,11 +57,17 @@ def save(ckpt: Checkpoint, out, format: str, *, progress=None, **options) -> Non
 
 
 def convert(src, out, to: str, *, from_: str | None = None, model: str | None = None,
-            view: str | None = None, config: dict | None = None, progress=None, **options) -> None:
-    """load() then save(), streaming one tensor at a time."""
+            view: str | None = None, config: dict | None = None, parts: Mapping[str, object] | None = None,
+            check_sum: bool = False, report=None, progress=None, **options) -> None:
+    """load() then save(), streaming one tensor at a time. check_sum: also confirm that the
+    parameter sums of source and output agree (see checksum.py; `report(line)` gets the
+    numbers), else raise CheckError and write nothing."""
     exporter = EXPORTERS.get(to)      # fail on a bad target before reading anything
-    ckpt = load(src, from_, model=model, view=view, config=config)
-    exporter.save(ckpt, Path(out), ExportOptions(**options), progress)
+    options = ExportOptions(**options)
+    ckpt = load(src, from_, model=model, view=view, config=config, parts=parts)
+    check = checker(ckpt, to, options.cast, lambda path, fmt: load(path, fmt),
+                    report or (lambda line: None)) if check_sum else None
+    exporter.save(ckpt, Path(out), options, progress, check=check)
 
 
 def open_stream(src: BinaryIO, where: str = "<stream>") -> Checkpoint:

@@ -9,14 +9,17 @@ import traceback
 from pathlib import Path
 
 from . import __version__, detect_format
+from . import load as load_api
 from . import verify
 from .exporters import EXPORTERS, ExportOptions
 from .importers import IMPORTERS
 from .importers.base import read_json
+from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
 from .ir.errors import IrconvError, UsageError
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
+from .checksum import checker
 
 
 class Progress:
@@ -75,8 +78,12 @@ def _import(fmt: str, args) -> Checkpoint:
         if fmt != "fairseq":
             raise UsageError(f"--head applies to fairseq checkpoints, not {fmt!r}")
         extra["head"] = args.head
-    return IMPORTERS.get(fmt).load(Path(args.src), model=args.model, view=args.view,
+    ckpt = IMPORTERS.get(fmt).load(Path(args.src), model=args.model, view=args.view,
                                    config=_config_arg(args), **extra)
+    # Second files (--with NAME=PATH) for a family whose input view holds only part of the
+    # model; `ls` lists what there is and notes what is missing.
+    return attach_parts(ckpt, parse_with(getattr(args, "parts", None)), args.src,
+                        lambda path, family: load_api(path, model=family), require=args.verb != "ls")
 
 
 def _export_options(args) -> ExportOptions:
@@ -85,11 +92,11 @@ def _export_options(args) -> ExportOptions:
                          max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None)
 
 
-def _save(args, ckpt: Checkpoint, fmt: str) -> None:
+def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
     exporter = EXPORTERS.get(fmt)
     progress = Progress(f"export {fmt}", ckpt, not args.quiet)
     try:
-        exporter.save(ckpt, Path(args.out), _export_options(args), progress)
+        exporter.save(ckpt, Path(args.out), _export_options(args), progress, check=check)
     finally:
         progress.finish()
 
@@ -139,13 +146,20 @@ def cmd_export(args) -> None:
 
 def cmd_convert(args) -> None:
     EXPORTERS.get(args.to)
+    if args.check_sum and args.src == "-":
+        raise UsageError("--check-sum reads the source twice, so it needs a file, not a stream on stdin")
     ckpt = _load(args)
     _notes(ckpt, args.quiet)
-    _save(args, ckpt, args.to)
+    check = None
+    if args.check_sum:
+        report = (lambda line: None) if args.quiet else (lambda line: print(f"irconv: {line}", file=sys.stderr))
+        check = checker(ckpt, args.to, args.cast, lambda path, fmt: load_api(path, fmt), report)
+    _save(args, ckpt, args.to, check)
 
 
 def cmd_ls(args) -> None:
     ckpt = _load(args)
+    _notes(ckpt, args.quiet)
     src = ckpt.source
     print(f"# family {ckpt.family}, format {src.get('format', 'stream')}, view {src.get('view', '-')}, "
           f"{len(ckpt)} tensors, {ckpt.nbytes:,} bytes"
@@ -153,7 +167,9 @@ def cmd_ls(args) -> None:
     rows = [(name, t.source, t.dtype.name, "x".join(map(str, t.shape)) or "scalar",
              ",".join(t.axes) if t.axes else "-") for name, t in ckpt.tensors.items()]
     rows += [(alias, f"(tied to {target})", "", "", "") for alias, target in ckpt.aliases.items()]
-    rows += [("(skipped)", raw, "", "", "") for raw in src.get("skipped", ())]
+    copies = src.get("copies", {})
+    rows += [("(skipped)", raw, "", "", f"(copy of {copies[raw]})" if raw in copies else "")
+             for raw in src.get("skipped", ())]
     widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
@@ -223,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--view", help="naming convention of the input, when not the format's default")
     source.add_argument("--config", help="JSON config for a bare weights file (HF config.json form)")
     source.add_argument("--head", help="fairseq: the classification head to convert (default: the LM head)")
+    parts = argparse.ArgumentParser(add_help=False)
+    parts.add_argument("--with", dest="parts", action="append", metavar="NAME=PATH",
+                       help="a second file holding part of the model (FLAVA: --with codebook=encoder.pkl)")
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
     target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
@@ -231,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "BF16 ...); without it a dtype is never changed")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    s = sub.add_parser("import", parents=[common, source], help="read a checkpoint, write the IR stream")
+    s = sub.add_parser("import", parents=[common, source, parts], help="read a checkpoint, write the IR stream")
     s.add_argument("format", help=f"input format ({', '.join(IMPORTERS.names())})")
     s.add_argument("src")
     s.add_argument("-o", "--output", help="write the stream to FILE instead of stdout")
@@ -243,14 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-i", "--input", help="read the stream from FILE instead of stdin")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("convert", parents=[common, source, target], help="import and export in one process")
+    s = sub.add_parser("convert", parents=[common, source, parts, target], help="import and export in one process")
+    s.add_argument("--check-sum", action="store_true", help="confirm the parameter sums of input and output "
+                   "agree (copies the input holds twice counted once); print both to stderr")
     s.add_argument("src")
     s.add_argument("out")
     s.add_argument("--to", required=True, help=f"output format ({', '.join(EXPORTERS.names())})")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
     s.set_defaults(func=cmd_convert)
 
-    s = sub.add_parser("ls", parents=[common, source], help="list tensors: canonical name, source name, "
+    s = sub.add_parser("ls", parents=[common, source, parts], help="list tensors: canonical name, source name, "
                        "dtype, shape, axes ('-' reads an IR stream)")
     s.add_argument("src")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")

@@ -31,9 +31,22 @@ class Exporter:
     name: str = ""
     description: str = ""
     supports_bin: bool = False
+    # The family views this format writes, in preference order: a family is written in the
+    # first one it declares (tf1 and tf2 write a family that has only Keras names in those).
+    views: tuple[str, ...] = ()
+
+    def view_for(self, family) -> str:
+        """The view `family` is written in here, or a UsageError naming what would do."""
+        for view in self.views:
+            if view in family.views:
+                return view
+        raise UsageError(f"the {self.name!r} format writes {' or '.join(map(repr, self.views))} names, and "
+                         f"family {family.name!r} has only {', '.join(map(repr, family.views))}")
 
     def save(self, ckpt: Checkpoint, out: Path, options: ExportOptions,
-             progress: Progress | None = None) -> None:
+             progress: Progress | None = None, check: Callable[[Path], None] | None = None) -> None:
+        """Write atomically; `check(written directory)` runs before the output is committed
+        (--check-sum), so a failed check leaves nothing at `out`."""
         if options.bin and not self.supports_bin:
             raise UsageError(f"--bin is not an option of the {self.name!r} format")
         if options.cast:
@@ -41,6 +54,8 @@ class Exporter:
         with atomic_directory(out, options.force) as tmp:
             self.write(ckpt, tmp, options, progress or (lambda t: None))
             ckpt.close()     # a stream is verified to its trailer before the output appears
+            if check is not None:
+                check(tmp)
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         raise NotImplementedError

@@ -23,10 +23,11 @@ class PtExporter(Exporter):
     name = "pt"
     description = "HF PyTorch directory: config.json + model.safetensors, or pytorch_model.bin with --bin"
     supports_bin = True
+    views = ("pt",)
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
-        tensors, aliases = family.view("pt").from_canonical(ckpt, str(tmp))
+        tensors, aliases = family.view(self.view_for(family)).from_canonical(ckpt, str(tmp))
         write_config(ckpt, tmp)
         if options.bin:
             # torch.save keeps tied names as views of one storage; so do we.

@@ -1,6 +1,10 @@
 """TF checkpoints in a family's "tf1" naming (the original BERT release): a directory with
 model.ckpt.index, model.ckpt.data-0000k-of-0000N, the `checkpoint` state file and the
-family's own config file (bert_config.json)."""
+family's own config file (bert_config.json).
+
+A family with no "tf1" view but a "keras" one (keras.applications models) is written under its
+Keras variable names ('stem_conv/kernel'), name-based: tf_keras' `load_weights("out/model.ckpt")`
+restores such a checkpoint by variable name into a model whose layers are named so."""
 from __future__ import annotations
 
 import json
@@ -19,11 +23,13 @@ PREFIX = "model.ckpt"
 class Tf1Exporter(Exporter):
     name = "tf1"
     description = "TF1 checkpoint directory (model.ckpt.index + data shards + checkpoint + bert_config.json)"
+    views = ("tf1", "keras")
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
-        tensors, aliases = family.view("tf1").from_canonical(ckpt, str(tmp))
-        view_config = family.view_configs.get("tf1")
+        view = self.view_for(family)
+        tensors, aliases = family.view(view).from_canonical(ckpt, str(tmp))
+        view_config = family.view_configs.get(view)
         if view_config is not None:
             with open(tmp / view_config.filename, "w", encoding="utf-8") as f:
                 json.dump(view_config.from_canonical(ckpt.config), f, indent=2, sort_keys=True)

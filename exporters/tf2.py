@@ -1,5 +1,8 @@
 """HF TF2: config.json + tf_model.h5 laid out as transformers' TF classes save and load it
-(sharded with tf_model.h5.index.json above --max-shard-size)."""
+(sharded with tf_model.h5.index.json above --max-shard-size).
+
+A family with no "tf2" view but a "keras" one (keras.applications models, which have no HF TF
+class) is written as the Keras exporter writes it: config.json + model.h5."""
 from __future__ import annotations
 
 import re
@@ -12,10 +15,11 @@ from ..ir.errors import DTypeError, UsageError
 from ..ir.tensor import TensorSpec
 from ..models import FAMILIES
 from .base import Exporter, ExportOptions, Progress
+from .keras import H5_DTYPES, write_keras_directory
 from .pt import write_config
 
 # h5py stores these natively and transformers' TF loader reads them back.
-TF2_DTYPES = {"F64", "F32", "F16", "I64", "I32", "I16", "I8", "U8", "BOOL"}
+TF2_DTYPES = H5_DTYPES
 
 
 def keras_name(class_name: str) -> str:
@@ -27,9 +31,13 @@ def keras_name(class_name: str) -> str:
 class Tf2Exporter(Exporter):
     name = "tf2"
     description = "HF TF2 directory: config.json + tf_model.h5 (Keras 2 h5, transformers' layout)"
+    views = ("tf2", "keras")
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
+        if self.view_for(family) == "keras":
+            write_keras_directory(ckpt, tmp, options, progress)
+            return
         view = family.view("tf2")
         tensors, aliases = view.from_canonical(ckpt, str(tmp))
         bad = sorted({t.dtype.name for t in tensors} - TF2_DTYPES)

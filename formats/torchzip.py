@@ -475,7 +475,11 @@ def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArch
 
 def read(path) -> list[Tensor]:
     """The tensors of a flat state dict saved by torch.save, lazily, in file order."""
-    obj, archive = load_pickle(path)
+    return state_dict_tensors(*load_pickle(path))
+
+
+def state_dict_tensors(obj, archive: TorchZipArchive) -> list[Tensor]:
+    """The tensors of an unpickled flat state dict (name -> tensor), lazily, in dict order."""
     if not isinstance(obj, dict):
         raise FormatError(f"top-level object is a {type(obj).__name__}, expected a state dict "
                           f"(dict of name -> tensor)", path=archive.path)

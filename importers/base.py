@@ -43,6 +43,20 @@ def require_exists(path: Path) -> Path:
     return path
 
 
+def fit_scores(names: list[str], view: str) -> dict[str, int]:
+    """Family name -> how many of `names` its `view` places, for every family with that view:
+    what tells which family a file holds, and (importers sharing a container, like a TF
+    checkpoint) which importer's naming a file uses."""
+    scores: dict[str, int] = {}
+    for fam in FAMILIES:
+        if view not in fam.views:
+            continue
+        fv = fam.view(view)
+        prefix = fv.detect_prefix(names)
+        scores[fam.name] = sum(1 for name in names if fv.canonical_name(name, prefix))
+    return scores
+
+
 def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], view: str,
                    where: str) -> Family:
     """--model wins; then config.json's model_type; then the family whose view places most names."""
@@ -50,13 +64,7 @@ def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], vi
         return FAMILIES.get(model)
     if config and config.get("model_type"):
         return family_for_model_type(config["model_type"])
-    scores: dict[str, int] = {}
-    for fam in FAMILIES:
-        if view not in fam.views:
-            continue
-        fv = fam.view(view)
-        prefix = fv.detect_prefix(t.name for t in raw)
-        scores[fam.name] = sum(1 for t in raw if fv.canonical_name(t.name, prefix))
+    scores = fit_scores([t.name for t in raw], view)
     best_score = max(scores.values(), default=0)
     best = [name for name, score in scores.items() if score == best_score]
     if best_score == 0 or best_score * 2 < len(raw):

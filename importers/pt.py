@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..formats import safetensors, sharding, torchzip
+from ..formats import safetensors, sharding, torchmodule, torchzip
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
 from ..ir.tensor import Tensor
-from .base import Importer, read_json, require_exists, resolve_family
+from ..models.engine import Family
+from .base import Importer, fit_scores, read_json, require_exists, resolve_family
 
 # In the order HF's from_pretrained prefers them.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
@@ -18,7 +19,8 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
 def _read_file(path: Path) -> tuple[list[Tensor], dict]:
     """Raw tensors of one weights file (the codec is chosen by content, not by suffix)."""
     if torchzip.looks_like(path):
-        return torchzip.read(path), {"codec": "torchzip"}
+        # A state dict, or a whole pickled module (DALL-E's encoder.pkl) read as a module tree.
+        return torchmodule.read(path), {"codec": "torchzip"}
     if not safetensors.looks_like(path):
         raise FormatError("not a model weights file (expected a PyTorch checkpoint or safetensors)",
                           path=str(path))
@@ -49,6 +51,34 @@ def find_weights(directory: Path) -> Path:
     raise FormatError(f"no weights file here (looked for {', '.join(WEIGHT_FILES)})", path=str(directory))
 
 
+# Naming conventions a torch.save or safetensors file may use, tried in this order when --view
+# is not given: HF's, a research release's ("orig", FLAVA's), DALL-E's module tree ("dalle").
+VIEWS = ("pt", "orig", "dalle")
+
+
+def _fit(family: Family, view: str, names: list[str]) -> int:
+    fv = family.view(view)
+    prefix = fv.detect_prefix(names)
+    return sum(1 for name in names if fv.canonical_name(name, prefix))
+
+
+def resolve_view(model: str | None, config: dict | None, raw: list[Tensor], where: str) -> tuple[Family, str]:
+    """Family and view of a file read without --view. A family named by --model or the config
+    takes whichever of its VIEWS places most names; otherwise the first of VIEWS in which some
+    family places over half of them. "pt" when nothing fits, so its error is the one shown."""
+    names = [t.name for t in raw]
+    if model or (config and config.get("model_type")):
+        family = resolve_family(model, config, raw, "pt", where)
+        fits = [(_fit(family, v, names), -n, v) for n, v in enumerate(VIEWS) if v in family.views]
+        best = max(fits, default=(0, 0, "pt"))
+        return family, best[2] if best[0] else "pt"
+    for view in VIEWS:
+        best = max(fit_scores(names, view).values(), default=0)
+        if best and best * 2 >= len(names):
+            return resolve_family(None, None, raw, view, where), view
+    return resolve_family(None, None, raw, "pt", where), "pt"
+
+
 class PtImporter(Importer):
     name = "pt"
     description = "HF PyTorch: model.safetensors or pytorch_model.bin (+ sharded .index.json)"
@@ -56,6 +86,8 @@ class PtImporter(Importer):
     def detect(self, path: Path) -> bool:
         if path.is_dir():
             return any((path / n).is_file() for n in WEIGHT_FILES)
+        if path.suffix == ".pkl":       # torch.save of a whole module (DALL-E's encoder.pkl)
+            return path.is_file() and torchzip.looks_like(path)
         return path.suffix in (".safetensors", ".bin", ".pt", ".pth") or path.name.endswith(
             (".safetensors.index.json", ".bin.index.json"))
 
@@ -70,8 +102,10 @@ class PtImporter(Importer):
         raw, files, shares = read_weights(weights)
         if not raw:
             raise FormatError("holds no tensors", path=str(weights))
-        view = view or "pt"
-        family = resolve_family(model, config, raw, view, str(path))
+        if view is None:
+            family, view = resolve_view(model, config, raw, str(path))
+        else:
+            family = resolve_family(model, config, raw, view, str(path))
         by_name = {t.name: t for t in raw}
         ckpt = family.view(view).to_canonical(
             raw, config, str(path), tied_hint=lambda a, b: shares(by_name[a], by_name[b]))

@@ -14,6 +14,9 @@ class Checkpoint:
     tensors: dict[str, Tensor]        # canonical name -> tensor, in a stable order
     aliases: dict[str, str] = field(default_factory=dict)   # tied name -> canonical name it shares
     source: dict = field(default_factory=dict)  # format, view, files, skipped raw names ...
+    # Raw tensors the import dropped as copies of another: raw name -> (copy, twin). Not part
+    # of the model (never streamed); kept so a check can confirm they really were copies.
+    dropped: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
     _closer: Callable[[], None] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[Tensor]:

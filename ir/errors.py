@@ -49,3 +49,7 @@ class MissingDependencyError(IrconvError):
 
 class OutputExistsError(UsageError):
     """The output path exists and --force was not given."""
+
+
+class CheckError(IrconvError):
+    """A check the user asked of a conversion (--check-sum) failed; nothing was written."""

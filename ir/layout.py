@@ -22,6 +22,16 @@ Axes = tuple[str, ...]
 UNIT = "unit"
 
 
+# Storage orders of the common modules, declared once: PyTorch keeps channels first (out, in,
+# spatial...), TF/Keras channels last (spatial..., in, out). A depthwise conv with channel
+# multiplier 1 (EfficientNet's) keeps one 'unit' axis on each side: PyTorch (in*1, 1, h, w),
+# Keras (h, w, in, 1).
+DENSE_PT, DENSE_TF = ("out", "in"), ("in", "out")
+CONV1D_PT, CONV1D_TF = ("out", "in", "kernel"), ("kernel", "in", "out")
+CONV2D_PT, CONV2D_TF = ("out", "in", "h", "w"), ("h", "w", "in", "out")
+DEPTHWISE2D_PT, DEPTHWISE2D_TF = ("in", UNIT, "h", "w"), ("h", "w", "in", UNIT)
+
+
 class Transform:
     """One tensor in, one tensor out; `inverse()` undoes it exactly (bit for bit)."""
 

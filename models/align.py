@@ -65,9 +65,6 @@ def infer_config(vision_config: dict):
 
 
 class AlignFamily(ConfigFamily):
-    def concrete_key(self, config: dict):
-        return efficientnet.FAMILIES[0].concrete_key(config.get("vision_config") or {})
-
     def build(self, config: dict) -> Family:
         vision = dict(efficientnet.BASE, **(config.get("vision_config") or {}))
         return _concrete(vision)

@@ -16,19 +16,18 @@ with per-index param presence (a predicate on the indices, for `expansion`).
 from __future__ import annotations
 
 import math
-import re
 from string import ascii_lowercase
 
 import numpy as np
 
-from ..ir.layout import UNIT
+from ..ir.layout import CONV2D_PT, CONV2D_TF, DEPTHWISE2D_PT, DEPTHWISE2D_TF
 from .engine import Block, ConfigFamily, Family, param
 
 # Conv kernels: PyTorch Conv2d (out, in, h, w), Keras Conv2D (h, w, in, out). Depthwise:
 # PyTorch (in*mult, 1, h, w), Keras DepthwiseConv2D (h, w, in, mult); EfficientNet's
 # multiplier is 1, which makes it a pure permutation with unit axes.
-PT_CONV, KERAS_CONV = ("out", "in", "h", "w"), ("h", "w", "in", "out")
-PT_DEPTHWISE, KERAS_DEPTHWISE = ("in", UNIT, "h", "w"), ("h", "w", "in", UNIT)
+PT_CONV, KERAS_CONV = CONV2D_PT, CONV2D_TF
+PT_DEPTHWISE, KERAS_DEPTHWISE = DEPTHWISE2D_PT, DEPTHWISE2D_TF
 
 # The B0 baseline (tf_keras DEFAULT_BLOCKS_ARGS = HF EfficientNetConfig defaults) and the
 # per-variant scaling: (width_coefficient, depth_coefficient, resolution, dropout_rate).
@@ -123,6 +122,22 @@ def mbconv(n: int, kname: str, expands: bool) -> list[Block]:
     return [Block.of(f"encoder.blocks.{n}", params, pt=f"encoder.blocks.{n}", keras="")]
 
 
+def _channels(config: dict) -> int:
+    return config.get("num_channels", 3)
+
+
+# Keras' in-graph Normalization layer (the model's first layer with weights): per-channel
+# mean/variance statistics and the count of samples adapt() saw. HF normalizes in its image
+# processor, so PyTorch has no place for them: a pt import derives a fresh layer's values,
+# a Keras file keeps its own (ALIGN and imagenet files hold real statistics there), a pt
+# export drops them. tf_keras loads an h5 by layer order, so a Keras export needs this layer.
+NORMALIZATION = Block.of("normalization", [
+    param("mean", ("channels",), keras="normalization/mean",
+          derive=lambda config: np.zeros(_channels(config), np.float32)),
+    param("variance", ("channels",), keras="normalization/variance",
+          derive=lambda config: np.ones(_channels(config), np.float32)),
+    param("count", (), keras="normalization/count", derive=lambda config: np.zeros((), np.int64)),
+], pt="", keras="")
 STEM = Block.of("embeddings", [conv("conv", "convolution", "stem_conv"),
                                batchnorm("bn", "batchnorm", "stem_bn")], pt="embeddings", keras="")
 TOP = Block.of("encoder", [conv("top_conv", "top_conv", "top_conv"),
@@ -133,8 +148,9 @@ CLASSIFIER = Block.of("classifier", [
 ], role="classifier", base=False, pt="classifier", keras="")
 
 IGNORE = {
-          # Keras' in-graph preprocessing (Rescaling 1/255, Normalization mean/variance/count):
-          # HF does it in the image processor, so its weights have no place in the model.
+          # Keras' in-graph preprocessing that is not the model's own NORMALIZATION layer
+          # (which the keras view places first, so this never skips it): a uniquified
+          # `normalization_N` of a re-built model and the weightless Rescaling layers.
           "keras": (r"^normalization(_\d+)?/", r"^rescaling(_\d+)?/")}
 
 
@@ -150,7 +166,7 @@ def _with_labels(config: dict, specs) -> dict:
 
 
 def _concrete(config: dict) -> Family:
-    blocks = [STEM] + [b for row in block_table(config) for b in mbconv(*row)] + [TOP, CLASSIFIER]
+    blocks = [NORMALIZATION, STEM] + [b for row in block_table(config) for b in mbconv(*row)] + [TOP, CLASSIFIER]
     return Family("efficientnet", ("efficientnet",), ("pt", "keras"), tuple(blocks),
                   base_prefix={"pt": "efficientnet."},
                   architectures={"EfficientNetModel": frozenset(),
@@ -161,10 +177,6 @@ def _concrete(config: dict) -> Family:
 
 class EfficientNetFamily(ConfigFamily):
     """The registered family: its static blocks are B0's (for listings); views are per config."""
-
-    def concrete_key(self, config: dict):
-        return (config.get("depth_coefficient"), tuple(config.get("num_block_repeats", ())),
-                tuple(config.get("expand_ratios", ())))
 
     def build(self, config: dict) -> Family:
         return _concrete(dict(BASE, **config))

@@ -12,13 +12,14 @@ tensor: the view's axes and the canonical axes name them, ir.layout computes the
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import MappingError, UsageError
-from ..ir.layout import UNIT, Axes, relayout
+from ..ir.layout import DENSE_PT, DENSE_TF, UNIT, Axes, relayout
 from ..ir.tensor import Tensor, TensorSpec, from_array
 
 # --------------------------------------------------------------------------- spelling styles
@@ -36,13 +37,15 @@ class Style:
     embedding: str
 
 
-PT_STYLE = Style(".", "weight", ("out", "in"), "bias", "weight", "bias", "weight")
-TF_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "embeddings")
+PT_STYLE = Style(".", "weight", DENSE_PT, "bias", "weight", "bias", "weight")
+TF_STYLE = Style("/", "kernel", DENSE_TF, "bias", "gamma", "beta", "embeddings")
 # TF1 code (google-research/bert) made embedding tables plain variables: no leaf name.
-TF1_STYLE = Style("/", "kernel", ("in", "out"), "bias", "gamma", "beta", "")
+TF1_STYLE = Style("/", "kernel", DENSE_TF, "bias", "gamma", "beta", "")
 
 # Every view a family may declare, and the style its module helpers use.
-VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE, "keras": TF_STYLE}
+VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE, "keras": TF_STYLE,
+                                   # research releases' PyTorch code ("orig"), DALL-E's module tree
+                                   "orig": PT_STYLE, "dalle": PT_STYLE}
 
 
 @dataclass(frozen=True)
@@ -160,29 +163,35 @@ def with_view(block: "Block", view: str, prefix: str, spellings: Mapping[str, ob
     return replace(block, params=tuple(params), prefixes={**block.prefixes, view: prefix})
 
 
-def nested(block: "Block", name: str, prefixes: Mapping[str, str], spell_as: Mapping[str, str] | None = None,
-           repeat_keys: Mapping[str, str] | None = None) -> "Block":
-    """`block` as a part of a bigger model (ALIGN's text tower is BERT's encoder): canonical
-    name `name.<block name>`, each view's raw prefix `prefixes[view]` + the block's own, and
-    the views in `spell_as` spelled as another view of the block (ALIGN's Keras checkpoint
-    holds a TFBertModel, so its "keras" names are BERT's "tf2" ones). `repeat_keys` renames
-    the config keys of the block's counts ('num_hidden_layers' -> 'text_config.num_hidden_layers').
-    The result is never under a base-model prefix; the views it has are the keys of `prefixes`."""
+def nested(block: "Block", name: str, prefixes: Mapping[str, str | None], spell_as: Mapping[str, str] | None = None,
+           repeat_keys: Mapping[str, str] | None = None, role: str | None = "same") -> "Block":
+    """`block` as a part of a bigger model (ALIGN's text tower is BERT's encoder, FLAVA's
+    towers are ViT-like encoders): canonical name `name.<block name>` (ties re-pointed there
+    too), each view's raw prefix `prefixes[view]` + the block's own (a None prefix: that view
+    lacks the block). A view in `spell_as` that the block does not spell itself borrows another
+    view's spelling: ALIGN's Keras checkpoint holds a TFBertModel, so its "keras" names are
+    BERT's "tf2" ones; FLAVA's original names are HF's wherever they do not differ.
+    `repeat_keys` renames the config keys of the block's counts ('num_hidden_layers' ->
+    'text_config.num_hidden_layers'); `role` replaces the block's role unless "same". The result
+    is never under a base-model prefix; its views are those `prefixes` gives a prefix."""
     spell_as, repeat_keys = spell_as or {}, repeat_keys or {}
-    if any(p.tied_to for p in block.params):
-        raise ValueError(f"block {block.name!r} has ties, which nested() does not re-prefix")
+
+    def source(view: str, spelled) -> str | None:
+        return view if view in spelled else spell_as.get(view) if spell_as.get(view) in spelled else None
+
     own = {}
     for view, outer in prefixes.items():
-        inner = block.prefixes.get(spell_as.get(view, view))
-        if inner is not None:
+        inner_view = source(view, block.prefixes)
+        if outer is not None and inner_view is not None:
             sep = VIEW_STYLES[view].sep
-            own[view] = sep.join(part for part in (outer.rstrip(sep), inner) if part)
+            own[view] = sep.join(part for part in (outer.rstrip(sep), block.prefixes[inner_view]) if part)
     params = []
     for p in block.params:
-        spellings = {v: p.spellings[spell_as.get(v, v)] for v in own if spell_as.get(v, v) in p.spellings}
-        params.append(replace(p, spellings=spellings))
+        spellings = {v: p.spellings[source(v, p.spellings)] for v in own if source(v, p.spellings)}
+        params.append(replace(p, spellings=spellings, tied_to=p.tied_to and f"{name}.{p.tied_to}"))
     repeats = tuple((f, repeat_keys.get(k, k)) for f, k in block.repeats)
-    return Block(f"{name}.{block.name}", tuple(params), own, repeats, block.role, False)
+    return Block(".".join(part for part in (name, block.name) if part), tuple(params), own, repeats,
+                 block.role if role == "same" else role, False, first=block.first)
 
 
 def conv1d(name: str, **views) -> list[Param]:
@@ -229,20 +238,24 @@ class Block:
     # Keras model name (the first component of the stored name, which HF's loader drops
     # but its shard names keep: 'model.shared/model.shared/embeddings:0'); '' = none.
     h5_scope: Mapping[str, str] = field(default_factory=dict)
+    # template field -> its first index, where names count from 1 (DALL-E's and HF's
+    # 'block_1', 'block_2' ...) rather than 0; the config key still holds the count.
+    first: Mapping[str, int] = field(default_factory=dict)
 
     @staticmethod
     def of(name: str, params: Iterable[Iterable[Param]], *, repeat: str | tuple = (), role=None,
-           base=True, lists_also=None, h5_layer=None, h5_scope=None, **prefixes) -> "Block":
+           base=True, lists_also=None, h5_layer=None, h5_scope=None, first=None, **prefixes) -> "Block":
         """`repeat="num_hidden_layers"` is short for repeats=(("i", "num_hidden_layers"),)."""
         repeats = (("i", repeat),) if isinstance(repeat, str) else tuple(repeat)
         return Block(name, tuple(p for group in params for p in group), _with_derived(prefixes),
-                     repeats, role, base, lists_also or {}, h5_layer or {}, h5_scope or {})
+                     repeats, role, base, lists_also or {}, h5_layer or {}, h5_scope or {}, first or {})
 
     def indices(self, counts: Mapping[str, int]) -> list[dict[str, int]]:
         """Every index assignment, outermost first ([{}] for a block that does not repeat)."""
         out: list[dict[str, int]] = [{}]
         for field_name, key in self.repeats:
-            out = [dict(d, **{field_name: n}) for d in out for n in range(counts.get(key, 0))]
+            start = self.first.get(field_name, 0)
+            out = [dict(d, **{field_name: n}) for d in out for n in range(start, start + counts.get(key, 0))]
         return out
 
 
@@ -274,6 +287,21 @@ class ViewConfig:
     names: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Part:
+    """Canonical tensors under `prefix.` that a view without names for them takes from a second
+    file: the original FLAVA checkpoint holds no image codebook, which is DALL-E's encoder,
+    released on its own. `--with NAME=PATH` reads PATH as family `family` (detected like any
+    input) and merges its tensors under `prefix.` and its config under `config_key`."""
+    name: str                     # the NAME of --with NAME=PATH
+    family: str                   # registry name of the part's own family
+    prefix: str                   # canonical prefix of its tensors in the whole model
+    config_key: str               # the whole config's key holding the part's config
+    config_keys: tuple[str, ...]  # the part config's fields its tensors decide (a given config must agree)
+    flag: str | None = None       # config flag saying whether the model has the part at all
+    what: str = ""                # what file to pass, for messages
+
+
 @dataclass
 class Family:
     name: str
@@ -289,6 +317,12 @@ class Family:
     arch_prefixes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     view_configs: Mapping[str, ViewConfig] = field(default_factory=dict)
     description: str = ""
+    # view -> (regex, twin template): raw names that are copies of another tensor of the same
+    # file (the original FLAVA release saves each tower's embeddings twice). A match whose twin
+    # the file holds is dropped, listed by `ls` as a copy, and counted once by --check-sum.
+    duplicates: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # Canonical tensors that some views take from a second file (see Part).
+    parts: tuple["Part", ...] = ()
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -413,6 +447,7 @@ class FamilyView:
                 self._raw.add(entry.raw, entry)
                 self._canonical.add(entry.canonical, entry)
         self._ignore = [re.compile(p) for p in family.ignore.get(view, ())]
+        self._duplicates = [(re.compile(p), twin) for p, twin in family.duplicates.get(view, ())]
 
     # ---- names
 
@@ -464,6 +499,20 @@ class FamilyView:
     def is_ignored(self, raw: str) -> bool:
         return any(p.search(raw) for p in self._ignore)
 
+    def copies(self, names: Iterable[str], present: Mapping[str, Tensor]) -> dict[str, str]:
+        """raw name -> the raw name it is a declared copy of, for those of `names` whose twin
+        is in `present` with the same dtype and shape (else it is no copy: it stays unplaced)."""
+        out = {}
+        for name in names:
+            for pattern, twin in self._duplicates:
+                if pattern.fullmatch(name):
+                    target = pattern.sub(twin, name)
+                    if target != name and target in present and \
+                            (present[target].dtype, present[target].shape) == (present[name].dtype, present[name].shape):
+                        out[name] = target
+                        break
+        return out
+
     # ---- import
 
     def to_canonical(self, raw_tensors: list[Tensor], config: dict | None, where: str,
@@ -493,9 +542,17 @@ class FamilyView:
                                 f"{entry.raw_axes}" + (" (a 'unit' axis has size 1)" if UNIT in entry.raw_axes else ""))
                 continue
             for field_name, key in entry.block.repeats:
-                max_index[key] = max(max_index.get(key, -1), idx[field_name])
+                n = idx[field_name] - entry.block.first.get(field_name, 0)
+                if n < 0:
+                    problems.append(f"{t.name!r}: index {idx[field_name]} of {key!r} counts from "
+                                    f"{entry.block.first[field_name]}")
+                max_index[key] = max(max_index.get(key, -1), n)
             placed[canonical] = (entry, t)
 
+        by_name = {t.name: t for t in raw_tensors}
+        copy_of = self.copies(unplaced, by_name)
+        unplaced = [name for name in unplaced if name not in copy_of]
+        skipped += list(copy_of)
         counts = {key: n + 1 for key, n in max_index.items()}
         if config is not None:
             for key, n in list(counts.items()):
@@ -533,6 +590,7 @@ class FamilyView:
             return canonical not in placed
 
         expected, aliases = [], {}
+        tied_copies: dict[str, tuple[_Entry, Tensor]] = {}   # a tied name the file also stored
         for block in fam.blocks:
             if block.role and block.role not in roles:
                 continue
@@ -544,7 +602,8 @@ class FamilyView:
                 if tied(entry, canonical):
                     aliases[canonical] = self._expand(entry.param.tied_to, canonical, entry)
                     if canonical in placed:
-                        skipped.append(placed.pop(canonical)[1].name)
+                        tied_copies[canonical] = placed.pop(canonical)
+                        skipped.append(tied_copies[canonical][1].name)
                 else:
                     expected.append(canonical)
         # Buffers the file does not hold (this view never stores them, or this file left out
@@ -592,8 +651,18 @@ class FamilyView:
             for canonical, entry in derived.items():
                 tensors[canonical] = from_array(canonical, entry.param.derive(config), entry.param.axes)
             tensors = {c: tensors[c] for c in sorted(tensors, key=order.__getitem__)}
+        # What was dropped as a copy, with its twin, so `ls` can say so and a sum check can
+        # confirm that it was one (tied copies compare in canonical layout).
+        dropped = {raw: (by_name[raw], by_name[twin]) for raw, twin in copy_of.items()}
+        for canonical, (entry, t) in tied_copies.items():
+            target = aliases[canonical]
+            if target in placed:
+                copy_of[t.name] = placed[target][1].name
+                dropped[t.name] = (t.with_spec(axes=entry.raw_axes).transformed(
+                    relayout(entry.raw_axes, entry.param.axes)), tensors[target])
         return Checkpoint(fam.name, config, tensors, aliases,
-                          {"view": self.view, "skipped": skipped, "notes": notes})
+                          {"view": self.view, "skipped": skipped, "notes": notes, "copies": copy_of,
+                           "derived": list(derived)}, dropped=dropped)
 
     def _expand(self, template: str, canonical: str, entry: _Entry) -> str:
         hit = self._canonical.match(canonical)
@@ -648,9 +717,6 @@ class ConfigFamily(Family):
     def build(self, config: dict) -> Family:
         raise NotImplementedError
 
-    def concrete_key(self, config: dict):
-        raise NotImplementedError
-
     def candidates(self) -> list[tuple[str, dict]]:
         return []
 
@@ -662,7 +728,7 @@ class ConfigFamily(Family):
 
     def concrete(self, config: dict) -> Family:
         cache = self.__dict__.setdefault("_concrete", {})
-        key = self.concrete_key(config)
+        key = json.dumps(config, sort_keys=True, default=str)     # a family per distinct config
         if key not in cache:
             cache[key] = self.build(config)
         return cache[key]

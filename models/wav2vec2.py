@@ -7,10 +7,11 @@ spelled here rather than derived from the PyTorch ones.
 """
 from __future__ import annotations
 
+from ..ir.layout import CONV1D_PT, CONV1D_TF
 from .engine import Block, Family, linear, norm, param
 
 # Conv kernels: PyTorch Conv1d stores (out, in, kernel), Keras Conv1D (kernel, in, out).
-PT_CONV, TF_CONV = ("out", "in", "kernel"), ("kernel", "in", "out")
+PT_CONV, TF_CONV = CONV1D_PT, CONV1D_TF
 
 
 def conv1d(name: str, pt: str, tf2: str, bias: bool) -> list:

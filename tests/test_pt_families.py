@@ -28,7 +28,7 @@ def test_pt_to_pt_every_class(family, cls_name, tmp):
     loaded, info = getattr(transformers, cls_name).from_pretrained(tmp / "out", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["model_type"] == family and config["architectures"] == [cls_name]
+    assert config["model_type"] in FAMILIES.get(family).model_types and config["architectures"] == [cls_name]
     if family not in PT_FORWARD_BROKEN:
         inputs = inputs_for(family, model.config)
         assert_close(run_pt(model, inputs), run_pt(loaded.eval(), inputs), RELOAD_ATOL)

@@ -61,3 +61,21 @@ def test_safe_pickle_round_trip_still_loads(tmp):
     hostile_zip(src, pickle.dumps({}, protocol=2))
     proc = run_irconv("convert", src, tmp / "out", "--to", "pt", "--model", "bert")
     assert proc.returncode == 2 and b"no tensors" in proc.stderr
+
+
+def test_pickled_module_outside_the_allowlist_or_running_code_is_refused(tmp):
+    """A whole pickled nn.Module (as DALL-E's encoder.pkl is) is read as inert attribute data
+    only for the module classes irconv lists: a module of another class (torch.nn.Linear here),
+    or a listed one whose state REDUCEs os.system, is refused before anything runs."""
+    import os
+    torch = pytest.importorskip("torch")
+    marker = tmp / "pwned"
+    hostile = torch.nn.Sequential(torch.nn.ReLU())
+    hostile.payload = _Reduce(os.system, (f"touch {marker}",))    # kept in the module's __dict__
+    torch.save(hostile, tmp / "reduce.pkl")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), tmp / "linear.pkl")
+    for name, needle in (("reduce.pkl", "system"), ("linear.pkl", "torch.nn.modules.linear.Linear")):
+        for verb in (["convert", tmp / name, tmp / "out", "--to", "pt"], ["ls", tmp / name]):
+            line = assert_one_line_error(run_irconv(*verb), name, needle)
+            assert "refus" in line and "nothing was executed" in line, line
+    assert not marker.exists() and not (tmp / "out").exists()

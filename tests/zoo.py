@@ -50,6 +50,15 @@ CONFIGS = {
                                                                       type_vocab_size=2),
                                   vision_config=dict(width_coefficient=0.25, depth_coefficient=0.5, image_size=32,
                                                      hidden_dim=80))),
+    # FLAVA's three towers; its MIM heads predict codebook tokens, so their vocabulary is the
+    # codebook's. HF builds the codebook from image_codebook_config (DALL-E's, smaller).
+    "flava": ("FlavaConfig", dict(text_config=dict(_TINY, max_position_embeddings=64),
+                                  image_config=dict(_TINY, image_size=32, patch_size=8, vocab_size=50),
+                                  multimodal_config=dict(_TINY, num_hidden_layers=1),
+                                  image_codebook_config=dict(hidden_size=16, vocab_size=50, num_blocks_per_group=1),
+                                  hidden_size=32, projection_dim=24)),
+    # Two blocks per group, so the 1-based block repeat and the id_path-only-in-block_1 show.
+    "flava-image-codebook": ("FlavaImageCodebookConfig", dict(hidden_size=16, vocab_size=50, num_blocks_per_group=2)),
     # 2 language, 1 cross, 1 vision layer; every pretraining head on (task_obj_predict, task_qa
     # and the three visual losses are on by default).
     "lxmert": ("LxmertConfig", dict(vocab_size=99, hidden_size=32, num_attention_heads=4, intermediate_size=37,
@@ -240,8 +249,25 @@ def seq2seq_inputs(config, rng) -> dict[str, np.ndarray]:
             "decoder_input_ids": rng.integers(3, config.vocab_size, (2, 7))}
 
 
+def flava_inputs(config, rng) -> dict[str, np.ndarray]:
+    """FlavaForPreTraining's text+image pass with its losses: masked patches, MLM and ITM labels,
+    and codebook pixels, from which its image codebook makes the masked-image labels."""
+    text, image = text_inputs(config.text_config, rng), image_inputs(config.image_config, rng)
+    patches = (config.image_config.image_size // config.image_config.patch_size) ** 2
+    masked = np.zeros((2, patches), np.int64)
+    masked[:, ::3] = 1
+    return {**text, **image, "input_ids_masked": text["input_ids"], "mlm_labels": text["input_ids"],
+            "itm_labels": np.array([1, 0]), "bool_masked_pos": masked,
+            "codebook_pixel_values": rng.uniform(0, 1, image["pixel_values"].shape).astype(np.float32)}
+
+
+def codebook_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Images in [0, 1] for an image codebook (any size divisible by 8)."""
+    return {"pixel_values": rng.uniform(0, 1, (2, config.input_channels, 32, 32)).astype(np.float32)}
+
+
 INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs,
-          "align": text_image_inputs}
+          "align": text_image_inputs, "flava": flava_inputs, "flava-image-codebook": codebook_inputs}
 
 
 def inputs_for(family: str, config, seed: int = 1) -> dict[str, np.ndarray]:
@@ -252,6 +278,8 @@ def run_pt(model, inputs) -> dict[str, np.ndarray]:
     import torch
     with torch.no_grad():
         out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    if isinstance(out, torch.Tensor):           # FlavaImageCodebook returns its logits bare
+        out = {"logits": out}
     return {k: v.float().numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
 
 
