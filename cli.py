@@ -19,6 +19,7 @@ from .ir.checkpoint import Checkpoint
 from .ir.errors import IrconvError, UsageError
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
+from .models.engine import ConfigFamily
 from .checksum import checker
 
 
@@ -164,8 +165,10 @@ def cmd_ls(args) -> None:
     print(f"# family {ckpt.family}, format {src.get('format', 'stream')}, view {src.get('view', '-')}, "
           f"{len(ckpt)} tensors, {ckpt.nbytes:,} bytes"
           + (f", architectures {', '.join(ckpt.config['architectures'])}" if ckpt.config.get("architectures") else ""))
+    goes = _destinations(ckpt, args.to) if args.to else {}
     rows = [(name, t.source, t.dtype.name, "x".join(map(str, t.shape)) or "scalar",
-             ",".join(t.axes) if t.axes else "-") for name, t in ckpt.tensors.items()]
+             (",".join(t.axes) if t.axes else "-") + (f"  -> {goes[name]}" if goes else ""))
+            for name, t in ckpt.tensors.items()]
     rows += [(alias, f"(tied to {target})", "", "", "") for alias, target in ckpt.aliases.items()]
     copies = src.get("copies", {})
     rows += [("(skipped)", raw, "", "", f"(copy of {copies[raw]})" if raw in copies else "")
@@ -175,6 +178,17 @@ def cmd_ls(args) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
     if args.src == "-":
         ckpt.close()
+
+
+def _destinations(ckpt: Checkpoint, fmt: str) -> dict[str, str]:
+    """canonical name -> the name `irconv export FMT` stores it under (in the view that
+    format writes this family in), for `ls --to`."""
+    exporter = EXPORTERS.get(fmt)
+    family = FAMILIES.get(ckpt.family)
+    name = exporter.view_for(family)
+    view = family.concrete(ckpt.config).view(name) if isinstance(family, ConfigFamily) else family.view(name)
+    prefix = view.export_prefix(ckpt)
+    return {c: view.raw_name(c, prefix) or f"(dropped: the {name} view has no place for it)" for c in ckpt.tensors}
 
 
 def cmd_diff(args) -> None:
@@ -275,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "dtype, shape, axes ('-' reads an IR stream)")
     s.add_argument("src")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
+    s.add_argument("--to", help="also show the name each tensor gets when exported to this format "
+                   f"({', '.join(EXPORTERS.names())})")
     s.set_defaults(func=cmd_ls)
 
     s = sub.add_parser("diff", parents=[common, source], help="compare two checkpoints tensor by tensor in "

@@ -4,6 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from irconv import EXPORTERS, FAMILIES, IMPORTERS
 from conftest import run_irconv
 
@@ -98,3 +100,17 @@ def test_cast_is_the_only_way_a_dtype_changes(tmp):
     assert_one_line_error(run_irconv("convert", example, tmp / "x", "--to", "pt", "--cast", "I8"), "I8")
     ref = load_file(os.path.join(example, "model.safetensors"))
     assert all(v.dtype == np.float32 for v in ref.values())
+
+
+def test_ls_to_shows_the_name_each_tensor_gets(tmp):
+    """`ls --to FORMAT` adds where each tensor goes; the names are the ones the export writes
+    (read back with TensorFlow's own checkpoint reader, not irconv's)."""
+    import os
+    tf = pytest.importorskip("tensorflow")
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+    proc = run_irconv("ls", example, "--to", "tf1", check=True)
+    goes = [line.rsplit("-> ", 1)[1] for line in proc.stdout.decode().splitlines()[1:] if "-> " in line]
+    run_irconv("convert", example, tmp / "tf1", "--to", "tf1", check=True)
+    stored = set(tf.train.load_checkpoint(str(tmp / "tf1" / "model.ckpt")).get_variable_to_shape_map())
+    assert goes and set(goes) <= stored, sorted(set(goes) - stored)[:5]
+    assert "bert/encoder/layer_0/attention/self/query/kernel" in goes
