@@ -14,6 +14,7 @@ $(BIN)/irconv: pyproject.toml
 
 $(VENV)/.test-deps: pyproject.toml $(BIN)/irconv
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps DALL-E==0.1
 	@touch $@
 
 # Convert the committed tiny BERT with nothing but irconv's core dependencies (no torch).
