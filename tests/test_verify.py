@@ -6,6 +6,7 @@ subprocess where the process matters (exit codes, what gets imported), through m
 this process elsewhere, to keep the module fast."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+import irconv  # noqa: E402
 from bert_models import make_model  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 
@@ -137,3 +139,92 @@ def test_unrecognised_directory_is_one_line(pt_dir, tmp):
     assert_one_line_error(run_irconv("verify", pt_dir, tmp / "empty"),
                           "cannot load", "model.safetensors", "tf_model.h5")
     assert_one_line_error(run_irconv("verify", tmp / "nowhere", pt_dir), "no such file")
+
+
+# ---------------------------------------------------------------- Keras EfficientNet
+
+
+@pytest.fixture(scope="module")
+def efficientnet(tmp_path_factory):
+    """A randomized tf_keras EfficientNetB0 at 64x64 -> irconv pt -> irconv keras."""
+    pytest.importorskip("tf_keras")
+    from irconv.models.efficientnet import variant_config
+    from test_keras_efficientnet import keras_b0
+    root = tmp_path_factory.mktemp("efficientnet")
+    keras_b0(64, root / "x.h5", seed=0)
+    (root / "config.json").write_text(json.dumps(variant_config("b0", image_size=64)))
+    run_irconv("convert", root / "x.h5", root / "pt", "--to", "pt", "--config", root / "config.json", check=True)
+    run_irconv("convert", root / "pt", root / "keras", "--to", "keras", check=True)
+    return root
+
+
+# Randomized weights leave the features little input dependence (they differ by ~1e-5 between
+# the two images): feeding Keras the images with H and W swapped moves the outputs by ~3e-5,
+# under the default atol. The tests ask for the float round-off a correct layout gives.
+EXACT = 1e-6
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["pt-keras", "keras-pt"])
+def test_pt_vs_keras_efficientnet(efficientnet, reverse, capsys):
+    sides = [efficientnet / "pt", efficientnet / "keras"]
+    code, text = verify_in_process(capsys, *(sides[::-1] if reverse else sides))
+    assert code == 0, text
+    assert "keras EfficientNetB0 (tf_keras.applications, include_top=False)" in text, text
+    assert "pixel_values 2x3x64x64" in text and "note" not in text, text
+    rows = result_rows(text)
+    assert {k: v[0] for k, v in rows.items()} == {"last_hidden_state": "2x1280x2x2", "pooler_output": "2x1280"}, text
+    assert all(v[2] == "ok" and float(v[1]) < EXACT for v in rows.values()), text
+
+
+def test_keras_weights_of_another_model_fail(efficientnet, tmp, capsys):
+    """The same topology with another seed's weights: loads, and verify names both outputs."""
+    from test_keras_efficientnet import keras_b0
+    shutil.copytree(efficientnet / "keras", tmp / "other")
+    keras_b0(64, tmp / "other" / "model.h5", seed=1)
+    code, text = verify_in_process(capsys, efficientnet / "pt", tmp / "other")
+    assert code == 1, text
+    rows = result_rows(text)
+    assert [v[2] for v in rows.values()] == ["FAIL", "FAIL"] and float(rows["pooler_output"][1]) > 1e-2, text
+    assert re.search(r"^FAILED: 2 of 2 output", text, re.M), text
+
+
+def test_keras_normalization_statistics_are_applied_and_noted(efficientnet, tmp, capsys):
+    """A Keras-born file with real Normalization statistics, converted to pt (which keeps no
+    statistics: HF normalizes in its image processor): Keras is fed the pixels its in-graph
+    normalization turns into HF's pixel_values, and verify says so."""
+    from test_keras_io import b0, with_statistics
+    with_statistics(b0(seed=2), seed=2).save_weights(str(tmp / "stats.h5"))
+    config = json.loads((efficientnet / "config.json").read_text())
+    for to in ("pt", "keras"):        # in this process: the conversions are not under test here
+        irconv.convert(tmp / "stats.h5", tmp / to, to, config=config)
+    code, text = verify_in_process(capsys, tmp / "pt", tmp / "keras")
+    assert code == 0, text
+    assert re.search(r"^# .*keras: note: model.h5's Normalization layer holds mean \[0\.\d+", text, re.M), text
+    assert all(v[2] == "ok" and float(v[1]) < EXACT for v in result_rows(text).values()), text
+
+
+def test_keras_classifier_gives_logits(tmp, capsys):
+    tf_keras = pytest.importorskip("tf_keras")
+    from irconv.models.efficientnet import variant_config
+    from test_keras_efficientnet import randomize
+    model = tf_keras.applications.EfficientNetB0(weights=None, include_top=True, classes=5, input_shape=(32, 32, 3),
+                                                 classifier_activation=None)
+    randomize(model, 4).save_weights(str(tmp / "top.h5"))
+    config = dict(variant_config("b0", image_size=32), id2label={str(i): f"LABEL_{i}" for i in range(5)})
+    irconv.convert(tmp / "top.h5", tmp / "pt", "pt", config=config)
+    irconv.convert(tmp / "pt", tmp / "keras", "keras")
+    code, text = verify_in_process(capsys, tmp / "pt", tmp / "keras")
+    assert code == 0, text
+    assert "include_top=True" in text and "EfficientNetForImageClassification" in text, text
+    rows = result_rows(text)
+    assert list(rows) == ["logits"] and rows["logits"][0] == "2x5" and rows["logits"][2] == "ok", text
+
+
+def test_keras_unknown_variant_is_one_line(efficientnet, tmp, capsys):
+    shutil.copytree(efficientnet / "keras", tmp / "odd")
+    config = json.loads((tmp / "odd" / "config.json").read_text())
+    (tmp / "odd" / "config.json").write_text(json.dumps(dict(config, width_coefficient=1.3)))
+    from irconv.cli import main
+    assert main(["verify", str(efficientnet / "pt"), str(tmp / "odd")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "width_coefficient 1.3 / depth_coefficient 1 is no EfficientNetB0..B7" in lines[0], lines
