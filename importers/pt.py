@@ -79,6 +79,22 @@ def resolve_view(model: str | None, config: dict | None, raw: list[Tensor], wher
     return resolve_family(None, None, raw, "pt", where), "pt"
 
 
+# The renames transformers applies to checkpoint keys on load (PreTrainedModel.
+# _fix_state_dict_key_on_load): LayerNorm gamma/beta of early ports from TF, and the weight-norm
+# pair older torch saved as weight_g/weight_v (most wav2vec2/HuBERT files on the hub), which
+# torch >= 2.1 keeps as parametrizations. A file HF loads is a file irconv reads.
+LEGACY_SUFFIXES = (("LayerNorm.gamma", "LayerNorm.weight"), ("LayerNorm.beta", "LayerNorm.bias"),
+                   ("weight_g", "parametrizations.weight.original0"),
+                   ("weight_v", "parametrizations.weight.original1"))
+
+
+def modern_name(name: str) -> str:
+    for old, new in LEGACY_SUFFIXES:
+        if name.endswith(old):
+            return name[: -len(old)] + new
+    return name
+
+
 class PtImporter(Importer):
     name = "pt"
     description = "HF PyTorch: model.safetensors or pytorch_model.bin (+ sharded .index.json)"
@@ -102,6 +118,7 @@ class PtImporter(Importer):
         raw, files, shares = read_weights(weights)
         if not raw:
             raise FormatError("holds no tensors", path=str(weights))
+        raw = [t.with_spec(name=modern_name(t.name)) for t in raw]
         if view is None:
             family, view = resolve_view(model, config, raw, str(path))
         else:

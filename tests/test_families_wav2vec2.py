@@ -79,3 +79,23 @@ def test_bare_weights_file(tmp):
     assert b"conv_stride" in proc.stderr                 # the guesses are said out loud
     loaded = test_tf2.pt_loads_cleanly("Wav2Vec2Model", tmp / "out")
     assert list(loaded.config.conv_dim) == [8, 8] and list(loaded.config.conv_kernel) == [8, 8]
+
+
+def test_old_weight_norm_names_are_read(tmp):
+    """Most wav2vec2 files on the hub predate torch's parametrized weight_norm and store the
+    positional conv as `weight_g`/`weight_v`, which transformers renames on load: irconv reads
+    them too and writes today's names, values untouched."""
+    from safetensors.numpy import load_file, save_file
+    pt = zoo.make_pt("wav2vec2", "Wav2Vec2Model", seed=6)
+    pt.save_pretrained(tmp / "pt")
+    tensors = load_file(tmp / "pt" / "model.safetensors")
+    old = {k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
+                                                                            "weight_v"): v for k, v in tensors.items()}
+    assert any(k.endswith("weight_g") for k in old)
+    save_file(old, tmp / "pt" / "model.safetensors", metadata={"format": "pt"})
+    run_irconv("convert", tmp / "pt", tmp / "out", "--to", "pt", check=True)
+    test_tf2.pt_loads_cleanly("Wav2Vec2Model", tmp / "out")
+    written = load_file(tmp / "out" / "model.safetensors")
+    assert written.keys() == tensors.keys()
+    for name, value in tensors.items():
+        assert written[name].tobytes() == value.tobytes(), name
