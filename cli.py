@@ -230,9 +230,10 @@ def cmd_formats(args) -> None:
 
 
 def cmd_models(args) -> None:
+    width = max(len(fam.name) for fam in FAMILIES)
     for fam in FAMILIES:
-        print(f"{fam.name:14} views: {', '.join(fam.views):20} {fam.description}")
-        print(f"{'':14} classes: {', '.join(fam.architectures)}")
+        print(f"{fam.name:{width}} views: {', '.join(fam.views):20} {fam.description}")
+        print(f"{'':{width}} classes: {', '.join(fam.architectures)}")
 
 
 # ---------------------------------------------------------------- parser

@@ -97,7 +97,8 @@ def modern_name(name: str) -> str:
 
 class PtImporter(Importer):
     name = "pt"
-    description = "HF PyTorch: model.safetensors or pytorch_model.bin (+ sharded .index.json)"
+    description = ("HF PyTorch: model.safetensors or pytorch_model.bin (+ sharded .index.json); "
+                   "a whole pickled module (DALL-E's encoder.pkl), read as plain data")
 
     def detect(self, path: Path) -> bool:
         if path.is_dir():
