@@ -12,7 +12,7 @@ from typing import Callable
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..ir.errors import OutputExistsError, UsageError
-from ..ir.tensor import Tensor
+from ..ir.tensor import Tensor, TensorSpec
 
 
 @dataclass
@@ -76,6 +76,34 @@ def cast_floats(ckpt: Checkpoint, dtype_name: str) -> Checkpoint:
         if key in config:
             config[key] = target.torch
     return replace(ckpt, tensors=tensors, config=config)
+
+
+def tied_copies(tensors: list[Tensor], aliases: dict[str, str]) -> tuple[list[TensorSpec], dict[str, list[str]]]:
+    """For formats that store a tied name as a second variable (TF checkpoints, Keras h5): the
+    spec of every stored name (an alias takes its target's dtype and shape) and target -> its
+    aliases, so that write_all() loads each tensor once for all the names holding it."""
+    spec_of = {t.name: t.spec for t in tensors}
+    specs = [t.spec for t in tensors] + [replace(spec_of[target], name=alias) for alias, target in aliases.items()]
+    copies: dict[str, list[str]] = {}
+    for alias, target in aliases.items():
+        copies.setdefault(target, []).append(alias)
+    return specs, copies
+
+
+def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progress: Progress,
+              stored_name: Callable[[str], str] = lambda raw: raw) -> None:
+    """Stream `tensors` into a `.partial` writer, one array in memory at a time, each under its
+    stored name and its tied copies'; close it, or abort it (no partial file left) on failure."""
+    try:
+        for t in tensors:
+            array = t.load()
+            for raw in [t.name, *copies.get(t.name, ())]:
+                writer.write(stored_name(raw), array)
+            progress(t)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
 
 
 @contextlib.contextmanager

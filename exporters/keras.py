@@ -21,7 +21,7 @@ from ..ir.errors import DTypeError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
 from ..models import FAMILIES
 from ..models.engine import ConfigFamily, Family
-from .base import Exporter, ExportOptions, Progress
+from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
 from .pt import write_config
 
 WEIGHTS_NAME = "model.h5"
@@ -78,26 +78,13 @@ def write_keras_h5(ckpt: Checkpoint, path: Path, options: ExportOptions, progres
     tensors, aliases = family.view(VIEW).from_canonical(ckpt, str(path))
     refuse_unloadable_dtypes(tensors, "Keras h5 files")
     # A tied name the view spells is a second variable holding the same values.
-    spec_of = {t.name: t.spec for t in tensors}
-    specs = [t.spec for t in tensors] + [replace(spec_of[target], name=alias) for alias, target in aliases.items()]
-    copies: dict[str, list[str]] = {}
-    for alias, target in aliases.items():
-        copies.setdefault(target, []).append(alias)
+    specs, copies = tied_copies(tensors, aliases)
     order = declared_order(family, ckpt)
     layers: dict[str, list[TensorSpec]] = {}
     for spec in sorted(specs, key=lambda s: order(s.name)):
         layers.setdefault(layer_of(spec.name), []).append(replace(spec, name=stored_name(spec.name)))
     writer = kerash5.KerasH5Writer(path, list(layers.items()))
-    try:
-        for t in tensors:
-            array = t.load()
-            for name in [t.name, *copies.get(t.name, ())]:
-                writer.write(stored_name(name), array)
-            progress(t)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
+    write_all(writer, tensors, copies, progress, stored_name)
 
 
 def write_keras_directory(ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:

@@ -8,13 +8,12 @@ restores such a checkpoint by variable name into a model whose layers are named 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from ..formats import tensorbundle
 from ..ir.checkpoint import Checkpoint
 from ..models import FAMILIES
-from .base import Exporter, ExportOptions, Progress
+from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
 from .pt import write_config
 
 PREFIX = "model.ckpt"
@@ -36,21 +35,7 @@ class Tf1Exporter(Exporter):
                 f.write("\n")
         else:
             write_config(ckpt, tmp)
-        spec_of = {t.name: t.spec for t in tensors}
-        specs = [t.spec for t in tensors] + [replace(spec_of[target], name=alias)
-                                             for alias, target in aliases.items()]
+        specs, copies = tied_copies(tensors, aliases)
         writer = tensorbundle.BundleWriter(tmp / PREFIX, specs, write_state=True,
                                            max_shard_size=options.max_shard_size)
-        copies: dict[str, list[str]] = {}
-        for alias, target in aliases.items():
-            copies.setdefault(target, []).append(alias)
-        try:
-            for t in tensors:
-                array = t.load()
-                for name in [t.name, *copies.get(t.name, ())]:
-                    writer.write(name, array)
-                progress(t)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
+        write_all(writer, tensors, copies, progress)

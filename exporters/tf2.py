@@ -14,7 +14,7 @@ from ..ir.checkpoint import Checkpoint
 from ..ir.errors import DTypeError, UsageError
 from ..ir.tensor import TensorSpec
 from ..models import FAMILIES
-from .base import Exporter, ExportOptions, Progress
+from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
 from .keras import H5_DTYPES, write_keras_directory
 from .pt import write_config
 
@@ -55,13 +55,16 @@ class Tf2Exporter(Exporter):
         def block_of_raw(raw: str):
             return view.canonical_name(raw, prefix)[0].block
 
-        def full(spec) -> TensorSpec:
+        def full_name(raw: str) -> str:
             # The stored name is the Keras model name (or the block's own name scope) + the
             # raw name. A one-component name is a variable made outside every scope (BART's
             # final_logits_bias): HF's loader drops the first component of stored and live
             # names alike, so it must stay bare to match.
-            scope = block_of_raw(spec.name).h5_scope.get("tf2", model_name if "/" in spec.name else "")
-            return replace(spec, name=f"{scope}/{spec.name}:0" if scope else f"{spec.name}:0")
+            scope = block_of_raw(raw).h5_scope.get("tf2", model_name if "/" in raw else "")
+            return f"{scope}/{raw}:0" if scope else f"{raw}:0"
+
+        def full(spec) -> TensorSpec:
+            return replace(spec, name=full_name(spec.name))
 
         def layer_of(raw: str) -> str:
             return block_of_raw(raw).h5_layer.get("tf2") or raw.split("/", 1)[0]
@@ -71,11 +74,9 @@ class Tf2Exporter(Exporter):
         # embeddings) lists those weights again; a tied name the view spells (an alias) is a
         # second variable with the same values.
         layers: dict[str, list[TensorSpec]] = {}
-        for t in tensors:
-            layers.setdefault(layer_of(t.name), []).append(full(t.spec))
-        spec_of = {t.name: t.spec for t in tensors}
-        for alias, target in aliases.items():
-            layers.setdefault(layer_of(alias), []).append(full(replace(spec_of[target], name=alias)))
+        specs, copies = tied_copies(tensors, aliases)
+        for spec in specs:
+            layers.setdefault(layer_of(spec.name), []).append(full(spec))
         raw_of = dict(zip(ckpt.tensors, tensors))
         block_of = {c: view.block_of(c).name for c in ckpt.tensors}
         for block in family.blocks:
@@ -84,9 +85,6 @@ class Tf2Exporter(Exporter):
             if held and own:
                 group = layers[layer_of(raw_of[own[0]].name)]
                 group += [full(t.spec) for c, t in raw_of.items() if block_of[c] in held]
-        copies: dict[str, list[str]] = {}
-        for alias, target in aliases.items():
-            copies.setdefault(target, []).append(full(replace(spec_of[target], name=alias)).name)
 
         write_config(ckpt, tmp)
         if options.max_shard_size:
@@ -95,9 +93,4 @@ class Tf2Exporter(Exporter):
             writer = kerash5.HFShardedH5Writer(tmp, sharding.plan_shards(specs, options.max_shard_size))
         else:
             writer = kerash5.KerasH5Writer(tmp / "tf_model.h5", list(layers.items()))
-        for t in tensors:
-            array = t.load()
-            for name in [full(t.spec).name, *copies.get(t.name, ())]:
-                writer.write(name, array)
-            progress(t)
-        writer.close()
+        write_all(writer, tensors, copies, progress, full_name)
