@@ -34,6 +34,7 @@ import numpy as np
 from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
+from .partial import PartialWriter
 from .sharding import parse_size, plan_shards, read_index, shard_names, shard_weight_map, write_index
 
 # tf_keras/src/saving/legacy/hdf5_format.py: name lists longer than this (as a numpy |S
@@ -390,19 +391,6 @@ def _check_paths(names: Iterable[str], what: str, path: str) -> None:
                          path=path)
 
 
-def _check_array(path: str, name: str, spec: TensorSpec, array) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype.byteorder == ">":
-        array = array.astype(array.dtype.newbyteorder("<"))
-    if array.dtype != spec.dtype.numpy:
-        raise DTypeError(f"tensor {name!r}: array dtype {array.dtype} but declared "
-                         f"{spec.dtype} ({spec.dtype.numpy}); convert it before writing", path=path)
-    if tuple(array.shape) != spec.shape:
-        raise UsageError(f"tensor {name!r}: array shape {list(array.shape)} but declared "
-                         f"{list(spec.shape)}", path=path)
-    return array
-
-
 def _create_dataset(group, name: str, spec: TensorSpec) -> None:
     ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype))
     if _is_ml_dtype(spec.dtype):
@@ -414,53 +402,7 @@ def _fill(ds, spec: TensorSpec, array: np.ndarray) -> None:
         ds[...] = array.view(ds.dtype) if _is_ml_dtype(spec.dtype) else array
 
 
-class _Partial:
-    """Shared write()/close()/abort() bookkeeping of a writer with `.partial` files."""
-
-    path: str
-    _specs: dict[str, TensorSpec]
-
-    def __init__(self, path: str):
-        self.path = path
-        self._written: set[str] = set()
-        self._closed = False
-
-    def _accept(self, name: str, array) -> tuple[TensorSpec, np.ndarray]:
-        if self._closed:
-            raise UsageError(f"write({name!r}) after close", path=self.path)
-        if name not in self._specs:
-            raise UsageError(f"tensor {name!r} is not among the {len(self._specs)} declared "
-                             "when the writer was made", path=self.path)
-        if name in self._written:
-            raise UsageError(f"tensor {name!r} written twice", path=self.path)
-        spec = self._specs[name]
-        return spec, _check_array(self.path, name, spec, array)
-
-    def _missing_check(self) -> None:
-        missing = [n for n in self._specs if n not in self._written]
-        if missing:
-            self.abort()
-            raise FormatError(f"{len(missing)} tensor(s) never written: {missing!r}", path=self.path)
-
-    @property
-    def names(self) -> list[str]:
-        """Distinct weight names, in declaration order (what write() expects)."""
-        return list(self._specs)
-
-    def abort(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class KerasH5Writer(_Partial):
+class KerasH5Writer(PartialWriter):
     """Write a Keras 2 / tf-keras weights file (what `save_weights("x.h5")` writes).
 
     `layers` is [(layer name, [spec, ...])] in model.layers order; spec.name is the full
@@ -525,7 +467,7 @@ class KerasH5Writer(_Partial):
         spec, array = self._accept(name, array)
         for dset_path in self._targets[name]:
             _fill(self._file[dset_path], spec, array)
-        self._written.add(name)
+        self._wrote(name)
 
     def close(self) -> None:
         """Finish the file; raises (and leaves no file at `path`) if a weight is missing."""
@@ -547,7 +489,7 @@ class KerasH5Writer(_Partial):
             os.remove(self._tmp)
 
 
-class HFShardedH5Writer(_Partial):
+class HFShardedH5Writer(PartialWriter):
     """Write an HF transformers TF sharded checkpoint: `tf_model-0000k-of-0000N.h5` shards
     and `tf_model.h5.index.json`, as `TFPreTrainedModel.save_pretrained(max_shard_size=...)`.
 
@@ -618,7 +560,7 @@ class HFShardedH5Writer(_Partial):
             self._file = h5py.File(self._tmps[i], "r+")
             self._open_shard = i
         _fill(self._file[strip_model_name(name)], spec, array)
-        self._written.add(name)
+        self._wrote(name)
 
     def _close_current(self) -> None:
         if self._file is not None:

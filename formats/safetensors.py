@@ -20,6 +20,7 @@ import numpy as np
 from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
+from .partial import PartialWriter
 
 MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
 METADATA_KEY = "__metadata__"
@@ -189,7 +190,7 @@ def _check_metadata(path: str, metadata) -> dict[str, str]:
     return metadata
 
 
-class SafetensorsWriter:
+class SafetensorsWriter(PartialWriter):
     """Write a safetensors file whose layout is fixed up front from ordered specs.
 
     Tensors go in by descending dtype itemsize (a power of two), then in the given order:
@@ -200,7 +201,7 @@ class SafetensorsWriter:
     """
 
     def __init__(self, path, specs: Iterable[TensorSpec], metadata: Mapping[str, str] | None = None):
-        self.path = os.fspath(path)
+        super().__init__(os.fspath(path))
         specs = list(specs)
         metadata = _check_metadata(self.path, metadata)
         names = Counter(s.name for s in specs)
@@ -216,19 +217,19 @@ class SafetensorsWriter:
 
         ordered = sorted(specs, key=lambda s: -s.dtype.itemsize)  # stable: keeps given order
         header: dict = {METADATA_KEY: metadata} if metadata else {}
-        self._slots: dict[str, tuple[TensorSpec, int]] = {}
+        self._specs: dict[str, TensorSpec] = {}          # in file order
+        self._offsets: dict[str, int] = {}
         offset = 0
         for spec in ordered:
             header[spec.name] = {"dtype": spec.dtype.name, "shape": list(spec.shape),
                                  "data_offsets": [offset, offset + spec.nbytes]}
-            self._slots[spec.name] = (spec, offset)
+            self._specs[spec.name], self._offsets[spec.name] = spec, offset
             offset += spec.nbytes
         # Compact JSON like serde_json, so given the Rust order our bytes equal the Rust writer's.
         raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         raw += b" " * (-len(raw) % _ALIGN)
         self._data_start = 8 + len(raw)
         self.size = self._data_start + offset
-        self._written: set[str] = set()
 
         self._tmp = self.path + ".partial"
         self._file = open(self._tmp, "wb")
@@ -243,62 +244,35 @@ class SafetensorsWriter:
     @property
     def layout(self) -> list[str]:
         """Tensor names in file order."""
-        return list(self._slots)
+        return list(self._specs)
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Write one tensor's bytes at its precomputed offset."""
-        if self._file is None:
-            raise UsageError(f"write({name!r}) after close", path=self.path)
-        if name not in self._slots:
-            raise UsageError(f"tensor {name!r} is not among the {len(self._slots)} declared "
-                             "when the writer was made", path=self.path)
-        if name in self._written:
-            raise UsageError(f"tensor {name!r} written twice", path=self.path)
-        spec, offset = self._slots[name]
-        array = np.asarray(array)
-        if array.dtype.byteorder == ">":  # same values, file is little-endian
-            array = array.astype(array.dtype.newbyteorder("<"))
-        if array.dtype != spec.dtype.numpy:
-            raise DTypeError(f"tensor {name!r}: array dtype {array.dtype} but declared "
-                             f"{spec.dtype} ({spec.dtype.numpy}); convert it before writing",
-                             path=self.path)
-        if tuple(array.shape) != spec.shape:
-            raise UsageError(f"tensor {name!r}: array shape {list(array.shape)} but declared "
-                             f"{list(spec.shape)}", path=self.path)
+        spec, array = self._accept(name, array)
         if spec.nbytes:
-            self._file.seek(self._data_start + offset)
+            self._file.seek(self._data_start + self._offsets[name])
             # view, not tobytes(): no second copy of a large tensor.
             self._file.write(as_bytes(array).data)
-        self._written.add(name)
+        self._wrote(name)
 
     def close(self) -> None:
         """Finish the file; raises (and leaves no file at `path`) if a tensor is missing."""
-        if self._file is None:
+        if self._closed:
             return
-        missing = [n for n in self._slots if n not in self._written]
-        if missing:
-            self.abort()
-            raise FormatError(f"{len(missing)} tensor(s) never written: {missing!r}", path=self.path)
+        self._missing_check()
+        self._closed = True
         self._file.close()
         self._file = None
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
+        self._closed = True
         if self._file is not None:
             self._file.close()
             self._file = None
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
-
-    def __enter__(self) -> "SafetensorsWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = None) -> None:

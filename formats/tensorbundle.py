@@ -32,6 +32,7 @@ import numpy as np
 from ..ir.dtypes import from_tf
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
+from .partial import PartialWriter
 from .sharding import parse_size, plan_shards
 
 INDEX_SUFFIX = ".index"
@@ -1097,7 +1098,7 @@ def _assign_shards(specs: list[TensorSpec], n: int) -> list[int]:
     return out
 
 
-class BundleWriter:
+class BundleWriter(PartialWriter):
     """Write a TensorBundle checkpoint whose tensors are declared up front.
 
     `specs` name the numeric tensors (names = keys); `strings` maps further keys to string
@@ -1111,6 +1112,7 @@ class BundleWriter:
                  max_shard_size=None, strings: Mapping[str, object] | None = None,
                  write_state: bool = False, block_size: int = BLOCK_SIZE):
         self.prefix = os.fspath(prefix)
+        super().__init__(self.prefix)
         if self.prefix.endswith(INDEX_SUFFIX) or _DATA_RE.search(self.prefix):
             raise UsageError(f"prefix {self.prefix!r} names a bundle file; pass the prefix "
                              "(e.g. 'dir/model.ckpt')")
@@ -1147,7 +1149,8 @@ class BundleWriter:
                                  path=self.prefix)
             shard_of = dict(zip([s.name for s in specs], _assign_shards(specs, n)))
             self.num_shards = n
-        self._specs = {s.name: (s, shard_of[s.name]) for s in specs}
+        self._specs = {s.name: s for s in specs}
+        self._shard_of = {s.name: shard_of[s.name] for s in specs}
         self._entries: dict[str, _Entry] = {}
         self._write_state = write_state
         self._block_size = block_size
@@ -1155,7 +1158,6 @@ class BundleWriter:
         self._shards = [data_path(self.prefix, i, self.num_shards) for i in range(self.num_shards)]
         self._sizes = [0] * self.num_shards
         self._temps: list[str] = []
-        self._open = True
         directory = os.path.dirname(os.path.abspath(self.prefix))
         try:
             os.makedirs(directory, exist_ok=True)
@@ -1175,7 +1177,7 @@ class BundleWriter:
         return list(self._shards)
 
     def shard_of(self, name: str) -> int:
-        return self._specs[name][1]
+        return self._shard_of[name]
 
     def _append(self, shard: int, data) -> int:
         offset = self._sizes[shard]
@@ -1188,24 +1190,8 @@ class BundleWriter:
 
     def write(self, name: str, array: np.ndarray) -> None:
         """Append one tensor's bytes to its data shard."""
-        if not self._open:
-            raise UsageError(f"write({name!r}) after close", path=self.prefix)
-        if name not in self._specs:
-            raise UsageError(f"tensor {name!r} is not among the {len(self._specs)} declared "
-                             "when the writer was made", path=self.prefix)
-        if name in self._entries:
-            raise UsageError(f"tensor {name!r} written twice", path=self.prefix)
-        spec, shard = self._specs[name]
-        array = np.asarray(array)
-        if array.dtype.byteorder == ">":  # same values, the bundle is little-endian
-            array = array.astype(array.dtype.newbyteorder("<"))
-        if array.dtype != spec.dtype.numpy:
-            raise DTypeError(f"tensor {name!r}: array dtype {array.dtype} but declared "
-                             f"{spec.dtype} ({spec.dtype.numpy}); convert it before writing",
-                             path=self.prefix)
-        if tuple(array.shape) != spec.shape:
-            raise UsageError(f"tensor {name!r}: array shape {list(array.shape)} but declared "
-                             f"{list(spec.shape)}", path=self.prefix)
+        spec, array = self._accept(name, array)
+        shard = self._shard_of[name]
         data = as_bytes(array)
         try:
             offset = self._append(shard, data.data)
@@ -1214,17 +1200,14 @@ class BundleWriter:
             raise
         self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data),
                                      mask(_crc(data)), False)
+        self._wrote(name)
 
     def close(self) -> None:
         """Write the index and rename every file into place; raises (leaving nothing at the
         final names) if a declared tensor was never written."""
-        if not self._open:
+        if self._closed:
             return
-        missing = [n for n in self._specs if n not in self._entries]
-        if missing:
-            self.abort()
-            raise FormatError(f"{len(missing)} tensor(s) never written: {missing!r}",
-                              path=self.prefix)
+        self._missing_check()
         index = self.prefix + INDEX_SUFFIX
         try:
             self._temps.append(index + ".partial")
@@ -1244,24 +1227,15 @@ class BundleWriter:
         except BaseException:
             self.abort()
             raise
-        self._open = False
+        self._closed = True
 
     def abort(self) -> None:
         """Drop every unfinished file."""
-        self._open = False
+        self._closed = True
         for tmp in self._temps:
             if os.path.exists(tmp):
                 os.remove(tmp)
         self._temps = []
-
-    def __enter__(self) -> "BundleWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write(prefix, tensors: Iterable[Tensor], **kwargs) -> None:
