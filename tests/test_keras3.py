@@ -24,7 +24,7 @@ tf_keras = pytest.importorskip("tf_keras")
 import irconv  # noqa: E402
 from irconv.formats import keras3  # noqa: E402
 from irconv.models.efficientnet import variant_config  # noqa: E402
-from test_keras_efficientnet import POOLED_ATOL, randomize as randomize_tf_keras  # noqa: E402
+from test_keras_efficientnet import POOLED_ATOL, assert_pooled_matches, randomize as randomize_tf_keras  # noqa: E402
 
 # conftest sets TF_USE_LEGACY_KERAS=1, which only makes tf.keras tf_keras: `keras` stays Keras 3.
 assert keras.__version__.split(".")[0] == "3", keras.__version__
@@ -58,22 +58,11 @@ def b0(tmp_path_factory):
     return d, image, np.asarray(model(image, training=False))
 
 
-def pooled_error(out, image, want) -> tuple[float, float]:
-    loaded, info = transformers.EfficientNetModel.from_pretrained(out, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-    with torch.no_grad():
-        got = loaded.eval()(pixel_values=torch.from_numpy(image / 255.0).permute(0, 3, 1, 2)).pooler_output
-    got = got.numpy().reshape(want.shape)
-    return float(np.max(np.abs(got - want))), float(np.max(np.abs(want[0] - want[1])))
-
-
 @pytest.mark.parametrize("name", ["b0.weights.h5", "b0.keras"])
 def test_keras3_b0_to_pt_matches(name, b0, tmp):
     d, image, want = b0
     run_irconv("convert", d / name, tmp / "out", "--to", "pt", check=True)
-    diff, spread = pooled_error(tmp / "out", image, want)
-    # As in test_keras_efficientnet: the error stays well under the input dependence.
-    assert diff <= POOLED_ATOL and diff <= 0.1 * spread, (diff, spread)
+    assert_pooled_matches(tmp / "out", image, want)
 
 
 def test_keras3_files_are_detected(b0):

@@ -40,6 +40,20 @@ def randomize(model, seed: int):
     return model
 
 
+def assert_pooled_matches(pt_dir, image, want):
+    """HF EfficientNetModel loads `pt_dir` strictly and pools `want`, the Keras model's output
+    on the NHWC 0..255 `image` (HF gets it NCHW and rescaled, as its image processor would).
+    Random weights leave little input dependence (spread ~1e-5); the error must stay well
+    under it, so a wrong input layout or padding cannot hide under the 1e-4 tolerance."""
+    loaded, info = transformers.EfficientNetModel.from_pretrained(pt_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    with torch.no_grad():
+        got = loaded.eval()(pixel_values=torch.from_numpy(image / 255.0).permute(0, 3, 1, 2)).pooler_output
+    got = got.numpy().reshape(want.shape)
+    diff, spread = float(np.max(np.abs(got - want))), float(np.max(np.abs(want[0] - want[1])))
+    assert diff <= POOLED_ATOL and diff <= 0.1 * spread, (diff, spread)
+
+
 def keras_b0(size: int, path, seed: int = 0):
     model = randomize(tf_keras.applications.EfficientNetB0(weights=None, include_top=False, pooling="avg",
                                                            input_shape=(size, size, 3)), seed)
@@ -61,17 +75,8 @@ def test_keras_b0_to_pt_matches(size, with_config, tmp):
         (tmp / "config.json").write_text(json.dumps(config))
         args = ["--config", tmp / "config.json"]
     run_irconv("convert", tmp / "b0.h5", tmp / "out", "--to", "pt", *args, check=True)
-    loaded, info = transformers.EfficientNetModel.from_pretrained(tmp / "out", output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     image = np.random.default_rng(3).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
-    want = model(image, training=False).numpy()
-    with torch.no_grad():
-        got = loaded.eval()(pixel_values=torch.from_numpy(image / 255.0).permute(0, 3, 1, 2)).pooler_output
-    got = got.numpy().reshape(want.shape)
-    diff, spread = float(np.max(np.abs(got - want))), float(np.max(np.abs(want[0] - want[1])))
-    # Random weights leave little input dependence (spread ~1e-5); the error must stay well
-    # under it, so a wrong input layout or padding cannot hide under the 1e-4 tolerance.
-    assert diff <= POOLED_ATOL and diff <= 0.1 * spread, (diff, spread)
+    assert_pooled_matches(tmp / "out", image, model(image, training=False).numpy())
 
 
 def test_keras_file_is_detected_and_variant_inferred(tmp):

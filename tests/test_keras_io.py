@@ -21,7 +21,7 @@ transformers = pytest.importorskip("transformers")
 
 import irconv  # noqa: E402
 from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
-from test_keras_efficientnet import POOLED_ATOL, randomize  # noqa: E402
+from test_keras_efficientnet import assert_pooled_matches, randomize  # noqa: E402
 
 SIZE = 64
 
@@ -63,15 +63,8 @@ def assert_same_weights(model, want: dict[str, np.ndarray]):
 
 def assert_pt_matches_keras(model, pt_dir):
     """HF EfficientNetModel loads pt_dir strictly and pools the same features as `model`."""
-    loaded, info = transformers.EfficientNetModel.from_pretrained(pt_dir, output_loading_info=True)
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     pixels = image()
-    want = model(pixels, training=False).numpy()
-    with torch.no_grad():
-        got = loaded.eval()(pixel_values=torch.from_numpy(pixels / 255.0).permute(0, 3, 1, 2)).pooler_output
-    got = got.numpy().reshape(want.shape)
-    diff, spread = float(np.max(np.abs(got - want))), float(np.max(np.abs(want[0] - want[1])))
-    assert diff <= POOLED_ATOL and diff <= 0.1 * spread, (diff, spread)
+    assert_pooled_matches(pt_dir, pixels, model(pixels, training=False).numpy())
 
 
 def assert_keras_loads(original, h5):
