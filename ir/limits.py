@@ -1,0 +1,126 @@
+"""Bounds derived from the input, checked before anything is allocated, walked or opened.
+
+Every reader asks these before it trusts a number a file declares: a tensor's shape is
+checked to be non-negative integers whose byte size is what the file (or zip member, or the
+stream's remaining declared length) can hold; nesting of JSON and pickles is bounded; a path
+is opened only if it is a regular file, so a FIFO or a device given as input is refused
+without blocking. Real checkpoints never come near these limits, so no flag lifts them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from typing import Any, Iterable
+
+from .errors import FormatError
+
+# Deeper than any real config, header or checkpoint pickle nests (HF configs nest ~4 deep).
+MAX_DEPTH = 64
+# More dimensions than any framework stores (numpy's own limit is 64).
+MAX_RANK = 32
+# A byte size no real tensor reaches (2**62 B = 4 EiB); keeps products inside int64.
+MAX_NBYTES = 1 << 62
+
+
+def require_regular(path, what: str = "input") -> None:
+    """Refuse (without opening, so without blocking) anything but a regular file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FormatError("no such file or directory", path=str(path)) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise FormatError(f"is {kind}, not a regular file; refusing to read it as {what}", path=str(path))
+
+
+def open_regular(path, what: str = "input"):
+    """open(path, "rb") for a regular file only. The file is opened non-blocking and checked
+    with fstat, so a FIFO swapped in after a stat() still cannot block the process."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FormatError("no such file or directory", path=str(path)) from None
+    except OSError as exc:
+        raise FormatError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            require_regular(path, what)     # names the kind
+            raise FormatError("is not a regular file", path=str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_size(path) -> int:
+    require_regular(path)
+    return os.stat(path).st_size
+
+
+def check_shape(shape: Any, itemsize: int, *, path: str, name: str = "") -> tuple[int, ...]:
+    """A declared shape as a tuple of non-negative ints whose byte size stays below MAX_NBYTES."""
+    where = f"tensor {name!r}: " if name else ""
+    if not isinstance(shape, (list, tuple)):
+        raise FormatError(f"{where}shape {shape!r} is not a list of dimensions", path=path)
+    if len(shape) > MAX_RANK:
+        raise FormatError(f"{where}shape has {len(shape)} dimensions (more than {MAX_RANK})", path=path)
+    total = max(int(itemsize), 1)
+    for dim in shape:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+            raise FormatError(f"{where}shape {list(shape)!r} has a dimension that is not a non-negative "
+                              "integer", path=path)
+        total *= dim
+        if total > MAX_NBYTES:
+            raise FormatError(f"{where}shape {list(shape)!r} declares more bytes than any file holds",
+                              path=path)
+    return tuple(int(d) for d in shape)
+
+
+def nbytes_of(shape: Iterable[int], itemsize: int) -> int:
+    n = int(itemsize)
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def check_fits(nbytes: int, available: int, *, path: str, name: str = "", what: str = "the file") -> None:
+    """A tensor of `nbytes` must fit in the `available` bytes of what holds it."""
+    if nbytes > available:
+        where = f"tensor {name!r} " if name else ""
+        raise FormatError(f"{where}declares {nbytes:,} bytes but {what} holds only {available:,}: "
+                          "truncated or corrupt", path=path)
+
+
+def check_depth(obj: Any, *, path: str, what: str = "data", limit: int = MAX_DEPTH) -> None:
+    """Refuse lists/dicts/tuples nested deeper than `limit` (walked iteratively, so a hostile
+    depth cannot exhaust the interpreter's stack while being checked)."""
+    stack = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise FormatError(f"{what} nests deeper than {limit} levels", path=path)
+        stack.extend((child, depth + 1) for child in children)
+
+
+def loads_json(text: str | bytes, *, path: str, what: str = "JSON") -> Any:
+    """json.loads with a bounded nesting depth and every failure as a FormatError."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise FormatError(f"{what} nests too deeply", path=path) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"cannot read {what}: {exc}", path=path) from None
+    check_depth(data, path=path, what=what)
+    return data

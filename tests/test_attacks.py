@@ -1,0 +1,111 @@
+"""The hostile-input corpus (tests/attacks/): every crafted file is refused with one line
+naming it, within bounded time and memory, leaving nothing at OUT, running nothing and reading
+nothing outside the input. See tests/attacks/README.md."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attacks.corpus import SECRET, load_cases, make_ctx, materialize
+
+CASES = load_cases()
+MEM = 1 << 30          # address space a child may map beyond the interpreter's own
+MAX_RSS = 768 << 20    # what a refused input may make resident, all told
+
+
+class ForkServer:
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "attacks" / "forkserver.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = json.loads(self.proc.stdout.readline())
+        assert ready == {"ready": True}
+
+    def run(self, argv, cwd: Path, stdin=None, timeout=10.0, fsize=None):
+        req = {"argv": [str(a) for a in argv], "cwd": str(cwd), "stdout": str(cwd / "stdout.txt"),
+               "stderr": str(cwd / "stderr.txt"), "stdin": str(stdin) if stdin else None,
+               "timeout": timeout, "mem": MEM, "fsize": fsize}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        reply["stdout"] = (cwd / "stdout.txt").read_bytes()
+        reply["stderr"] = (cwd / "stderr.txt").read_bytes().decode(errors="replace")
+        return reply
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = ForkServer()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def ctx(tmp_path_factory):
+    return make_ctx(tmp_path_factory.mktemp("attacks-ctx"))
+
+
+def _argv(c, verb, src: Path, out: Path):
+    """(argv, stdin) for one verb on one case."""
+    inp = "-" if c.stream else src
+    stdin = src if c.stream else None
+    if verb == "convert":
+        return ["convert", inp, out, "--to", c.to, *c.args, *c.out_args], stdin
+    if verb == "ls":
+        return ["ls", inp, *c.args], stdin
+    if verb == "import":
+        return ["import", c.fmt, src, "-o", out, *c.args], None
+    if verb == "export":
+        assert c.stream, f"{c.name}: export runs on stream cases only"
+        return ["export", c.to, out, "-i", src, *c.out_args], None
+    if verb == "diff":
+        return ["diff", src, src, *c.args], None
+    raise AssertionError(verb)
+
+
+def _written(work: Path):
+    """Every file under the work directory except the input and the captured output."""
+    for p in work.rglob("*"):
+        if p.is_file() and "in" not in p.relative_to(work).parts[:1] and p.name not in ("stdout.txt", "stderr.txt"):
+            yield p
+
+
+PARAMS = [pytest.param(name, verb, id=f"{name}:{verb}") for name, c in CASES.items() for verb in c.verbs]
+
+
+@pytest.mark.parametrize("name,verb", PARAMS)
+def test_attack(name, verb, server, ctx, tmp_path):
+    c = CASES[name]
+    src = materialize(c, tmp_path, ctx)
+    out = tmp_path / "out"
+    argv, stdin = _argv(c, verb, src, out)
+    r = server.run(argv, tmp_path, stdin=stdin, timeout=c.timeout, fsize=c.fsize if verb in ("convert", "export") else None)
+    err = r["stderr"]
+    what = f"{name} {verb}: rc={r['rc']} signal={r['signal']} {r['seconds']:.1f}s\n{err[-3000:]}"
+    assert not r["timed_out"], f"did not finish within {c.timeout}s: " + what
+    assert r["signal"] is None, "crashed: " + what
+    assert r["maxrss"] < MAX_RSS, f"resident {r['maxrss'] >> 20} MiB: " + what
+    assert "Traceback" not in err and "internal error" not in err, what
+    clean = c.expect == "clean" and r["rc"] == 0
+    if not clean:
+        assert r["rc"] == 2, what
+        lines = [l for l in err.splitlines() if l.strip() and not l.startswith("irconv: note:")]
+        assert len(lines) == 1 and lines[0].startswith("irconv: error: "), what
+        line = lines[0].lower()
+        named = c.names if c.names is not None else src.name
+        assert named.lower() in line, f"the error does not name {named!r}: " + what
+        for needle in (c.needle,) if isinstance(c.needle, str) else c.needle:
+            assert needle.lower() in line, f"the error does not say {needle!r}: " + what
+        assert not out.exists(), what
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary sibling left: " + what
+    assert not ctx.marker.exists(), "a payload ran: " + what
+    assert SECRET[:32] not in r["stdout"], "the secret file leaked to stdout: " + what
+    for p in _written(tmp_path):
+        assert SECRET[:32] not in p.read_bytes(), f"the secret file leaked into {p}: " + what
