@@ -18,6 +18,7 @@ from .importers import IMPORTERS
 from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
+from .ir.limits import require_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
 from .checksum import checker
@@ -32,11 +33,26 @@ def detect_format(src) -> str:
     path = Path(src)
     if not path.exists() and not Path(f"{src}.index").is_file():   # a TF checkpoint prefix names no file
         raise IrconvError("no such file or directory", path=str(src))
+    if path.exists() and not path.is_dir():
+        require_regular(path)        # a FIFO or device would block the first read
     for importer in IMPORTERS:
         if importer.detect(path):
             return importer.name
-    raise UsageError(f"{src}: cannot tell its format; name it with --from "
-                     f"({', '.join(IMPORTERS.names())})")
+    odd = _irregular_entries(path)
+    raise UsageError(f"{src}: cannot tell its format"
+                     + (f" ({', '.join(odd)} not a regular file)" if odd else "")
+                     + f"; name it with --from ({', '.join(IMPORTERS.names())})")
+
+
+def _irregular_entries(path: Path) -> list[str]:
+    """The entries of a directory that are neither regular files nor directories (FIFOs,
+    devices, dangling links), which no importer reads, for the error that says so."""
+    if not path.is_dir():
+        return []
+    try:
+        return sorted(p.name for p in path.iterdir() if not (p.is_file() or p.is_dir()))[:5]
+    except OSError:
+        return []
 
 
 def load(src, format: str | None = None, *, model: str | None = None, view: str | None = None,

@@ -17,6 +17,7 @@ from .importers.base import read_json
 from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
 from .ir.errors import IrconvError, UsageError
+from .ir.limits import open_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
 from .models.engine import ConfigFamily
@@ -124,6 +125,12 @@ def cmd_import(args) -> None:
                 with os.fdopen(fd, "wb") as f:
                     write_stream(ckpt, f, progress=progress)
                 os.replace(tmp, out)
+            except OSError as exc:
+                os.unlink(tmp)
+                if exc.filename:        # a read of the input failed: it names its file
+                    raise
+                raise IrconvError(f"cannot write the stream: {exc.strerror or exc}; nothing was written",
+                                  path=str(out)) from None
             except BaseException:
                 os.unlink(tmp)
                 raise
@@ -141,7 +148,7 @@ def cmd_export(args) -> None:
         ckpt = read_stream(sys.stdin.buffer, "<stdin>")
         _save(args, ckpt, args.format)
     else:
-        with open(args.input, "rb") as f:
+        with open_regular(args.input, "an IR stream") as f:
             _save(args, read_stream(f, args.input), args.format)
 
 
@@ -309,6 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _subject(args) -> str:
+    """The path a verb is about, for an error that names no file of its own."""
+    for key in ("src", "input", "a", "out", "output"):
+        value = getattr(args, key, None)
+        if value:
+            return "<stdin>" if value == "-" else str(value)
+    return ""
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args.quiet = args.quiet or args.quiet_top
@@ -331,8 +347,16 @@ def main(argv=None) -> int:
                 return 2
             return 0
         else:
-            print(f"irconv: error: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}",
-                  file=sys.stderr)
+            where = exc.filename or _subject(args)
+            print(f"irconv: error: {where}{': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RecursionError) as exc:
+        # A safety net: every reader bounds what a file declares before allocating or
+        # walking it, so reaching this means a limit was missed; still one line, exit 2.
+        if args.debug:
+            traceback.print_exc()
+        what = "needs more memory than there is" if isinstance(exc, MemoryError) else "nests too deeply to read"
+        print(f"irconv: error: {_subject(args)}: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("irconv: interrupted; no output was written", file=sys.stderr)

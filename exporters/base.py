@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
-from ..ir.errors import OutputExistsError, UsageError
+from ..ir.errors import IrconvError, OutputExistsError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
 
 
@@ -52,13 +52,29 @@ class Exporter:
         if options.cast:
             ckpt = cast_floats(ckpt, options.cast)
         with atomic_directory(out, options.force) as tmp:
-            self.write(ckpt, tmp, options, progress or (lambda t: None))
+            try:
+                self.write(ckpt, tmp, options, progress or (lambda t: None))
+            except OSError as exc:
+                raise write_error(exc, tmp, out) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
             if check is not None:
                 check(tmp)
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         raise NotImplementedError
+
+
+def write_error(exc: OSError, tmp: Path, out: Path) -> IrconvError:
+    """A failed write (a full disk: ENOSPC, EFBIG) as one line naming the file of OUT it was
+    writing; whatever was written is removed by atomic_directory."""
+    name = str(out)
+    if exc.filename:
+        try:
+            name = str(out / Path(str(exc.filename)).resolve().relative_to(Path(tmp).resolve()))
+        except ValueError:
+            name = str(exc.filename)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return IrconvError(f"cannot write the output: {reason}; nothing was written", path=name)
 
 
 FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
@@ -110,6 +126,11 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
 def atomic_directory(out: Path, force: bool):
     """Yield a temporary sibling of `out`; rename it to `out` only if the body succeeds."""
     out = Path(out)
+    if out.is_symlink():
+        # Replacing it would rename the link and leave its target as it was; following it
+        # would write somewhere the user did not name. Neither is what was asked.
+        raise UsageError(f"{out} is a symbolic link (to {os.readlink(out)}); give the directory it "
+                         "points to, or remove the link")
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         if not force:
             raise OutputExistsError(f"{out} already exists; pass --force to replace it")

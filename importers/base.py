@@ -1,12 +1,12 @@
 """What every importer shares: the contract, config loading, family resolution."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, UsageError
+from ..ir.limits import loads_json, open_regular
 from ..ir.tensor import Tensor
 from ..models import FAMILIES, family_for_model_type
 from ..models.engine import Family
@@ -26,14 +26,24 @@ class Importer:
         raise NotImplementedError
 
 
+# A config or index file larger than this is not one (real ones are kilobytes; a sharded
+# index of a 400B-parameter model is a few MB).
+MAX_JSON_BYTES = 64 << 20
+
+
 def read_json(path: Path) -> dict:
+    """A JSON object file (config.json, an index), refusing FIFOs, huge files, deep nesting."""
+    with open_regular(path, "JSON") as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise FormatError(f"is over {MAX_JSON_BYTES >> 20} MiB, too large for a JSON config or index", path=str(path))
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"cannot read JSON: {exc}", path=str(path)) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"cannot read JSON: not UTF-8 ({exc.reason} at byte {exc.start})", path=str(path)) from None
+    data = loads_json(text, path=str(path))
     if not isinstance(data, dict):
-        raise FormatError("expected a JSON object", path=str(path))
+        raise FormatError(f"expected a JSON object, found {type(data).__name__}", path=str(path))
     return data
 
 
@@ -63,6 +73,8 @@ def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], vi
     if model:
         return FAMILIES.get(model)
     if config and config.get("model_type"):
+        if not isinstance(config["model_type"], str):
+            raise FormatError(f"config.json model_type {config['model_type']!r} is not a string", path=where)
         return family_for_model_type(config["model_type"])
     scores = fit_scores([t.name for t in raw], view)
     best_score = max(scores.values(), default=0)

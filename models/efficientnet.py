@@ -20,6 +20,7 @@ from string import ascii_lowercase
 
 import numpy as np
 
+from ..ir.errors import MappingError
 from ..ir.layout import CONV2D_PT, CONV2D_TF, DEPTHWISE2D_PT, DEPTHWISE2D_TF
 from .engine import Block, ConfigFamily, Family, param
 
@@ -165,6 +166,24 @@ def _with_labels(config: dict, specs) -> dict:
     return config
 
 
+def _check_config(config: dict) -> None:
+    """The fields the block table is built from, checked before it is: a config cannot make
+    irconv lay out more blocks than Keras can name (26 a stage) or read fields of the wrong type."""
+    lists = ("kernel_sizes", "in_channels", "out_channels", "strides", "num_block_repeats", "expand_ratios")
+    for key in lists:
+        value = config[key]
+        if not (isinstance(value, list) and len(value) == len(BASE[key])
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+            raise MappingError(f"config.json {key}={value!r} is not a list of {len(BASE[key])} non-negative integers")
+    depth = config.get("depth_coefficient")
+    if isinstance(depth, bool) or not isinstance(depth, (int, float)) or not 0 < depth <= 16:
+        raise MappingError(f"config.json depth_coefficient={depth!r} is not a positive number (B7's is 3.1)")
+    deepest = max(stage_repeats(config))
+    if deepest > len(ascii_lowercase):
+        raise MappingError(f"config.json gives a stage {deepest} blocks; Keras names at most "
+                           f"{len(ascii_lowercase)} (block1a..block1z)")
+
+
 def _concrete(config: dict) -> Family:
     blocks = [NORMALIZATION, STEM] + [b for row in block_table(config) for b in mbconv(*row)] + [TOP, CLASSIFIER]
     return Family("efficientnet", ("efficientnet",), ("pt", "keras"), tuple(blocks),
@@ -179,7 +198,9 @@ class EfficientNetFamily(ConfigFamily):
     """The registered family: its static blocks are B0's (for listings); views are per config."""
 
     def build(self, config: dict) -> Family:
-        return _concrete(dict(BASE, **config))
+        config = dict(BASE, **config)
+        _check_config(config)
+        return _concrete(config)
 
     def candidates(self):
         return [(f"EfficientNet-{v.upper()}", variant_config(v)) for v in VARIANTS]

@@ -274,6 +274,50 @@ def config_value(config: dict, key: str):
 
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# Config fields an infer_config sets without the tensors deciding them (head counts leave no
+# trace in the shapes), so a given config is never compared with them; a family adds its own
+# (Family.guessed).
+GUESSED = frozenset({"model_type", "architectures", "num_attention_heads", "n_head", "n_heads", "num_heads",
+                     "encoder_attention_heads", "decoder_attention_heads"})
+
+
+def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict) -> list[str]:
+    """Where a given config disagrees with what the tensors decide: each field the family's
+    infer_config reads off the shapes must have the same type and value in the config
+    (hidden_size 64 beside 32-wide tensors, num_hidden_layers "x"). Fields a config leaves
+    out are not contradictions (transformers fills its defaults)."""
+    try:
+        inferred, _ = fam.infer_config(specs, counts)
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
+        return []          # a tensor set infer_config does not cover (a headless variant): nothing to compare
+    skip = GUESSED | set(fam.guessed)
+    out: list[str] = []
+
+    def walk(given: dict, decided: dict, prefix: str) -> None:
+        for key, want in decided.items():
+            if key in skip or f"{prefix}{key}" in skip or key not in given:
+                continue
+            have = given[key]
+            if isinstance(want, dict):
+                if isinstance(have, dict):
+                    walk(have, want, f"{prefix}{key}.")
+                else:
+                    out.append(f"config.json {prefix}{key}={have!r} is not an object")
+            elif isinstance(want, bool) or not isinstance(want, int):
+                continue       # only counts and sizes are read off the shapes
+            elif not _is_count(have):
+                out.append(f"config.json {prefix}{key}={have!r} is not a non-negative integer")
+            elif have != want:
+                out.append(f"config.json says {prefix}{key}={have}, the tensors say {want}")
+
+    walk(config, inferred, "")
+    return out
+
+
 @dataclass(frozen=True)
 class ViewConfig:
     """A view's own config file (bert_config.json for the TF1 release) and its mapping to
@@ -323,6 +367,9 @@ class Family:
     duplicates: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # Canonical tensors that some views take from a second file (see Part).
     parts: tuple["Part", ...] = ()
+    # Config fields infer_config guesses beyond GUESSED (ALBERT's depth): never compared
+    # with a given config.
+    guessed: tuple[str, ...] = ()
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -555,11 +602,23 @@ class FamilyView:
         skipped += list(copy_of)
         counts = {key: n + 1 for key, n in max_index.items()}
         if config is not None:
-            for key, n in list(counts.items()):
+            for key in sorted({key for block in fam.blocks for _, key in block.repeats}):
                 want = config_value(config, key)
-                if isinstance(want, int) and n > want:
+                if want is None:
+                    continue
+                if not _is_count(want):
+                    problems.append(f"config.json {key}={want!r} is not a count (a non-negative integer)")
+                    continue
+                n = counts.get(key)
+                if n is None:
+                    continue
+                if n > want:
                     problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
-                if isinstance(want, int):
+                elif want > n:
+                    # Checked before any name table is built from the count: a config cannot
+                    # make irconv list (or wait for) more layers than the file holds.
+                    problems.append(f"config.json says {key}={want}, but the tensors hold {n}")
+                else:
                     counts[key] = want
         roles = {e.block.role for e, _ in placed.values() if e.block.role}
         # A head made only of ties (GPT-2's lm_head is the word embeddings) leaves no tensor
@@ -639,6 +698,11 @@ class FamilyView:
         notes: list[str] = []
         if config is None:
             config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
+        else:
+            contradictions = config_contradictions(fam, config, {c: t.spec for c, t in tensors.items()}, counts)
+            if contradictions:
+                raise MappingError("the config contradicts the tensors: " + "; ".join(contradictions[:6])
+                                   + " (fix the config or pass --config)", path=where)
         config = dict(config)
         if not config.get("architectures"):
             # A class-specific prefix names the class (DPR's ctx_encoder vs question_encoder);
@@ -730,7 +794,11 @@ class ConfigFamily(Family):
         cache = self.__dict__.setdefault("_concrete", {})
         key = json.dumps(config, sort_keys=True, default=str)     # a family per distinct config
         if key not in cache:
-            cache[key] = self.build(config)
+            try:
+                cache[key] = self.build(config)
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise MappingError(f"the config does not describe a {self.name} irconv can lay out "
+                                   f"({type(exc).__name__}: {exc})") from None
         return cache[key]
 
     def view(self, name: str):
@@ -760,7 +828,11 @@ class ConfigView:
 
     def to_canonical(self, raw_tensors, config, where, tied_hint=None):
         if config is not None:
-            return self.family.concrete(config).view(self.view).to_canonical(raw_tensors, config, where, tied_hint)
+            try:
+                concrete = self.family.concrete(config)
+            except MappingError as exc:
+                raise MappingError(str(exc), path=where) from None
+            return concrete.view(self.view).to_canonical(raw_tensors, config, where, tied_hint)
         errors = []
         for label, cfg in self.family.candidates():
             try:
