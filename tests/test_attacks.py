@@ -109,3 +109,20 @@ def test_attack(name, verb, server, ctx, tmp_path):
     assert SECRET[:32] not in r["stdout"], "the secret file leaked to stdout: " + what
     for p in _written(tmp_path):
         assert SECRET[:32] not in p.read_bytes(), f"the secret file leaked into {p}: " + what
+
+
+def test_force_onto_a_symlinked_out_changes_nothing(server, ctx, tmp_path):
+    """--force onto an OUT that is a symlink to a directory: refused before anything is written
+    (it used to rename the link away, put the output in its place and then fail, exit 2)."""
+    src = ctx.bases.copy("pt", tmp_path / "src")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    link = tmp_path / "out"
+    link.symlink_to(target)
+    r = server.run(["convert", src, link, "--to", "pt", "--force"], tmp_path)
+    lines = [l for l in r["stderr"].splitlines() if l.strip()]
+    assert r["rc"] == 2 and len(lines) == 1 and "symbolic link" in lines[0], r
+    assert link.is_symlink() and Path(link.readlink()) == target
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
