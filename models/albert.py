@@ -97,7 +97,6 @@ ALBERT = Family(
         "AlbertForPreTraining": frozenset({"pooler", "mlm", "sop"}),
     },
     infer_config=infer_albert_config,
-    guessed=("num_hidden_layers",),
     # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
     ignore=BERT.ignore,
     description="ALBERT (google-research/albert, HF AlbertModel/AlbertForPreTraining)",

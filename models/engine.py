@@ -278,11 +278,14 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-# Config fields an infer_config sets without the tensors deciding them (head counts leave no
-# trace in the shapes), so a given config is never compared with them; a family adds its own
-# (Family.guessed).
-GUESSED = frozenset({"model_type", "architectures", "num_attention_heads", "n_head", "n_heads", "num_heads",
-                     "encoder_attention_heads", "decoder_attention_heads"})
+# Config fields that tensor shapes decide in every family that has them (a width is a
+# tensor's extent): a given config must agree with the tensors on these. Other fields an
+# infer_config fills (head counts, a fallback for a tensor the file lacks) are not read off
+# the shapes, so a config is never held to them. Counts of repeated blocks are checked
+# against the tensors' indices in to_canonical.
+SHAPE_FIELDS = frozenset({"vocab_size", "hidden_size", "d_model", "n_embd", "emb_dim", "dim", "embedding_size",
+                          "intermediate_size", "d_ff", "d_inner", "dff", "hidden_dim", "n_inner",
+                          "type_vocab_size", "max_position_embeddings", "n_positions", "projection_dim"})
 
 
 def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict) -> list[str]:
@@ -294,21 +297,20 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
         inferred, _ = fam.infer_config(specs, counts)
     except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
         return []          # a tensor set infer_config does not cover (a headless variant): nothing to compare
-    skip = GUESSED | set(fam.guessed)
     out: list[str] = []
 
     def walk(given: dict, decided: dict, prefix: str) -> None:
         for key, want in decided.items():
-            if key in skip or f"{prefix}{key}" in skip or key not in given:
-                continue
-            have = given[key]
+            have = given.get(key)
+            if have is None:
+                continue       # left out (or null): transformers' default, not a contradiction
             if isinstance(want, dict):
                 if isinstance(have, dict):
                     walk(have, want, f"{prefix}{key}.")
                 else:
                     out.append(f"config.json {prefix}{key}={have!r} is not an object")
-            elif isinstance(want, bool) or not isinstance(want, int):
-                continue       # only counts and sizes are read off the shapes
+            elif key not in SHAPE_FIELDS or isinstance(want, bool) or not isinstance(want, int):
+                continue
             elif not _is_count(have):
                 out.append(f"config.json {prefix}{key}={have!r} is not a non-negative integer")
             elif have != want:
@@ -367,9 +369,6 @@ class Family:
     duplicates: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # Canonical tensors that some views take from a second file (see Part).
     parts: tuple["Part", ...] = ()
-    # Config fields infer_config guesses beyond GUESSED (ALBERT's depth): never compared
-    # with a given config.
-    guessed: tuple[str, ...] = ()
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
