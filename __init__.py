@@ -10,6 +10,25 @@ write one. Nothing here imports torch or tensorflow.
 """
 from __future__ import annotations
 
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _interrupted_while_starting(signum, frame):      # Ctrl-C before the CLI's own handler is up
+    _sys.stderr.write("irconv: interrupted; no output was written\n")
+    _sys.stderr.flush()
+    _os._exit(130)
+
+
+# As the `irconv` command (console script or `python -m irconv`), an interrupt during the
+# imports below ends with one line, not a traceback; cli.main() puts Python's handler back.
+if _os.path.basename(_sys.argv[0] if _sys.argv else "") in ("irconv", "-m"):
+    try:
+        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    except (ValueError, OSError):       # not the main thread
+        pass
+
 from pathlib import Path
 from typing import BinaryIO, Mapping
 

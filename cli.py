@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import glob
+import signal
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from .importers import IMPORTERS
 from .importers.base import read_json
 from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
-from .ir.errors import IrconvError, UsageError
+from .exporters import output
+from .ir.errors import IrconvError, OutputExistsError, UsageError
 from .ir.limits import open_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
@@ -88,9 +90,24 @@ def _import(fmt: str, args) -> Checkpoint:
                         lambda path, family: load_api(path, model=family), require=args.verb != "ls")
 
 
+def _inputs(args) -> tuple[Path, ...]:
+    """Every path this run reads: OUT may not be, contain or clobber any of them."""
+    paths = [getattr(args, "src", None), getattr(args, "input", None),
+             *parse_with(getattr(args, "parts", None)).values()]
+    out = []
+    for p in paths:
+        if not p or p == "-":
+            continue
+        if not os.path.lexists(p) and os.path.lexists(f"{p}.index"):     # a TF checkpoint prefix
+            out += [Path(q) for q in glob.glob(glob.escape(str(p)) + ".*")]
+        else:
+            out.append(Path(p))
+    return tuple(out)
+
+
 def _export_options(args) -> ExportOptions:
     from .formats.sharding import parse_size
-    return ExportOptions(bin=args.bin, force=args.force, cast=args.cast,
+    return ExportOptions(bin=args.bin, force=args.force, cast=args.cast, protect=_inputs(args),
                          max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None)
 
 
@@ -98,9 +115,17 @@ def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
     exporter = EXPORTERS.get(fmt)
     progress = Progress(f"export {fmt}", ckpt, not args.quiet)
     try:
-        exporter.save(ckpt, Path(args.out), _export_options(args), progress, check=check)
+        written = exporter.save(ckpt, Path(args.out), _export_options(args), progress, check=check)
     finally:
         progress.finish()
+    if not args.quiet:
+        for name in written.cleaned:
+            print(f"irconv: note: removed {name}, a temporary directory a killed run left", file=sys.stderr)
+        print(f"irconv: wrote {written.out}: {', '.join(written.files[:6])}"
+              + (f" and {len(written.files) - 6} more" if len(written.files) > 6 else "")
+              + f" ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes)"
+              + (f"; replaced {', '.join(written.replaced)}" if written.replaced else "")
+              + (f"; kept {written.kept} other file(s) there" if written.kept else ""), file=sys.stderr)
 
 
 # ---------------------------------------------------------------- verbs
@@ -120,9 +145,13 @@ def cmd_import(args) -> None:
             write_stream(ckpt, sys.stdout.buffer, progress=progress)
         else:
             out = Path(args.output)
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.irconv-", dir=out.parent if str(out.parent) else ".")
+            output.check_target(out, args.force, _inputs(args), file=True)
+            if out.exists() and not args.force:
+                raise OutputExistsError(f"{out} already exists; pass --force to replace it")
+            output.clean_stale(out)
+            tmp = output.make_tmp(out, directory=False)
             try:
-                with os.fdopen(fd, "wb") as f:
+                with open(tmp, "wb") as f:
                     write_stream(ckpt, f, progress=progress)
                 os.replace(tmp, out)
             except OSError as exc:
@@ -156,6 +185,7 @@ def cmd_convert(args) -> None:
     EXPORTERS.get(args.to)
     if args.check_sum and args.src == "-":
         raise UsageError("--check-sum reads the source twice, so it needs a file, not a stream on stdin")
+    output.check_target(Path(args.out), args.force, _inputs(args))    # before any work
     ckpt = _load(args)
     _notes(ckpt, args.quiet)
     check = None
@@ -168,6 +198,10 @@ def cmd_convert(args) -> None:
 def cmd_ls(args) -> None:
     ckpt = _load(args)
     _notes(ckpt, args.quiet)
+    if args.src != "-" and not args.quiet:
+        for p in output.stale_siblings(Path(args.src)):
+            print(f"irconv: note: {p} is a temporary directory a killed run left (the next convert to "
+                  f"{args.src} removes it)", file=sys.stderr)
     src = ckpt.source
     print(f"# family {ckpt.family}, format {src.get('format', 'stream')}, view {src.get('view', '-')}, "
           f"{len(ckpt)} tensors, {ckpt.nbytes:,} bytes"
@@ -276,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("format", help=f"input format ({', '.join(IMPORTERS.names())})")
     s.add_argument("src")
     s.add_argument("-o", "--output", help="write the stream to FILE instead of stdout")
+    s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", parents=[common, target], help="read the IR stream, write a checkpoint")
@@ -326,7 +361,15 @@ def _subject(args) -> str:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (ValueError, OSError):
+        pass
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("irconv: interrupted; no output was written", file=sys.stderr)
+        return 130
     args.quiet = args.quiet or args.quiet_top
     args.debug = args.debug or args.debug_top
     try:

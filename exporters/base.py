@@ -1,10 +1,7 @@
 """What every exporter shares: the contract, options, atomic output."""
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -13,6 +10,7 @@ from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..ir.errors import IrconvError, OutputExistsError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
+from . import output
 
 
 @dataclass
@@ -21,6 +19,7 @@ class ExportOptions:
     max_shard_size: int | None = None   # bytes; None = one file
     force: bool = False                 # replace an existing output
     cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
+    protect: tuple = ()                 # the input's paths: OUT may not be, contain or clobber them
 
 
 Progress = Callable[[Tensor], None]
@@ -44,14 +43,20 @@ class Exporter:
                          f"family {family.name!r} has only {', '.join(map(repr, family.views))}")
 
     def save(self, ckpt: Checkpoint, out: Path, options: ExportOptions,
-             progress: Progress | None = None, check: Callable[[Path], None] | None = None) -> None:
-        """Write atomically; `check(written directory)` runs before the output is committed
-        (--check-sum), so a failed check leaves nothing at `out`."""
+             progress: Progress | None = None, check: Callable[[Path], None] | None = None) -> "output.Written":
+        """Write every file to a temporary sibling, then commit it to `out` (exporters/output.py:
+        other files of an existing OUT are kept, the input is never overwritten); `check(written
+        directory)` runs before the commit (--check-sum), so a failed check leaves nothing."""
         if options.bin and not self.supports_bin:
             raise UsageError(f"--bin is not an option of the {self.name!r} format")
         if options.cast:
             ckpt = cast_floats(ckpt, options.cast)
-        with atomic_directory(out, options.force) as tmp:
+        out = Path(out)
+        inside_source = output.check_target(out, options.force, options.protect)
+        self.check_clashes(out, options, inside_source)
+        cleaned = output.clean_stale(out)
+        tmp = output.make_tmp(out)
+        try:
             try:
                 self.write(ckpt, tmp, options, progress or (lambda t: None))
             except OSError as exc:
@@ -59,6 +64,27 @@ class Exporter:
             ckpt.close()     # a stream is verified to its trailer before the output appears
             if check is not None:
                 check(tmp)
+            written = output.commit(tmp, out, options.force, inside_source)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        written.cleaned = cleaned
+        return written
+
+    # Weights files this format writes (glob patterns), so that a clash with an existing OUT
+    # is refused before the work rather than after it; commit() checks every file again.
+    writes: tuple[str, ...] = ()
+
+    def check_clashes(self, out: Path, options: ExportOptions, inside_source: bool) -> None:
+        if (options.force and not inside_source) or not out.is_dir():
+            return
+        clash = sorted({p.name for pattern in self.writes for p in out.glob(pattern)})
+        if clash and inside_source:
+            raise UsageError(f"{out} is inside the input, and writing would replace its {', '.join(clash[:6])}: "
+                             "choose another output directory")
+        if clash:
+            raise OutputExistsError(f"{out} already has {', '.join(clash[:6])}; pass --force to replace those "
+                                    "files (every other file there is kept)")
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         raise NotImplementedError
@@ -120,40 +146,3 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
     except BaseException:
         writer.abort()
         raise
-
-
-@contextlib.contextmanager
-def atomic_directory(out: Path, force: bool):
-    """Yield a temporary sibling of `out`; rename it to `out` only if the body succeeds."""
-    out = Path(out)
-    if out.is_symlink():
-        # Replacing it would rename the link and leave its target as it was; following it
-        # would write somewhere the user did not name. Neither is what was asked.
-        raise UsageError(f"{out} is a symbolic link (to {os.readlink(out)}); give the directory it "
-                         "points to, or remove the link")
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        if not force:
-            raise OutputExistsError(f"{out} already exists; pass --force to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise UsageError(f"{out}: parent directory {str(parent)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.irconv-", dir=parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            old = out.with_name(f".{out.name}.irconv-old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -1,0 +1,201 @@
+"""How an exporter's files reach OUT without destroying anything of the user's.
+
+Every exporter writes into a fresh temporary sibling of OUT (`.OUT.irconv-PID-XXXX`); only
+when every file is complete does `commit` move them into place:
+
+- OUT does not exist (or is an empty directory): the temporary directory is renamed to OUT.
+- OUT is a directory with files: each written file is renamed into it, one by one, and every
+  other file there (the tokenizer, the model card, weights of another framework) is kept. A
+  file of the same name is replaced only with --force; without it the write is refused naming
+  those files, except a config.json identical to the one being written (same model).
+- OUT is SRC, contains SRC, or lies inside SRC where a written file would replace one of the
+  input's: refused before anything is written, --force or not.
+
+A run that is killed (SIGKILL, the OOM killer) cannot clean up after itself; the next run on the
+same OUT removes temporary siblings whose writing process is gone (the PID in their name) and
+says so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..ir.errors import OutputExistsError, UsageError
+
+# Fields of a config.json that say how a file was written, not what model it holds.
+_PROVENANCE = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
+_CONFIG_FILES = ("config.json", "bert_config.json")
+
+
+@dataclass
+class Written:
+    """What a commit did, for the summary line."""
+    out: Path
+    files: list[str] = field(default_factory=list)      # written (relative to out)
+    replaced: list[str] = field(default_factory=list)   # existing files a written one replaced
+    kept: int = 0                                       # other files of an existing OUT, untouched
+    cleaned: list[str] = field(default_factory=list)    # stale temporary siblings removed
+
+
+def _tmp_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"^\.{re.escape(name)}\.irconv-(?:old-)?(\d+)(?:-.*)?$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True             # someone else's live process
+    return True
+
+
+def stale_siblings(out: Path) -> list[Path]:
+    """Temporary siblings of `out` left by runs whose process is gone."""
+    parent = out.parent if str(out.parent) else Path(".")
+    pattern = _tmp_pattern(out.name)
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if (m := pattern.match(p.name)) and not _alive(int(m.group(1))))
+
+
+def clean_stale(out: Path) -> list[str]:
+    removed = []
+    for p in stale_siblings(out):
+        try:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            removed.append(p.name)
+        except OSError:
+            pass
+    return removed
+
+
+def make_tmp(out: Path, directory: bool = True) -> Path:
+    parent = out.parent if str(out.parent) else Path(".")
+    prefix = f".{out.name}.irconv-{os.getpid()}-"
+    if directory:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_target(out: Path, force: bool, sources: tuple = (), file: bool = False) -> bool:
+    """Refuse an OUT that cannot be written safely; True when OUT lies inside a source
+    directory (so no existing file there may be replaced, --force or not). `file`: OUT is one
+    file (`import -o`), not a directory."""
+    out = Path(out)
+    if out.is_symlink():
+        # Replacing it would rename the link and leave its target as it was; following it
+        # would write somewhere the user did not name. Neither is what was asked.
+        raise UsageError(f"{out} is a symbolic link (to {os.readlink(out)}); give the directory it "
+                         "points to, or remove the link")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"{out}: parent directory {str(parent)!r} does not exist")
+    real_out, inside = _real(out), False
+    for src in sources:
+        if src is None or str(src) == "-" or not os.path.lexists(src):
+            continue
+        real_src = _real(Path(src))
+        if real_out == real_src:
+            kept = _listing(real_src)
+            raise UsageError(f"{out} is the input itself; writing there would replace what is being read"
+                             + (f" ({kept})" if kept else "") + ": choose another output directory")
+        if _within(real_src, real_out):
+            raise UsageError(f"{out} contains the input {src}; writing there could replace it: choose "
+                             "another output directory")
+        if _within(real_out, real_src):
+            inside = True
+    if out.exists() and not out.is_dir() and not force and not file:
+        raise OutputExistsError(f"{out} exists and is a file; pass --force to replace it with the output "
+                                "directory")
+    return inside
+
+
+def _listing(directory: Path, most: int = 6) -> str:
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError:
+        return ""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
+
+
+def _same_config(existing: Path, new: Path) -> bool:
+    try:
+        a, b = json.loads(existing.read_text("utf-8")), json.loads(new.read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return False
+    return ({k: v for k, v in a.items() if k not in _PROVENANCE}
+            == {k: v for k, v in b.items() if k not in _PROVENANCE})
+
+
+def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False) -> Written:
+    """Move the complete output in `tmp` to `out` (see the module docstring)."""
+    written = Written(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(tmp, out)
+        written.files = _files(out)
+        return written
+    if not out.is_dir():                     # a file, and --force was given (check_target)
+        old = out.with_name(f".{out.name}.irconv-old-{os.getpid()}")
+        os.chmod(tmp, 0o777 & ~_umask())
+        os.replace(out, old)
+        os.replace(tmp, out)
+        old.unlink()
+        written.files, written.replaced = _files(out), [out.name]
+        return written
+    new = _files(tmp)
+    same = [f for f in new if Path(f).name in _CONFIG_FILES and (out / f).is_file()
+            and _same_config(out / f, tmp / f)]
+    clash = [f for f in new if f not in same and os.path.lexists(out / f)]
+    if clash and inside_source:
+        raise UsageError(f"{out} is inside the input, and writing would replace its "
+                         f"{', '.join(clash[:6])}: choose another output directory")
+    if clash and not force:
+        raise OutputExistsError(f"{out} already has {', '.join(clash[:6])}"
+                                + (f" and {len(clash) - 6} more" if len(clash) > 6 else "")
+                                + "; pass --force to replace those files (every other file there is kept)")
+    for f in new:
+        if f in same:
+            continue
+        dest = out / f
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir() and not dest.is_symlink():
+            raise UsageError(f"{dest} is a directory; cannot replace it with the file {f}")
+        os.replace(tmp / f, dest)
+    shutil.rmtree(tmp, ignore_errors=True)
+    written.files, written.replaced = [f for f in new if f not in same], clash
+    written.kept = len(_files(out)) - len(new)
+    return written
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

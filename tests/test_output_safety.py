@@ -1,0 +1,185 @@
+"""No command destroys a user's file (issue 13): OUT is never the input, an existing OUT keeps
+every file irconv does not write, a killed run's temporary directory is cleaned by the next
+run, and an interrupt is one line, exit 130."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_irconv
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "examples" / "tiny-bert"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def hub(tmp):
+    """A hub-style model directory: weights, config, tokenizer files, a card and a
+    sentence-transformers module folder."""
+    d = tmp / "m"
+    shutil.copytree(TINY, d)
+    (d / "README.md").write_text("# model card\n")
+    (d / "tokenizer.json").write_text('{"version": "1.0"}\n')
+    (d / "1_Pooling").mkdir()
+    (d / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}\n')
+    return d
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_out_is_src_is_refused_and_src_untouched(hub, force):
+    before = snapshot(hub)
+    proc = run_irconv("convert", hub, hub, "--to", "tf2", *(["--force"] if force else []))
+    line = assert_one_line_error(proc, "is the input itself")
+    assert "model.safetensors" in line and "tokenizer.json" in line     # what would have been lost
+    assert snapshot(hub) == before
+
+
+def test_out_containing_src_is_refused(hub, tmp):
+    before = snapshot(hub)
+    assert_one_line_error(run_irconv("convert", hub / "model.safetensors", hub, "--to", "tf2", "--force",
+                                     "--model", "bert"), "contains the input")
+    assert_one_line_error(run_irconv("convert", hub, tmp, "--to", "pt", "--force"), "contains the input")
+    assert snapshot(hub) == before
+
+
+def test_out_inside_src_may_not_replace_its_files(hub):
+    """m/1_Pooling is part of the input: writing config.json there would replace the input's own."""
+    before = snapshot(hub)
+    assert_one_line_error(run_irconv("convert", hub, hub / "1_Pooling", "--to", "pt", "--force"),
+                          "inside the input", "config.json")
+    assert snapshot(hub) == before
+    # A new sub-directory clobbers nothing.
+    run_irconv("convert", hub, hub / "tf2", "--to", "tf2", check=True)
+    assert {k: v for k, v in snapshot(hub).items() if not k.startswith("tf2/")} == before
+
+
+def test_writing_into_an_existing_directory_keeps_other_files(hub, tmp):
+    """Adding tf_model.h5 beside model.safetensors: every other file is kept byte for byte."""
+    out = tmp / "out"
+    shutil.copytree(hub, out)
+    before = snapshot(out)
+    proc = run_irconv("convert", hub, out, "--to", "tf2", check=True)
+    after = snapshot(out)
+    assert set(after) == set(before) | {"tf_model.h5"}
+    assert all(after[k] == v for k, v in before.items() if k != "config.json")
+    assert b"kept" in proc.stderr
+    # tf_model.h5 is there now: without --force it is a clash, named; with it, only it is replaced.
+    assert_one_line_error(run_irconv("convert", hub, out, "--to", "tf2"), "tf_model.h5", "--force")
+    proc = run_irconv("convert", hub, out, "--to", "tf2", "--force", check=True)
+    assert b"replaced tf_model.h5" in proc.stderr
+    assert set(snapshot(out)) == set(after)
+    assert snapshot(out)["README.md"] == before["README.md"]
+
+
+def test_a_different_config_is_a_clash(hub, tmp):
+    out = tmp / "out"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    assert_one_line_error(run_irconv("convert", hub, out, "--to", "pt"), "config.json", "--force")
+    assert json.loads((out / "config.json").read_text()) == {"model_type": "gpt2"}
+
+
+def test_import_o_never_replaces_a_file_silently(hub, tmp):
+    target = tmp / "keep.irs"
+    target.write_bytes(b"precious")
+    assert_one_line_error(run_irconv("import", "pt", hub, "-o", target), "already exists", "--force")
+    assert target.read_bytes() == b"precious"
+    run_irconv("import", "pt", hub, "-o", target, "--force", check=True)
+    assert target.read_bytes()[:4] != b"prec"
+
+
+def _big_model(d: Path, rows: int = 3_000_000) -> Path:
+    """tiny-bert with a vocabulary large enough (~400 MB) that a conversion takes a while."""
+    from safetensors.numpy import load_file, save_file
+    tensors = load_file(TINY / "model.safetensors")
+    rng = np.random.default_rng(0)
+    for name, t in list(tensors.items()):
+        if t.shape and t.shape[0] == 128:
+            tensors[name] = rng.standard_normal((rows, *t.shape[1:]), dtype=np.float32)
+    d.mkdir()
+    save_file(tensors, str(d / "model.safetensors"))
+    config = json.loads((TINY / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps(dict(config, vocab_size=rows)))
+    return d
+
+
+def _start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "irconv", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+def _wait_for(pred, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_stale_temporary_directory_of_a_killed_run_is_cleaned(tmp):
+    src = _big_model(tmp / "big")
+    out = tmp / "out"
+    siblings = lambda: [p for p in tmp.iterdir() if p.name.startswith(".out.irconv-")]
+    proc = _start("convert", src, out, "--to", "tf2")
+    assert _wait_for(siblings), "the conversion never started writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = siblings()
+    assert left and not out.exists()            # what a SIGKILL leaves: the writer could not clean
+    # `ls` of the output names it; the next conversion to the same OUT removes it.
+    proc = run_irconv("convert", TINY, out, "--to", "pt", check=True)
+    assert not siblings() and out.is_dir()
+    assert b"killed run" in proc.stderr
+    # A temporary directory of a live process is left alone.
+    live = tmp / f".out2.irconv-{os.getpid()}-abcd"
+    live.mkdir()
+    run_irconv("convert", TINY, tmp / "out2", "--to", "pt", check=True)
+    assert live.is_dir()
+
+
+def test_ls_mentions_a_stale_temporary_directory(tmp):
+    out = tmp / "m"
+    run_irconv("convert", TINY, out, "--to", "pt", check=True)
+    dead = subprocess.run(["true"]).args and 2 ** 22 + 12345       # beyond pid_max's default: no process
+    (tmp / f".m.irconv-{dead}-zz").mkdir()
+    proc = run_irconv("ls", out, check=True)
+    assert b"killed run" in proc.stderr
+
+
+def test_interrupt_during_start_up_is_one_line(tmp):
+    """Ctrl-C while the interpreter is still importing: one line, exit 130, no traceback."""
+    for delay in (0.15, 0.4):
+        proc = _start("convert", TINY, tmp / "out", "--to", "pt")
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue                               # finished before the signal: nothing to check
+        assert proc.returncode == 130, err
+        assert b"Traceback" not in err and len(err.decode().strip().splitlines()) == 1, err
+
+
+def test_interrupt_during_a_conversion_is_one_line_and_leaves_nothing(tmp):
+    src = _big_model(tmp / "big")
+    out = tmp / "out"
+    proc = _start("convert", src, out, "--to", "tf2")
+    assert _wait_for(lambda: any(p.name.startswith(".out.irconv-") for p in tmp.iterdir()))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines() == ["irconv: interrupted; no output was written"], err
+    assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
