@@ -34,6 +34,7 @@ from typing import BinaryIO, Mapping
 
 from .exporters import EXPORTERS, ExportOptions
 from .importers import IMPORTERS
+from .importers.config import settle_config
 from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
@@ -76,33 +77,40 @@ def _irregular_entries(path: Path) -> list[str]:
 
 def load(src, format: str | None = None, *, model: str | None = None, view: str | None = None,
          config: dict | None = None, parts: Mapping[str, object] | None = None,
-         require_parts: bool = True) -> Checkpoint:
+         require_parts: bool = True, overrides: Mapping[str, object] | None = None,
+         accept_defaults: bool = False, require_config: bool = True) -> Checkpoint:
     """Read `src` into a lazy canonical Checkpoint (no tensor bytes are read yet). `parts`
     names second files by part name (`--with codebook=encoder.pkl`), for families whose
-    views hold only part of the model (see importers.parts)."""
+    views hold only part of the model (see importers.parts). For a file without a config,
+    `overrides` ({"num_attention_heads": 12}, dotted keys for towers) gives what the tensors do
+    not decide and `accept_defaults` takes the family's stated defaults; else it raises
+    (importers/config.py). `overrides` also changes single fields of a given config."""
     importer = IMPORTERS.get(format or detect_format(src))
     ckpt = importer.load(Path(src), model=model, view=view, config=config)
-    return attach_parts(ckpt, parts, str(src), lambda path, family: load(path, model=family),
+    ckpt = attach_parts(ckpt, parts, str(src), lambda path, family: load(path, model=family),
                         require=require_parts)
+    return settle_config(ckpt, str(src), dict(overrides or {}), accept_defaults, require=require_config)
 
 
-def save(ckpt: Checkpoint, out, format: str, *, progress=None, **options) -> None:
+def save(ckpt: Checkpoint, out, format: str, *, progress=None, **options):
     """Write `ckpt` to `out` atomically; options: bin, max_shard_size (bytes), force."""
-    EXPORTERS.get(format).save(ckpt, Path(out), ExportOptions(**options), progress)
+    return EXPORTERS.get(format).save(ckpt, Path(out), ExportOptions(**options), progress)
 
 
 def convert(src, out, to: str, *, from_: str | None = None, model: str | None = None,
             view: str | None = None, config: dict | None = None, parts: Mapping[str, object] | None = None,
-            check_sum: bool = False, report=None, progress=None, **options) -> None:
+            check_sum: bool = False, report=None, progress=None, overrides: Mapping[str, object] | None = None,
+            accept_defaults: bool = False, **options):
     """load() then save(), streaming one tensor at a time. check_sum: also confirm that the
     parameter sums of source and output agree (see checksum.py; `report(line)` gets the
     numbers), else raise CheckError and write nothing."""
     exporter = EXPORTERS.get(to)      # fail on a bad target before reading anything
     options = ExportOptions(**options)
-    ckpt = load(src, from_, model=model, view=view, config=config, parts=parts)
+    ckpt = load(src, from_, model=model, view=view, config=config, parts=parts, overrides=overrides,
+                accept_defaults=accept_defaults)
     check = checker(ckpt, to, options.cast, lambda path, fmt: load(path, fmt),
                     report or (lambda line: None)) if check_sum else None
-    exporter.save(ckpt, Path(out), options, progress, check=check)
+    return exporter.save(ckpt, Path(out), options, progress, check=check)
 
 
 def open_stream(src: BinaryIO, where: str = "<stream>") -> Checkpoint:

@@ -15,6 +15,7 @@ from . import verify
 from .exporters import EXPORTERS, ExportOptions
 from .importers import IMPORTERS
 from .importers.base import read_json
+from .importers.config import config_differences, parse_sets, settle_config
 from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
 from .exporters import output
@@ -86,8 +87,10 @@ def _import(fmt: str, args) -> Checkpoint:
                                    config=_config_arg(args), **extra)
     # Second files (--with NAME=PATH) for a family whose input view holds only part of the
     # model; `ls` lists what there is and notes what is missing.
-    return attach_parts(ckpt, parse_with(getattr(args, "parts", None)), args.src,
+    ckpt = attach_parts(ckpt, parse_with(getattr(args, "parts", None)), args.src,
                         lambda path, family: load_api(path, model=family), require=args.verb != "ls")
+    return settle_config(ckpt, args.src, parse_sets(getattr(args, "set", None)),
+                         getattr(args, "accept_defaults", False), require=args.verb not in ("ls", "diff"))
 
 
 def _inputs(args) -> tuple[Path, ...]:
@@ -236,9 +239,21 @@ def cmd_diff(args) -> None:
     """Compare two checkpoints in canonical space; exit 1 when they differ (like diff)."""
     import numpy as np
     from .ir.tensor import as_bytes
-    a = IMPORTERS.get(args.from_ or detect_format(args.a)).load(Path(args.a), model=args.model, view=args.view)
-    b = IMPORTERS.get(args.from_ or detect_format(args.b)).load(Path(args.b), model=args.model, view=args.view)
+    sets = parse_sets(args.set)
+    a, b = (settle_config(IMPORTERS.get(args.from_ or detect_format(src)).load(Path(src), model=args.model,
+                                                                                view=args.view),
+                          src, sets, args.accept_defaults, require=False) for src in (args.a, args.b))
     differ = 0
+    if a.family != b.family:
+        print(f"family: {a.family} vs {b.family}")
+        differ += 1
+    else:
+        computing, other = config_differences(a.family, a.config, b.config)
+        for line in computing:
+            print(f"config {line}")
+        for line in other:
+            print(f"config {line} (does not change what the model computes)")
+        differ += len(computing)
     for name in sorted(set(a.tensors) ^ set(b.tensors)):
         print(f"only in {args.a if name in a.tensors else args.b}: {name}")
         differ += 1
@@ -295,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--view", help="naming convention of the input, when not the format's default")
     source.add_argument("--config", help="JSON config for a bare weights file (HF config.json form)")
     source.add_argument("--head", help="fairseq: the classification head to convert (default: the LM head)")
+    source.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="set one config field (repeatable; JSON values: --set num_attention_heads=12); "
+                        "a file without a config needs the fields its tensors do not decide")
+    source.add_argument("--accept-defaults", action="store_true",
+                        help="for a file without a config: take the stated defaults of the fields its "
+                        "tensors do not decide (hidden_act, layer_norm_eps ...) instead of stopping")
     parts = argparse.ArgumentParser(add_help=False)
     parts.add_argument("--with", dest="parts", action="append", metavar="NAME=PATH",
                        help="a second file holding part of the model (FLAVA: --with codebook=encoder.pkl)")

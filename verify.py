@@ -471,11 +471,29 @@ def pick_loaders(src: Path, out: Path) -> tuple[Loader, Loader]:
 # ---------------------------------------------------------------- the verb
 
 
+def same_model(src: Path, config_a: dict, out: Path, config_b: dict) -> None:
+    """Refuse, before any framework is imported, two configs of different models: the same
+    random inputs would not even fit both (another vocabulary), and a difference in what they
+    compute would show as a conversion error that is none."""
+    from .importers.config import config_differences
+    from .models import family_for_model_type
+    types = [c.get("model_type") for c in (config_a, config_b)]
+    if types[0] != types[1]:
+        raise UsageError(f"{src} and {out} are different models: model_type {types[0]!r} vs {types[1]!r}")
+    family = family_for_model_type(types[0]) if isinstance(types[0], str) else None
+    if family is not None:
+        computing, _ = config_differences(family.name, config_a, config_b)
+        if computing:
+            raise UsageError(f"{src} and {out} describe different models: config {computing[0]}"
+                             + (f" (and {len(computing) - 1} more)" if len(computing) > 1 else ""))
+
+
 def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print) -> bool:
     """Load both sides, run the same inputs, print the comparison; True when all are within atol."""
     src, out = Path(src), Path(out)
     loader_a, loader_b = pick_loaders(src, out)
     config_a, config_b = loader_a.read_config(src), loader_b.read_config(out)
+    same_model(src, config_a, out, config_b)
     _import_frameworks(set(loader_a.needs) | set(loader_b.needs),
                        f"{loader_a.name} and {loader_b.name} models" if loader_a is not loader_b
                        else f"{loader_a.name} models")

@@ -97,6 +97,9 @@ ALBERT = Family(
         "AlbertForPreTraining": frozenset({"pooler", "mlm", "sop"}),
     },
     infer_config=infer_albert_config,
+    # ALBERT shares layers, so its depth (num_hidden_layers passes) has no tensor of its own.
+    required=("num_attention_heads", "num_hidden_layers"),
+    defaults={"hidden_act": "gelu_new", "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"},
     # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
     ignore=BERT.ignore,
     description="ALBERT (google-research/albert, HF AlbertModel/AlbertForPreTraining)",

@@ -13,7 +13,7 @@ family is config-built like efficientnet (engine.ConfigFamily).
 from __future__ import annotations
 
 from . import bert, efficientnet
-from .engine import Block, ConfigFamily, Family, nested, param
+from .engine import INFERRED, Block, ConfigFamily, Family, nested, param
 
 TEXT_LAYERS = "text_config.num_hidden_layers"
 
@@ -90,4 +90,9 @@ def _concrete(vision_config: dict) -> Family:
 
 _B0 = _concrete(vision_config_of("b0"))
 FAMILIES = [AlignFamily(_B0.name, _B0.model_types, _B0.declared_views, _B0.blocks, _B0.base_prefix,
-                        _B0.architectures, _B0.infer_config, _B0.ignore, description=_B0.description)]
+                        _B0.architectures, _B0.infer_config, _B0.ignore, description=_B0.description,
+                        required=("text_config.num_attention_heads",),
+                        # The image size decides the depthwise padding; no tensor holds it.
+                        defaults={"vision_config.image_size": INFERRED, "vision_config.hidden_act": "swish",
+                                  "vision_config.batch_norm_eps": 1e-3, "text_config.hidden_act": "gelu",
+                                  "text_config.layer_norm_eps": 1e-12})]

@@ -101,6 +101,8 @@ BART = Family(
         "BartModel": frozenset(),
     },
     infer_config=infer_bart_config,
+    required=("encoder_attention_heads", "decoder_attention_heads"),
+    defaults={"activation_function": "gelu", "scale_embedding": False},
     description="BART (fairseq; HF BartModel/BartForConditionalGeneration/BartForSequenceClassification)",
 )
 FAMILIES = [BART]

@@ -92,6 +92,12 @@ def infer_bert_config(specs, counts) -> tuple[dict, list[str]]:
     return config, notes
 
 
+# What a BertConfig holds that no tensor decides: the head count (a fused hidden x hidden
+# projection is 12 heads of 64 or 6 of 128), and the values every release uses.
+BERT_REQUIRED = ("num_attention_heads",)
+BERT_DEFAULTS = {"hidden_act": "gelu", "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
+
+
 def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, description: str,
               heads=(MLM_HEAD, NSP_HEAD, CLASSIFIER_HEAD, QA_HEAD), views=("pt", "tf2"),
               view_configs=None) -> Family:
@@ -109,6 +115,7 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
             f"{classes}ForQuestionAnswering": frozenset({"qa"}),
         },
         infer_config=infer_bert_config,
+        required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
         # Buffers older transformers saved with the weights; they carry no learned values.
         ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$"),
                 # Training state in the released TF1 checkpoints: step counter, Adam slots.

@@ -65,6 +65,8 @@ CTRL = Family(
     arch_prefixes={"pt": {"CTRLModel": ""}},
     architectures={"CTRLLMHeadModel": frozenset({"lm"}), "CTRLModel": frozenset()},
     infer_config=infer_ctrl_config,
+    # Sinusoidal positions: no table says how many.
+    required=("n_head",), defaults={"layer_norm_epsilon": 1e-6, "n_positions": 256},
     description="CTRL (salesforce/ctrl; HF CTRLModel/CTRLLMHeadModel)",
 )
 FAMILIES = [CTRL]

@@ -77,6 +77,7 @@ DISTILBERT = Family(
         "DistilBertForQuestionAnswering": frozenset({"qa"}),
     },
     infer_config=infer_distilbert_config,
+    required=("n_heads",), defaults={"activation": "gelu", "sinusoidal_pos_embds": False},
     # The same non-learned embeddings buffers (position_ids) older transformers saved.
     ignore=BERT.ignore,
     description="DistilBERT (HF DistilBertModel/DistilBertForMaskedLM/DistilBertForQuestionAnswering)",

@@ -9,7 +9,7 @@ outside the encoder.
 """
 from __future__ import annotations
 
-from .bert import BERT, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
+from .bert import BERT, BERT_DEFAULTS, BERT_REQUIRED, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
 from .engine import Block, Family, linear
 
 
@@ -65,6 +65,7 @@ DPR = Family(
         "DPRReader": frozenset({"reader"}),
     },
     infer_config=infer_dpr_config,
+    required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
     # BertModel's non-learned embeddings buffers, under the encoder prefix.
     ignore=BERT.ignore,
     description="DPR (facebookresearch/DPR, HF DPRContextEncoder/DPRQuestionEncoder/DPRReader)",

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir.errors import MappingError
 from ..ir.layout import CONV2D_PT, CONV2D_TF, DEPTHWISE2D_PT, DEPTHWISE2D_TF
-from .engine import Block, ConfigFamily, Family, param
+from .engine import INFERRED, Block, ConfigFamily, Family, param
 
 # Conv kernels: PyTorch Conv2d (out, in, h, w), Keras Conv2D (h, w, in, out). Depthwise:
 # PyTorch (in*mult, 1, h, w), Keras DepthwiseConv2D (h, w, in, mult); EfficientNet's
@@ -220,4 +220,6 @@ class EfficientNetFamily(ConfigFamily):
 _B0 = _concrete(variant_config("b0"))
 FAMILIES = [EfficientNetFamily(_B0.name, _B0.model_types, _B0.declared_views, _B0.blocks, _B0.base_prefix,
                                _B0.architectures, _B0.infer_config, _B0.ignore, _B0.arch_prefixes,
-                               description="EfficientNet B0-B7 (HF EfficientNet, tf_keras.applications)")]
+                               description="EfficientNet B0-B7 (HF EfficientNet, tf_keras.applications)",
+                               # The image size decides the depthwise padding; no tensor holds it.
+                               defaults={"image_size": INFERRED, "hidden_act": "swish", "batch_norm_eps": 1e-3})]

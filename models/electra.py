@@ -6,7 +6,7 @@ width. There is no pooler. The generator (ElectraForMaskedLM) is not declared he
 """
 from __future__ import annotations
 
-from .bert import BERT, EMBEDDINGS, encoder_layer
+from .bert import BERT, BERT_DEFAULTS, BERT_REQUIRED, EMBEDDINGS, encoder_layer
 from .engine import Block, Family, linear
 
 # Optional, present exactly when the checkpoint has it: HF creates it only when
@@ -57,6 +57,7 @@ ELECTRA = Family(
         "ElectraForPreTraining": frozenset({"discriminator"}),
     },
     infer_config=infer_electra_config,
+    required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
     # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
     ignore=BERT.ignore,
     description="ELECTRA discriminator (google-research/electra, HF ElectraModel/ElectraForPreTraining)",

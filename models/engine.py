@@ -274,6 +274,9 @@ def config_value(config: dict, key: str):
 
 
 
+INFERRED = "(as inferred)"     # Family.defaults: the value infer_config sets is the stated default
+
+
 def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -369,6 +372,13 @@ class Family:
     duplicates: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     # Canonical tensors that some views take from a second file (see Part).
     parts: tuple["Part", ...] = ()
+    # Config fields that change what the model computes and that no tensor decides, for a
+    # file that comes without a config (importers/config.py settles them): `required` must be
+    # given (--config, --set; head counts leave no trace in fused projections), `defaults` are
+    # stated values taken only with --accept-defaults (INFERRED: the value infer_config sets).
+    # Dotted keys name a tower's config ('text_config.num_attention_heads').
+    required: tuple[str, ...] = ()
+    defaults: Mapping[str, object] = field(default_factory=dict)
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -625,6 +635,18 @@ class FamilyView:
         # base prefix that only head classes use (GPT2Model's keys have none) says it.
         archs = (config or {}).get("architectures") or [None]
         implied = fam.architectures.get(archs[0], frozenset())
+        known = [a for a in archs if a in fam.architectures]
+        if config is not None and known:
+            # A config naming a class without some of the file's heads would have them written
+            # under that class, whose loader reports them unexpected: say so instead.
+            telling = frozenset().union(*fam.architectures.values())     # roles some class names
+            beyond = (roles & telling) - frozenset().union(*(fam.architectures[a] for a in known))
+            if beyond:
+                fits = fam.architecture_for(roles)
+                heads = sorted({t.name for e, t in placed.values() if e.block.role in beyond})
+                problems.append(f"config.json architectures {known} has no {', '.join(sorted(beyond))} part, but the "
+                                f"file holds {', '.join(map(repr, heads[:3]))}" + (" ..." if len(heads) > 3 else "")
+                                + (f"; a class that has them: {fits}" if fits else ""))
         if config is None and prefix and prefix == self.base_prefix and fam.arch_prefixes.get(self.view):
             implied = frozenset().union(*fam.architectures.values())
         roles |= {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
@@ -695,6 +717,7 @@ class FamilyView:
             tensors[canonical] = moved
 
         notes: list[str] = []
+        inferred = config is None
         if config is None:
             config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
         else:
@@ -725,7 +748,7 @@ class FamilyView:
                     relayout(entry.raw_axes, entry.param.axes)), tensors[target])
         return Checkpoint(fam.name, config, tensors, aliases,
                           {"view": self.view, "skipped": skipped, "notes": notes, "copies": copy_of,
-                           "derived": list(derived)}, dropped=dropped)
+                           "derived": list(derived), "config_inferred": inferred}, dropped=dropped)
 
     def _expand(self, template: str, canonical: str, entry: _Entry) -> str:
         hit = self._canonical.match(canonical)

@@ -219,6 +219,9 @@ BUFFERS = (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_id
 FLAVA = Family(
     name="flava", model_types=("flava",), declared_views=("pt", "orig"), blocks=FLAVA_BLOCKS, base_prefix={},
     architectures={"FlavaForPreTraining": frozenset()}, infer_config=infer_flava_config,
+    required=tuple(f"{tower}_config.num_attention_heads" for tower in ("text", "image", "multimodal")),
+    defaults={f"{tower}_config.{key}": value for tower in ("text", "image", "multimodal")
+              for key, value in (("hidden_act", "gelu"), ("layer_norm_eps", 1e-12))},
     ignore={"pt": BUFFERS, "orig": BUFFERS},
     duplicates={"orig": ((r"(text|image)_encoder\.embeddings\.(.+)", r"\1_encoder.module.embeddings.\2"),)},
     parts=(CODEBOOK_PART,),

@@ -83,7 +83,8 @@ def gpt_config(model_type: str, inner_key: str | None):
 
 
 def gpt_family(name: str, classes: str, embeddings: Block, layer: Block, final: tuple[Block, ...],
-               inner_key: str | None, ignore: tuple[str, ...], description: str) -> Family:
+               inner_key: str | None, ignore: tuple[str, ...], description: str,
+               defaults: dict | None = None) -> Family:
     return Family(
         name=name, model_types=(name,), declared_views=("pt", "tf2"),
         blocks=(embeddings, layer, *final, LM_HEAD),
@@ -92,6 +93,7 @@ def gpt_family(name: str, classes: str, embeddings: Block, layer: Block, final: 
         arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={f"{classes}LMHeadModel": frozenset({"lm"}), f"{classes}Model": frozenset()},
         infer_config=gpt_config(name, inner_key),
+        required=("n_head",), defaults=defaults or {},
         ignore={"pt": ignore},
         description=description,
     )
@@ -102,10 +104,12 @@ GPT2 = gpt_family(
     # The causal mask (attn.bias) and its fill value (masked_bias): buffers, not weights,
     # that checkpoints saved before transformers made them non-persistent still carry.
     (r"(^|\.)h\.\d+\.(attn|crossattention)\.(bias|masked_bias)$",),
-    "GPT-2 (openai/gpt-2; HF GPT2Model/GPT2LMHeadModel)")
+    "GPT-2 (openai/gpt-2; HF GPT2Model/GPT2LMHeadModel)",
+    defaults={"activation_function": "gelu_new", "layer_norm_epsilon": 1e-5})
 OPENAI_GPT = gpt_family(
     "openai-gpt", "OpenAIGPT", GPT_EMBEDDINGS, POST_LN_LAYER, (), None,
     # The causal mask buffer, and position_ids, as older checkpoints saved them.
     (r"(^|\.)h\.\d+\.attn\.bias$", r"(^|\.)position_ids$"),
-    "OpenAI GPT (openai/finetune-transformer-lm; HF OpenAIGPTModel/OpenAIGPTLMHeadModel)")
+    "OpenAI GPT (openai/finetune-transformer-lm; HF OpenAIGPTModel/OpenAIGPTLMHeadModel)",
+    defaults={"afn": "gelu", "layer_norm_epsilon": 1e-5})
 FAMILIES = [GPT2, OPENAI_GPT]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bert import BERT, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
-from .engine import Block, Family, ViewConfig, linear, norm, param, with_view
+from .engine import INFERRED, Block, Family, ViewConfig, linear, norm, param, with_view
 
 # RobertaLMHead: BERT's prediction head (dense, gelu, LayerNorm, decoder) under other names,
 # so it takes BERT's canonical names. The decoder is tied to the word embeddings unless
@@ -148,6 +148,10 @@ def roberta_like(name: str, model_type: str, classes: str, kinds: tuple[str, ...
         arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={f"{classes}{kind}": CLASS_ROLES[kind] for kind in kinds},
         infer_config=roberta_config(model_type),
+        # padding_idx offsets RoBERTa's position ids, so it computes too.
+        required=("num_attention_heads",),
+        defaults={"hidden_act": "gelu", "layer_norm_eps": INFERRED, "position_embedding_type": "absolute",
+                  "pad_token_id": 1},
         # The same non-learned buffers (position_ids, token_type_ids) BERT checkpoints carry.
         ignore={**BERT.ignore, "fairseq": FAIRSEQ_IGNORE},
         description=description,

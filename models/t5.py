@@ -12,7 +12,7 @@ scope ('shared/shared/embeddings:0'), and the encoder and decoder layers list it
 """
 from __future__ import annotations
 
-from .engine import Block, Family, Spelling, hf_tf_path, linear, param
+from .engine import INFERRED, Block, Family, Spelling, hf_tf_path, linear, param
 
 # The feed-forward's two forms: ReLU/GELU (`wi`, T5 1.0) and gated (act(`wi_0`) * `wi_1`,
 # T5 1.1, mT5, flan-t5; feed_forward_proj="gated-gelu"). The tensors present say which.
@@ -113,6 +113,8 @@ T5 = Family(
         "T5Model": frozenset(),
     },
     infer_config=infer_t5_config,
+    # Heads and widths are in the shapes (the position bias is buckets x heads); the activation is not.
+    defaults={"feed_forward_proj": INFERRED, "layer_norm_epsilon": 1e-6, "relative_attention_max_distance": 128},
     # Older checkpoints carry a relative_attention_bias on decoder block 0's cross-attention,
     # which HF's T5 never had a use for (_keys_to_ignore_on_load_unexpected).
     ignore={"pt": (r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$",)},

@@ -122,6 +122,8 @@ TRANSFO_XL = Family(
     base_prefix={"pt": "transformer.", "tf2": "transformer/"},
     architectures={"TransfoXLLMHeadModel": frozenset({"lm"})},
     infer_config=infer_transfo_xl_config,
+    defaults={"mem_len": 1600, "clamp_len": 1000, "same_length": True, "pre_lnorm": False,
+              "layer_norm_epsilon": 1e-5},
     description="Transformer-XL (HF TransfoXLLMHeadModel, deprecated in transformers)",
 )
 FAMILIES = [TRANSFO_XL]

@@ -116,6 +116,10 @@ WAV2VEC2 = Family(
     arch_prefixes={"pt": {"Wav2Vec2Model": ""}},
     architectures={"Wav2Vec2Model": frozenset()},
     infer_config=infer_wav2vec2_config,
+    # Conv strides leave no trace in the kernels; neither do the heads.
+    required=("num_attention_heads", "conv_stride"),
+    defaults={"hidden_act": "gelu", "feat_extract_activation": "gelu", "layer_norm_eps": 1e-5,
+              "do_stable_layer_norm": False},
     description="wav2vec 2.0 (HF Wav2Vec2Model)",
 )
 FAMILIES = [WAV2VEC2]

@@ -86,6 +86,9 @@ def xlm_like(name: str, classes: str, description: str) -> Family:
             f"{classes}WithLMHeadModel": frozenset({"lm"}),
         },
         infer_config=xlm_config(name),
+        required=("n_heads",),
+        defaults={"gelu_activation": True, "sinusoidal_embeddings": False, "causal": False, "layer_norm_eps": 1e-12,
+                  **({"pre_norm": False} if name == "flaubert" else {})},
         # A non-persistent buffer (arange of positions) that older transformers saved.
         ignore={"pt": (r"(^|\.)position_ids$",)},
         description=description,

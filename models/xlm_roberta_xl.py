@@ -36,7 +36,7 @@ at 'encoder.lm_head.' and 'classification_heads.<name>.'.
 from __future__ import annotations
 
 from .bert import EMBEDDINGS, POOLER
-from .engine import Block, Family, ViewConfig, linear, norm, with_view
+from .engine import INFERRED, Block, Family, ViewConfig, linear, norm, with_view
 from .roberta import (CLASS_ROLES, FAIRSEQ_CLASSIFIER, FAIRSEQ_LM_HEAD, ROBERTA, _pairs, _vocab, fairseq_config,
                       roberta_config, zero_token_types)
 
@@ -105,6 +105,9 @@ XLM_ROBERTA_XL = Family(
     architectures={f"XLMRobertaXL{kind}": CLASS_ROLES[kind]
                    for kind in ("ForMaskedLM", "ForSequenceClassification", "Model")},
     infer_config=infer_xl_config,
+    required=("num_attention_heads",),
+    defaults={"hidden_act": "gelu", "layer_norm_eps": INFERRED, "position_embedding_type": "absolute",
+              "pad_token_id": 1},
     # RoBERTa's (BERT's) non-learned buffers: embeddings.position_ids / token_type_ids.
     ignore=ROBERTA.ignore,
     description="XLM-RoBERTa-XL/XXL (fairseq; HF XLMRobertaXL*), pre-LN RoBERTa",

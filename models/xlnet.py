@@ -80,6 +80,9 @@ XLNET = Family(
         "XLNetLMHeadModel": frozenset({"lm"}),
     },
     infer_config=infer_xlnet_config,
+    # The raw (d_model, n_head, d_head) attention tensors give the heads.
+    defaults={"ff_activation": "gelu", "layer_norm_eps": 1e-12, "attn_type": "bi", "bi_data": False,
+              "clamp_len": -1, "same_length": False},
     description="XLNet (zihangdai/xlnet; HF XLNetModel/XLNetLMHeadModel)",
 )
 FAMILIES = [XLNET]
