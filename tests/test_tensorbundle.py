@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from irconv.formats import tensorbundle as tb
+from irconv.formats.tensorbundle import bundle, protowire, snappy, sstable
 from irconv.ir.dtypes import DTYPES, by_name, from_numpy
 from irconv.ir.errors import DTypeError, FormatError, UsageError
 from irconv.ir.tensor import TensorSpec
@@ -55,9 +56,9 @@ def table_blocks(index_path) -> int:
     """Number of data blocks of a table, from its index block."""
     data = open(index_path, "rb").read()
     footer = data[-tb.FOOTER_SIZE:]
-    _, _, pos = tb._handle(footer, 0)
-    offset, size, _ = tb._handle(footer, pos)
-    return len(list(tb._block_entries(tb._block(data, offset, size, "index"), "index")))
+    _, _, pos = sstable._handle(footer, 0)
+    offset, size, _ = sstable._handle(footer, pos)
+    return len(list(sstable._block_entries(sstable._block(data, offset, size, "index"), "index")))
 
 
 def assert_tf_reads(prefix, arrays: dict, strings: dict | None = None) -> None:
@@ -363,15 +364,15 @@ def small(tmp_path):
 def craft_index(prefix, pairs, num_shards=1) -> None:
     """A table of (key, entry bytes) exactly as given, with a valid header."""
     with open(f"{prefix}.index", "wb") as f:
-        table = tb._TableBuilder(f)
-        table.add(b"", tb._encode_header(num_shards))
+        table = sstable._TableBuilder(f)
+        table.add(b"", bundle._encode_header(num_shards))
         for key, value in pairs:
             table.add(key, value)
         table.finish()
 
 
 def entry(dtype=1, shape=(2,), offset=0, size=8, crc=0, shard=0) -> bytes:
-    return tb._encode_entry(tb._Entry(dtype, shape, shard, offset, size, crc, False))
+    return bundle._encode_entry(bundle._Entry(dtype, shape, shard, offset, size, crc, False))
 
 
 @pytest.mark.parametrize("keep", [20, -10])
@@ -416,8 +417,8 @@ def test_flipped_bit_in_index_block(small, where):
     index = f"{prefix}.index"
     data = bytearray(open(index, "rb").read())
     footer = data[-tb.FOOTER_SIZE:]
-    _, _, pos = tb._handle(footer, 0)
-    index_offset, _, _ = tb._handle(footer, pos)
+    _, _, pos = sstable._handle(footer, 0)
+    index_offset, _, _ = sstable._handle(footer, pos)
     data[10 if where == "data" else index_offset + 1] ^= 0x04
     open(index, "wb").write(data)
     with pytest.raises(FormatError) as e:
@@ -476,7 +477,7 @@ def test_not_a_table_and_no_header(tmp_path):
         tb.read(tmp_path / "x")
     one_line_naming(e, tmp_path / "x.index")
     with open(tmp_path / "y.index", "wb") as f:
-        table = tb._TableBuilder(f)
+        table = sstable._TableBuilder(f)
         table.add(b"k", entry())
         table.finish()
     with pytest.raises(FormatError, match="no bundle header"):
@@ -489,13 +490,13 @@ def test_not_a_table_and_no_header(tmp_path):
 
 def test_snappy_blocks(tmp_path):
     # "abcabcabcabc": literal "abc" then a 1-byte-offset copy of length 9 at distance 3.
-    assert tb._snappy_decompress(b"\x0c\x08abc\x15\x03") == b"abcabcabcabc"
+    assert snappy._snappy_decompress(b"\x0c\x08abc\x15\x03") == b"abcabcabcabc"
     with pytest.raises(ValueError, match="offset"):
-        tb._snappy_decompress(b"\x0c\x08abc\x15\x09")
+        snappy._snappy_decompress(b"\x0c\x08abc\x15\x09")
 
     def literal_snappy(data: bytes) -> bytes:   # valid snappy: one literal per <=60 bytes
         out = bytearray()
-        tb._put_varint(out, len(data))
+        protowire._put_varint(out, len(data))
         for i in range(0, len(data), 60):
             chunk = data[i:i + 60]
             out += bytes([(len(chunk) - 1) << 2]) + chunk
@@ -505,9 +506,9 @@ def test_snappy_blocks(tmp_path):
     a = np.arange(2, dtype=np.float32)
     open(tb.data_path(str(prefix), 0, 1), "wb").write(a.tobytes())
     with open(f"{prefix}.index", "wb") as f:
-        table = tb._TableBuilder(f, compress=literal_snappy)
-        table.add(b"", tb._encode_header(1))
-        table.add(b"w", entry(crc=tb.mask(tb._crc(a.tobytes()))))
+        table = sstable._TableBuilder(f, compress=literal_snappy)
+        table.add(b"", bundle._encode_header(1))
+        table.add(b"w", entry(crc=tb.mask(sstable._crc(a.tobytes()))))
         table.finish()
     assert np.array_equal(tb.read(prefix).tensors[0].load(), a)
 
@@ -575,10 +576,10 @@ def test_writer_big_endian_and_empty(tmp_path):
 
 def test_masked_crc_matches_leveldb():
     # leveldb util/crc32c_test.cc: Mask is not the identity and Unmask inverts it.
-    crc = tb._crc(b"foo")
+    crc = sstable._crc(b"foo")
     assert tb.mask(crc) != crc and tb.mask(tb.mask(crc)) != crc
     assert tb.unmask(tb.mask(crc)) == crc and tb.unmask(tb.unmask(tb.mask(tb.mask(crc)))) == crc
-    assert tb._crc(b"123456789") == 0xE3069283            # the CRC-32C check value
+    assert sstable._crc(b"123456789") == 0xE3069283            # the CRC-32C check value
     assert struct.pack("<Q", tb.TABLE_MAGIC)[-4:] == bytes.fromhex("2475 47db")
 
 
