@@ -31,14 +31,18 @@ def read_weights(path: Path) -> tuple[list[Tensor], list[str], object]:
     """Raw tensors, the files they came from, and a `shares_storage(a, b)` hint."""
     if path.name.endswith(".index.json"):
         shard_of = sharding.read_index(path)
-        raw, files, seen = [], [], set()
+        raw, files, seen = [], [], {}
         for shard in dict.fromkeys(shard_of.values()):
             tensors, _ = _read_file(shard)
             files.append(shard.name)
             for t in tensors:
                 if t.name in seen:
-                    raise FormatError(f"tensor {t.name!r} appears in two shards", path=str(shard))
-                seen.add(t.name)
+                    raise FormatError(f"tensor {t.name!r} appears in two shards ({seen[t.name].name} "
+                                      f"and {shard.name})", path=str(shard))
+                if t.name in shard_of and shard_of[t.name] != shard:
+                    raise FormatError(f"tensor {t.name!r} is in {shard.name}, but the index says "
+                                      f"{shard_of[t.name].name}", path=str(path))
+                seen[t.name] = shard
                 raw.append(t)
         return raw, files, torchzip.shares_storage
     return _read_file(path)[0], [path.name], torchzip.shares_storage
