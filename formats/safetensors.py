@@ -37,6 +37,9 @@ SAFETENSORS_DTYPES = frozenset((
 
 # --------------------------------------------------------------------------- reading
 
+_INT64 = 1 << 63
+
+
 def _is_uint(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
@@ -60,6 +63,8 @@ def _parse_entry(path: str, name: str, info) -> tuple[TensorSpec, int, int]:
         raise FormatError(f"tensor {name!r}: shape {shape!r} is not a list of "
                           "non-negative integers", path=path)
     check_shape(shape, dtype.itemsize, path=path, name=name)
+    if any(d >= _INT64 for d in shape):     # an empty tensor passes check_shape's byte count
+        raise FormatError(f"tensor {name!r}: shape {shape!r} has a dimension past int64", path=path)
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)
             and offsets[0] <= offsets[1]):
         raise FormatError(f"tensor {name!r}: data_offsets {offsets!r} is not "
