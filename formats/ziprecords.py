@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..ir.errors import FormatError
 from ..ir.limits import open_regular
 
-CHUNK = 8 << 20             # read (and checksum) a record this much at a time
+CHUNK = 16 << 20            # read (and checksum) a record this much at a time
 THREADED = 4 << 20          # records from this size on are checksummed on a second thread
 # deflate cannot expand data by more than 1032:1, and torch stores records uncompressed; a
 # member declaring more than this per compressed byte is lying (or a bomb).
