@@ -500,6 +500,26 @@ mutations("torch/fairseq-truncated", (0.02, 0.5, 0.99), _fairseq_file, cut_file,
           "A real fairseq checkpoint cut short.", fmt="fairseq", verbs=("convert", "import"), names="model.pt")
 
 
+def _fairseq_pickle(d: Path, obj) -> Path:
+    m = d / "m"
+    m.mkdir()
+    (m / "dict.txt").write_text("a 1\n")
+    _checkpoint(m / "model.pt", pickle.dumps(obj, protocol=2))
+    return m
+
+
+@case("torch/fairseq-int-key", fmt="fairseq", verbs=("convert", "import"), names="model.pt", needle="names")
+def fairseq_int_key(d, ctx):
+    """A fairseq model state dict keyed by an int (a TypeError, an internal error, before)."""
+    return _fairseq_pickle(d, {"model": {1: 2}})
+
+
+@case("torch/fairseq-cfg-a-string", fmt="fairseq", verbs=("convert",), names="model.pt", needle="config")
+def fairseq_cfg_string(d, ctx):
+    """A fairseq checkpoint whose cfg is a string (an error naming no file, before)."""
+    return _fairseq_pickle(d, {"model": {}, "cfg": "x"})
+
+
 @case("torch/fairseq-crc-tensor", fmt="fairseq", verbs=("convert", "import"), names="model.pt", needle="crc")
 def fairseq_crc(d, ctx):
     """One byte of a tensor of a real fairseq checkpoint changed."""
