@@ -614,3 +614,120 @@ def test_decode_object_graph_rejects_garbage_cleanly(blob):
     except ValueError:
         return
     assert tb.decode_object_graph(tb.encode_object_graph(nodes)) == nodes
+
+
+# --------------------------------------------------------------------------- hostile inputs (issue 12)
+
+def _moved(tmp_path, state: str):
+    """d/ holds a `checkpoint` naming `state`; the checkpoint itself lives in evil/ beside d/."""
+    write_bundle(tmp_path / "evil" / "m", {"a": np.arange(3, dtype=np.int8)})
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "checkpoint").write_text(f'model_checkpoint_path: "{state}"\n')
+    return tmp_path / "d"
+
+
+@pytest.mark.parametrize("state", ["../evil/m", "{tmp}/evil/m", "sub/m"])
+def test_state_file_never_leads_outside_the_directory(tmp_path, state):
+    d = _moved(tmp_path, state.format(tmp=tmp_path))
+    os.symlink(tmp_path / "evil", d / "sub")
+    with pytest.raises(FormatError, match="outside the directory") as e:
+        tb.read(d)
+    one_line_naming(e, d / "checkpoint")
+
+
+def test_state_file_absolute_paths_resolve_inside(tmp_path):
+    """An absolute path (TF1 Saver) is read as the same name inside the directory, whether
+    the directory moved since or not; a relative one may name a subdirectory."""
+    write_bundle(tmp_path / "d" / "sub" / "m", {"a": np.arange(3, dtype=np.int8)})
+    state = tmp_path / "d" / "checkpoint"
+    state.write_text(f'model_checkpoint_path: "{tmp_path}/d/sub/m"\n')
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "sub" / "m")
+    state.write_text('model_checkpoint_path: "sub/m"\n')
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "sub" / "m")
+    write_bundle(tmp_path / "d" / "n", {"a": np.arange(3, dtype=np.int8)})
+    state.write_text('model_checkpoint_path: "/gone/elsewhere/n"\n')      # moved since
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "n")
+
+
+@pytest.mark.parametrize("which", ["index", "data", "checkpoint"])
+def test_fifos_are_refused_without_blocking(small, which):
+    prefix, _ = small
+    path = {"index": f"{prefix}.index", "data": tb.data_path(str(prefix), 0, 2),
+            "checkpoint": prefix.parent / "checkpoint"}[which]
+    if os.path.exists(path):
+        os.unlink(path)
+    os.mkfifo(path)
+    with pytest.raises(FormatError, match="FIFO") as e:
+        tb.read(prefix.parent if which == "checkpoint" else prefix)
+    one_line_naming(e, path)
+
+
+def test_varints_past_64_bits_are_refused():
+    with pytest.raises(ValueError, match="64 bits"):
+        protowire._get_varint(b"\xff" * 9 + b"\x7f", 0)
+    assert protowire._get_varint(b"\xff" * 9 + b"\x01", 0) == ((1 << 64) - 1, 10)
+
+
+@pytest.mark.parametrize("restarts, needle", [
+    ([0, 1 << 30], "restart array"), ([4], "restart array"), ([0, 0], "restart array"),
+    ([0, 3], "not the start of an entry"),
+])
+def test_restart_arrays_are_checked(restarts, needle):
+    entries = b"".join(bytes([0, 1, 1]) + k + b"v" for k in (b"a", b"b"))
+    block = entries + struct.pack(f"<{len(restarts)}I", *restarts) + struct.pack("<I", len(restarts))
+    with pytest.raises(ValueError, match=needle):
+        list(sstable._block_entries(block, "block"))
+    good = entries + struct.pack("<2I", 0, 5) + struct.pack("<I", 2)      # 5 bytes an entry
+    assert list(sstable._block_entries(good, "block")) == [(b"a", b"v"), (b"b", b"v")]
+
+
+def test_snappy_declared_size_is_bounded():
+    with pytest.raises(ValueError, match="more than its"):
+        snappy._snappy_decompress(b"\x80\x80\x80\x80\x80\x01" + b"\x00a")
+
+
+def test_entries_sharing_bytes_are_refused(tmp_path):
+    prefix = tmp_path / "o"
+    data = np.arange(4, dtype=np.float32).tobytes()
+    open(tb.data_path(str(prefix), 0, 1), "wb").write(data)
+    crc = tb.mask(sstable._crc(data))
+    craft_index(prefix, [(b"a", entry(shape=(4,), size=16, crc=crc)),
+                         (b"b", entry(shape=(4,), size=16, crc=crc))])
+    with pytest.raises(FormatError, match="'a' and 'b' share bytes") as e:
+        tb.read(prefix)
+    one_line_naming(e, tb.data_path(str(prefix), 0, 1))
+
+
+def test_string_length_past_64_bits_is_a_clean_error(tmp_path):
+    prefix = tmp_path / "s"
+    payload = b"\xff" * 9 + b"\x03" + bytes(8)          # a varint of 65 bits
+    open(tb.data_path(str(prefix), 0, 1), "wb").write(payload)
+    craft_index(prefix, [(b"s", entry(dtype=7, shape=(1,), size=len(payload)))])
+    with pytest.raises(FormatError) as e:
+        tb.read(prefix)
+    one_line_naming(e, "string tensor 's'", "64 bits", tb.data_path(str(prefix), 0, 1))
+
+
+def test_object_graph_depth_is_bounded_and_cycles_are_fine():
+    chain = [tb.TrackableObject(children=[tb.ObjectReference(i + 1, "x")]) for i in range(300)]
+    with pytest.raises(ValueError, match="nests 300 objects deep"):
+        tb.decode_object_graph(tb.encode_object_graph(chain + [tb.TrackableObject()]))
+    cycle = [tb.TrackableObject(children=[tb.ObjectReference(1, "a")]),
+             tb.TrackableObject(children=[tb.ObjectReference(0, "back")])]
+    assert len(tb.decode_object_graph(tb.encode_object_graph(cycle))) == 2
+
+
+def test_writer_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
+    import resource
+    import signal
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(FormatError) as e:
+            write_bundle(tmp_path / "m", {"a": np.zeros(4096, np.float32)})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    one_line_naming(e, tb.data_path(str(tmp_path / "m"), 0, 1), "cannot write: File too large")
+    assert list(tmp_path.iterdir()) == []

@@ -12,6 +12,7 @@ first and is renamed only once all of them are complete.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -24,6 +25,7 @@ import numpy as np
 
 from ...ir.dtypes import from_tf
 from ...ir.errors import DTypeError, FormatError, UsageError
+from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
 from ..partial import PartialWriter
 from ..sharding import parse_size, plan_shards
@@ -180,25 +182,51 @@ def data_path(prefix: str, shard: int, num_shards: int) -> str:
     return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
 
 
+def _inside(path: str, directory: str) -> bool:
+    """Whether `path` (its directory's real location) is `directory` or below it."""
+    real_dir = os.path.realpath(directory)
+    real = os.path.realpath(os.path.dirname(path) or ".")
+    return os.path.commonpath([real, real_dir]) == real_dir
+
+
+def _state_prefix(directory: str) -> str:
+    """The prefix a directory's `checkpoint` state file names, never outside the directory.
+
+    TF joins a relative model_checkpoint_path to the directory and uses an absolute one as it
+    is. The user named the directory, so here a relative path must stay inside it (no '..'
+    out, no symlinked directory leading elsewhere), and an absolute one (the TF1 Saver writes
+    them: where it saved, possibly before the directory moved) is read only as the file of
+    that name inside the directory."""
+    state_file = os.path.join(directory, STATE_FILE)
+    state = read_state(directory).get("model_checkpoint_path")
+    if not state:
+        raise FormatError("state file names no model_checkpoint_path", path=state_file)
+    named = state[-1]
+    if "\0" in named:
+        raise FormatError(f"model_checkpoint_path {named!r} holds a NUL byte", path=state_file)
+    if os.path.isabs(named):
+        prefix = named if _inside(named, directory) else os.path.join(directory, os.path.basename(named))
+        if not os.path.basename(named) or not os.path.lexists(prefix + INDEX_SUFFIX):
+            raise FormatError(f"model_checkpoint_path {named!r} is outside the directory, which has "
+                              f"no {os.path.basename(named) + INDEX_SUFFIX!r}; irconv reads only inside "
+                              "the directory it is given (pass the checkpoint prefix itself to read "
+                              "another)", path=state_file)
+        return prefix
+    prefix = os.path.join(directory, named)
+    if not _inside(prefix, directory):
+        raise FormatError(f"model_checkpoint_path {named!r} points outside the directory; irconv "
+                          "reads only inside the directory it is given (pass the checkpoint prefix "
+                          "itself to read another)", path=state_file)
+    return prefix
+
+
 def resolve_prefix(path) -> str:
     """The checkpoint prefix for a prefix, a `.index` / data file path, or a directory with a
     `checkpoint` state file (or with exactly one `.index`)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        if os.path.isfile(os.path.join(path, STATE_FILE)):
-            state = read_state(path).get("model_checkpoint_path")
-            if not state:
-                raise FormatError("state file names no model_checkpoint_path",
-                                  path=os.path.join(path, STATE_FILE))
-            prefix = state[-1]
-            if not os.path.isabs(prefix):
-                prefix = os.path.join(path, prefix)
-            elif not os.path.isfile(prefix + INDEX_SUFFIX):
-                # TF1 Saver writes absolute paths: the directory may have moved since.
-                moved = os.path.join(path, os.path.basename(prefix))
-                if os.path.isfile(moved + INDEX_SUFFIX):
-                    prefix = moved
-            return prefix
+        if os.path.lexists(os.path.join(path, STATE_FILE)):
+            return _state_prefix(path)
         indexes = sorted(n for n in os.listdir(path) if n.endswith(INDEX_SUFFIX))
         if len(indexes) != 1:
             raise FormatError(f"directory has no {STATE_FILE!r} state file and {len(indexes)} "
@@ -214,7 +242,7 @@ def looks_like(path) -> bool:
     """Cheap sniff: a prefix, `.index` or directory whose index ends with the table magic."""
     try:
         index = resolve_prefix(path) + INDEX_SUFFIX
-        with open(index, "rb") as f:
+        with open_regular(index) as f:
             f.seek(0, os.SEEK_END)
             if f.tell() < FOOTER_SIZE:
                 return False
@@ -250,7 +278,7 @@ def _check_crc(path: str, name: str, entry: _Entry, actual: int) -> None:
 
 
 def _read_bytes(path: str, name: str, entry: _Entry, out) -> None:
-    with open(path, "rb") as f:
+    with open_regular(path, "a checkpoint data shard") as f:
         f.seek(entry.offset)
         got = f.readinto(out)
     if got != entry.size:
@@ -303,12 +331,23 @@ def _read_strings(path: str, name: str, entry: _Entry, count: int) -> list[bytes
     return out
 
 
+def _check_disjoint(extents: list[tuple[int, int, int, str]], prefix: str, num_shards: int) -> None:
+    """TF writes every tensor to its own bytes: entries sharing bytes would let a small file
+    declare (and a conversion write) many times its size."""
+    extents = sorted(e for e in extents if e[2])
+    for (shard, offset, size, name), (shard2, offset2, _, name2) in zip(extents, extents[1:]):
+        if shard == shard2 and offset2 < offset + size:
+            raise FormatError(f"tensors {name!r} and {name2!r} share bytes [{offset2}, "
+                              f"{offset + size}) of the data shard (a TensorBundle stores each "
+                              "tensor in its own bytes)", path=data_path(prefix, shard, num_shards))
+
+
 def read(path) -> Bundle:
     """A checkpoint's lazy tensors and eagerly decoded strings; `path` is a prefix, a
     `.index` file or a directory with a `checkpoint` state file."""
     prefix = resolve_prefix(path)
     index = prefix + INDEX_SUFFIX
-    if not os.path.isfile(index):
+    if not os.path.lexists(index):
         raise FormatError(f"no checkpoint index {index!r}; expected a checkpoint prefix, its "
                           "'.index' file or a directory with a 'checkpoint' state file",
                           path=os.fspath(path))
@@ -330,6 +369,7 @@ def read(path) -> Bundle:
     tensors: list[Tensor] = []
     strings: dict[str, list[bytes]] = {}
     string_shapes: dict[str, tuple[int, ...]] = {}
+    extents: list[tuple[int, int, int, str]] = []
     for key, value in pairs[1:]:
         try:
             name = _text(key, "key")
@@ -345,15 +385,17 @@ def read(path) -> Bundle:
                               f"has {header.num_shards} shard(s)", path=index)
         shard = data_path(prefix, entry.shard_id, header.num_shards)
         if entry.shard_id not in shard_sizes:
-            if not os.path.isfile(shard):
+            if not os.path.lexists(shard):
                 raise FormatError(f"missing data shard {shard!r} (holds tensor {name!r})",
                                   path=index)
-            shard_sizes[entry.shard_id] = os.path.getsize(shard)
+            shard_sizes[entry.shard_id] = file_size(shard)
+        check_shape(entry.shape, 1, path=index, name=name)
         if entry.offset + entry.size > shard_sizes[entry.shard_id]:
             raise FormatError(f"tensor {name!r}: bytes [{entry.offset}, "
                               f"{entry.offset + entry.size}) run past the end of the data shard "
                               f"({shard_sizes[entry.shard_id]} bytes); the file is truncated",
                               path=shard)
+        extents.append((entry.shard_id, entry.offset, entry.size, name))
         if entry.dtype == DT_STRING:
             string_shapes[name] = entry.shape
             strings[name] = _read_strings(shard, name, entry, math.prod(entry.shape))
@@ -363,11 +405,12 @@ def read(path) -> Bundle:
         except DTypeError:
             raise DTypeError(f"tensor {name!r} has dtype {tf_dtype_name(entry.dtype)} "
                              f"({entry.dtype}), which irconv cannot store", path=index) from None
-        spec = TensorSpec(name, dtype, entry.shape)
+        spec = TensorSpec(name, dtype, check_shape(entry.shape, dtype.itemsize, path=index, name=name))
         if entry.size != spec.nbytes:
             raise FormatError(f"tensor {name!r}: entry size {entry.size} but {dtype} "
                               f"{list(entry.shape)} needs {spec.nbytes} bytes", path=index)
         tensors.append(Tensor(spec, _loader(shard, spec, entry)))
+    _check_disjoint(extents, prefix, header.num_shards)
 
     objects = graph = None
     if OBJECT_GRAPH_KEY in strings:
@@ -490,18 +533,16 @@ class BundleWriter(PartialWriter):
         self._sizes = [0] * self.num_shards
         self._temps: list[str] = []
         directory = os.path.dirname(os.path.abspath(self.prefix))
-        try:
+        with self._writing(directory):
             os.makedirs(directory, exist_ok=True)
             for shard in self._shards:
-                open(shard + ".partial", "wb").close()
+                with self._writing(shard):
+                    open(shard + ".partial", "wb").close()
                 self._temps.append(shard + ".partial")
             for key, (shape, items) in strings.items():
                 data, crc = _encode_strings(items)
                 offset = self._append(0, data)
                 self._entries[key] = _Entry(DT_STRING, shape, 0, offset, len(data), crc, False)
-        except BaseException:
-            self.abort()
-            raise
 
     @property
     def shard_paths(self) -> list[str]:
@@ -510,11 +551,24 @@ class BundleWriter(PartialWriter):
     def shard_of(self, name: str) -> int:
         return self._shard_of[name]
 
+    @contextlib.contextmanager
+    def _writing(self, path: str):
+        """Abort on any failure; a failed write (a full disk: ENOSPC, EFBIG) becomes one
+        FormatError naming the file, not an OSError without one."""
+        try:
+            yield
+        except OSError as exc:
+            self.abort()
+            raise FormatError(f"cannot write: {exc.strerror or exc}", path=path) from None
+        except BaseException:
+            self.abort()
+            raise
+
     def _append(self, shard: int, data) -> int:
         offset = self._sizes[shard]
         if len(data):
             # one open per tensor: a thousand shards must not need a thousand descriptors
-            with open(self._shards[shard] + ".partial", "ab") as f:
+            with self._writing(self._shards[shard]), open(self._shards[shard] + ".partial", "ab") as f:
                 f.write(data)
         self._sizes[shard] += len(data)
         return offset
@@ -524,11 +578,7 @@ class BundleWriter(PartialWriter):
         spec, array = self._accept(name, array)
         shard = self._shard_of[name]
         data = as_bytes(array)
-        try:
-            offset = self._append(shard, data.data)
-        except BaseException:
-            self.abort()
-            raise
+        offset = self._append(shard, data.data)
         self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data),
                                      mask(_crc(data)), False)
         self._wrote(name)
@@ -540,7 +590,7 @@ class BundleWriter(PartialWriter):
             return
         self._missing_check()
         index = self.prefix + INDEX_SUFFIX
-        try:
+        with self._writing(index):
             self._temps.append(index + ".partial")
             with open(index + ".partial", "wb") as f:
                 table = _TableBuilder(f, self._block_size)
@@ -553,11 +603,9 @@ class BundleWriter(PartialWriter):
                 os.replace(shard + ".partial", shard)
             os.replace(index + ".partial", index)
             self._temps = []
-            if self._write_state:
+        if self._write_state:
+            with self._writing(os.path.join(os.path.dirname(os.path.abspath(self.prefix)), STATE_FILE)):
                 write_state(self.prefix)
-        except BaseException:
-            self.abort()
-            raise
         self._closed = True
 
     def abort(self) -> None:

@@ -16,6 +16,8 @@ OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 ATTRIBUTES = "/.ATTRIBUTES/"
 VARIABLE_VALUE = "VARIABLE_VALUE"
 OPTIMIZER_SLOT = "/.OPTIMIZER_SLOT/"
+# Objects below the root along the shortest path; real models nest a few dozen deep.
+MAX_GRAPH_DEPTH = 256
 
 
 # --------------------------------------------------------------------------- object graph
@@ -107,6 +109,10 @@ def decode_object_graph(data: bytes) -> list[TrackableObject]:
         bad = [r for r in refs if not 0 <= r < len(nodes)]
         if bad:
             raise _WireError(f"node {i} refers to node {bad[0]} of {len(nodes)}")
+    deepest = max((d for d in _Paths(nodes).depth if d is not None), default=0)
+    if deepest > MAX_GRAPH_DEPTH:
+        raise _WireError(f"the object graph nests {deepest} objects deep (more than "
+                         f"{MAX_GRAPH_DEPTH}; a Keras model nests a few dozen at most)")
     return nodes
 
 
@@ -134,21 +140,40 @@ def encode_object_graph(nodes: Sequence[TrackableObject]) -> bytes:
 
 # --------------------------------------------------------------------------- variable names
 
-def _object_paths(objects: list[TrackableObject]) -> list[tuple[str, ...] | None]:
+class _Paths:
     """Breadth-first edge-name path of every node from the root; the first path wins, as in
-    TF's graph view (so `layer_with_weights-0` beats `layer-1`)."""
-    paths: list[tuple[str, ...] | None] = [None] * len(objects)
-    if not objects:
-        return paths
-    paths[0] = ()
-    queue = deque([0])
-    while queue:
-        node = queue.popleft()
-        for child in objects[node].children:
-            if paths[child.node_id] is None:
-                paths[child.node_id] = paths[node] + (child.local_name,)
-                queue.append(child.node_id)
-    return paths
+    TF's graph view (so `layer_with_weights-0` beats `layer-1`). Kept as parent links and
+    spelled out only when asked, so a long chain of nodes costs its length, not its square."""
+
+    def __init__(self, objects: list[TrackableObject]):
+        n = len(objects)
+        self.parent: list[int | None] = [None] * n
+        self.edge: list[str | None] = [None] * n     # name of the edge from the parent
+        self.depth: list[int | None] = [None] * n
+        if not n:
+            return
+        self.depth[0] = 0
+        queue = deque([0])
+        while queue:
+            node = queue.popleft()
+            for child in objects[node].children:
+                c = child.node_id
+                if self.depth[c] is None:
+                    self.parent[c], self.edge[c] = node, child.local_name
+                    self.depth[c] = self.depth[node] + 1
+                    queue.append(c)
+
+    def __getitem__(self, node: int) -> tuple[str, ...] | None:
+        if self.depth[node] is None:
+            return None
+        names = []
+        while node:
+            names.append(self.edge[node])
+            node = self.parent[node]
+        return tuple(reversed(names))
+
+    def last_edge(self, node: int) -> str | None:
+        return self.edge[node]
 
 
 # A node is an optimizer if it owns slot variables (legacy Keras / v1 optimizers) or holds
@@ -160,10 +185,10 @@ _ITERATION_EDGES = frozenset(("iter", "_iterations"))
 _TF1_NON_MODEL = re.compile(r"^(global_step|beta[12]_power(_\d+)?)$")
 
 
-def _non_model_nodes(objects: list[TrackableObject], paths) -> set[int]:
+def _non_model_nodes(objects: list[TrackableObject], paths: _Paths) -> set[int]:
     optimizers = {i for i, node in enumerate(objects)
                   if node.slot_variables or any(c.local_name in _ITERATION_EDGES for c in node.children)}
-    optimizers |= {i for i, p in enumerate(paths) if p and p[-1] in _OPTIMIZER_EDGES}
+    optimizers |= {i for i in range(len(objects)) if paths.last_edge(i) in _OPTIMIZER_EDGES}
     marked = {s.slot_variable_node_id for node in objects for s in node.slot_variables}
     # Everything reachable from an optimizer that the model does not also reach.
     model_reach: set[int] = set()
@@ -198,7 +223,7 @@ def variable_names(bundle: Bundle) -> dict[str, str | None]:
         return out
 
     objects = bundle.objects
-    paths = _object_paths(objects)
+    paths = _Paths(objects)
     non_model = _non_model_nodes(objects, paths)
     by_key: dict[str, tuple[int, SerializedTensor]] = {
         a.checkpoint_key: (i, a) for i, node in enumerate(objects) for a in node.attributes}

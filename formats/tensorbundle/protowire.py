@@ -28,6 +28,8 @@ def _get_varint(buf, pos: int) -> tuple[int, int]:
         pos += 1
         result |= (b & 0x7F) << shift
         if b < 0x80:
+            if result >> 64:
+                raise _WireError("varint overflows 64 bits")
             return result, pos
         shift += 7
         if shift >= 70:

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 from .protowire import _WireError, _get_varint
 
+# The most a snappy byte can expand to: a 3-byte copy of 64 bytes.
+MAX_EXPANSION = 22
+
 
 def _snappy_decompress(data: bytes) -> bytes:
     """Snappy raw format (LevelDB block type 1). TF never writes it, other tools may."""
     n, pos = _get_varint(data, 0)
-    out = bytearray()
     end = len(data)
+    if n > MAX_EXPANSION * end:
+        raise _WireError(f"snappy block declares {n:,} bytes, more than its {end:,} compressed "
+                         "bytes can hold")
+    out = bytearray()
     while pos < end:
+        if len(out) > n:
+            break
         tag = data[pos]
         pos += 1
         kind = tag & 3

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import deque
 from typing import Callable, Iterator
 
 import crc32c as _crc32c
 
 from ...ir.errors import FormatError
+from ...ir.limits import open_regular
 from .protowire import _WireError, _get_varint, _put_varint
 from .snappy import _snappy_decompress
 
@@ -68,30 +70,50 @@ def _block(data: bytes, offset: int, size: int, what: str) -> bytes:
 
 
 def _block_entries(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs of one block, checking its restart array: offsets that
+    increase from 0, each the start of an entry that shares nothing with the key before."""
     if len(block) < 4:
         raise _WireError(f"{what} is {len(block)} bytes, too short for its restart count")
     (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
     limit = len(block) - 4 - 4 * num_restarts
     if num_restarts == 0 or limit < 0:
         raise _WireError(f"{what} has a bad restart count {num_restarts}")
+    restarts = struct.unpack_from(f"<{num_restarts}I", block, limit)
+    if restarts[0] != 0 or any(b <= a for a, b in zip(restarts, restarts[1:])) \
+            or (restarts[-1] >= limit and restarts != (0,)):
+        raise _WireError(f"{what} has a corrupt restart array (points {list(restarts[:4])}"
+                         f"{' ...' if num_restarts > 4 else ''} in {limit} bytes of entries)")
+    pending = deque(restarts if limit else ())
     pos, key = 0, b""
     while pos < limit:
+        at = pos
         shared, pos = _get_varint(block, pos)
         unshared, pos = _get_varint(block, pos)
         value_len, pos = _get_varint(block, pos)
         if shared > len(key) or pos + unshared + value_len > limit:
-            raise _WireError(f"{what} has a corrupt entry at offset {pos}")
+            raise _WireError(f"{what} has a corrupt entry at offset {at}")
+        if pending and pending[0] == at:
+            pending.popleft()
+            if shared:
+                raise _WireError(f"{what}: the entry at restart point {at} shares {shared} bytes "
+                                 "with the key before it")
+        elif pending and pending[0] < at:
+            break
         key = key[:shared] + block[pos:pos + unshared]
         pos += unshared
         yield key, block[pos:pos + value_len]
         pos += value_len
+    if pending:
+        raise _WireError(f"{what} has a corrupt restart array: restart point {pending[0]} is "
+                         "not the start of an entry")
 
 
 def read_table(path) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of a LevelDB-format table, in order, checking footer, block
-    checksums and that keys strictly increase."""
+    checksums, restart arrays, that keys strictly increase and that data blocks follow one
+    another (so reading the table costs at most its size, however hostile its index)."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "a checkpoint index") as f:
         data = f.read()
     if len(data) < FOOTER_SIZE:
         raise FormatError(f"index is truncated: {len(data)} bytes, a table needs at least "
@@ -106,15 +128,24 @@ def read_table(path) -> list[tuple[bytes, bytes]]:
         index_offset, index_size, _ = _handle(footer, pos)
         out: list[tuple[bytes, bytes]] = []
         index = _block(data, index_offset, index_size, "index block")
+        block_end, last_sep = 0, None
         for sep, handle in _block_entries(index, "index block"):
             offset, size, _ = _handle(handle, 0)
+            if offset < block_end:
+                raise _WireError(f"index block: data block at offset {offset} overlaps the one "
+                                 f"before it (ending at {block_end})")
+            if last_sep is not None and sep <= last_sep:
+                raise _WireError(f"index key out of order: {sep!r} follows {last_sep!r}")
             block = _block(data, offset, size, "data block")
+            block_end, last_sep = offset + size + BLOCK_TRAILER_SIZE, sep
             first = len(out)
             for key, value in _block_entries(block, f"data block at offset {offset}"):
                 if out and key <= out[-1][0]:
                     raise _WireError(f"key out of order: {key!r} follows {out[-1][0]!r}")
                 out.append((key, value))
-            if len(out) > first and sep < out[-1][0]:
+            if len(out) == first:
+                raise _WireError(f"data block at offset {offset} holds no entries")
+            if sep < out[-1][0]:
                 raise _WireError(f"key out of order: index key {sep!r} is below the last "
                                  f"key {out[-1][0]!r} of its block")
     except _WireError as e:

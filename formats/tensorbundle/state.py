@@ -5,6 +5,7 @@ import os
 import re
 
 from ...ir.errors import FormatError
+from ...ir.limits import open_regular
 
 STATE_FILE = "checkpoint"                       # tf.train.CheckpointState, text format
 
@@ -65,8 +66,8 @@ def _escape(text: str) -> str:
 def read_state(directory) -> dict[str, list[str]]:
     """The string fields of a `checkpoint` state file: {'model_checkpoint_path': [...], ...}."""
     path = os.path.join(os.fspath(directory), STATE_FILE)
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        lines = f.read().splitlines()
+    with open_regular(path, "a checkpoint state file") as f:
+        lines = f.read().decode("utf-8", errors="surrogateescape").splitlines()
     fields: dict[str, list[str]] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):

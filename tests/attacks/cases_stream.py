@@ -361,3 +361,10 @@ for _shift in (0, 1000, -1000):
         raw[_largest_chunk_data_offset(ctx) + shift] ^= 0x01
         return _write(d, bytes(raw))
     stream_case(f"data-byte-flipped{_shift:+d}", needle="checksum")(_flipped)
+
+
+@case("stream/file/export-tf1-efbig", stream=True, verbs=("export",), to="tf1", fsize=50_000,
+      names="model.ckpt.data-00000-of-00001", needle="file too large")
+def export_tf1_efbig(d, ctx):
+    """`export tf1` of a valid stream where no file may exceed 50 KB (the data shard is 100 KB)."""
+    return ctx.bases.copy("stream", d / NAME)
