@@ -41,11 +41,12 @@ class Record:
 def members(path: str, f, zf: zipfile.ZipFile) -> dict[str, tuple[zipfile.ZipInfo, Record]]:
     """Every member of an opened zip, checked against the file: name -> (info, record)."""
     infos = zf.infolist()
-    names = [i.filename for i in infos]
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise FormatError(f"zip central directory lists {dupes[0]!r} twice (corrupt or crafted "
-                          f"archive)", path=path)
+    seen: set[str] = set()
+    for info in infos:
+        if info.filename in seen:
+            raise FormatError(f"zip central directory lists {info.filename!r} twice (corrupt or "
+                              f"crafted archive)", path=path)
+        seen.add(info.filename)
     size = f.seek(0, 2)
     end_of_data = getattr(zf, "start_dir", size)
     spans, out = [], {}
