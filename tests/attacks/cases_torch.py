@@ -559,3 +559,10 @@ def write_bin_sharded_full(d, ctx):
 def write_config_full(d, ctx):
     """Even config.json does not fit."""
     return ctx.bases.copy("pt", d / "m")
+
+
+@case("torch/export-bin-full-disk", stream=True, verbs=("export",), out_args=("--bin",), fsize=50_000,
+      names="pytorch_model.bin", needle="cannot write")
+def export_bin_full(d, ctx):
+    """`irconv export pt OUT --bin` from a stream, the .bin writer hitting EFBIG."""
+    return ctx.bases.copy("stream", d / "model.irs")
