@@ -144,30 +144,32 @@ def _regular_size(src) -> int | None:
 
 
 def _plain(header: dict, where: str) -> None:
-    """Refuse anything in the header but str-keyed maps, lists, str, int, float, bool and
-    None, nested at most MAX_DEPTH deep: a bin (bytes) value where a config holds a string,
-    an int map key or an ext type would otherwise surface deep in an exporter."""
-    stack: list[tuple[object, tuple, int]] = [(header[k], (k,), 1) for k in header]
+    """Refuse anything in the header's maps (config, source, aliases) but str-keyed maps,
+    lists, str, int, float, bool and None, nested at most MAX_DEPTH deep: a bin (bytes) value
+    where a config holds a string, an int key or an ext type would otherwise surface deep in
+    an exporter. (The tensor table is checked row by row.)"""
+    def what(at: tuple) -> str:
+        return f"IR stream header field {at[0]!r}" + "".join(f"[{p!r}]" for p in at[1:])
+
+    stack: list[tuple[object, tuple, int]] = [(header[k], (k,), 1) for k in header if k != "tensors"]
     while stack:
         value, at, depth = stack.pop()
         if isinstance(value, (str, int, float, bool)) or value is None:
             continue
-        where_in = "".join(f"[{p!r}]" for p in at[1:])
-        what = f"IR stream header field {at[0]!r}{where_in}"
         if depth > MAX_DEPTH:
-            raise StreamError(f"{what} nests deeper than {MAX_DEPTH} levels", path=where)
+            raise StreamError(f"{what(at)} nests deeper than {MAX_DEPTH} levels", path=where)
         if isinstance(value, dict):
             for k, v in value.items():
                 if not isinstance(k, str):
-                    raise StreamError(f"{what} has a key {k!r} that is not a string", path=where)
+                    raise StreamError(f"{what(at)} has a key {k!r} that is not a string", path=where)
                 stack.append((v, at + (k,), depth + 1))
         elif isinstance(value, list):
             stack.extend((v, at + (i,), depth + 1) for i, v in enumerate(value))
         elif isinstance(value, bytes):
-            raise StreamError(f"{what} holds bytes {value[:20]!r}, where a string or number "
+            raise StreamError(f"{what(at)} holds bytes {value[:20]!r}, where a string or number "
                               "belongs (corrupt stream)", path=where)
         else:
-            raise StreamError(f"{what} holds a {type(value).__name__}, which no irconv "
+            raise StreamError(f"{what(at)} holds a {type(value).__name__}, which no irconv "
                               "writes (corrupt stream)", path=where)
 
 
