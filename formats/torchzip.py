@@ -281,6 +281,11 @@ class _RecordLoader:
 # huge array (84 KB of file to a 12 GiB array) is refused before anything is allocated.
 EXPAND_FACTOR = 4
 EXPAND_SLACK = 1 << 16
+# All the tensors of one file together: tied names view one storage (2 or 3 names for an
+# embedding), so the sum of their bytes may exceed the file's, but not by this much; a file
+# naming one storage 100000 times must not make a conversion write 100000 copies of it.
+TOTAL_FACTOR = 4
+TOTAL_SLACK = 64 << 20
 
 
 class TorchZipArchive:
@@ -291,6 +296,8 @@ class TorchZipArchive:
         self.prefix = prefix        # the archive name: first member's directory
         self.records = records      # storage key -> record
         self._file = RecordFile(path, records)
+        self._claimed = 0           # bytes of every tensor handed out so far
+        self._bound = TOTAL_FACTOR * os.stat(path).st_size + TOTAL_SLACK
 
     def tensor(self, name: str, ref: TensorRef) -> Tensor:
         """A lazy irconv Tensor named `name` for `ref`; checks the record holds its bytes."""
@@ -319,6 +326,11 @@ class TorchZipArchive:
                               f"{ref.storage.nbytes:,}-byte storage {ref.storage.key!r} into "
                               f"{dense:,} bytes (zero or overlapping strides; more than "
                               f"{EXPAND_FACTOR}x the storage)", path=self.path)
+        self._claimed += dense
+        if self._claimed > self._bound:
+            raise FormatError(f"tensor {name!r}: the tensors so far hold {self._claimed:,} bytes, "
+                              f"more than {TOTAL_FACTOR}x this file's size (the same storage named "
+                              f"over and over)", path=self.path)
         spec = TensorSpec(name, ref.dtype, shape)
         return Tensor(spec, _RecordLoader(self._file, ref.storage.key, ref, name), source=name)
 

@@ -322,6 +322,14 @@ def storage_beyond(d, ctx):
     return _checkpoint(d / "pytorch_model.bin", pkl, {"0": bytes(16)})
 
 
+@case("torch/one-storage-many-names", verbs=("convert", "ls", "diff"), needle="over and over")
+def many_names(d, ctx):
+    """A 4 MB storage named by 10000 tensors: 40 GB for a conversion to write."""
+    numel = 1 << 20
+    pkl = _state_pickle([(f"t{i}", "0", numel, 0, (numel,), (1,)) for i in range(10000)])
+    return _checkpoint(d / "pytorch_model.bin", pkl, {"0": bytes(4 * numel)})
+
+
 # ---------------------------------------------------------------- the zip container
 
 def _deflate_bomb(mib: int) -> bytes:
