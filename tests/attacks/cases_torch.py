@@ -80,8 +80,9 @@ def _checkpoint(path: Path, data_pkl: bytes, storages: dict[str, bytes] | None =
     return _zip(path, members)
 
 
-def _state_pickle(entries) -> bytes:
-    """A state dict pickle: entries = (name, key, numel, offset, shape, stride), float32."""
+def _state_pickle(entries, legacy: bool = False) -> bytes:
+    """A state dict pickle: entries = (name, key, numel, offset, shape, stride), float32.
+    legacy: the pre-1.6 persistent id, which adds a view-metadata None."""
     e = torchzip._PickleEmitter()
     e.empty_ordered_dict()
     e.out += b"("
@@ -94,7 +95,7 @@ def _state_pickle(entries) -> bytes:
         e.str_(key)
         e.str_("cpu")
         e.int_(numel)
-        e.out += b"tQ"
+        e.out += b"NtQ" if legacy else b"tQ"
         e.int_(offset)
         e.tuple_(shape)
         e.tuple_(stride)
@@ -443,14 +444,23 @@ mutations("torch/bin-flip", (0.01, 0.2, 0.5, 0.8, 0.97, 0.995), _bin_file, flip_
 # ---------------------------------------------------------------- legacy torch.save
 
 def _legacy_base(ctx) -> Path:
-    """A pre-1.6 torch.save of a small state dict, made with the real torch once a session."""
+    """A pre-1.6 torch.save stream of a small state dict, as torch.serialization's legacy
+    _save writes it: magic, protocol, sys info, the object, the sorted storage keys, then each
+    storage as int64 numel + bytes (tests/test_torch_legacy.py reads real torch-made ones)."""
+    import numpy as np
     path = ctx.root / "legacy-base.pt"
     if not path.exists():
-        import torch
-        g = torch.Generator().manual_seed(0)
-        sd = {"a.weight": torch.randn(64, 32, generator=g), "a.bias": torch.randn(64, generator=g),
-              "b.weight": torch.randn(16, 64, generator=g)}
-        torch.save(sd, path, _use_new_zipfile_serialization=False)
+        rng = np.random.default_rng(0)
+        shapes = {"a.weight": (64, 32), "a.bias": (64,), "b.weight": (16, 64)}
+        entries, data = [], b""
+        for key, (name, shape) in enumerate(shapes.items()):
+            numel = int(np.prod(shape))
+            entries.append((name, str(key), numel, 0, shape, torchzip._contiguous_strides(shape)))
+            data += struct.pack("<q", numel) + rng.standard_normal(numel, dtype=np.float32).tobytes()
+        info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
+        path.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2) + pickle.dumps(1001, protocol=2)
+                         + pickle.dumps(info, protocol=2) + _state_pickle(entries, legacy=True)
+                         + pickle.dumps([str(k) for k in range(len(shapes))], protocol=2) + data)
     return path
 
 
