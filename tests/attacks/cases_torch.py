@@ -248,10 +248,16 @@ def _shared_modules(depth: int) -> bytes:
 
 @case("torch/module-shared-children", needle="no tensors", timeout=5)
 def module_shared(d, ctx):
-    """A 2 KB module pickle, each module's _modules holding one child twice, 20 deep: walked
-    2**20 times before. (40 deep, as the audit's 4.7 KB file, now nests deeper than the
-    pickle bound allows, three containers a module level.)"""
+    """A 1.5 KB module pickle, each module's _modules holding one child twice, 20 deep: walked
+    2**20 times before (a timeout). (40 deep, as the audit's 4.7 KB file, now nests deeper
+    than the pickle bound allows, three containers a module level: the case below.)"""
     return _checkpoint(d / "encoder.pkl", _shared_modules(20))
+
+
+@case("torch/module-shared-children-40", needle="nest", timeout=5)
+def module_shared_40(d, ctx):
+    """Shared children 40 deep (3 KB; 2**40 walks before), now past the pickle's nesting bound."""
+    return _checkpoint(d / "encoder.pkl", _shared_modules(40))
 
 
 @case("torch/module-too-deep", needle="deeper", timeout=5)
