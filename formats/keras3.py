@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -454,6 +455,21 @@ def _stored_offset(f, info: zipfile.ZipInfo, file_size: int, label: str) -> int:
     return start
 
 
+def _check_crc(f, start: int, info: zipfile.ZipInfo, path: str) -> None:
+    """The stored member's bytes against the zip's CRC-32 (HDF5 has no checksum of its own
+    over tensor data; the zip does): one sequential pass before anything is read from it."""
+    f.seek(start)
+    crc, left = 0, info.file_size
+    while left:
+        block = f.read(min(left, 1 << 20))
+        if not block:
+            break
+        crc, left = zlib.crc32(block, crc), left - len(block)
+    if left or crc != info.CRC:
+        raise FormatError(f"{info.filename}: CRC-32 {crc:08x} where the zip says {info.CRC:08x}: the "
+                          "archive is corrupt", path=path)
+
+
 def _weights_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
     """model.weights.h5 as a file h5py can open: in place when stored (Keras writes it so),
     else decompressed once, streaming, into an anonymous temporary file."""
@@ -464,6 +480,7 @@ def _weights_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _M
         f = limits.open_regular(path)
         try:
             start = _stored_offset(f, info, os.fstat(f.fileno()).st_size, path)
+            _check_crc(f, start, info, path)
         except BaseException:
             f.close()
             raise

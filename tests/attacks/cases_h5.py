@@ -318,7 +318,7 @@ def _register_redirect(kind: str, attack: str):
     opener, fmt, args, fname = CONTAINERS[kind]
     make, needle = REDIRECTS[attack]
 
-    @case(f"h5/{kind}-{attack}", fmt=fmt, args=args, verbs=("convert", "ls", "import"), needle=needle,
+    @case(f"h5/{kind}-{attack}", fmt=fmt, args=args, verbs=("convert", "ls", "import", "diff"), needle=needle,
           names=fname)
     def build(d, ctx):
         return _replace(opener(d, ctx), make(ctx))
@@ -379,13 +379,14 @@ def tf2_huge_one_chunk(d, ctx):
     return _tf2_with(d, ctx, make, config={"vocab_size": 1 << 24})
 
 
-@case("h5/tf2-chunk-larger-than-data", fmt="tf2", verbs=("convert", "ls", "import"), needle="chunks of",
+@case("h5/tf2-chunk-larger-than-data", fmt="tf2", verbs=("convert", "ls"), needle="chunks of",
       names=TF2_H5)
 def tf2_big_chunk(d, ctx):
-    """A (128, 32) dataset in one deflated (2^20, 32) chunk (a resizable dataset may have
-    chunks larger than itself): libhdf5 inflated the whole 128 MiB chunk to read 16 KB."""
+    """A (128, 32) dataset in one deflated (2^18, 32) chunk (a resizable dataset may have
+    chunks larger than itself): libhdf5 inflated the whole 32 MiB chunk to read 16 KB (and
+    the chunk may be as large as 4 GiB)."""
     def make(f, n, a):
-        ds = f.create_dataset(n, a.shape, np.float32, chunks=(1 << 20, 32), maxshape=(None, 32),
+        ds = f.create_dataset(n, a.shape, np.float32, chunks=(1 << 18, 32), maxshape=(None, 32),
                               compression="gzip")
         ds[...] = a
     return _tf2_with(d, ctx, make)
@@ -526,7 +527,9 @@ def _damage_case(kind: str, how: str, fraction: float, expect: str):
     opener, fmt, args, fname = CONTAINERS[kind]
     label = f"{fraction:g}".replace(".", "_")
 
-    @case(f"h5/{kind}-{how}-{label}", fmt=fmt, args=args, verbs=("convert", "ls"), names=fname, expect=expect)
+    verbs = ("convert", "ls") if how == "truncated" else ("convert",)   # a flip is seen on reading data
+
+    @case(f"h5/{kind}-{how}-{label}", fmt=fmt, args=args, verbs=verbs, names=fname, expect=expect)
     def build(d, ctx):
         t = opener(d, ctx)
         (_truncate if how == "truncated" else _flip)(t.h5, fraction)
@@ -540,6 +543,44 @@ for _kind in CONTAINERS:
 # Metadata sits at both ends of a file libhdf5 wrote (superblock, root group and headers first,
 # then the name lists at the end); tensor data between. h5 has no checksums of its own.
 FLIPS = (0.0, 0.0001, 0.001, 0.003, 0.01, 0.02, 0.05, 0.2, 0.5, 0.8, 0.95, 0.98, 0.99, 0.995, 0.999)
-for _kind in ("tf2", "keras2"):
-    for _at in FLIPS:
-        _damage_case(_kind, "flipped", _at, "clean")
+for _at in FLIPS:
+    _damage_case("tf2", "flipped", _at, "clean")
+for _at in FLIPS[::3]:      # a clean EfficientNet conversion costs more than a BERT one
+    _damage_case("keras2", "flipped", _at, "clean")
+
+
+def _member_span(archive: Path, member: str = "model.weights.h5") -> tuple[int, int]:
+    """Where a stored member's bytes are in the zip: (start, size)."""
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo(member)
+    with open(archive, "rb") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(f.read(4), "<u2")
+    return info.header_offset + 30 + int(name_len) + int(extra_len), info.file_size
+
+
+def _archive_damage_case(how: str, fraction: float):
+    label = f"{fraction:g}".replace(".", "_")
+
+    @case(f"h5/archive-zip-{how}-{label}", fmt="keras", args=CONFIG_ARGS, verbs=("convert", "ls"),
+          names="model.keras")
+    def build(d, ctx):
+        t = _archive(d, ctx)
+        path = t.done()
+        if how == "truncated":
+            _truncate(path, fraction)
+        else:   # a byte of the stored model.weights.h5: the zip's CRC-32 covers it
+            start, size = _member_span(path)
+            data = bytearray(path.read_bytes())
+            data[start + int(size * fraction)] ^= 0x5A
+            path.write_bytes(bytes(data))
+        return path
+    build.__doc__ = (f"the .keras zip truncated at {fraction:.1%}" if how == "truncated" else
+                     f"a byte of the stored model.weights.h5 at {fraction:.1%} of it flipped (tensor data "
+                     "too: it converted silently, before)")
+
+
+for _cut in (0.0, 0.1, 0.5, 0.9, 0.999):
+    _archive_damage_case("truncated", _cut)
+for _at in (0.0, 0.01, 0.3, 0.6, 0.9, 0.999):
+    _archive_damage_case("member-flipped", _at)
