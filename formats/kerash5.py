@@ -685,8 +685,8 @@ class _H5Out:
             self.file = h5py.File(self._guard, mode)
         except BaseException:
             self._guard.close()
+            self.check()        # the disk filled while libhdf5 wrote the superblock
             raise
-        self.check()
 
     def check(self) -> None:
         """Raise the write failure libhdf5 was kept from seeing, naming the final file."""
@@ -754,8 +754,9 @@ class KerasH5Writer(PartialWriter):
         names = _check_name_list(layer_names, "layer_names", self.path)
 
         self._tmp = self.path + ".partial"
-        self._out: _H5Out | None = _H5Out(self._tmp, self.path)
+        self._out: _H5Out | None = None
         try:
+            self._out = _H5Out(self._tmp, self.path)
             f = self._out.file
             save_name_list(f, "layer_names", names)
             f.attrs["backend"] = backend.encode("utf-8")

@@ -584,3 +584,15 @@ for _cut in (0.0, 0.1, 0.5, 0.9, 0.999):
     _archive_damage_case("truncated", _cut)
 for _at in (0.0, 0.01, 0.3, 0.6, 0.9, 0.999):
     _archive_damage_case("member-flipped", _at)
+
+
+@case("h5/tf2-rank-0-gamma", fmt="tf2", verbs=("convert", "ls", "import"), needle="layernorm", names=TF2_H5)
+def tf2_rank0(d, ctx):
+    """gamma a 0-d scalar where a (32,) vector belongs."""
+    return _tf2_with(d, ctx, lambda f, n, a: f.create_dataset(n, data=np.float32(1)), dataset=GAMMA)
+
+
+@case("h5/tf2-null-dataspace", fmt="tf2", verbs=("convert", "ls", "import"), needle="null dataspace", names=TF2_H5)
+def tf2_null(d, ctx):
+    """gamma a dataset with a null dataspace (no shape at all)."""
+    return _tf2_with(d, ctx, lambda f, n, a: f.create_dataset(n, data=h5py.Empty("f4")), dataset=GAMMA)
