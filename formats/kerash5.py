@@ -14,6 +14,14 @@ Writers lay out every group, attribute and dataset up front, so tensors may be w
 any order, one array in memory at a time, into a `.partial` file that only a successful
 `close()` renames into place.
 
+Reading trusts nothing the file declares: every object is reached through hard links only
+(soft, external and user-defined links are refused by name, never followed); external raw
+storage and virtual datasets are refused by name; a dataset's declared bytes must fit what it
+stores in the file (contiguous), or what its allocated chunks can inflate to (chunked); the
+weights' storage together must fit the file; attributes' declared sizes are checked before
+they are read. All of it before a byte of tensor data is read. Writers write through a guard
+that keeps libhdf5 from ever seeing a failed write (a full disk), then fail cleanly themselves.
+
 h5py has no bfloat16 or fp8, so those are stored the Keras 3 way: an opaque dataset of the
 same item size with the attribute `dtype` naming the ml_dtypes type. transformers' TF loader
 (`np.asarray(dataset)` then `K.batch_set_value`) cannot load such tensors; convert them to
