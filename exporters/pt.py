@@ -14,7 +14,7 @@ from .base import Exporter, ExportOptions, Progress
 def write_config(ckpt: Checkpoint, directory: Path, name: str = "config.json") -> None:
     config = dict(ckpt.config)
     config.setdefault("model_type", FAMILIES.get(ckpt.family).model_types[0])
-    with open(directory / name, "w", encoding="utf-8") as f:
+    with sharding.write_errors(directory / name), open(directory / name, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
 
@@ -40,18 +40,25 @@ class PtExporter(Exporter):
         names = sharding.shard_names(stem, ext, len(shards))
         shard_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
         writers = {}
-        for n, shard in enumerate(shards):
-            path = tmp / names[n]
-            if options.bin:
-                shard_aliases = {a: t for a, t in aliases.items() if shard_of[t] == names[n]}
-                writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
-            else:
-                writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
-        for t in tensors:
-            writers[shard_of[t.name]].write(t.name, t.load())
-            progress(t)
-        for w in writers.values():
-            w.close()
+        try:
+            for n, shard in enumerate(shards):
+                path = tmp / names[n]
+                if options.bin:
+                    shard_aliases = {a: t for a, t in aliases.items() if shard_of[t] == names[n]}
+                    writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
+                else:
+                    writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
+            for t in tensors:
+                writers[shard_of[t.name]].write(t.name, t.load())
+                progress(t)
+            for w in writers.values():
+                w.close()
+        except BaseException:
+            # Every writer drops its partial file now (a full disk must not leave an open
+            # archive for the garbage collector to finish).
+            for w in writers.values():
+                w.abort()
+            raise
         if len(shards) > 1:
             weight_map = dict(shard_of)
             weight_map.update({a: shard_of[t] for a, t in aliases.items()})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..formats import tensorbundle
 from ..ir.checkpoint import Checkpoint
+from ..ir.errors import FormatError
 from ..models import FAMILIES
 from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
 from .pt import write_config
@@ -30,9 +31,13 @@ class Tf1Exporter(Exporter):
         tensors, aliases = family.view(view).from_canonical(ckpt, str(tmp))
         view_config = family.view_configs.get(view)
         if view_config is not None:
-            with open(tmp / view_config.filename, "w", encoding="utf-8") as f:
-                json.dump(view_config.from_canonical(ckpt.config), f, indent=2, sort_keys=True)
-                f.write("\n")
+            path = tmp / view_config.filename
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    json.dump(view_config.from_canonical(ckpt.config), f, indent=2, sort_keys=True)
+                    f.write("\n")
+            except OSError as exc:      # a full disk (ENOSPC, EFBIG): one line naming the file
+                raise FormatError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
         else:
             write_config(ckpt, tmp)
         specs, copies = tied_copies(tensors, aliases)

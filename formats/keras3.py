@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import os
 import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import h5py
 
+from ..ir import limits
 from ..ir.errors import FormatError
-from .kerash5 import H5Weight, _decode, _one_line, _open, _weight, looks_like
+from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
+                      _weight, child, looks_like, members, open_h5, scope_of)
 from .torchzip import _LOCAL_HEADER
 
 WEIGHTS_MEMBER = "model.weights.h5"   # keras.src.saving.saving_lib names
@@ -152,10 +154,10 @@ class Keras3Contents:
     skipped: list[str]              # h5 paths of training-state variables (the optimizer's)
 
 
-def _layer_name(vars_group: h5py.Group, label: str) -> str | None:
-    if "name" not in vars_group.attrs:
+def _layer_name(vars_group: h5py.Group, scope: Scope) -> str | None:
+    if not _has_attr(vars_group, "name"):
         return None
-    return _decode(vars_group.attrs["name"], f"{vars_group.name} attribute 'name'", label)
+    return _decode(_read_attr(vars_group, "name", scope), f"{vars_group.name} attribute 'name'", scope.label)
 
 
 def _object(value) -> dict:
@@ -202,56 +204,77 @@ def _match(entries: list[dict], key: str, name: str | None, where: str, label: s
     return found
 
 
-def _holds_variables(group: h5py.Group) -> bool:
-    found = group.visititems(lambda _, obj: True if isinstance(obj, h5py.Dataset) else None)
-    return bool(found)
+def _address(obj) -> int:
+    return h5py.h5o.get_info(obj.id).addr
+
+
+def _datasets(group: h5py.Group, scope: Scope, seen: set) -> list[str]:
+    """Relative paths of every dataset under `group`, walked through hard links only (a soft
+    or external link is refused, see kerash5.child), each group once: a hard link back to an
+    ancestor would otherwise make the walk endless."""
+    out: list[str] = []
+    stack = [("", group)]
+    while stack:
+        prefix, g = stack.pop()
+        if _address(g) in seen:
+            raise scope.fail(f"group {g.name!r} is linked twice into the file's tree (a cycle, or a "
+                             "group shared by two layers)")
+        seen.add(_address(g))
+        for key, obj in members(g, scope):
+            if isinstance(obj, h5py.Group):
+                stack.append((f"{prefix}{key}/", obj))
+            elif isinstance(obj, h5py.Dataset):
+                out.append(f"{prefix}{key}")
+    return sorted(out)
 
 
 def _walk(group: h5py.Group, where: str, entry: dict | None, class_name: str | None,
-          out: list[_Owner], skipped: list[str], label: str) -> None:
+          out: list[_Owner], skipped: list[str], scope: Scope, depth: int = 0) -> None:
     """Collect every `vars` group under `group` (a saveable object's group)."""
-    own = group.get("vars")
+    if depth > limits.MAX_DEPTH:
+        raise scope.fail(f"{where} nests deeper than {limits.MAX_DEPTH} levels")
+    own = child(group, "vars", scope)
     config = _object(entry).get("config")
     config = config if isinstance(config, dict) else None
     if isinstance(own, h5py.Group) and len(own):
-        name = _layer_name(own, label) or _object(config).get("name")
+        name = _layer_name(own, scope) or _object(config).get("name")
         out.append(_Owner(where or "/", name, class_name, config, own))
-    children = group.get("layers")
+    children = child(group, "layers", scope)
     if isinstance(children, h5py.Group):
         entries = _entries(entry)
-        for key, child in children.items():
-            if not isinstance(child, h5py.Group):
+        for key, sub in members(children, scope):
+            if not isinstance(sub, h5py.Group):
                 continue
             child_where = f"{where}/layers/{key}".lstrip("/")
-            if not _holds_variables(child):
+            if not _datasets(sub, scope, set()):
                 continue          # InputLayer, Activation, ...: nothing to name or to match
-            vars_group = child.get("vars")
-            name = _layer_name(vars_group, label) if isinstance(vars_group, h5py.Group) else None
-            found = _match(entries, key, name, child_where, label)
+            vars_group = child(sub, "vars", scope)
+            name = _layer_name(vars_group, scope) if isinstance(vars_group, h5py.Group) else None
+            found = _match(entries, key, name, child_where, scope.label)
             base = _split_key(key)[0]
             cls = str(found.get("class_name")) if found else _BY_SNAKE.get(base, base)
-            _walk(child, child_where, found, cls, out, skipped, label)
-    for key, child in group.items():
-        if key in ("vars", "layers") or not isinstance(child, h5py.Group):
+            _walk(sub, child_where, found, cls, out, skipped, scope, depth + 1)
+    for key, sub in members(group, scope):
+        if key in ("vars", "layers") or not isinstance(sub, h5py.Group):
             continue
         child_where = f"{where}/{key}".lstrip("/")
         if not where and key in TRAINING_STATE:
-            child.visititems(lambda n, obj: skipped.append(f"{child_where}/{n}")
-                             if isinstance(obj, h5py.Dataset) else None)
+            skipped += [f"{child_where}/{n}" for n in _datasets(sub, scope, set())]
             continue
-        _walk(child, child_where, None, None, out, skipped, label)   # an attribute: class unknown
+        _walk(sub, child_where, None, None, out, skipped, scope, depth + 1)   # an attribute: class unknown
 
 
-def _positional(owner: _Owner, label: str) -> list[h5py.Dataset]:
+def _positional(owner: _Owner, scope: Scope) -> list[h5py.Dataset]:
     """The `vars` datasets in order: keys are positions '0', '1', ... (h5py lists them sorted
     as strings, so '10' before '2')."""
-    keys = [str(i) for i in range(len(owner.vars))]
-    if sorted(owner.vars.keys()) != sorted(keys):
-        raise FormatError(f"{owner.where}/vars holds {sorted(owner.vars.keys())[:8]!r}, expected "
-                          f"datasets 0..{len(keys) - 1}", path=label)
-    datasets = [owner.vars[k] for k in keys]
+    found = dict(members(owner.vars, scope))
+    keys = [str(i) for i in range(len(found))]
+    if sorted(found) != sorted(keys):
+        raise FormatError(f"{owner.where}/vars holds {sorted(found)[:8]!r}, expected "
+                          f"datasets 0..{len(keys) - 1}", path=scope.label)
+    datasets = [found[k] for k in keys]
     if not all(isinstance(d, h5py.Dataset) for d in datasets):
-        raise FormatError(f"{owner.where}/vars holds a group where a variable should be", path=label)
+        raise FormatError(f"{owner.where}/vars holds a group where a variable should be", path=scope.label)
     return datasets
 
 
@@ -297,14 +320,16 @@ def _leaves(owner: _Owner, n: int, label: str, archive: bool) -> list[str]:
 def _read_root(f: h5py.File, source, label: str, config: dict | None) -> Keras3Contents:
     """Name and wrap every variable in an opened Keras 3 weights file. `source` is what the
     lazy loaders reopen (a path or a file object); `label` is what errors name."""
-    if "layer_names" in f.attrs or "layer_names0" in f.attrs:
+    if _has_attr(f, "layer_names") or _has_attr(f, "layer_names0"):
         raise FormatError("a Keras 2 / tf-keras h5 weights file, not a Keras 3 one", path=label)
-    if not isinstance(f.get("layers"), h5py.Group) and not isinstance(f.get("vars"), h5py.Group):
+    scope = scope_of(source, label)
+    if not isinstance(child(f, "layers", scope), h5py.Group) and not isinstance(child(f, "vars", scope), h5py.Group):
         raise FormatError("no 'layers' or 'vars' group: not a Keras 3 weights file", path=label)
+    _datasets(f, scope, set())    # every group is reached through hard links only, and once
     owners: list[_Owner] = []
     skipped: list[str] = []
     root_class = str(config.get("class_name")) if config else None
-    _walk(f, "", config, root_class, owners, skipped, label)
+    _walk(f, "", config, root_class, owners, skipped, scope)
     archive = config is not None
     weights = []
     for owner in owners:
@@ -313,10 +338,10 @@ def _read_root(f: h5py.File, source, label: str, config: dict | None) -> Keras3C
             raise FormatError(f"{WEIGHTS_MEMBER if archive else 'the file'} does not name the layer at "
                               f"{owner.where} (tf-keras writes no layer names)"
                               + ("" if archive else "; read the model's .keras file instead"), path=label)
-        datasets = _positional(owner, label)
+        datasets = _positional(owner, scope)
         for ds, leaf in zip(datasets, _leaves(owner, len(datasets), label, archive)):
             # Named by its h5 path first, so the tensor's `source` says where it was read.
-            w = _weight(source, name, ds.name.lstrip("/"), ds)
+            w = _weight(source, name, ds.name.lstrip("/"), ds, scope)
             weights.append(H5Weight(name, f"{name}/{leaf}", w.tensor.with_spec(name=f"{name}/{leaf}")))
     return Keras3Contents(weights, skipped)
 
@@ -325,7 +350,7 @@ def _read_open(open_h5: Callable[[], h5py.File], source, label: str, config: dic
     try:
         with open_h5() as f:
             return _read_root(f, source, label, config)
-    except (OSError, RuntimeError, KeyError, ValueError, UnicodeError) as e:
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError) as e:
         raise FormatError(f"unreadable Keras 3 weights: {_one_line(e)}", path=label) from None
 
 
@@ -338,10 +363,10 @@ def is_weights_h5(path) -> bool:
     if not os.path.isfile(path) or not looks_like(path):
         return False
     try:
-        with h5py.File(path, "r") as f:
-            if "layer_names" in f.attrs or "layer_names0" in f.attrs or "model_weights" in f:
+        with h5py.File(path, "r") as f:   # links are looked at, not followed (read_weights_h5 refuses them)
+            if _has_attr(f, "layer_names") or _has_attr(f, "layer_names0") or _link_type(f, "model_weights"):
                 return False
-            return isinstance(f.get("layers"), h5py.Group) or isinstance(f.get("vars"), h5py.Group)
+            return _link_type(f, "layers") is not None or _link_type(f, "vars") is not None
     except (OSError, RuntimeError, ValueError):
         return False
 
@@ -363,7 +388,7 @@ def read_weights_h5(path) -> Keras3Contents:
     """Lazy, Keras 2-named weights of a bare Keras 3 `.weights.h5` (no config: optional
     variables are inferred from each layer's class and variable count)."""
     path = os.fspath(path)
-    return _read_open(lambda: _open(path), path, path, None)
+    return _read_open(lambda: open_h5(path), path, path, None)
 
 
 class _Member(io.RawIOBase):
@@ -406,6 +431,10 @@ class _Member(io.RawIOBase):
             self._f.close()
         super().close()
 
+    @property
+    def size(self) -> int:
+        return self._size
+
     def __str__(self) -> str:
         return self._label
 
@@ -426,6 +455,21 @@ def _stored_offset(f, info: zipfile.ZipInfo, file_size: int, label: str) -> int:
     return start
 
 
+def _check_crc(f, start: int, info: zipfile.ZipInfo, path: str) -> None:
+    """The stored member's bytes against the zip's CRC-32 (HDF5 has no checksum of its own
+    over tensor data; the zip does): one sequential pass before anything is read from it."""
+    f.seek(start)
+    crc, left = 0, info.file_size
+    while left:
+        block = f.read(min(left, 1 << 20))
+        if not block:
+            break
+        crc, left = zlib.crc32(block, crc), left - len(block)
+    if left or crc != info.CRC:
+        raise FormatError(f"{info.filename}: CRC-32 {crc:08x} where the zip says {info.CRC:08x}: the "
+                          "archive is corrupt", path=path)
+
+
 def _weights_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
     """model.weights.h5 as a file h5py can open: in place when stored (Keras writes it so),
     else decompressed once, streaming, into an anonymous temporary file."""
@@ -433,13 +477,15 @@ def _weights_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _M
     if info.flag_bits & 1:
         raise FormatError(f"{WEIGHTS_MEMBER} is encrypted", path=path)
     if info.compress_type == zipfile.ZIP_STORED:
-        f = open(path, "rb")
+        f = limits.open_regular(path)
         try:
             start = _stored_offset(f, info, os.fstat(f.fileno()).st_size, path)
+            _check_crc(f, start, info, path)
         except BaseException:
             f.close()
             raise
         return _Member(f, start, info.file_size, label)
+    _check_inflation(path, info)
     tmp = tempfile.TemporaryFile()
     try:
         with zf.open(info) as src:
@@ -450,13 +496,24 @@ def _weights_member(path: str, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> _M
     return _Member(tmp, 0, info.file_size, label)
 
 
+def _check_inflation(path: str, info: zipfile.ZipInfo) -> None:
+    """A compressed member may declare no more than deflate can expand its bytes to."""
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > max(info.compress_size, 1) * MAX_INFLATION:
+        raise FormatError(f"{info.filename} declares {info.file_size:,} bytes from {info.compress_size:,} "
+                          f"compressed (more than {MAX_INFLATION}:1): corrupt", path=path)
+
+
 def _archive_config(path: str, zf: zipfile.ZipFile) -> dict:
     try:
-        config = json.loads(zf.read(CONFIG_MEMBER).decode("utf-8"))
+        info = zf.getinfo(CONFIG_MEMBER)
     except KeyError:
         raise FormatError(f"no {CONFIG_MEMBER} in the archive: not a .keras model file", path=path) from None
-    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, ValueError) as e:
+    _check_inflation(path, info)
+    try:
+        text = zf.read(info).decode("utf-8")
+    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, ValueError, NotImplementedError) as e:
         raise FormatError(f"{CONFIG_MEMBER} is not readable JSON: {_one_line(e)}", path=path) from None
+    config = limits.loads_json(text, path=path, what=CONFIG_MEMBER)
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise FormatError(f"{CONFIG_MEMBER} is not a Keras model config (no class_name/config object)",
                           path=path)
@@ -467,6 +524,7 @@ def read_archive(path) -> Keras3Contents:
     """Lazy, Keras 2-named weights of a `.keras` archive, each layer's optional variables
     decided by its config.json entry."""
     path = os.fspath(path)
+    limits.require_regular(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
@@ -481,7 +539,7 @@ def read_archive(path) -> Keras3Contents:
         config = _archive_config(path, zf)
         member = _weights_member(path, zf, zf.getinfo(WEIGHTS_MEMBER))
     try:
-        return _read_open(lambda: h5py.File(member, "r"), member, path, config)
+        return _read_open(lambda: open_h5(member, path), member, path, config)
     except BaseException:
         member.close()
         raise

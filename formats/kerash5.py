@@ -14,6 +14,14 @@ Writers lay out every group, attribute and dataset up front, so tensors may be w
 any order, one array in memory at a time, into a `.partial` file that only a successful
 `close()` renames into place.
 
+Reading trusts nothing the file declares: every object is reached through hard links only
+(soft, external and user-defined links are refused by name, never followed); external raw
+storage and virtual datasets are refused by name; a dataset's declared bytes must fit what it
+stores in the file (contiguous), or what its allocated chunks can inflate to (chunked); the
+weights' storage together must fit the file; attributes' declared sizes are checked before
+they are read. All of it before a byte of tensor data is read. Writers write through a guard
+that keeps libhdf5 from ever seeing a failed write (a full disk), then fail cleanly themselves.
+
 h5py has no bfloat16 or fp8, so those are stored the Keras 3 way: an opaque dataset of the
 same item size with the attribute `dtype` naming the ml_dtypes type. transformers' TF loader
 (`np.asarray(dataset)` then `K.batch_set_value`) cannot load such tensors; convert them to
@@ -21,6 +29,7 @@ float32 first when the file is meant for `TF*.from_pretrained`.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections import Counter
@@ -31,6 +40,7 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
+from ..ir import limits
 from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
@@ -73,6 +83,165 @@ def strip_model_name(name: str) -> str:
     return name
 
 
+# --------------------------------------------------------------------------- what a file may point at
+
+# Decompression never expands data more than this: deflate's limit (one 258-byte match per
+# two bits is 1032:1); shuffle and fletcher32 do not compress, lzf expands less than deflate.
+MAX_INFLATION = 1032
+# The filters whose expansion that bounds. Any other (szip, nbit, scaleoffset, which stores a
+# constant chunk in a few bytes, or a plugin libhdf5 would load from HDF5_PLUGIN_PATH) is
+# refused by name before a byte of data is read.
+_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle",
+            h5py.h5z.FILTER_FLETCHER32: "fletcher32", h5py.h5z.FILTER_LZF: "lzf"}
+_COMPRESSING = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_LZF}
+# h5py's automatic chunking never makes a chunk over 1 MiB; a chunk may exceed its dataset's
+# data by no more than this.
+MAX_SPARE_CHUNK = 4 << 20
+_LINK_KINDS = {h5py.h5l.TYPE_SOFT: "soft link", h5py.h5l.TYPE_EXTERNAL: "external link"}
+_OUTSIDE = "refusing to read a file outside the input"
+_H5_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError)
+
+
+class Scope:
+    """One HDF5 file being read: the label errors name, its size, and how many of its bytes
+    the weights read so far occupy. Each weight's storage must be its own: overlapping
+    storage, or one dataset hard-linked under many names, would multiply the file."""
+
+    def __init__(self, label: str, size: int):
+        self.label, self.size, self.used = label, int(size), 0
+
+    def fail(self, message: str, cls=FormatError) -> FormatError:
+        return cls(message, path=self.label)
+
+
+def scope_of(source, label: str) -> Scope:
+    """The Scope of a path (a regular file) or of a sized file object (a zip member)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Scope(label, limits.file_size(source))
+    return Scope(label, source.size)
+
+
+def _link_type(group: h5py.Group, name: str):
+    """The h5py.h5l.TYPE_* of link `name` in `group`, or None if there is none; not followed."""
+    try:
+        return group.id.links.get_info(name.encode("utf-8", "surrogateescape")).type
+    except _H5_ERRORS:
+        return None
+
+
+def _link_target(group: h5py.Group, name: str) -> str:
+    try:
+        link = group.get(name, getlink=True)
+    except _H5_ERRORS:
+        return "?"
+    if isinstance(link, h5py.ExternalLink):
+        return f"{link.filename}:{link.path}"
+    return str(getattr(link, "path", "?"))
+
+
+def child(group: h5py.Group, name: str, scope: Scope, what: str = "member"):
+    """Member `name` of `group` if a hard link holds it, None if there is none. A soft,
+    external or user-defined link is refused by name, never followed: an external link reads
+    another file, and a soft link may lead through one (or anywhere in this file)."""
+    kind = _link_type(group, name)
+    if kind is None:
+        return None
+    where = f"{group.name.rstrip('/')}/{name}"
+    if kind != h5py.h5l.TYPE_HARD:
+        desc = _LINK_KINDS.get(kind, f"user-defined link (type {kind})")
+        outside = f"; {_OUTSIDE}" if kind != h5py.h5l.TYPE_SOFT else ""
+        raise scope.fail(f"{what} {where!r} is an HDF5 {desc} to {_link_target(group, name)}, not an "
+                         f"object stored there; links are not followed{outside}")
+    try:
+        return group[name]
+    except _H5_ERRORS as e:
+        raise scope.fail(f"{what} {where!r}: unreadable object header: {_one_line(e)}") from None
+
+
+def resolve(group: h5py.Group, relpath: str, scope: Scope, what: str = "member"):
+    """The object at `relpath` under `group`, one hard link at a time (None if absent)."""
+    parts = relpath.split("/")
+    if any(p in ("", ".") for p in parts):
+        raise scope.fail(f"{what} {relpath!r} under {group.name!r} is not a relative HDF5 path")
+    obj = group
+    for part in parts:
+        if not isinstance(obj, h5py.Group):
+            return None
+        obj = child(obj, part, scope, what)
+        if obj is None:
+            return None
+    return obj
+
+
+def members(group: h5py.Group, scope: Scope, what: str = "member"):
+    """(name, object) of every member of `group`, each through a hard link (see child)."""
+    try:
+        names = list(group.keys())
+    except _H5_ERRORS as e:
+        raise scope.fail(f"cannot list {group.name!r}: {_one_line(e)}") from None
+    for name in names:
+        yield name, child(group, name, scope, what)
+
+
+def _check_storage(ds: h5py.Dataset, nbytes: int, scope: Scope, what: str) -> None:
+    """Refuse data that lives outside the file (external raw storage, a virtual dataset's
+    sources), filters whose expansion is unbounded, and declared sizes the stored bytes
+    cannot hold, all before a byte of data is read; then count the storage as used."""
+    if ds.is_virtual:
+        sources = sorted({m.file_name for m in ds.virtual_sources()})
+        raise scope.fail(f"{what} is an HDF5 virtual dataset (data mapped from {', '.join(sources) or '?'}); "
+                         f"{_OUTSIDE}")
+    external = ds.external
+    if external:
+        files = ", ".join(sorted({os.fsdecode(e[0]) for e in external}))
+        raise scope.fail(f"{what} uses HDF5 external storage (data in {files}); {_OUTSIDE}")
+    dcpl = ds.id.get_create_plist()
+    filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
+    unknown = [f for f in filters if f not in _FILTERS]
+    if unknown:
+        raise scope.fail(f"{what} uses HDF5 filter(s) {unknown!r}, which this version does not read "
+                         f"(it reads {', '.join(_FILTERS.values())})")
+    layout = dcpl.get_layout()
+    if nbytes == 0:
+        return
+    stored = ds.id.get_storage_size()
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = ds.id.get_offset()
+        if offset is None or stored < nbytes:
+            raise scope.fail(f"{what} declares {nbytes:,} bytes but stores {stored:,} (never written, "
+                             "or corrupt)")
+        if offset + nbytes > scope.size:
+            raise scope.fail(f"{what} declares {nbytes:,} bytes at offset {offset:,} but the file has "
+                             f"{scope.size:,}: truncated or corrupt")
+    elif layout == h5py.h5d.CHUNKED:
+        chunk = dcpl.get_chunk()
+        if len(chunk) != len(ds.shape) or min(chunk, default=1) < 1:
+            raise scope.fail(f"{what} has chunks {list(chunk)} for shape {list(ds.shape)}")
+        grid = math.prod(-(-d // c) for d, c in zip(ds.shape, chunk))
+        have = ds.id.get_num_chunks()
+        if have < grid:
+            raise scope.fail(f"{what} stores {have:,} of its {grid:,} chunks (never fully written, "
+                             "or corrupt)")
+        chunk_bytes = math.prod(chunk) * ds.dtype.itemsize
+        if chunk_bytes > max(nbytes, MAX_SPARE_CHUNK):
+            # A resizable dataset may have chunks larger than its data; libhdf5 inflates
+            # whole chunks, so a 16 KB weight could cost gigabytes to read.
+            raise scope.fail(f"{what} stores its {nbytes:,} bytes in chunks of {chunk_bytes:,}, which "
+                             "reading would inflate whole: corrupt or hostile")
+        ratio = MAX_INFLATION if set(filters) & _COMPRESSING else 1
+        unpacked = grid * chunk_bytes
+        if unpacked > stored * ratio:
+            how = f"compressed, at most {ratio}:1" if ratio > 1 else "uncompressed"
+            raise scope.fail(f"{what} declares {unpacked:,} bytes of chunks but stores {stored:,} "
+                             f"({how}): corrupt")
+    elif layout != h5py.h5d.COMPACT:
+        raise scope.fail(f"{what} has HDF5 storage layout {layout}, which this version does not read")
+    if stored > scope.size - scope.used:
+        raise scope.fail(f"{what}: the weights' storage adds up to more than the file's "
+                         f"{scope.size:,} bytes: datasets overlap or are linked under several names")
+    scope.used += stored
+
+
 # --------------------------------------------------------------------------- attributes
 
 def _decode(item, what: str, path: str) -> str:
@@ -92,12 +261,32 @@ def _decode(item, what: str, path: str) -> str:
                       path=path)
 
 
-def _read_attr(obj, key, path: str):
+def _has_attr(obj, key: str) -> bool:
+    try:
+        return key in obj.attrs
+    except _H5_ERRORS:
+        return False
+
+
+def _read_attr(obj, key, scope: Scope):
+    """An attribute's value, its declared size checked against the file first (a damaged
+    dataspace could otherwise ask for any amount of memory)."""
+    what = f"attribute {key!r} of {obj.name!r}"
+    try:
+        aid = obj.attrs.get_id(key)
+        count = math.prod(aid.shape or ())
+        per = aid.dtype.itemsize
+        if aid.dtype.kind == "O":       # variable-length: a 16-byte heap reference each in the file
+            per = max(per, 16)
+    except _H5_ERRORS as e:
+        raise scope.fail(f"cannot read {what}: {_one_line(e)}") from None
+    if count * per > scope.size:
+        raise scope.fail(f"{what} declares {count:,} items ({count * per:,} bytes) but the file has "
+                         f"{scope.size:,}: corrupt")
     try:
         return obj.attrs[key]
-    except (OSError, TypeError, ValueError, UnicodeError) as e:
-        raise FormatError(f"cannot read attribute {key!r} of {obj.name!r}: {_one_line(e)}",
-                          path=path) from None
+    except _H5_ERRORS as e:
+        raise scope.fail(f"cannot read {what}: {_one_line(e)}") from None
 
 
 def _string_list(value, what: str, path: str) -> list[str]:
@@ -112,19 +301,19 @@ def _string_list(value, what: str, path: str) -> list[str]:
 
 
 def _has_name_list(obj, name: str) -> bool:
-    return name in obj.attrs or f"{name}0" in obj.attrs
+    return _has_attr(obj, name) or _has_attr(obj, f"{name}0")
 
 
-def load_name_list(obj, name: str, path: str) -> list[str]:
+def load_name_list(obj, name: str, scope: Scope) -> list[str]:
     """`name`, or the chunks `name0`, `name1`, ... (tf-keras load_attributes_from_hdf5_group)."""
     where = f"{obj.name} attribute"
-    if name in obj.attrs:
-        return _string_list(_read_attr(obj, name, path), f"{where} {name!r}", path)
+    if _has_attr(obj, name):
+        return _string_list(_read_attr(obj, name, scope), f"{where} {name!r}", scope.label)
     out: list[str] = []
     i = 0
-    while f"{name}{i}" in obj.attrs:
+    while _has_attr(obj, f"{name}{i}"):
         key = f"{name}{i}"
-        out += _string_list(_read_attr(obj, key, path), f"{where} {key!r}", path)
+        out += _string_list(_read_attr(obj, key, scope), f"{where} {key!r}", scope.label)
         i += 1
     return out
 
@@ -179,10 +368,10 @@ class H5Contents:
 
 
 def looks_like(path) -> bool:
-    """An HDF5 signature at offset 0, 512, 1024, ... (HDF5 allows a user block before it)."""
-    path = os.fspath(path)
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    """An HDF5 signature at offset 0, 512, 1024, ... (HDF5 allows a user block before it).
+    A FIFO or device is refused (FormatError), not opened."""
+    with limits.open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
         offset = 0
         while offset + 8 <= size:
             f.seek(offset)
@@ -192,47 +381,82 @@ def looks_like(path) -> bool:
     return False
 
 
-def _open(path: str, mode: str = "r") -> h5py.File:
-    if not os.path.isfile(path):
-        raise FormatError("no such file" if not os.path.exists(path) else "not a file", path=path)
-    if not looks_like(path):
+def open_h5(source, label: str | None = None) -> h5py.File:
+    """An HDF5 file opened for reading: a path (a regular file with an HDF5 signature) or a
+    file object. libhdf5's own errors become one FormatError naming `label`."""
+    label = label or os.fspath(source)
+    if isinstance(source, (str, os.PathLike)) and not looks_like(source):
         raise FormatError("not an HDF5 file (no HDF5 signature); expected a Keras .h5 weights "
-                          "file", path=path)
+                          "file", path=label)
     try:
-        return h5py.File(path, mode)
-    except OSError as e:
-        raise FormatError(f"unreadable or truncated HDF5 file: {_one_line(e)}", path=path) from None
+        return h5py.File(source, "r")
+    except _H5_ERRORS as e:
+        raise FormatError(f"unreadable or truncated HDF5 file: {_one_line(e)}", path=label) from None
 
 
-def _dtype_of(ds: h5py.Dataset, name: str, path: str) -> tuple[DType, bool]:
+def _open(path: str) -> h5py.File:
+    return open_h5(path, path)
+
+
+def _dtype_of(ds: h5py.Dataset, name: str, scope: Scope) -> tuple[DType, bool]:
     """The IR dtype of a dataset, and whether its raw items must be reinterpreted (opaque bf16/fp8)."""
-    dt = ds.dtype
-    tag = ds.attrs.get(_DTYPE_ATTR)
+    where = f"weight {name!r}: dataset {ds.name!r}"
+    try:
+        dt = ds.dtype
+    except _H5_ERRORS as e:
+        raise scope.fail(f"{where} has an HDF5 type numpy cannot hold: {_one_line(e)}", DTypeError) from None
+    kind = ("a compound" if dt.names is not None else "an array-typed" if dt.subdtype is not None
+            else "an object-reference" if h5py.check_ref_dtype(dt) is not None
+            else "a string" if dt.kind in "SU" or h5py.check_string_dtype(dt) is not None
+            else "a variable-length" if dt.kind == "O" else None)
+    if kind:
+        raise scope.fail(f"{where} is {kind} dataset ({dt}), expected numbers", DTypeError)
+    tag = _read_attr(ds, _DTYPE_ATTR, scope) if _has_attr(ds, _DTYPE_ATTR) else None
     if isinstance(tag, (str, bytes, np.bytes_)):
-        tag = _decode(tag, f"dataset {ds.name!r} attribute 'dtype'", path)
+        tag = _decode(tag, f"dataset {ds.name!r} attribute 'dtype'", scope.label)
         target = _OPAQUE.get(tag)
         # Keras 3 writes opaque |V2; other writers stored the bits as a same-sized uint.
-        if (target is not None and dt.kind in "Vu" and dt.names is None
-                and dt.itemsize == target.itemsize):
+        if target is not None and dt.kind in "Vu" and dt.itemsize == target.itemsize:
             return target, True
-    if dt.kind == "V" and dt.names is None:
-        raise DTypeError(f"weight {name!r}: opaque {dt.itemsize}-byte dataset {ds.name!r} without "
-                         f"a known 'dtype' attribute (got {tag!r}; known: {sorted(_OPAQUE)})",
-                         path=path)
+    if dt.kind == "V":
+        raise scope.fail(f"weight {name!r}: opaque {dt.itemsize}-byte dataset {ds.name!r} without a known "
+                         f"'dtype' attribute (got {tag!r}; known: {sorted(_OPAQUE)})", DTypeError)
     try:
         return from_numpy(dt), False
     except DTypeError as e:
-        raise DTypeError(f"weight {name!r}: dataset {ds.name!r}: {e}", path=path) from None
+        raise scope.fail(f"{where}: {e}", DTypeError) from None
 
 
-def _loader(path: str, dset_path: str, spec: TensorSpec, reinterpret: bool):
+def _spec(ds: h5py.Dataset, name: str, scope: Scope) -> tuple[TensorSpec, bool]:
+    """A dataset's spec, after every check that it is one irconv may read (see _check_storage)."""
+    try:
+        if ds.shape is None:
+            raise scope.fail(f"weight {name!r}: dataset {ds.name!r} has a null dataspace (no shape)")
+        dtype, reinterpret = _dtype_of(ds, name, scope)
+        shape = limits.check_shape(list(ds.shape), ds.dtype.itemsize, path=scope.label, name=name)
+        spec = TensorSpec(name, dtype, shape)
+        _check_storage(ds, spec.numel * ds.dtype.itemsize, scope, f"weight {name!r}: dataset {ds.name!r}")
+    except _H5_ERRORS as e:
+        raise scope.fail(f"weight {name!r}: dataset {ds.name!r}: unreadable metadata: {_one_line(e)}") from None
+    return spec, reinterpret
+
+
+def _loader(source, label: str, dset_path: str, spec: TensorSpec, reinterpret: bool):
     def load() -> np.ndarray:
-        try:
-            with h5py.File(path, "r") as f:
-                arr = np.asarray(f[dset_path][()])
-        except (OSError, KeyError, TypeError, ValueError) as e:
-            raise FormatError(f"weight {spec.name!r}: cannot read dataset {dset_path!r}: "
-                              f"{_one_line(e)} (file changed since it was read?)", path=path) from None
+        # Reopened and checked again: the file may have changed since it was listed.
+        scope = scope_of(source, label)
+        with open_h5(source, label) as f:
+            try:
+                ds = resolve(f, dset_path.lstrip("/"), scope, "dataset")
+                if not isinstance(ds, h5py.Dataset):
+                    raise KeyError("no such dataset")
+                again, _ = _spec(ds, spec.name, scope)
+                if (again.dtype, again.shape) != (spec.dtype, spec.shape):
+                    raise ValueError(f"it is {again.dtype} {list(again.shape)} now")
+                arr = np.asarray(ds[()])
+            except _H5_ERRORS as e:
+                raise FormatError(f"weight {spec.name!r}: cannot read dataset {dset_path!r}: "
+                                  f"{_one_line(e)} (file changed since it was read?)", path=label) from None
         if reinterpret:
             return arr.view(spec.dtype.numpy)
         if arr.dtype != spec.dtype.numpy:   # big-endian files: same values, native order
@@ -241,38 +465,35 @@ def _loader(path: str, dset_path: str, spec: TensorSpec, reinterpret: bool):
     return load
 
 
-def _weight(path: str, layer: str, name: str, ds: h5py.Dataset) -> H5Weight:
-    if ds.shape is None:
-        raise FormatError(f"weight {name!r}: dataset {ds.name!r} has a null dataspace (no shape)",
-                          path=path)
-    dtype, reinterpret = _dtype_of(ds, name, path)
-    spec = TensorSpec(name, dtype, tuple(int(d) for d in ds.shape))
-    return H5Weight(layer, name, Tensor(spec, _loader(path, ds.name, spec, reinterpret)))
+def _weight(source, layer: str, name: str, ds: h5py.Dataset, scope: Scope) -> H5Weight:
+    """A lazy weight of dataset `ds` in the file `source` (a path or a file object) is."""
+    spec, reinterpret = _spec(ds, name, scope)
+    return H5Weight(layer, name, Tensor(spec, _loader(source, scope.label, ds.name, spec, reinterpret)))
 
 
-def _weights_root(f: h5py.File, path: str) -> h5py.Group:
+def _weights_root(f: h5py.File, scope: Scope) -> h5py.Group:
     if _has_name_list(f, "layer_names"):
         return f
-    mw = f.get(MODEL_WEIGHTS_GROUP)
+    mw = child(f, MODEL_WEIGHTS_GROUP, scope, "group")
     if isinstance(mw, h5py.Group) and _has_name_list(mw, "layer_names"):
         return mw
     hint = ""
-    if "layers" in f or "vars" in f:
+    if _link_type(f, "layers") is not None or _link_type(f, "vars") is not None:
         hint = " (it looks like a Keras 3 .weights.h5 file, a different format)"
-    raise FormatError(f"HDF5 file has no 'layer_names' attribute at / or /{MODEL_WEIGHTS_GROUP}: "
-                      f"not a Keras weights file{hint}", path=path)
+    raise scope.fail(f"HDF5 file has no 'layer_names' attribute at / or /{MODEL_WEIGHTS_GROUP}: "
+                     f"not a Keras weights file{hint}")
 
 
-def _attrs(f: h5py.File, root: h5py.Group, path: str) -> dict:
+def _attrs(f: h5py.File, root: h5py.Group, scope: Scope) -> dict:
     out = {}
     for obj in (f, root) if root is not f else (f,):
         for raw_key in obj.attrs:
-            key = _decode(raw_key, f"{obj.name} attribute name", path)
+            key = _decode(raw_key, f"{obj.name} attribute name", scope.label)
             if key == "layer_names" or (key.startswith("layer_names") and key[11:].isdigit()):
                 continue
-            value = _read_attr(obj, raw_key, path)
+            value = _read_attr(obj, raw_key, scope)
             if isinstance(value, (str, bytes, np.bytes_)):
-                value = _decode(value, f"attribute {key!r}", path)
+                value = _decode(value, f"attribute {key!r}", scope.label)
             out[key] = value
     return out
 
@@ -282,44 +503,46 @@ def read(path) -> H5Contents:
     listed by several layers appear once per layer) and root attributes of a Keras 2 .h5
     weights or full-model file, or of an HF TF shard (then layer='' and name = dataset path)."""
     path = os.fspath(path)
+    scope = scope_of(path, path)
     with _open(path) as f:
         try:
-            return _read_open(f, path)
-        except (OSError, RuntimeError, UnicodeError) as e:   # h5py on damaged object headers
+            return _read_open(f, path, scope)
+        except _H5_ERRORS as e:   # h5py on damaged object headers
             raise FormatError(f"unreadable HDF5 structure: {_one_line(e)}", path=path) from None
 
 
-def _read_open(f: h5py.File, path: str) -> H5Contents:
-    root = _weights_root(f, path)
-    layer_names = load_name_list(root, "layer_names", path)
-    attrs = _attrs(f, root, path)
-    first = root.get(layer_names[0]) if layer_names else None
+def _read_open(f: h5py.File, path: str, scope: Scope) -> H5Contents:
+    root = _weights_root(f, scope)
+    layer_names = load_name_list(root, "layer_names", scope)
+    attrs = _attrs(f, root, scope)
     weights: list[H5Weight] = []
     dangling: list[str] = []
+    first = resolve(root, layer_names[0], scope, "layer") if layer_names else None
     if isinstance(first, h5py.Dataset):   # HF shard: layer_names are datasets at the root
         for name in layer_names:
-            ds = root.get(name)
+            ds = resolve(root, name, scope, "weight")
             if isinstance(ds, h5py.Dataset):
-                weights.append(_weight(path, "", name, ds))
+                weights.append(_weight(path, "", name, ds, scope))
             else:
                 dangling.append(name)
         if dangling:
             raise FormatError(f"HF shard layer_names without a dataset ({len(dangling)}): "
                               f"{dangling!r}", path=path)
         return H5Contents(layer_names, weights, attrs, shard=True)
-    no_group = [n for n in layer_names if not isinstance(root.get(n), h5py.Group)]
+    groups = {n: resolve(root, n, scope, "layer") for n in layer_names}
+    no_group = [n for n, g in groups.items() if not isinstance(g, h5py.Group)]
     if no_group:
         raise FormatError(f"layer(s) {no_group!r} listed in layer_names have no group",
                           path=path)
     # A subclassed model's own variables (ALIGN's `temperature`) sit in a group that
     # layer_names does not list; Keras 2 saves and loads them after the layers'.
-    own = [TOP_LEVEL_GROUP] if isinstance(root.get(TOP_LEVEL_GROUP), h5py.Group) else []
-    for layer in [*layer_names, *own]:
-        g = root[layer]
-        for name in load_name_list(g, "weight_names", path):
-            ds = g.get(name)
+    own = child(root, TOP_LEVEL_GROUP, scope, "group")
+    layers = [(n, groups[n]) for n in layer_names] + ([(TOP_LEVEL_GROUP, own)] if isinstance(own, h5py.Group) else [])
+    for layer, g in layers:
+        for name in load_name_list(g, "weight_names", scope):
+            ds = resolve(g, name, scope, "weight")
             if isinstance(ds, h5py.Dataset):
-                weights.append(_weight(path, layer, name, ds))
+                weights.append(_weight(path, layer, name, ds, scope))
             else:
                 dangling.append(f"{layer}/{name}")
     if dangling:
@@ -402,6 +625,102 @@ def _fill(ds, spec: TensorSpec, array: np.ndarray) -> None:
         ds[...] = array.view(ds.dtype) if _is_ml_dtype(spec.dtype) else array
 
 
+class _GuardedFile(io.RawIOBase):
+    """The file a writer's libhdf5 writes through (h5py's file-object driver). The first
+    failed write (ENOSPC, EFBIG) is kept and every later write dropped, so libhdf5 never
+    sees a failure: a failed write inside it leaves its caches half-flushed and its handles
+    torn down, and closing them then prints pages of errors or crashes the interpreter. The
+    writer checks `error` after each step and raises it itself (see _H5Out)."""
+
+    def __init__(self, path: str, mode: str):
+        super().__init__()
+        self._f = open(path, mode, buffering=0)
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buf) -> int:
+        return self._f.readinto(buf)
+
+    def write(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    done += self._f.write(view[done:]) or 0
+            except OSError as e:
+                self.error = e
+        return len(view)
+
+    def truncate(self, size=None) -> int:
+        if self.error is None:
+            try:
+                return self._f.truncate(size)
+            except OSError as e:
+                self.error = e
+        return self._f.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self._f.close()
+        super().close()
+
+
+class _H5Out:
+    """An HDF5 file being written at `tmp` for `path` (what errors name)."""
+
+    def __init__(self, tmp: str, path: str, mode: str = "w"):
+        self.tmp, self.path = tmp, path
+        self._guard = _GuardedFile(tmp, "w+b" if mode == "w" else "r+b")
+        try:
+            self.file = h5py.File(self._guard, mode)
+        except BaseException:
+            self._guard.close()
+            self.check()        # the disk filled while libhdf5 wrote the superblock
+            raise
+
+    def check(self) -> None:
+        """Raise the write failure libhdf5 was kept from seeing, naming the final file."""
+        e = self._guard.error
+        if e is not None:
+            raise OSError(e.errno, e.strerror or str(e), self.path)
+
+    def close(self) -> None:
+        """Finish the file; raises the first write failure, if any (the file is then closed)."""
+        try:
+            self.file.close()
+        finally:
+            self._guard.close()
+        self.check()
+
+    def discard(self) -> None:
+        """Close without raising, and remove the file."""
+        try:
+            self.file.close()
+        except Exception:    # noqa: BLE001 - whatever libhdf5 says, the file is being dropped
+            pass
+        self._guard.close()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+
 class KerasH5Writer(PartialWriter):
     """Write a Keras 2 / tf-keras weights file (what `save_weights("x.h5")` writes).
 
@@ -443,9 +762,10 @@ class KerasH5Writer(PartialWriter):
         names = _check_name_list(layer_names, "layer_names", self.path)
 
         self._tmp = self.path + ".partial"
-        self._file: h5py.File | None = h5py.File(self._tmp, "w")
+        self._out: _H5Out | None = None
         try:
-            f = self._file
+            self._out = _H5Out(self._tmp, self.path)
+            f = self._out.file
             save_name_list(f, "layer_names", names)
             f.attrs["backend"] = backend.encode("utf-8")
             f.attrs["keras_version"] = str(keras_version).encode("utf-8")
@@ -458,6 +778,7 @@ class KerasH5Writer(PartialWriter):
                 for spec in specs:
                     _create_dataset(g, spec.name, spec)
             save_name_list(f.create_group(TOP_LEVEL_GROUP), "weight_names", [])
+            self._out.check()
         except BaseException:
             self.abort()
             raise
@@ -466,7 +787,8 @@ class KerasH5Writer(PartialWriter):
         """Write one weight into every layer that lists it."""
         spec, array = self._accept(name, array)
         for dset_path in self._targets[name]:
-            _fill(self._file[dset_path], spec, array)
+            _fill(self._out.file[dset_path], spec, array)
+            self._out.check()
         self._wrote(name)
 
     def close(self) -> None:
@@ -474,17 +796,21 @@ class KerasH5Writer(PartialWriter):
         if self._closed:
             return
         self._missing_check()
-        self._file.close()
-        self._file = None
+        try:
+            self._out.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._out = None
         self._closed = True
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
         self._closed = True
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._out is not None:
+            self._out.discard()
+            self._out = None
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
 
@@ -532,14 +858,15 @@ class HFShardedH5Writer(PartialWriter):
 
         os.makedirs(self.directory, exist_ok=True)
         self._tmps = [os.path.join(self.directory, f + ".partial") for f in self.files]
-        self._file: h5py.File | None = None
+        self._out: _H5Out | None = None
         self._open_shard = -1
         try:
-            for tmp, (fname, ordered, names) in zip(self._tmps, layouts):
-                with h5py.File(tmp, "w") as f:
-                    for spec in ordered:
-                        _create_dataset(f, strip_model_name(spec.name), spec)
-                    save_name_list(f, "layer_names", names)
+            for i, (fname, ordered, names) in enumerate(layouts):
+                self._out = _H5Out(self._tmps[i], os.path.join(self.directory, fname))
+                for spec in ordered:
+                    _create_dataset(self._out.file, strip_model_name(spec.name), spec)
+                save_name_list(self._out.file, "layer_names", names)
+                self._close_current()
         except BaseException:
             self.abort()
             raise
@@ -557,16 +884,16 @@ class HFShardedH5Writer(PartialWriter):
         i = self._shard_of[name]
         if self._open_shard != i:
             self._close_current()
-            self._file = h5py.File(self._tmps[i], "r+")
+            self._out = _H5Out(self._tmps[i], os.path.join(self.directory, self.files[i]), "r+")
             self._open_shard = i
-        _fill(self._file[strip_model_name(name)], spec, array)
+        _fill(self._out.file[strip_model_name(name)], spec, array)
+        self._out.check()
         self._wrote(name)
 
     def _close_current(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._open_shard = -1
+        out, self._out, self._open_shard = self._out, None, -1
+        if out is not None:
+            out.close()
 
     def close(self) -> None:
         """Rename every shard into place, then write the index; raises (and leaves no files)
@@ -574,7 +901,11 @@ class HFShardedH5Writer(PartialWriter):
         if self._closed:
             return
         self._missing_check()
-        self._close_current()
+        try:
+            self._close_current()
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         for tmp, fname in zip(self._tmps, self.files):
             os.replace(tmp, os.path.join(self.directory, fname))
@@ -585,7 +916,9 @@ class HFShardedH5Writer(PartialWriter):
     def abort(self) -> None:
         """Drop every unfinished shard."""
         self._closed = True
-        self._close_current()
+        out, self._out = getattr(self, "_out", None), None
+        if out is not None:
+            out.discard()
         for tmp in getattr(self, "_tmps", []):
             if os.path.exists(tmp):
                 os.remove(tmp)

@@ -14,6 +14,20 @@ closed from a subclass of the C class: its EXT opcodes consult the process-wide
 copyreg._extension_cache before find_class, and its BUILD cannot be intercepted, so a file
 could set attributes on the shared stand-ins themselves (e.g. `__defaults__` of a function).
 Data pickles of checkpoints are small; the pure-Python loop reads ~50k tensors a second.
+
+Bounds (a hostile pickle must not exhaust memory, the C stack or time):
+  - nesting: a tuple nested deeper than ir.limits.MAX_DEPTH is refused as it is built (hashing
+    a 200000-deep tuple used as a dict key or set member recurses in C without a guard and
+    segfaults the interpreter), MARKs open at once are bounded alike, and the finished object
+    is walked once per object (iteratively) to bound the nesting that lists and dicts filled
+    in later can reach;
+  - sizes: every length the pickle declares (strings, bytes, frames) is checked against the
+    bytes left in the file before it is read, so nothing is allocated for data that is not
+    there; a line (protocol-0 opcodes) is at most MAX_LINE long;
+  - counts: with this machine and these stand-ins every object costs at least one opcode byte
+    (no allowed global builds more than its arguments hold), so the memo and every list, dict
+    or set hold fewer entries than the pickle has bytes: they are bounded by the size limits
+    the callers put on the pickle itself.
 """
 from __future__ import annotations
 
@@ -24,9 +38,12 @@ import pickle
 from typing import Any, Callable, Mapping
 
 from ..ir.errors import FormatError, IrconvError, UnsafeFileError
+from ..ir.limits import MAX_DEPTH
 
 Allowlist = Mapping[tuple[str, str], Any]
 PersistentLoad = Callable[[Any], Any]
+
+MAX_LINE = 1 << 20      # a protocol-0 opcode argument (a global name, a decimal number)
 
 _REFUSAL = ("not a tensor or container type irconv knows "
             "(the file may try to run code; nothing was executed)")
@@ -40,8 +57,9 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def __init__(self, file, *, path: str, allow: Allowlist,
                  persistent_load: PersistentLoad | None = None, encoding: str = "utf-8"):
-        super().__init__(file, fix_imports=False, encoding=encoding)
         self.path = str(path)
+        super().__init__(_BoundedReader(file, self.path), fix_imports=False, encoding=encoding)
+        self._tuple_depth: dict[int, tuple[tuple, int]] = {}  # id -> (the tuple, kept alive; depth)
         self._allow = allow
         self._persistent = persistent_load
         # ids of every stand-in: BUILD on one of them would mutate it for the whole process.
@@ -86,10 +104,41 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     dispatch[pickle.BUILD[0]] = _load_build
 
+    def _load_mark(self):
+        if len(self.metastack) >= MAX_DEPTH:
+            raise FormatError(f"pickle opens more than {MAX_DEPTH} MARKs at once (nested deeper "
+                              f"than any real checkpoint)", path=self.path)
+        pickle._Unpickler.load_mark(self)
+
+    dispatch[pickle.MARK[0]] = _load_mark
+
+    def _tuple_built(self):
+        """Depth of the tuple just pushed, from its items' (tuples are immutable, so exact)."""
+        top = self.stack[-1]
+        depth = 1 + max((self._tuple_depth.get(id(x), (x, 1))[1] for x in top if type(x) is tuple),
+                        default=0)
+        if depth > MAX_DEPTH:
+            raise FormatError(f"pickle nests tuples deeper than {MAX_DEPTH} levels", path=self.path)
+        if depth > 1:
+            self._tuple_depth[id(top)] = (top, depth)
+
+    def _tuple_op(load):
+        def run(self):
+            load(self)
+            self._tuple_built()
+        return run
+
+    for _op in (pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2, pickle.TUPLE3):
+        dispatch[_op[0]] = _tuple_op(pickle._Unpickler.dispatch[_op[0]])
+    del _op, _tuple_op
+
     def load(self):
         """The unpickled object; any failure is an IrconvError naming the file."""
         try:
-            return super().load()
+            obj = super().load()
+            self._tuple_depth.clear()
+            check_nesting(obj, path=self.path)
+            return obj
         except IrconvError as e:
             if e.path is None:  # raised by a stand-in, which cannot know the file
                 raise type(e)(str(e), path=self.path) from e
@@ -99,6 +148,76 @@ class RestrictedUnpickler(pickle._Unpickler):
             detail = str(e) or type(e).__name__
             raise FormatError(f"corrupt or truncated pickle ({type(e).__name__}: {detail})",
                               path=self.path) from e
+
+
+class _BoundedReader:
+    """The file as the unpickler reads it: a declared length beyond the bytes left is refused
+    before anything is allocated (a plain file's read(n) allocates n bytes up front)."""
+
+    def __init__(self, f, path: str):
+        self._f, self._path = f, path
+        here = f.tell()
+        self._end = f.seek(0, io.SEEK_END)
+        f.seek(here)
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._f.tell()
+        if n is None or n < 0:
+            n = left
+        if n > left:
+            raise FormatError(f"corrupt or truncated pickle: it declares {n:,} bytes of data where "
+                              f"only {left:,} are left in the file", path=self._path)
+        return self._f.read(n)
+
+    def readline(self) -> bytes:
+        line = self._f.readline(MAX_LINE)
+        if len(line) == MAX_LINE and not line.endswith(b"\n"):
+            raise FormatError(f"pickle has a text line longer than {MAX_LINE:,} bytes (corrupt)",
+                              path=self._path)
+        return line
+
+
+def _children(obj) -> tuple | list | None:
+    """The objects a container holds, or None for a leaf (what check_nesting descends into)."""
+    kind = type(obj)
+    if kind is tuple or kind is list:
+        return obj
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if kind is set or kind is frozenset:
+        return list(obj)
+    if isinstance(obj, Stub):
+        return [obj.stub_args, obj.stub_state, obj.__dict__]
+    return None
+
+
+def check_nesting(root, *, path: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse an unpickled object nested deeper than `limit`. Iterative, and each object is
+    walked once (by id; a shared object costs nothing more, a reference back to an object
+    being walked is a cycle, not depth), so neither depth nor sharing can make it slow."""
+    height: dict[int, int] = {}           # finished object -> levels below and including it
+    stack = [(root, iter(_children(root) or ()), [0])]
+    active = {id(root)}
+    while stack:
+        obj, items, below = stack[-1]
+        for child in items:
+            cid = id(child)
+            if cid in height:
+                below[0] = max(below[0], height[cid])
+            elif cid not in active and (grand := _children(child)) is not None:
+                if len(stack) + 1 > limit:
+                    raise FormatError(f"pickle nests containers deeper than {limit} levels", path=path)
+                active.add(cid)
+                stack.append((child, iter(grand), [0]))
+                break
+        else:
+            stack.pop()
+            active.discard(id(obj))
+            height[id(obj)] = below[0] + 1
+            if len(stack) + below[0] > limit:
+                raise FormatError(f"pickle nests containers deeper than {limit} levels", path=path)
+            if stack:
+                stack[-1][2][0] = max(stack[-1][2][0], below[0] + 1)
 
 
 def loads(data: bytes, *, path: str, allow: Allowlist,

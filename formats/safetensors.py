@@ -19,8 +19,10 @@ import numpy as np
 
 from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, FormatError, UsageError
+from ..ir.limits import check_shape, open_regular
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
 from .partial import PartialWriter
+from .sharding import loads_json_unique, write_errors
 
 MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
 METADATA_KEY = "__metadata__"
@@ -35,16 +37,7 @@ SAFETENSORS_DTYPES = frozenset((
 
 # --------------------------------------------------------------------------- reading
 
-def _no_duplicates(path: str):
-    """json object_pairs_hook: Python's json silently keeps the last duplicate; the spec forbids them."""
-    def hook(pairs):
-        out = {}
-        for key, value in pairs:
-            if key in out:
-                raise FormatError(f"header has duplicate key {key!r}", path=path)
-            out[key] = value
-        return out
-    return hook
+_INT64 = 1 << 63
 
 
 def _is_uint(x) -> bool:
@@ -69,6 +62,9 @@ def _parse_entry(path: str, name: str, info) -> tuple[TensorSpec, int, int]:
     if not (isinstance(shape, list) and all(_is_uint(d) for d in shape)):
         raise FormatError(f"tensor {name!r}: shape {shape!r} is not a list of "
                           "non-negative integers", path=path)
+    check_shape(shape, dtype.itemsize, path=path, name=name)
+    if any(d >= _INT64 for d in shape):     # an empty tensor passes check_shape's byte count
+        raise FormatError(f"tensor {name!r}: shape {shape!r} has a dimension past int64", path=path)
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)
             and offsets[0] <= offsets[1]):
         raise FormatError(f"tensor {name!r}: data_offsets {offsets!r} is not "
@@ -84,8 +80,8 @@ def _parse_entry(path: str, name: str, info) -> tuple[TensorSpec, int, int]:
 def _read_header(path) -> tuple[str, dict[str, str], list[tuple[TensorSpec, int]]]:
     """Validate the whole layout; return (path, metadata, [(spec, absolute offset)] in file order)."""
     path = os.fspath(path)
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
+        file_size = os.fstat(f.fileno()).st_size
         prefix = f.read(8)
         if len(prefix) < 8:
             raise FormatError(f"file is truncated: {file_size} bytes, expected at least 8 "
@@ -102,10 +98,7 @@ def _read_header(path) -> tuple[str, dict[str, str], list[tuple[TensorSpec, int]
     if not raw.startswith(b"{"):
         raise FormatError(f"header starts with {raw[:8]!r}, expected '{{' (a JSON object); "
                           "not a safetensors file?", path=path)
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates(path))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"header is not valid UTF-8 JSON: {e}", path=path) from None
+    header = loads_json_unique(raw, path=path, what="header")
     if not isinstance(header, dict):
         raise FormatError(f"header is a {type(header).__name__}, expected a JSON object", path=path)
 
@@ -143,7 +136,7 @@ def _loader(path: str, spec: TensorSpec, offset: int):
         arr = np.empty(spec.shape, dtype=spec.dtype.numpy)
         if spec.nbytes:
             # readinto a fresh array: one copy of the data in memory, and the result is writable.
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 f.seek(offset)
                 got = f.readinto(arr.reshape(-1).view(np.uint8))
             if got != spec.nbytes:
@@ -161,7 +154,7 @@ def _loader(path: str, spec: TensorSpec, offset: int):
 def looks_like(path) -> bool:
     """Cheap sniff: a plausible header length followed by '{' (a truncated file still passes,
     so that read() can say it is truncated)."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(9)
     if len(head) < 9:
         return False
@@ -232,11 +225,13 @@ class SafetensorsWriter(PartialWriter):
         self.size = self._data_start + offset
 
         self._tmp = self.path + ".partial"
-        self._file = open(self._tmp, "wb")
+        self._file = None
         try:
-            self._file.write(struct.pack("<Q", len(raw)))
-            self._file.write(raw)
-            self._file.truncate(self.size)  # sparse until filled; lets writes seek anywhere
+            with write_errors(self.path):
+                self._file = open(self._tmp, "wb")
+                self._file.write(struct.pack("<Q", len(raw)))
+                self._file.write(raw)
+                self._file.truncate(self.size)  # sparse until filled; lets writes seek anywhere
         except BaseException:
             self.abort()
             raise
@@ -250,9 +245,10 @@ class SafetensorsWriter(PartialWriter):
         """Write one tensor's bytes at its precomputed offset."""
         spec, array = self._accept(name, array)
         if spec.nbytes:
-            self._file.seek(self._data_start + self._offsets[name])
-            # view, not tobytes(): no second copy of a large tensor.
-            self._file.write(as_bytes(array).data)
+            with write_errors(self.path):
+                self._file.seek(self._data_start + self._offsets[name])
+                # view, not tobytes(): no second copy of a large tensor.
+                self._file.write(as_bytes(array).data)
         self._wrote(name)
 
     def close(self) -> None:
@@ -260,17 +256,25 @@ class SafetensorsWriter(PartialWriter):
         if self._closed:
             return
         self._missing_check()
+        try:
+            with write_errors(self.path):
+                self._file.close()      # flushes: the last write may fail here
+                os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
-        self._file.close()
         self._file = None
-        os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
         self._closed = True
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:     # flushing a full disk fails again; the file goes anyway
+                pass
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
 

@@ -5,6 +5,7 @@ safetensors, pytorch_model.bin and any other per-file writer.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,8 +13,23 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from ..ir.errors import FormatError, UsageError
+from ..ir.errors import FormatError, IrconvError, UsageError
+from ..ir.limits import loads_json, open_regular
 from ..ir.tensor import TensorSpec
+
+
+class WriteError(IrconvError):
+    """Writing an output file failed (a full disk: ENOSPC, a file-size limit: EFBIG, ...)."""
+
+
+@contextlib.contextmanager
+def write_errors(path):
+    """An OSError while writing `path` as one IrconvError naming the file (the CLI's one line,
+    exit 2); a writer's own cleanup runs in its abort(), as usual."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteError(f"cannot write: {e.strerror or e}", path=os.fspath(path)) from e
 
 
 def plan_shards(specs: Iterable[TensorSpec], max_shard_size: int) -> list[list[TensorSpec]]:
@@ -76,18 +92,40 @@ def write_index(path, weight_map: Mapping[str, str], total_size: int,
     metadata["total_size"] = total_size
     index = {"metadata": metadata, "weight_map": dict(weight_map)}
     # Exactly transformers' serialization, so our indexes diff cleanly against theirs.
-    with open(path, "w", encoding="utf-8") as f:
+    with write_errors(path), open(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
+def loads_json_unique(text: str | bytes, *, path: str, what: str) -> object:
+    """ir.limits.loads_json (bounded nesting, every failure a FormatError) that also refuses
+    a key given twice in one object, which json.loads would silently resolve to the last."""
+    data = loads_json(text, path=path, what=what)
+
+    def unique(pairs):
+        out = {}
+        for key, value in pairs:
+            if key in out:
+                raise FormatError(f"{what} has duplicate key {key!r}", path=path)
+            out[key] = value
+        return out
+    if isinstance(data, (dict, list)):
+        json.loads(text, object_pairs_hook=unique)   # shallow and well-formed: checked above
+    return data
+
+
+MAX_INDEX_BYTES = 64 << 20     # an index names each tensor once: ~100 bytes a tensor
+
+
 def read_index(path) -> dict[str, Path]:
-    """Tensor name -> shard Path (in the index's folder); every shard must exist."""
+    """Tensor name -> shard Path (in the index's folder); every shard must exist, named inside
+    the folder (no '..', no absolute path). A symlinked shard is followed, as the HF cache's
+    snapshot folders are symlinks into its blob store."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            index = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FormatError(f"index is not valid JSON: {e}", path=path) from None
+    with open_regular(path) as f:
+        text = f.read(MAX_INDEX_BYTES + 1)
+    if len(text) > MAX_INDEX_BYTES:
+        raise FormatError(f"index is larger than {MAX_INDEX_BYTES:,} bytes (not an index?)", path=path)
+    index = loads_json_unique(text, path=path, what="index")
     wmap = index.get("weight_map") if isinstance(index, dict) else None
     if not (isinstance(wmap, dict)
             and all(isinstance(k, str) and isinstance(v, str) for k, v in wmap.items())):
@@ -96,12 +134,13 @@ def read_index(path) -> dict[str, Path]:
     folder = Path(path).parent
     shards = sorted(set(wmap.values()))
     # Shard names come from a downloaded file: keep them inside the index's folder.
-    outside = [s for s in shards if os.path.isabs(s) or ".." in re.split(r"[\\/]", s)]
+    outside = [s for s in shards if not s or os.path.isabs(s) or ".." in re.split(r"[\\/]", s)
+               or "\0" in s]
     if outside:
-        raise FormatError(f"shard names {outside!r} point outside the index's folder", path=path)
-    missing = [s for s in shards if not (folder / s).is_file()]
+        raise FormatError(f"shard names {outside[:5]!r} point outside the index's folder", path=path)
+    missing = [s for s in shards if not (folder / s).exists()]
     if missing:
-        raise FormatError(f"missing shard file(s) {missing!r} listed in the index "
+        raise FormatError(f"missing shard file(s) {missing[:5]!r} listed in the index "
                           f"(looked in {str(folder)!r})", path=path)
     return {name: folder / shard for name, shard in wmap.items()}
 

@@ -48,16 +48,27 @@ def read(path) -> list[Tensor]:
 def module_tensors(root: Stub, archive: TorchZipArchive) -> list[Tensor]:
     """Every parameter and persistent buffer of the module tree, named and ordered as
     `state_dict()` names them: a module's own parameters, then its buffers, then each child's
-    under '<child name>.'."""
+    under '<child name>.'.
+
+    Each module is walked once: a module that is the child of several (a shared submodule)
+    is named where it first appears, as torch's named_modules() and named_parameters() do;
+    walking it again under every path would make a file of shared children 40 deep (4.7 KB)
+    cost 2**40 visits. A module inside its own subtree (a cycle) is refused, and so is a tree
+    deeper than MAX_DEPTH."""
     out: list[Tensor] = []
-    _collect(root, "", out, [], archive)
+    seen: set[int] = set()
+    _collect(root, "", out, [], seen, archive)
     return out
 
 
-def _collect(module: Stub, prefix: str, out: list[Tensor], path: list[int], archive: TorchZipArchive) -> None:
+def _collect(module: Stub, prefix: str, out: list[Tensor], path: list[int], seen: set[int],
+             archive: TorchZipArchive) -> None:
     where = prefix.rstrip(".") or "the top-level module"
-    if id(module) in path or len(path) >= MAX_DEPTH:
-        raise FormatError(f"module tree at {where!r} is cyclic or nested over {MAX_DEPTH} deep", path=archive.path)
+    if id(module) in path:
+        raise FormatError(f"module tree at {where!r} is cyclic (a module inside itself)", path=archive.path)
+    if len(path) >= MAX_DEPTH:
+        raise FormatError(f"module tree at {where!r} is nested over {MAX_DEPTH} deep", path=archive.path)
+    seen.add(id(module))
     state = vars(module)
     transient = state.get("_non_persistent_buffers_set") or set()
     for attr in ("_parameters", "_buffers"):
@@ -74,7 +85,9 @@ def _collect(module: Stub, prefix: str, out: list[Tensor], path: list[int], arch
         if not is_module(child):
             raise FormatError(f"submodule {prefix + name!r} is a {type(child).__name__}, not a module",
                               path=archive.path)
-        _collect(child, f"{prefix}{name}.", out, path + [id(module)], archive)
+        if id(child) in seen and id(child) not in path and id(child) != id(module):
+            continue        # shared: already named where it first appeared
+        _collect(child, f"{prefix}{name}.", out, path + [id(module)], seen, archive)
 
 
 def _entries(state: dict, attr: str, where: str, archive: TorchZipArchive) -> dict:

@@ -26,7 +26,10 @@ import numpy as np
 from ..ir.dtypes import DTYPES, DType
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
+from ..ir.limits import check_shape, nbytes_of, open_regular
 from .pickle import Allowlist, RestrictedUnpickler, Sealed, loads
+from .sharding import write_errors
+from .ziprecords import Record, RecordFile, members
 
 
 def loads_from(f, path: str, allow: Allowlist, persistent_load=None):
@@ -109,27 +112,42 @@ class TensorRef(Sealed):
                                self.stride)
 
 
+_INT64 = 1 << 63         # sizes, strides, offsets and numels are int64 in torch
+
+
+def _brief(value) -> str:
+    """repr() for messages, safe for what a hostile pickle holds (ints of 10**5000 digits,
+    which repr() refuses, and long tuples)."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"<a {value.bit_length()}-bit integer>"
+    if type(value) is tuple:
+        items = ", ".join(_brief(v) for v in value[:8])
+        return f"({items}{', ...' if len(value) > 8 else ''}{',' if len(value) == 1 else ''})"
+    text = repr(value) if type(value) in (int, str, float, bool, type(None)) else f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _ints(value, what: str) -> tuple[int, ...]:
-    if not isinstance(value, tuple) or not all(type(v) is int and v >= 0 for v in value):
-        raise FormatError(f"tensor {what} {value!r} is not a tuple of non-negative ints")
+    if not isinstance(value, tuple) or not all(type(v) is int and 0 <= v < _INT64 for v in value):
+        raise FormatError(f"tensor {what} {_brief(value)} is not a tuple of non-negative int64s")
     return value
 
 
 def _tensor_ref(storage, offset, size, stride, dtype: _TorchDType | None) -> TensorRef:
     if not isinstance(storage, StorageRef):
-        raise FormatError(f"tensor storage {storage!r} is not a ('storage', ...) persistent id")
-    if type(offset) is not int or offset < 0:
-        raise FormatError(f"tensor storage offset {offset!r} is not a non-negative int")
+        raise FormatError(f"tensor storage {_brief(storage)} is not a ('storage', ...) persistent id")
+    if type(offset) is not int or not 0 <= offset < _INT64:
+        raise FormatError(f"tensor storage offset {_brief(offset)} is not a non-negative int64")
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if len(size) != len(stride):
-        raise FormatError(f"tensor size {size!r} and stride {stride!r} differ in rank")
+        raise FormatError(f"tensor size {_brief(size)} and stride {_brief(stride)} differ in rank")
     if dtype is None:  # v1/v2: the storage class is the dtype
         if storage.type.untyped:
             raise FormatError(f"_rebuild_tensor_v2 on {storage.type.name}, which has no dtype")
         stype = storage.type
         dtype = _TorchDType(stype.dtype.torch if stype.dtype else stype.name, stype.dtype)
     elif not isinstance(dtype, _TorchDType):
-        raise FormatError(f"_rebuild_tensor_v3 dtype {dtype!r} is not a torch dtype")
+        raise FormatError(f"_rebuild_tensor_v3 dtype {_brief(dtype)} is not a torch dtype")
     return TensorRef(storage, dtype.name, dtype.dtype, offset, size, stride)
 
 
@@ -157,7 +175,7 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
 def _rebuild_from_type_v2(func, new_type, args, state):
     # torch uses this for tensors carrying Python attributes; only plain classes are known.
     if not isinstance(new_type, _TensorClass) or not callable(func) or not isinstance(args, tuple):
-        raise FormatError(f"_rebuild_from_type_v2 of {new_type!r} is not a plain tensor")
+        raise FormatError(f"_rebuild_from_type_v2 of {_brief(new_type)} is not a plain tensor")
     return func(*args)
 
 
@@ -206,13 +224,6 @@ ALLOW: Mapping[tuple[str, str], Any] = MappingProxyType(_build_allowlist())
 # ---------------------------------------------------------------------------------------
 # Reading
 
-@dataclass(frozen=True, slots=True)
-class _Record:
-    name: str                   # full zip member name
-    size: int                   # uncompressed bytes
-    data_offset: int | None     # where the bytes start in the file; None: not stored plainly
-
-
 def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     # torch counts a zero-size dim as 1 here: empty(2, 0, 3).stride() == (3, 3, 1).
     strides, step = [], 1
@@ -240,10 +251,10 @@ def _read_exact(f, n: int, what: str, path: str) -> bytearray:
 class _RecordLoader:
     """Reads one tensor's bytes from its record; carries the tensor's storage identity."""
 
-    __slots__ = ("path", "record", "ref", "name")
+    __slots__ = ("records", "key", "ref", "name")
 
-    def __init__(self, path: str, record: _Record, ref: TensorRef, name: str):
-        self.path, self.record, self.ref, self.name = path, record, ref, name
+    def __init__(self, records: RecordFile, key: str, ref: TensorRef, name: str):
+        self.records, self.key, self.ref, self.name = records, key, ref, name
 
     def __call__(self) -> np.ndarray:
         ref, dtype = self.ref, self.ref.dtype.numpy
@@ -251,7 +262,8 @@ class _RecordLoader:
             return np.empty(ref.shape, dtype)
         extent = 1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
         start, length = ref.offset * dtype.itemsize, extent * dtype.itemsize
-        flat = np.frombuffer(self._read(start, length), dtype)
+        what = f"tensor {self.name!r} (record {self.records.records[self.key].name!r})"
+        flat = np.frombuffer(self.records.read(self.key, start, length, what), dtype)
         if _is_contiguous(ref.shape, ref.stride):
             return flat[:math.prod(ref.shape)].reshape(ref.shape)
         # as_strided goes through __array_interface__, which loses ml_dtypes (bf16, fp8):
@@ -260,28 +272,32 @@ class _RecordLoader:
         strides = tuple(s * dtype.itemsize for s in ref.stride)
         return np.lib.stride_tricks.as_strided(items, ref.shape, strides).copy().view(dtype)
 
-    def _read(self, start: int, length: int) -> bytearray:
-        what = f"tensor {self.name!r} (record {self.record.name!r})"
-        if self.record.data_offset is not None:
-            with open(self.path, "rb") as f:
-                f.seek(self.record.data_offset + start)
-                return _read_exact(f, length, what, self.path)
-        # Compressed or otherwise odd member (never written by torch): let zipfile decode it.
-        try:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.record.name) as f:
-                f.seek(start)
-                return _read_exact(f, length, what, self.path)
-        except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
-            raise FormatError(f"{what}: cannot read the record ({e})", path=self.path) from e
+
+# A view whose strides repeat elements (zero or overlapping strides: torch's expand(), as
+# BERT's position_ids buffer `arange(512).expand((1, -1))` is saved) materializes more bytes
+# than its storage holds. Real checkpoints do save such views, but only of small buffers, so
+# they are read when the dense copy stays within EXPAND_FACTOR times the storage (or within
+# EXPAND_SLACK bytes: a scalar broadcast to a small buffer); a small storage blown up into a
+# huge array (84 KB of file to a 12 GiB array) is refused before anything is allocated.
+EXPAND_FACTOR = 4
+EXPAND_SLACK = 1 << 16
+# All the tensors of one file together: tied names view one storage (2 or 3 names for an
+# embedding), so the sum of their bytes may exceed the file's, but not by this much; a file
+# naming one storage 100000 times must not make a conversion write 100000 copies of it.
+TOTAL_FACTOR = 4
+TOTAL_SLACK = 64 << 20
 
 
 class TorchZipArchive:
     """An opened checkpoint's records; turns the pickle's TensorRefs into lazy Tensors."""
 
-    def __init__(self, path: str, prefix: str, records: dict[str, _Record]):
+    def __init__(self, path: str, prefix: str, records: dict[str, Record]):
         self.path = path
         self.prefix = prefix        # the archive name: first member's directory
         self.records = records      # storage key -> record
+        self._file = RecordFile(path, records)
+        self._claimed = 0           # bytes of every tensor handed out so far
+        self._bound = TOTAL_FACTOR * os.stat(path).st_size + TOTAL_SLACK
 
     def tensor(self, name: str, ref: TensorRef) -> Tensor:
         """A lazy irconv Tensor named `name` for `ref`; checks the record holds its bytes."""
@@ -290,20 +306,33 @@ class TorchZipArchive:
                              f"cannot represent", path=self.path)
         record = self.records[ref.storage.key]  # existence was checked when unpickling
         itemsize = ref.dtype.itemsize
+        shape = check_shape(ref.shape, itemsize, path=self.path, name=name)
         if record.size < ref.storage.nbytes:
             raise FormatError(f"tensor {name!r}: record {record.name!r} holds {record.size} bytes "
                               f"but its storage claims {ref.storage.nbytes} (truncated or corrupt "
                               f"file)", path=self.path)
-        extent = 0 if math.prod(ref.shape) == 0 else \
-            1 + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
+        extent = 0 if math.prod(shape) == 0 else \
+            1 + sum((n - 1) * s for n, s in zip(shape, ref.stride))
         need = (ref.offset + extent) * itemsize if extent else 0
         if need > ref.storage.nbytes:
-            raise FormatError(f"tensor {name!r} ({ref.dtype} {list(ref.shape)}, offset "
+            raise FormatError(f"tensor {name!r} ({ref.dtype} {list(shape)}, offset "
                               f"{ref.offset}, stride {list(ref.stride)}) needs {need} bytes of "
                               f"storage {ref.storage.key!r}, which holds {ref.storage.nbytes}",
                               path=self.path)
-        spec = TensorSpec(name, ref.dtype, tuple(ref.shape))
-        return Tensor(spec, _RecordLoader(self.path, record, ref, name), source=name)
+        dense = nbytes_of(shape, itemsize)
+        if dense > extent * itemsize and dense > max(EXPAND_FACTOR * ref.storage.nbytes, EXPAND_SLACK):
+            raise FormatError(f"tensor {name!r} ({ref.dtype} {list(shape)}, stride "
+                              f"{list(ref.stride)}) repeats the elements of its "
+                              f"{ref.storage.nbytes:,}-byte storage {ref.storage.key!r} into "
+                              f"{dense:,} bytes (zero or overlapping strides; more than "
+                              f"{EXPAND_FACTOR}x the storage)", path=self.path)
+        self._claimed += dense
+        if self._claimed > self._bound:
+            raise FormatError(f"tensor {name!r}: the tensors so far hold {self._claimed:,} bytes, "
+                              f"more than {TOTAL_FACTOR}x this file's size (the same storage named "
+                              f"over and over)", path=self.path)
+        spec = TensorSpec(name, ref.dtype, shape)
+        return Tensor(spec, _RecordLoader(self._file, ref.storage.key, ref, name), source=name)
 
 
 def _is_legacy(head: bytes) -> bool:
@@ -312,7 +341,7 @@ def _is_legacy(head: bytes) -> bool:
 
 def looks_like(path) -> bool:
     """A torch.save file: a zip (torch >= 1.6) or the legacy pickle stream."""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(40)
     return head.startswith(b"PK\x03\x04") or _is_legacy(head)
 
@@ -329,22 +358,22 @@ def _load_legacy(path: str, allow: Allowlist) -> tuple[Any, TorchZipArchive]:
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise FormatError(f"persistent id {pid!r} is not ('storage', type, key, location, "
+            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', type, key, location, "
                               f"numel, view_metadata)")
         _, stype, key, location, numel, view = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
-                not isinstance(location, str) or type(numel) is not int or numel < 0:
-            raise FormatError(f"persistent id {pid!r} is not a storage reference")
+                not isinstance(location, str) or type(numel) is not int or not 0 <= numel < _INT64:
+            raise FormatError(f"persistent id {_brief(pid)} is not a storage reference")
         if view is not None:
             raise FormatError(f"storage {key!r} is a view of another storage (legacy storage "
                               f"views are not supported yet)")
         return storages.setdefault(key, StorageRef(key, stype, location, numel))
 
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         header = [loads_from(f, path, {}) for _ in range(3)]
         if header[0] != _LEGACY_MAGIC_NUMBER or header[1] != _LEGACY_PROTOCOL:
-            raise FormatError(f"not a legacy torch.save file (magic {header[0]!r}, protocol "
-                              f"{header[1]!r})", path=path)
+            raise FormatError(f"not a legacy torch.save file (magic {_brief(header[0])}, protocol "
+                              f"{_brief(header[1])})", path=path)
         if not (isinstance(header[2], dict) and header[2].get("little_endian", True)):
             raise FormatError("big-endian legacy checkpoint: not supported", path=path)
         obj = loads_from(f, path, allow, persistent_load)
@@ -361,9 +390,11 @@ def _load_legacy(path: str, allow: Allowlist) -> tuple[Any, TorchZipArchive]:
             if ref is not None and numel != ref.numel:
                 raise FormatError(f"storage {key!r} holds {numel} elements, the pickle says "
                                   f"{ref.numel}", path=path)
-            if offset + 8 + nbytes > size:
-                raise FormatError(f"storage {key!r}: file ends early (truncated?)", path=path)
-            records[key] = _Record(f"storage {key}", nbytes, offset + 8)
+            if numel < 0 or offset + 8 + nbytes > size:
+                raise FormatError(f"storage {key!r}: {numel:,} elements at offset {offset + 8:,} "
+                                  f"do not fit the file's {size:,} bytes (truncated or corrupt)",
+                                  path=path)
+            records[key] = Record(f"storage {key}", nbytes, offset + 8)
             offset += 8 + nbytes
     missing = sorted(set(storages) - set(records))
     if missing:
@@ -381,31 +412,53 @@ def _refuse_non_zip(path: str, head: bytes) -> None:
                       f"'PK\\x03\\x04')", path=path)
 
 
-def _records(path: str, zf: zipfile.ZipFile, infos, prefix: str) -> dict[str, _Record]:
-    data_dir = f"{prefix}/data/"
-    records = {}
-    file_size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        for info in infos:
-            if not info.filename.startswith(data_dir):
-                continue
-            offset = None
-            # Only a plainly stored, unencrypted member can be read by seeking.
-            if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
-                f.seek(info.header_offset)
-                header = f.read(_LOCAL_HEADER.size)
-                if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-                    raise FormatError(f"record {info.filename!r}: no local zip header at "
-                                      f"{info.header_offset} (corrupt file)", path=path)
-                _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
-                offset = info.header_offset + _LOCAL_HEADER.size + name_len + extra_len
-                if offset + info.file_size > file_size:
-                    raise FormatError(f"record {info.filename!r} needs bytes up to "
-                                      f"{offset + info.file_size} but the file has {file_size} "
-                                      f"(truncated?)", path=path)
-            key = info.filename[len(data_dir):]
-            records[key] = _Record(info.filename, info.file_size, offset)
-    return records
+# data.pkl holds tensor metadata only (~150 bytes a tensor): no real checkpoint's comes near
+# this, and a compressed one (torch stores it uncompressed) inflates by at most this ratio.
+MAX_PICKLE_BYTES = 256 << 20
+MAX_PICKLE_RATIO = 200
+
+
+def _read_zip(path: str, f) -> tuple[str, dict[str, Record], bytes]:
+    """(archive prefix, storage key -> record, data.pkl bytes) of an opened torch zip."""
+    with zipfile.ZipFile(f) as zf:
+        checked = members(path, f, zf)
+        names = list(checked)
+        if not names:
+            raise FormatError("not a PyTorch zip checkpoint: the zip is empty", path=path)
+        prefix = names[0].split("/")[0] if "/" in names[0] else None
+        if prefix is None:
+            raise FormatError(f"not a PyTorch zip checkpoint: first member {names[0]!r} is not "
+                              f"inside an archive directory", path=path)
+        if f"{prefix}/constants.pkl" in checked or any(n.startswith(f"{prefix}/code/") for n in names):
+            raise FormatError("this is a TorchScript archive (torch.jit.save), not a "
+                              "torch.save checkpoint", path=path)
+        pkl = f"{prefix}/data.pkl"
+        if pkl not in checked:
+            raise FormatError(f"not a PyTorch zip checkpoint: no {pkl!r} "
+                              f"(members: {sorted(names)[:5]!r})", path=path)
+        files = RecordFile(path, {name: record for name, (_, record) in checked.items()})
+        if f"{prefix}/byteorder" in checked:
+            order = _small(files, f"{prefix}/byteorder", 64).decode("ascii", "replace")
+            if order != "little":
+                raise FormatError(f"byteorder {order!r} is not supported, expected 'little'",
+                                  path=path)
+        info = checked[pkl][0]
+        limit = min(MAX_PICKLE_BYTES, max(info.compress_size * MAX_PICKLE_RATIO, 1 << 16))
+        data = _small(files, pkl, limit)
+        data_dir = f"{prefix}/data/"
+        records = {name[len(data_dir):]: record for name, (_, record) in checked.items()
+                   if name.startswith(data_dir)}
+    return prefix, records, bytes(data)
+
+
+def _small(files: RecordFile, name: str, limit: int) -> bytearray:
+    """A whole metadata record (data.pkl, byteorder), its CRC checked, if it is at most `limit`."""
+    size = files.records[name].size
+    if size > limit:
+        raise FormatError(f"record {name!r} declares {size:,} bytes, more than a record of "
+                          f"metadata can hold here ({limit:,}; a zip bomb or corrupt file)",
+                          path=files.path)
+    return files.read(name, 0, size, f"record {name!r}")
 
 
 def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArchive]:
@@ -415,49 +468,29 @@ def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArch
     more than tensors (fairseq's argparse.Namespace ...); see formats.pickle.Stub.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         head = f.read(512)
-    _refuse_non_zip(path, head)
+        _refuse_non_zip(path, head)
+        if not _is_legacy(head):
+            try:
+                prefix, records, data = _read_zip(path, f)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, IndexError, ValueError,
+                    NotImplementedError, struct.error, zlib.error) as e:
+                raise FormatError(f"not a PyTorch zip checkpoint: corrupt or truncated zip ({e})",
+                                  path=path) from e
     if _is_legacy(head):
         return _load_legacy(path, {**ALLOW, **(allow or {})})
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            prefix = infos[0].filename.split("/")[0] if "/" in infos[0].filename else None
-            if prefix is None:
-                raise FormatError(f"not a PyTorch zip checkpoint: first member "
-                                  f"{infos[0].filename!r} is not inside an archive directory",
-                                  path=path)
-            names = {i.filename for i in infos}
-            if f"{prefix}/constants.pkl" in names or \
-                    any(n.startswith(f"{prefix}/code/") for n in names):
-                raise FormatError("this is a TorchScript archive (torch.jit.save), not a "
-                                  "torch.save checkpoint", path=path)
-            if f"{prefix}/data.pkl" not in names:
-                raise FormatError(f"not a PyTorch zip checkpoint: no {prefix + '/data.pkl'!r} "
-                                  f"(members: {sorted(names)[:5]!r})", path=path)
-            if f"{prefix}/byteorder" in names:
-                order = zf.read(f"{prefix}/byteorder").decode("ascii", "replace")
-                if order != "little":
-                    raise FormatError(f"byteorder {order!r} is not supported, expected 'little'",
-                                      path=path)
-            records = _records(path, zf, infos, prefix)
-            data = zf.read(f"{prefix}/data.pkl")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, IndexError, ValueError,
-            NotImplementedError, struct.error, zlib.error) as e:
-        raise FormatError(f"not a PyTorch zip checkpoint: corrupt or truncated zip ({e})",
-                          path=path) from e
 
     storages: dict[str, StorageRef] = {}
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise FormatError(f"persistent id {pid!r} is not ('storage', type, key, location, "
+            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', type, key, location, "
                               f"numel)")
         _, stype, key, location, numel = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
-                not isinstance(location, str) or type(numel) is not int or numel < 0:
-            raise FormatError(f"persistent id {pid!r} is not ('storage', <torch storage class>, "
+                not isinstance(location, str) or type(numel) is not int or not 0 <= numel < _INT64:
+            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', <torch storage class>, "
                               f"key: str, location: str, numel: int)")
         if key not in records:
             raise FormatError(f"storage key {key!r} has no record {f'{prefix}/data/{key}'!r}")
@@ -483,7 +516,7 @@ def state_dict_tensors(obj, archive: TorchZipArchive) -> list[Tensor]:
     if not isinstance(obj, dict):
         raise FormatError(f"top-level object is a {type(obj).__name__}, expected a state dict "
                           f"(dict of name -> tensor)", path=archive.path)
-    bad = [f"{k!r} ({type(v).__name__})" for k, v in obj.items()
+    bad = [f"{_brief(k)} ({type(v).__name__})" for k, v in obj.items()
            if not isinstance(k, str) or not isinstance(v, TensorRef)]
     if bad:
         raise FormatError(f"not a flat state dict of tensors: {len(bad)} entries are not "
@@ -655,11 +688,17 @@ class TorchZipWriter:
         self._keys = keys
         self._next = 0
         self._prefix = _archive_name(self.path)
-        self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True)
-        self._member("data.pkl", _PickleEmitter().state_dict(entries))
-        self._member(".format_version", b"1")
-        self._member(".storage_alignment", str(ALIGNMENT).encode())
-        self._member("byteorder", b"little")
+        self._zip = None
+        try:
+            with write_errors(self.path):
+                self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True)
+                self._member("data.pkl", _PickleEmitter().state_dict(entries))
+                self._member(".format_version", b"1")
+                self._member(".storage_alignment", str(ALIGNMENT).encode())
+                self._member("byteorder", b"little")
+        except BaseException:
+            self.abort()
+            raise
 
     def _open(self, name: str, size: int):
         """A write handle for member `<archive>/<name>` whose data starts 64-byte aligned."""
@@ -698,7 +737,7 @@ class TorchZipWriter:
                              f"{list(spec.shape)} but write() got {array.dtype} "
                              f"{list(array.shape)}")
         flat = as_bytes(array)
-        with self._open(f"data/{self._keys[name]}", flat.nbytes) as f:
+        with write_errors(self.path), self._open(f"data/{self._keys[name]}", flat.nbytes) as f:
             f.write(flat.data)
         self._next += 1
 
@@ -711,18 +750,27 @@ class TorchZipWriter:
             more = " ..." if len(missing) > 10 else ""
             raise UsageError(f"{self.path}: {len(missing)} tensors were never written: "
                              f"{', '.join(map(repr, missing[:10]))}{more}")
-        self._member("version", b"3\n")
-        self._zip.close()
+        with write_errors(self.path):
+            self._member("version", b"3\n")
+            self._zip.close()
         self._zip = None
+        self._finished = True
 
     def abort(self) -> None:
-        """Stop writing and remove the partial file."""
-        if self._zip is None:
+        """Stop writing and remove the partial file. The archive is dropped, not finished:
+        ZipFile.close() would write the central directory (failing again on a full disk, and
+        from ZipFile.__del__ with a traceback if left to the garbage collector)."""
+        if getattr(self, "_finished", False):
             return
         zf, self._zip = self._zip, None
-        try:
-            zf.close()
-        finally:
+        if zf is not None:
+            fp, zf.fp = zf.fp, None     # close() and __del__ now return at once
+            zf._writing = False
+            try:
+                fp.close()
+            except OSError:             # flushing onto the full disk fails again
+                pass
+        if os.path.exists(self.path):
             os.remove(self.path)
 
     def __enter__(self):

@@ -55,7 +55,8 @@ def as_dict(value) -> dict:
         return dict(value)
     if isinstance(value, Stub):
         return dict(vars(value))
-    raise FormatError(f"unexpected config object {type(value).__name__}")
+    raise FormatError(f"unexpected config object {type(value).__name__} (expected a dict or an "
+                      f"argparse.Namespace)")
 
 
 def model_config(obj: dict) -> dict:
@@ -94,8 +95,17 @@ class FairseqImporter(Importer):
         if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
             raise FormatError("not a fairseq checkpoint: no 'model' state dict at the top level",
                               path=str(ckpt_path))
-        fairseq_cfg = model_config(obj)
+        try:
+            fairseq_cfg = model_config(obj)
+        except FormatError as e:
+            raise FormatError(str(e), path=str(ckpt_path)) from None
         state = obj["model"]
+        odd = [k for k in state if not isinstance(k, str)]
+        if odd:
+            raise FormatError(f"the model state dict has {len(odd)} key(s) that are not names "
+                              f"(a {type(odd[0]).__name__})", path=str(ckpt_path))
+        if not all(isinstance(k, str) for k in fairseq_cfg):
+            raise FormatError("the model config has keys that are not names", path=str(ckpt_path))
         heads = sorted({m.group(1) for name in state if (m := HEAD.match(name))})
         if head is not None and head not in heads:
             raise UsageError(f"{ckpt_path}: no classification head {head!r}; it has "

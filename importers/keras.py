@@ -165,6 +165,8 @@ class KerasImporter(Importer):
         if not Path(f"{path}{tensorbundle.INDEX_SUFFIX}").is_file():
             require_exists(path)        # a TF checkpoint prefix names no file itself
         container = container_of(path)
+        if container is None and path.is_file() and kerash5.looks_like(path):
+            kerash5.read(path)      # an HDF5 file the detection could not read: say why
         if container is None:
             raise FormatError("not a Keras weights file this version reads ("
                               + ", ".join(c.name for c in CONTAINERS) + ")", path=str(path))

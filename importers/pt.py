@@ -7,6 +7,7 @@ from pathlib import Path
 from ..formats import safetensors, sharding, torchmodule, torchzip
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
+from ..ir.limits import require_regular
 from ..ir.tensor import Tensor
 from ..models.engine import Family
 from .base import Importer, fit_scores, read_json, require_exists, resolve_family
@@ -31,22 +32,28 @@ def read_weights(path: Path) -> tuple[list[Tensor], list[str], object]:
     """Raw tensors, the files they came from, and a `shares_storage(a, b)` hint."""
     if path.name.endswith(".index.json"):
         shard_of = sharding.read_index(path)
-        raw, files, seen = [], [], set()
+        raw, files, seen = [], [], {}
         for shard in dict.fromkeys(shard_of.values()):
             tensors, _ = _read_file(shard)
             files.append(shard.name)
             for t in tensors:
                 if t.name in seen:
-                    raise FormatError(f"tensor {t.name!r} appears in two shards", path=str(shard))
-                seen.add(t.name)
+                    raise FormatError(f"tensor {t.name!r} appears in two shards ({seen[t.name].name} "
+                                      f"and {shard.name})", path=str(shard))
+                if t.name in shard_of and shard_of[t.name] != shard:
+                    raise FormatError(f"tensor {t.name!r} is in {shard.name}, but the index says "
+                                      f"{shard_of[t.name].name}", path=str(path))
+                seen[t.name] = shard
                 raw.append(t)
         return raw, files, torchzip.shares_storage
     return _read_file(path)[0], [path.name], torchzip.shares_storage
 
 
 def find_weights(directory: Path) -> Path:
+    # exists(), not is_file(): a FIFO or device under a weights name is refused by name when
+    # it is opened (open_regular), not skipped for a less helpful "no weights file".
     for name in WEIGHT_FILES:
-        if (directory / name).is_file():
+        if (directory / name).exists():
             return directory / name
     raise FormatError(f"no weights file here (looked for {', '.join(WEIGHT_FILES)})", path=str(directory))
 
@@ -102,7 +109,7 @@ class PtImporter(Importer):
 
     def detect(self, path: Path) -> bool:
         if path.is_dir():
-            return any((path / n).is_file() for n in WEIGHT_FILES)
+            return any((path / n).exists() for n in WEIGHT_FILES)
         if path.suffix == ".pkl":       # torch.save of a whole module (DALL-E's encoder.pkl)
             return path.is_file() and torchzip.looks_like(path)
         return path.suffix in (".safetensors", ".bin", ".pt", ".pth") or path.name.endswith(
@@ -112,7 +119,8 @@ class PtImporter(Importer):
         path = require_exists(Path(path))
         if path.is_dir():
             weights = find_weights(path)
-            if config is None and (path / "config.json").is_file():
+            if config is None and (path / "config.json").exists():
+                require_regular(path / "config.json", what="a config")   # a FIFO would block
                 config = read_json(path / "config.json")
         else:
             weights = path

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..formats import kerash5
+from ..ir import limits
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
 from ..ir.tensor import Tensor
@@ -47,17 +48,17 @@ class Tf2Importer(Importer):
     description = "HF TF2: tf_model.h5 (Keras 2 h5 as transformers writes it, + sharded .index.json)"
 
     def detect(self, path: Path) -> bool:
-        if path.is_dir():
-            return any((path / n).is_file() for n in WEIGHT_FILES)
+        if path.is_dir():   # a FIFO or device named so is this format's, refused on load
+            return any((path / n).exists() for n in WEIGHT_FILES)
         if path.name.endswith(".h5.index.json"):
             return True
-        with open(path, "rb") as f:
+        with limits.open_regular(path) as f:     # a FIFO is refused, not waited on
             return f.read(8) == HDF5_MAGIC
 
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = require_exists(Path(path))
         if path.is_dir():
-            weights_path = next((path / n for n in WEIGHT_FILES if (path / n).is_file()), None)
+            weights_path = next((path / n for n in WEIGHT_FILES if (path / n).exists()), None)
             if weights_path is None:
                 raise FormatError(f"no TF2 weights here (looked for {', '.join(WEIGHT_FILES)})", path=str(path))
             if config is None and (path / "config.json").is_file():

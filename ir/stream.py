@@ -16,28 +16,65 @@ reordered or corrupted stream is refused rather than written out.
 """
 from __future__ import annotations
 
+import os
+import re
+import stat
 import zlib
 from typing import BinaryIO, Callable
 
 import msgpack
 import numpy as np
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, check_names
 from .dtypes import by_name
-from .errors import IrconvError, StreamError
+from .errors import DTypeError, IrconvError, StreamError
+from .limits import MAX_DEPTH, check_fits, check_shape
 from .tensor import Tensor, TensorSpec, as_bytes
 
 MAGIC = b"IRCONV\x00\x01"
 VERSION = 1
 DEFAULT_CHUNK = 8 << 20
 MAX_CHUNK = 64 << 20
-# Bounds what a corrupted length prefix can make the reader allocate.
-_MAX_RECORD = 256 << 20
+# The header (config + tensor table) of the largest real model is a few MB.
+MAX_HEADER = 64 << 20
+# Every record but the header is [int, int, bin, int] or ["end", int, int]: what msgpack may
+# allocate for one is bounded here, before any length on the wire is believed.
+_MAX_BIN = max(MAX_CHUNK, MAX_HEADER)
+_RECORD_LIMITS = dict(max_buffer_size=_MAX_BIN + 64, max_bin_len=_MAX_BIN, max_str_len=16,
+                      max_array_len=4, max_map_len=0, max_ext_len=0)
+_HEADER_FIELDS = ("family", "config", "source", "aliases", "chunk_size", "tensors")
+
+
+# The CLI writes `-o FILE` to a temporary sibling `.FILE.irconv-XXXX` renamed into place.
+_TEMP_NAME = re.compile(r"^\.(.+)\.irconv-[^/]+$")
+
+
+def _output_name(out) -> str:
+    """What to call `out` in an error: its path (the final one, for the CLI's temporary
+    sibling), or <stdout>."""
+    try:
+        name = getattr(out, "name", None)
+    except ValueError:          # a closed file
+        name = None
+    if isinstance(name, int):
+        if name == 1:
+            return "<stdout>"
+        try:
+            name = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            return "<output>"
+    if not isinstance(name, str):
+        return "<output>"
+    head, tail = os.path.split(name)
+    temp = _TEMP_NAME.match(tail)
+    return os.path.join(head, temp.group(1)) if temp else name
 
 
 def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_CHUNK,
-                 progress: Callable[[Tensor], None] | None = None) -> None:
-    """Serialize `ckpt` to `out`, loading one tensor at a time."""
+                 progress: Callable[[Tensor], None] | None = None, where: str | None = None) -> None:
+    """Serialize `ckpt` to `out`, loading one tensor at a time. A failed write (a full disk:
+    ENOSPC, EFBIG) is a StreamError naming `where` (default: out's file name); a closed
+    pipe stays a BrokenPipeError, which the CLI reports as the reader going away."""
     if not 0 < chunk_size <= MAX_CHUNK:
         raise ValueError(f"chunk_size must be in 1..{MAX_CHUNK}")
     tensors = list(ckpt.tensors.values())
@@ -51,20 +88,95 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
         header_bytes = msgpack.packb(header, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise StreamError(f"the config or metadata cannot go into an IR stream: {exc}") from None
-    out.write(MAGIC)
-    out.write(msgpack.packb([VERSION, header_bytes, zlib.crc32(header_bytes)], use_bin_type=True))
+
+    def put(data) -> None:
+        _write_op(out, where, out.write, data)
+
+    put(MAGIC)
+    put(msgpack.packb([VERSION, header_bytes, zlib.crc32(header_bytes)], use_bin_type=True))
     total = 0
     for index, tensor in enumerate(tensors):
         data = memoryview(as_bytes(tensor.load()))
         for chunk_index, start in enumerate(range(0, len(data), chunk_size)):
             chunk = data[start:start + chunk_size]
-            out.write(msgpack.packb([index, chunk_index, chunk, zlib.crc32(chunk)], use_bin_type=True))
+            put(msgpack.packb([index, chunk_index, chunk, zlib.crc32(chunk)], use_bin_type=True))
         total += len(data)
         del data
         if progress:
             progress(tensor)
-    out.write(msgpack.packb(["end", len(tensors), total], use_bin_type=True))
-    out.flush()
+    put(msgpack.packb(["end", len(tensors), total], use_bin_type=True))
+    _write_op(out, where, out.flush)
+
+
+def _write_op(out, where: str | None, op, *args) -> None:
+    """out.write / out.flush with a failed write (full disk) as one StreamError naming `out`."""
+    try:
+        op(*args)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        name = where or _output_name(out)
+        # The stream is unusable now; close the file under the buffer so that closing the
+        # buffer does not try to flush the rest again (and raise a second, unnamed error).
+        raw = getattr(out, "raw", None)
+        if raw is not None:
+            try:
+                raw.close()
+            except OSError:
+                pass
+        raise StreamError(f"cannot write the IR stream: {exc.strerror or exc}", path=name) from None
+
+
+def _tell(src) -> int | None:
+    try:
+        return src.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _regular_size(src) -> int | None:
+    """The size of `src` if it is a regular file (a pipe's length is unknown)."""
+    try:
+        st = os.fstat(src.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _plain(header: dict, where: str) -> None:
+    """Refuse anything in the header's maps (config, source, aliases) but str-keyed maps,
+    lists, str, int, float, bool and None, nested at most MAX_DEPTH deep: a bin (bytes) value
+    where a config holds a string, an int key or an ext type would otherwise surface deep in
+    an exporter. (The tensor table is checked row by row.)"""
+    def what(at: tuple) -> str:
+        return f"IR stream header field {at[0]!r}" + "".join(f"[{p!r}]" for p in at[1:])
+
+    stack: list[tuple[object, tuple, int]] = [(header[k], (k,), 1) for k in header if k != "tensors"]
+    while stack:
+        value, at, depth = stack.pop()
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            continue
+        if depth > MAX_DEPTH:
+            raise StreamError(f"{what(at)} nests deeper than {MAX_DEPTH} levels", path=where)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise StreamError(f"{what(at)} has a key {k!r} that is not a string", path=where)
+                stack.append((v, at + (k,), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((v, at + (i,), depth + 1) for i, v in enumerate(value))
+        elif isinstance(value, bytes):
+            raise StreamError(f"{what(at)} holds bytes {value[:20]!r}, where a string or number "
+                              "belongs (corrupt stream)", path=where)
+        else:
+            raise StreamError(f"{what(at)} holds a {type(value).__name__}, which no irconv "
+                              "writes (corrupt stream)", path=where)
+
+
+def _known_family(name: str) -> bool:
+    # The one place ir/ looks at the registry: a stream names its family by registry name.
+    from ..models import FAMILIES
+    return name in FAMILIES
 
 
 class _StreamReader:
@@ -73,6 +185,7 @@ class _StreamReader:
     def __init__(self, src: BinaryIO, where: str):
         self.where = where
         self.src = src
+        start = _tell(src)
         magic = src.read(len(MAGIC))
         if magic != MAGIC:
             if magic[:6] == MAGIC[:6]:
@@ -80,7 +193,7 @@ class _StreamReader:
                                   "use the same irconv version on both sides of the pipe", path=where)
             raise StreamError("not an irconv IR stream (did the `irconv import` side fail?)", path=where)
         self.unpacker = msgpack.Unpacker(src, use_list=True, raw=False, strict_map_key=False,
-                                         max_buffer_size=_MAX_RECORD)
+                                         **_RECORD_LIMITS)
         envelope = self._next("the header")
         if not (isinstance(envelope, list) and len(envelope) == 3):
             raise StreamError("corrupt IR stream header", path=where)
@@ -90,26 +203,78 @@ class _StreamReader:
                               path=where)
         if not isinstance(header_bytes, bytes) or zlib.crc32(header_bytes) != crc:
             raise StreamError("IR stream header checksum mismatch (corrupted stream)", path=where)
+        if len(header_bytes) > MAX_HEADER:
+            raise StreamError(f"IR stream header of {len(header_bytes):,} bytes (at most "
+                              f"{MAX_HEADER:,})", path=where)
         try:
-            self._parse_header(msgpack.unpackb(header_bytes, raw=False, strict_map_key=False))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            # Every length inside is bounded by the header's own size (msgpack's default).
+            header = msgpack.unpackb(header_bytes, raw=False, strict_map_key=False, max_ext_len=0)
+        except Exception as exc:  # msgpack signals corrupt input with many types
             raise StreamError(f"malformed IR stream header ({type(exc).__name__}: {exc})", path=where) from None
+        self._parse_header(header)
+        size = _regular_size(src)
+        if size is not None and start is not None:
+            self._check_sizes(size - start - len(MAGIC) - self.unpacker.tell())
         self.position = 0    # index of the next tensor on the wire
         self.total = 0
 
-    def _parse_header(self, header: dict) -> None:
+    def _parse_header(self, header) -> None:
         where = self.where
+        if not isinstance(header, dict):
+            raise StreamError(f"IR stream header is a {type(header).__name__}, not a map", path=where)
+        missing = [k for k in _HEADER_FIELDS if k not in header]
+        if missing:
+            raise StreamError(f"IR stream header lacks {', '.join(missing)}", path=where)
+        _plain(header, where)
+        for key, kind in (("family", str), ("config", dict), ("source", dict), ("aliases", dict),
+                          ("tensors", list)):
+            if not isinstance(header[key], kind):
+                raise StreamError(f"IR stream header field {key!r} is a {type(header[key]).__name__}, "
+                                  f"expected a {kind.__name__}", path=where)
+        if not _known_family(header["family"]):
+            raise StreamError(f"IR stream of unknown model family {header['family']!r} (written by "
+                              "another irconv version?)", path=where)
         self.header = header
-        self.chunk_size = self.header["chunk_size"]
-        if not isinstance(self.chunk_size, int) or not 0 < self.chunk_size <= MAX_CHUNK:
+        self.chunk_size = header["chunk_size"]
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) \
+                or not 0 < self.chunk_size <= MAX_CHUNK:
             raise StreamError(f"IR stream chunk size {self.chunk_size!r} out of range", path=where)
-        self.specs = [TensorSpec(name, by_name(dtype), tuple(shape), None if axes is None else tuple(axes))
-                      for name, dtype, shape, axes, *_ in self.header["tensors"]]
-        self.sources = [row[5] for row in self.header["tensors"]]
-        for spec, row in zip(self.specs, self.header["tensors"]):
-            if spec.nbytes != row[4]:
-                raise StreamError(f"tensor {spec.name!r}: table says {row[4]} bytes, "
-                                  f"its shape needs {spec.nbytes}", path=where)
+        self.specs = [self._spec(i, row) for i, row in enumerate(header["tensors"])]
+        self.sources = [row[5] for row in header["tensors"]]
+        for alias, target in header["aliases"].items():
+            if not isinstance(target, str):
+                raise StreamError(f"tied name {alias!r} names {target!r}, not a tensor name", path=where)
+        check_names([s.name for s in self.specs], header["aliases"], where=where, error=StreamError)
+
+    def _spec(self, i: int, row) -> TensorSpec:
+        where = self.where
+        if not (isinstance(row, list) and len(row) == 6 and isinstance(row[0], str)):
+            raise StreamError(f"tensor table row {i} is not [name, dtype, shape, axes, nbytes, "
+                              "source]", path=where)
+        name, dtype_name, shape, axes, nbytes, source = row
+        try:
+            dtype = by_name(dtype_name)
+        except DTypeError as exc:
+            raise StreamError(f"tensor {name!r}: {exc}", path=where) from None
+        shape = check_shape(shape, dtype.itemsize, path=where, name=name)
+        if axes is not None and not (isinstance(axes, list) and len(axes) == len(shape)
+                                     and all(isinstance(a, str) for a in axes)):
+            raise StreamError(f"tensor {name!r}: axes {axes!r} are not {len(shape)} names", path=where)
+        if not isinstance(source, str):
+            raise StreamError(f"tensor {name!r}: source name {source!r} is not a string", path=where)
+        spec = TensorSpec(name, dtype, shape, None if axes is None else tuple(axes))
+        if isinstance(nbytes, bool) or nbytes != spec.nbytes:
+            raise StreamError(f"tensor {name!r}: table says {nbytes!r} bytes, "
+                              f"its shape needs {spec.nbytes}", path=where)
+        return spec
+
+    def _check_sizes(self, remaining: int) -> None:
+        """A stream in a regular file: what the table declares must fit in what follows."""
+        total = 0
+        for spec in self.specs:
+            total += spec.nbytes
+            check_fits(total, remaining, path=self.where, name=spec.name,
+                       what="the rest of the stream (with the tensors before it)")
 
     def _next(self, what: str):
         try:
@@ -121,16 +286,15 @@ class _StreamReader:
 
     def _read_tensor(self, index: int) -> np.ndarray:
         spec = self.specs[index]
-        buf = bytearray(spec.nbytes)
-        view = memoryview(buf)
+        # Grown as chunks arrive (each checked): a declared size alone allocates nothing.
+        buf = bytearray()
         n_chunks = -(-spec.nbytes // self.chunk_size)
         for chunk_index in range(n_chunks):
-            rec = self._next(f"tensor {spec.name!r}")
+            rec = self._next(f"tensor {spec.name!r} (chunk {chunk_index} of {n_chunks})")
             if not (isinstance(rec, list) and len(rec) == 4):
                 raise StreamError(f"corrupt IR stream record in tensor {spec.name!r}", path=self.where)
             got_index, got_chunk, data, crc = rec
-            start = chunk_index * self.chunk_size
-            expected_len = min(self.chunk_size, spec.nbytes - start)
+            expected_len = min(self.chunk_size, spec.nbytes - chunk_index * self.chunk_size)
             if (got_index, got_chunk) != (index, chunk_index) or not isinstance(data, bytes) \
                     or len(data) != expected_len:
                 raise StreamError(f"IR stream out of order or corrupted in tensor {spec.name!r} "
@@ -138,7 +302,7 @@ class _StreamReader:
             if zlib.crc32(data) != crc:
                 raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
                                   "the stream was corrupted", path=self.where)
-            view[start:start + expected_len] = data
+            buf += data
         self.total += spec.nbytes
         self.position = index + 1
         return np.frombuffer(buf, dtype=spec.dtype.numpy).reshape(spec.shape)
@@ -156,7 +320,8 @@ class _StreamReader:
             self._read_tensor(self.position)
         trailer = self._next("the trailer")
         if trailer != ["end", len(self.specs), self.total]:
-            raise StreamError("corrupt IR stream trailer", path=self.where)
+            raise StreamError(f"corrupt IR stream trailer: expected the end of {len(self.specs)} "
+                              f"tensors, {self.total:,} bytes", path=self.where)
         if self.unpacker.read_bytes(1) or self.src.read(1):
             raise StreamError("unexpected data after the IR stream trailer", path=self.where)
 
@@ -171,5 +336,4 @@ def read_stream(src: BinaryIO, where: str = "<stdin>") -> Checkpoint:
         tensors[spec.name] = Tensor(spec, lambda i=index: reader.load(i), reader.sources[index])
     h = reader.header
     return Checkpoint(family=h["family"], config=h["config"], tensors=tensors,
-                      aliases=dict(h.get("aliases") or {}), source=dict(h.get("source") or {}),
-                      _closer=reader.finish)
+                      aliases=dict(h["aliases"]), source=dict(h["source"]), _closer=reader.finish)

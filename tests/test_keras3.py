@@ -240,9 +240,9 @@ def _rezip(src, dst, **replace):
 
 
 @pytest.mark.parametrize("member,content,needle", [
-    ("config.json", b"{not json", "config.json is not readable JSON"),
+    ("config.json", b"{not json", "cannot read config.json"),
     ("model.weights.h5", None, "holds no model.weights.h5"),
-    ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "unreadable Keras 3 weights"),
+    ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "unreadable or truncated HDF5 file"),
 ], ids=["config-not-json", "no-weights", "weights-not-hdf5"])
 def test_broken_archive_members(member, content, needle, b0, tmp):
     d, _, _ = b0

@@ -628,3 +628,78 @@ def test_error_index_key_without_dataset(tmp_path, hf_saved):
     with pytest.raises(FormatError) as e:
         kh5.read_hf_sharded(index)
     assert "bert/ghost:0" in one_line_naming(e, index)
+
+
+def _one_weight_file(path, n_links: int = 1, shape=(64, 64)) -> None:
+    """A Keras weights file whose layer 'd' lists `n_links` weights, all hard links to one dataset."""
+    with h5py.File(path, "w") as f:
+        kh5.save_name_list(f, "layer_names", [b"d"])
+        g = f.create_group("d")
+        names = [f"d/w{i}:0" for i in range(n_links)]
+        kh5.save_name_list(g, "weight_names", [n.encode() for n in names])
+        g["d/w0:0"] = np.ones(shape, np.float32)
+        for n in names[1:]:
+            g[n] = g["d/w0:0"]          # a hard link: the same storage under another name
+
+
+def test_error_one_dataset_linked_under_many_names(tmp_path):
+    """Hard links would make one dataset's bytes count many times over in the output."""
+    path = tmp_path / "links.h5"
+    _one_weight_file(path, n_links=40)
+    with pytest.raises(FormatError) as e:
+        kh5.read(path)
+    assert "adds up to more than the file" in one_line_naming(e, path)
+    _one_weight_file(path, n_links=1)
+    assert [w.tensor.load().sum() for w in kh5.read(path).weights] == [64 * 64]
+
+
+def test_error_weight_name_through_soft_link(tmp_path):
+    path = tmp_path / "soft.h5"
+    _one_weight_file(path)
+    with h5py.File(path, "r+") as f:
+        f["real"] = f["d/d/w0:0"]
+        del f["d/d/w0:0"]
+        f["d/d/w0:0"] = h5py.SoftLink("/real")
+    with pytest.raises(FormatError) as e:
+        kh5.read(path)
+    assert "soft link to /real" in one_line_naming(e, path)
+
+
+class _SmallDisk:
+    """A file on a disk that fills up after `room` bytes."""
+
+    def __init__(self, f, room: int):
+        self._real, self._room = f, room
+
+    def write(self, view):
+        if self._real.tell() + len(view) > self._room:
+            raise OSError(28, "No space left on device")
+        return self._real.write(view)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+class _FullDisk(kh5._GuardedFile):
+    def __init__(self, path, mode):
+        super().__init__(path, mode)
+        self._f = _SmallDisk(self._f, 20_000)
+
+
+@pytest.mark.parametrize("sharded", [False, True])
+def test_writer_full_disk_raises_once_and_leaves_nothing(tmp_path, monkeypatch, sharded):
+    monkeypatch.setattr(kh5, "_GuardedFile", _FullDisk)
+    specs = [TensorSpec(f"m/w{i}:0", by_name("F32"), (64, 64)) for i in range(4)]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OSError) as e:
+        if sharded:
+            with kh5.HFShardedH5Writer(out, [specs[:2], specs[2:]]) as w:
+                for s in specs:
+                    w.write(s.name, np.ones(s.shape, np.float32))
+        else:
+            with kh5.KerasH5Writer(out / "x.h5", [("m", specs)]) as w:
+                for s in specs:
+                    w.write(s.name, np.ones(s.shape, np.float32))
+    assert e.value.errno == 28 and str(out) in str(e.value.filename)
+    assert os.listdir(out) == []

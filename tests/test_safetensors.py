@@ -261,8 +261,8 @@ def test_hostile_headers(tmp_path, case):
 @pytest.mark.parametrize("raw_header, words", [
     (b"not json at all!", "expected '{'"),
     (b"[1, 2, 3]       ", "expected '{'"),
-    (b'{"a": [1, 2    }', "not valid UTF-8 JSON"),
-    (b'{"a": "\xff\xfe"}', "not valid UTF-8 JSON"),
+    (b'{"a": [1, 2    }', "cannot read header"),
+    (b'{"a": "\xff\xfe"}', "cannot read header"),
 ])
 def test_non_json_header(tmp_path, raw_header, words):
     path = craft(tmp_path / "nj.safetensors", None, raw_header=raw_header)

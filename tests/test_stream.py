@@ -111,3 +111,129 @@ def test_tensors_must_be_taken_in_order():
     with pytest.raises(IrconvError, match="in table order"):
         ckpt.tensors["a"].load()
     ckpt.close()
+
+
+# ---- hostile headers (issue 12): valid crc, inconsistent content
+
+import os  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zlib  # noqa: E402
+
+import msgpack  # noqa: E402
+
+from irconv.ir import FormatError  # noqa: E402
+
+
+def _base(n=2):
+    arrs = {f"t{i}": from_array(f"t{i}", np.full((2, 3), i, np.float32)) for i in range(n)}
+    return Checkpoint("bert", {"model_type": "bert"}, arrs, {}, {"format": "test"})
+
+
+def _reframe(raw: bytes, edit) -> bytes:
+    """`raw` with its header changed by edit(header) and the crc recomputed."""
+    up = msgpack.Unpacker(raw=False, strict_map_key=False)
+    up.feed(raw[len(MAGIC):])
+    records = list(up)
+    header = msgpack.unpackb(records[0][1], raw=False, strict_map_key=False)
+    edit(header)
+    hb = msgpack.packb(header, use_bin_type=True)
+    return MAGIC + b"".join(msgpack.packb(r, use_bin_type=True)
+                            for r in [[1, hb, zlib.crc32(hb)], *records[1:]])
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda h: h["tensors"][1].__setitem__(0, "t0"), "'t0' is named 2 times"),
+    (lambda h: h.update(aliases={"tied": "nope"}), "'tied' names tensor 'nope', which is not in"),
+    (lambda h: h.update(aliases={"t0": "t0"}), "tied to itself"),
+    (lambda h: h.update(aliases={"t0": "t1"}), "both a tensor"),
+    (lambda h: h.update(config=[1]), "'config' is a list, expected a dict"),
+    (lambda h: h.update(source="x"), "'source' is a str"),
+    (lambda h: h["config"].update(model_type=b"bert"), r"\['model_type'\] holds bytes"),
+    (lambda h: h["config"].update({3: 1}), "key 3 that is not a string"),
+    (lambda h: h.update(family="nope"), "unknown model family 'nope'"),
+    (lambda h: h["tensors"][0].__setitem__(1, "F12"), "tensor 't0': unsupported dtype 'F12'"),
+    (lambda h: h["tensors"][0].__setitem__(2, [-2, -3]), "tensor 't0': shape .* non-negative"),
+    (lambda h: h["tensors"][0].__setitem__(3, [1, 2]), "tensor 't0': axes"),
+    (lambda h: h["tensors"][0].__setitem__(4, 7), "tensor 't0': table says 7 bytes"),
+    (lambda h: h["tensors"].__setitem__(0, ["t0"]), "row 0 is not"),
+    (lambda h: h.pop("chunk_size"), "lacks chunk_size"),
+])
+def test_inconsistent_header_is_refused_naming_the_stream(edit, match):
+    raw = _reframe(to_bytes(_base(), 8), edit)
+    with pytest.raises(FormatError, match=match) as info:
+        read_all(raw)
+    assert str(info.value).startswith("<stdin>: ")
+
+
+def test_nesting_is_bounded():
+    deep: list = []
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(StreamError, match="nests deeper"):
+        read_all(_reframe(to_bytes(_base(), 8), lambda h: h["config"].update(x=deep)))
+
+
+def test_declared_size_past_the_file_is_refused_before_allocation(tmp_path):
+    def huge(h):
+        h["tensors"][0][2:5] = [[1 << 30, 1 << 10], None, 4 << 40]
+    p = tmp_path / "s.irs"
+    p.write_bytes(_reframe(to_bytes(_base(), 8), huge))
+    with open(p, "rb") as f, pytest.raises(FormatError, match="tensor 't0' declares") as info:
+        read_stream(f, str(p))
+    assert str(p) in str(info.value)
+
+
+def test_a_pipe_allocates_only_what_arrives():
+    """On a pipe the length is unknown: a huge declared tensor fails at the first missing
+    chunk, having allocated nothing for it (a bytearray(4 TiB) would raise MemoryError)."""
+    def huge(h):
+        h["tensors"][0][2:5] = [[1 << 30, 1 << 10], None, 4 << 40]
+    ckpt = read_stream(io.BytesIO(_reframe(to_bytes(_base(), 8), huge)))
+    with pytest.raises(StreamError, match="tensor 't0'"):
+        ckpt.tensors["t0"].load()
+
+
+def test_checkpoint_refuses_inconsistent_names():
+    t = from_array("a", np.zeros(2, np.float32))
+    with pytest.raises(FormatError, match="not in the checkpoint"):
+        Checkpoint("bert", {}, {"a": t}, {"b": "missing"})
+    with pytest.raises(FormatError, match="stored under the name"):
+        Checkpoint("bert", {}, {"b": t})
+
+
+def test_full_disk_is_one_error_naming_the_file(tmp_path):
+    """`irconv import -o FILE` past RLIMIT_FSIZE: EFBIG is one line naming the file, exit 2,
+    nothing left behind."""
+    out = tmp_path / "model.irs"
+    src = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+
+    def limit():
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+    r = subprocess.run([sys.executable, "-m", "irconv", "import", "pt", src, "-o", str(out), "-q"],
+                       preexec_fn=limit, capture_output=True, text=True, timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0] == f"irconv: error: {out}: cannot write the IR stream: File too large", r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_errors_name_the_output():
+    class Full(io.BytesIO):
+        name = "/x/out.irs"
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+    with pytest.raises(StreamError, match="^/x/out.irs: cannot write the IR stream: No space left"):
+        write_stream(_base(), Full())
+    with pytest.raises(StreamError, match="^elsewhere: "):
+        write_stream(_base(), Full(), where="elsewhere")
+
+    class Gone(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+    with pytest.raises(BrokenPipeError):
+        write_stream(_base(), Gone())

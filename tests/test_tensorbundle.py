@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from irconv.formats import tensorbundle as tb
+from irconv.formats.tensorbundle import bundle, protowire, snappy, sstable
 from irconv.ir.dtypes import DTYPES, by_name, from_numpy
 from irconv.ir.errors import DTypeError, FormatError, UsageError
 from irconv.ir.tensor import TensorSpec
@@ -55,9 +56,9 @@ def table_blocks(index_path) -> int:
     """Number of data blocks of a table, from its index block."""
     data = open(index_path, "rb").read()
     footer = data[-tb.FOOTER_SIZE:]
-    _, _, pos = tb._handle(footer, 0)
-    offset, size, _ = tb._handle(footer, pos)
-    return len(list(tb._block_entries(tb._block(data, offset, size, "index"), "index")))
+    _, _, pos = sstable._handle(footer, 0)
+    offset, size, _ = sstable._handle(footer, pos)
+    return len(list(sstable._block_entries(sstable._block(data, offset, size, "index"), "index")))
 
 
 def assert_tf_reads(prefix, arrays: dict, strings: dict | None = None) -> None:
@@ -363,15 +364,15 @@ def small(tmp_path):
 def craft_index(prefix, pairs, num_shards=1) -> None:
     """A table of (key, entry bytes) exactly as given, with a valid header."""
     with open(f"{prefix}.index", "wb") as f:
-        table = tb._TableBuilder(f)
-        table.add(b"", tb._encode_header(num_shards))
+        table = sstable._TableBuilder(f)
+        table.add(b"", bundle._encode_header(num_shards))
         for key, value in pairs:
             table.add(key, value)
         table.finish()
 
 
 def entry(dtype=1, shape=(2,), offset=0, size=8, crc=0, shard=0) -> bytes:
-    return tb._encode_entry(tb._Entry(dtype, shape, shard, offset, size, crc, False))
+    return bundle._encode_entry(bundle._Entry(dtype, shape, shard, offset, size, crc, False))
 
 
 @pytest.mark.parametrize("keep", [20, -10])
@@ -416,8 +417,8 @@ def test_flipped_bit_in_index_block(small, where):
     index = f"{prefix}.index"
     data = bytearray(open(index, "rb").read())
     footer = data[-tb.FOOTER_SIZE:]
-    _, _, pos = tb._handle(footer, 0)
-    index_offset, _, _ = tb._handle(footer, pos)
+    _, _, pos = sstable._handle(footer, 0)
+    index_offset, _, _ = sstable._handle(footer, pos)
     data[10 if where == "data" else index_offset + 1] ^= 0x04
     open(index, "wb").write(data)
     with pytest.raises(FormatError) as e:
@@ -476,7 +477,7 @@ def test_not_a_table_and_no_header(tmp_path):
         tb.read(tmp_path / "x")
     one_line_naming(e, tmp_path / "x.index")
     with open(tmp_path / "y.index", "wb") as f:
-        table = tb._TableBuilder(f)
+        table = sstable._TableBuilder(f)
         table.add(b"k", entry())
         table.finish()
     with pytest.raises(FormatError, match="no bundle header"):
@@ -489,13 +490,13 @@ def test_not_a_table_and_no_header(tmp_path):
 
 def test_snappy_blocks(tmp_path):
     # "abcabcabcabc": literal "abc" then a 1-byte-offset copy of length 9 at distance 3.
-    assert tb._snappy_decompress(b"\x0c\x08abc\x15\x03") == b"abcabcabcabc"
+    assert snappy._snappy_decompress(b"\x0c\x08abc\x15\x03") == b"abcabcabcabc"
     with pytest.raises(ValueError, match="offset"):
-        tb._snappy_decompress(b"\x0c\x08abc\x15\x09")
+        snappy._snappy_decompress(b"\x0c\x08abc\x15\x09")
 
     def literal_snappy(data: bytes) -> bytes:   # valid snappy: one literal per <=60 bytes
         out = bytearray()
-        tb._put_varint(out, len(data))
+        protowire._put_varint(out, len(data))
         for i in range(0, len(data), 60):
             chunk = data[i:i + 60]
             out += bytes([(len(chunk) - 1) << 2]) + chunk
@@ -505,9 +506,9 @@ def test_snappy_blocks(tmp_path):
     a = np.arange(2, dtype=np.float32)
     open(tb.data_path(str(prefix), 0, 1), "wb").write(a.tobytes())
     with open(f"{prefix}.index", "wb") as f:
-        table = tb._TableBuilder(f, compress=literal_snappy)
-        table.add(b"", tb._encode_header(1))
-        table.add(b"w", entry(crc=tb.mask(tb._crc(a.tobytes()))))
+        table = sstable._TableBuilder(f, compress=literal_snappy)
+        table.add(b"", bundle._encode_header(1))
+        table.add(b"w", entry(crc=tb.mask(sstable._crc(a.tobytes()))))
         table.finish()
     assert np.array_equal(tb.read(prefix).tensors[0].load(), a)
 
@@ -575,10 +576,10 @@ def test_writer_big_endian_and_empty(tmp_path):
 
 def test_masked_crc_matches_leveldb():
     # leveldb util/crc32c_test.cc: Mask is not the identity and Unmask inverts it.
-    crc = tb._crc(b"foo")
+    crc = sstable._crc(b"foo")
     assert tb.mask(crc) != crc and tb.mask(tb.mask(crc)) != crc
     assert tb.unmask(tb.mask(crc)) == crc and tb.unmask(tb.unmask(tb.mask(tb.mask(crc)))) == crc
-    assert tb._crc(b"123456789") == 0xE3069283            # the CRC-32C check value
+    assert sstable._crc(b"123456789") == 0xE3069283            # the CRC-32C check value
     assert struct.pack("<Q", tb.TABLE_MAGIC)[-4:] == bytes.fromhex("2475 47db")
 
 
@@ -613,3 +614,120 @@ def test_decode_object_graph_rejects_garbage_cleanly(blob):
     except ValueError:
         return
     assert tb.decode_object_graph(tb.encode_object_graph(nodes)) == nodes
+
+
+# --------------------------------------------------------------------------- hostile inputs (issue 12)
+
+def _moved(tmp_path, state: str):
+    """d/ holds a `checkpoint` naming `state`; the checkpoint itself lives in evil/ beside d/."""
+    write_bundle(tmp_path / "evil" / "m", {"a": np.arange(3, dtype=np.int8)})
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "checkpoint").write_text(f'model_checkpoint_path: "{state}"\n')
+    return tmp_path / "d"
+
+
+@pytest.mark.parametrize("state", ["../evil/m", "{tmp}/evil/m", "sub/m"])
+def test_state_file_never_leads_outside_the_directory(tmp_path, state):
+    d = _moved(tmp_path, state.format(tmp=tmp_path))
+    os.symlink(tmp_path / "evil", d / "sub")
+    with pytest.raises(FormatError, match="outside the directory") as e:
+        tb.read(d)
+    one_line_naming(e, d / "checkpoint")
+
+
+def test_state_file_absolute_paths_resolve_inside(tmp_path):
+    """An absolute path (TF1 Saver) is read as the same name inside the directory, whether
+    the directory moved since or not; a relative one may name a subdirectory."""
+    write_bundle(tmp_path / "d" / "sub" / "m", {"a": np.arange(3, dtype=np.int8)})
+    state = tmp_path / "d" / "checkpoint"
+    state.write_text(f'model_checkpoint_path: "{tmp_path}/d/sub/m"\n')
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "sub" / "m")
+    state.write_text('model_checkpoint_path: "sub/m"\n')
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "sub" / "m")
+    write_bundle(tmp_path / "d" / "n", {"a": np.arange(3, dtype=np.int8)})
+    state.write_text('model_checkpoint_path: "/gone/elsewhere/n"\n')      # moved since
+    assert tb.read(tmp_path / "d").prefix == str(tmp_path / "d" / "n")
+
+
+@pytest.mark.parametrize("which", ["index", "data", "checkpoint"])
+def test_fifos_are_refused_without_blocking(small, which):
+    prefix, _ = small
+    path = {"index": f"{prefix}.index", "data": tb.data_path(str(prefix), 0, 2),
+            "checkpoint": prefix.parent / "checkpoint"}[which]
+    if os.path.exists(path):
+        os.unlink(path)
+    os.mkfifo(path)
+    with pytest.raises(FormatError, match="FIFO") as e:
+        tb.read(prefix.parent if which == "checkpoint" else prefix)
+    one_line_naming(e, path)
+
+
+def test_varints_past_64_bits_are_refused():
+    with pytest.raises(ValueError, match="64 bits"):
+        protowire._get_varint(b"\xff" * 9 + b"\x7f", 0)
+    assert protowire._get_varint(b"\xff" * 9 + b"\x01", 0) == ((1 << 64) - 1, 10)
+
+
+@pytest.mark.parametrize("restarts, needle", [
+    ([0, 1 << 30], "restart array"), ([4], "restart array"), ([0, 0], "restart array"),
+    ([0, 3], "not the start of an entry"),
+])
+def test_restart_arrays_are_checked(restarts, needle):
+    entries = b"".join(bytes([0, 1, 1]) + k + b"v" for k in (b"a", b"b"))
+    block = entries + struct.pack(f"<{len(restarts)}I", *restarts) + struct.pack("<I", len(restarts))
+    with pytest.raises(ValueError, match=needle):
+        list(sstable._block_entries(block, "block"))
+    good = entries + struct.pack("<2I", 0, 5) + struct.pack("<I", 2)      # 5 bytes an entry
+    assert list(sstable._block_entries(good, "block")) == [(b"a", b"v"), (b"b", b"v")]
+
+
+def test_snappy_declared_size_is_bounded():
+    with pytest.raises(ValueError, match="more than its"):
+        snappy._snappy_decompress(b"\x80\x80\x80\x80\x80\x01" + b"\x00a")
+
+
+def test_entries_sharing_bytes_are_refused(tmp_path):
+    prefix = tmp_path / "o"
+    data = np.arange(4, dtype=np.float32).tobytes()
+    open(tb.data_path(str(prefix), 0, 1), "wb").write(data)
+    crc = tb.mask(sstable._crc(data))
+    craft_index(prefix, [(b"a", entry(shape=(4,), size=16, crc=crc)),
+                         (b"b", entry(shape=(4,), size=16, crc=crc))])
+    with pytest.raises(FormatError, match="'a' and 'b' share bytes") as e:
+        tb.read(prefix)
+    one_line_naming(e, tb.data_path(str(prefix), 0, 1))
+
+
+def test_string_length_past_64_bits_is_a_clean_error(tmp_path):
+    prefix = tmp_path / "s"
+    payload = b"\xff" * 9 + b"\x03" + bytes(8)          # a varint of 65 bits
+    open(tb.data_path(str(prefix), 0, 1), "wb").write(payload)
+    craft_index(prefix, [(b"s", entry(dtype=7, shape=(1,), size=len(payload)))])
+    with pytest.raises(FormatError) as e:
+        tb.read(prefix)
+    one_line_naming(e, "string tensor 's'", "64 bits", tb.data_path(str(prefix), 0, 1))
+
+
+def test_object_graph_depth_is_bounded_and_cycles_are_fine():
+    chain = [tb.TrackableObject(children=[tb.ObjectReference(i + 1, "x")]) for i in range(300)]
+    with pytest.raises(ValueError, match="nests 300 objects deep"):
+        tb.decode_object_graph(tb.encode_object_graph(chain + [tb.TrackableObject()]))
+    cycle = [tb.TrackableObject(children=[tb.ObjectReference(1, "a")]),
+             tb.TrackableObject(children=[tb.ObjectReference(0, "back")])]
+    assert len(tb.decode_object_graph(tb.encode_object_graph(cycle))) == 2
+
+
+def test_writer_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
+    import resource
+    import signal
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(FormatError) as e:
+            write_bundle(tmp_path / "m", {"a": np.zeros(4096, np.float32)})
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    one_line_naming(e, tb.data_path(str(tmp_path / "m"), 0, 1), "cannot write: File too large")
+    assert list(tmp_path.iterdir()) == []

@@ -76,3 +76,22 @@ def test_truncated_legacy_file(tmp):
     path.write_bytes(data[:-50])
     with pytest.raises(FormatError, match="truncated"):
         torchzip.read(path)
+
+
+def test_declared_lengths_are_checked_against_the_file_before_reading(tmp):
+    """The legacy pickles are read straight from the file, whose read(n) allocates n bytes up
+    front: a string declaring 2**40 bytes is refused from the bytes left, not allocated."""
+    path = tmp / "long.pt"
+    with open(path, "wb") as f:
+        for part in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+            pickle.dump(part, f, protocol=2)
+        f.write(b"\x80\x02X" + (1 << 31).to_bytes(4, "little") + b"short.")
+    with pytest.raises(FormatError, match=r"long\.pt: corrupt or truncated pickle: it declares "
+                                          r"2,147,483,648 bytes of data where only 6 are left"):
+        torchzip.read(path)
+
+
+def test_legacy_views_get_the_same_stride_checks(tmp):
+    path = legacy_save({"big": torch.zeros(100).expand(10000, 100)}, tmp / "big.pt")
+    with pytest.raises(FormatError, match=r"big\.pt: tensor 'big' .* repeats the elements"):
+        torchzip.read(path)

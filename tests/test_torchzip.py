@@ -488,3 +488,70 @@ def test_unknown_storage_key(tmp_path, saved):
     rewrite(saved, tmp_path / "nokey.pt", lambda n, b: None if n == "m/data/1" else b)
     with pytest.raises(FormatError, match=r"nokey\.pt: storage key '1' has no record 'm/data/1'"):
         torchzip.read(tmp_path / "nokey.pt")
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile structure the attack corpus (tests/attacks/cases_torch.py) drives through the CLI;
+# here, what must still read: real torch views, shared modules, partial reads of a record.
+
+def test_expanded_views_torch_saves_still_read(tmp_path):
+    """torch.save keeps expand() views (BERT's position_ids buffer is arange(n).expand(1, -1));
+    within EXPAND_FACTOR x the storage, or EXPAND_SLACK bytes, they read as the dense copy."""
+    sd = {"position_ids": torch.arange(64).expand((1, -1)),      # stride (0, 1)
+          "broadcast": torch.zeros(1).expand(100),                # 4 bytes -> 400
+          "rows": torch.randn(1, 8).expand(3, 8)}                 # 3x its storage
+    torch.save(sd, tmp_path / "v.pt")
+    got = {t.name: t.load() for t in torchzip.read(tmp_path / "v.pt")}
+    for name, ref in sd.items():
+        assert np.array_equal(got[name], ref.contiguous().numpy()), name
+
+
+def test_an_expansion_past_the_bound_is_refused_before_reading(tmp_path):
+    torch.save({"big": torch.zeros(1000).expand(1000, 1000)}, tmp_path / "big.pt")   # 4 KB -> 4 MB
+    with pytest.raises(FormatError, match=r"big\.pt: tensor 'big' .* repeats the elements of its "
+                                          r"4,000-byte storage"):
+        torchzip.read(tmp_path / "big.pt")
+
+
+def test_crc_checks_the_whole_record_under_a_view(tmp_path):
+    """A view reads part of its record, but the first read checks the CRC of all of it: a
+    corrupted byte outside the view is still caught, naming the tensor and the record."""
+    base = torch.arange(1000.0)
+    torch.save({"head": base[:10], "tail": base[990:]}, tmp_path / "m.pt")
+    data = bytearray((tmp_path / "m.pt").read_bytes())
+    offset = local_data_offsets(tmp_path / "m.pt")["m/data/0"]
+    data[offset + 4 * 500] ^= 1                                   # element 500: in neither view
+    (tmp_path / "bad.pt").write_bytes(bytes(data))
+    head, tail = torchzip.read(tmp_path / "bad.pt")
+    with pytest.raises(FormatError, match=r"bad\.pt: tensor 'head' \(record 'm/data/0'\): CRC-32 "
+                                          r"mismatch"):
+        head.load()
+    # Intact, both views read (the second without reading the record again).
+    a, b = torchzip.read(tmp_path / "m.pt")
+    assert np.array_equal(a.load(), np.arange(10.0, dtype=np.float32))
+    assert np.array_equal(b.load(), np.arange(990.0, 1000.0, dtype=np.float32))
+
+
+def test_shared_submodules_are_named_where_they_first_appear(tmp_path):
+    """A module held by two parents is walked once (as named_parameters() names it)."""
+    dall_e = pytest.importorskip("dall_e")
+    shared = dall_e.utils.Conv2d(2, 3, 1, use_float16=False)
+    torch.save(torch.nn.Sequential(shared, torch.nn.Sequential(shared)), tmp_path / "enc.pkl")
+    from irconv.formats import torchmodule
+    names = [t.name for t in torchmodule.read(tmp_path / "enc.pkl")]
+    assert names == ["0.w", "0.b"]
+
+
+def test_nesting_is_bounded_and_sharing_costs_nothing(tmp_path):
+    from irconv.formats.pickle import check_nesting
+    shared: list = []
+    for _ in range(60):          # 2**60 paths, 61 levels: walked once per object
+        shared = [shared, shared]
+    check_nesting(shared, path="x")
+    for _ in range(10):
+        shared = [shared]
+    with pytest.raises(FormatError, match="deeper than 64"):
+        check_nesting(shared, path="x")
+    cyclic: list = []
+    cyclic.append(cyclic)        # a cycle is not depth
+    check_nesting(cyclic, path="x")
