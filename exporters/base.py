@@ -71,14 +71,16 @@ class Exporter:
         written.cleaned = cleaned
         return written
 
-    # Weights files this format writes (glob patterns), so that a clash with an existing OUT
-    # is refused before the work rather than after it; commit() checks every file again.
-    writes: tuple[str, ...] = ()
+    def writes(self, options: ExportOptions) -> tuple[str, ...]:
+        """The weights files this format writes (glob patterns), so that a clash with an
+        existing OUT is refused before the work rather than after it; commit() checks every
+        written file again."""
+        return ()
 
     def check_clashes(self, out: Path, options: ExportOptions, inside_source: bool) -> None:
         if (options.force and not inside_source) or not out.is_dir():
             return
-        clash = sorted({p.name for pattern in self.writes for p in out.glob(pattern)})
+        clash = sorted({p.name for pattern in self.writes(options) for p in out.glob(pattern)})
         if clash and inside_source:
             raise UsageError(f"{out} is inside the input, and writing would replace its {', '.join(clash[:6])}: "
                              "choose another output directory")

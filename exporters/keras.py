@@ -97,6 +97,9 @@ class KerasExporter(Exporter):
     description = "Keras directory: config.json + model.h5 (Keras 2 / tf-keras h5, load_weights by layer order)"
     views = (VIEW,)
 
+    def writes(self, options):
+        return ("model.h5",)
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         self.view_for(FAMILIES.get(ckpt.family))
         write_keras_directory(ckpt, tmp, options, progress)

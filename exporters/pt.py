@@ -25,6 +25,11 @@ class PtExporter(Exporter):
     supports_bin = True
     views = ("pt",)
 
+    def writes(self, options):
+        stem, ext = ("pytorch_model", ".bin") if options.bin else ("model", ".safetensors")
+        shards = (f"{stem}-*-of-*{ext}", f"{stem}{ext}.index.json") if options.max_shard_size else ()
+        return (f"{stem}{ext}", *shards)
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         tensors, aliases = family.view(self.view_for(family)).from_canonical(ckpt, str(tmp))

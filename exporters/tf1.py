@@ -25,6 +25,9 @@ class Tf1Exporter(Exporter):
     description = "TF1 checkpoint directory (model.ckpt.index + data shards + checkpoint + bert_config.json)"
     views = ("tf1", "keras")
 
+    def writes(self, options):
+        return (f"{PREFIX}.index", f"{PREFIX}.data-*", "checkpoint")
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         view = self.view_for(family)

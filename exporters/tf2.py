@@ -33,6 +33,10 @@ class Tf2Exporter(Exporter):
     description = "HF TF2 directory: config.json + tf_model.h5 (Keras 2 h5, transformers' layout)"
     views = ("tf2", "keras")
 
+    def writes(self, options):
+        return ("tf_model.h5", "model.h5") + (("tf_model-*-of-*.h5", "tf_model.h5.index.json")
+                                             if options.max_shard_size else ())
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         if self.view_for(family) == "keras":

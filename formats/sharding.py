@@ -99,18 +99,7 @@ def write_index(path, weight_map: Mapping[str, str], total_size: int,
 def loads_json_unique(text: str | bytes, *, path: str, what: str) -> object:
     """ir.limits.loads_json (bounded nesting, every failure a FormatError) that also refuses
     a key given twice in one object, which json.loads would silently resolve to the last."""
-    data = loads_json(text, path=path, what=what)
-
-    def unique(pairs):
-        out = {}
-        for key, value in pairs:
-            if key in out:
-                raise FormatError(f"{what} has duplicate key {key!r}", path=path)
-            out[key] = value
-        return out
-    if isinstance(data, (dict, list)):
-        json.loads(text, object_pairs_hook=unique)   # shallow and well-formed: checked above
-    return data
+    return loads_json(text, path=path, what=what, unique=True)
 
 
 MAX_INDEX_BYTES = 64 << 20     # an index names each tensor once: ~100 bytes a tensor

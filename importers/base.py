@@ -47,6 +47,33 @@ def read_json(path: Path) -> dict:
     return data
 
 
+def config_beside(path: Path, names: tuple[str, ...] = ("config.json",)) -> tuple[dict, Path] | None:
+    """(config, its file) of a model directory, or of the directory holding a bare weights
+    file (model.safetensors with its config.json beside it): a file's config is read, never
+    guessed. Whatever stands under the name is read (a FIFO is refused, not skipped)."""
+    directory = path if path.is_dir() else path.parent
+    for name in names:
+        candidate = directory / name
+        if os.path.lexists(candidate):
+            return read_json(candidate), candidate
+    return None
+
+
+def sibling_config(path: Path, config: dict | None, model: str | None) -> dict | None:
+    """`config` if given; else the config.json of `path`'s directory, unless --model names
+    another family than it describes (then it is not this file's, and is left alone)."""
+    if config is not None:
+        return config
+    found = config_beside(path)
+    if found is None:
+        return None
+    beside, where = found
+    if model and isinstance(beside.get("model_type"), str):
+        if beside["model_type"] not in FAMILIES.get(model).model_types:
+            return None
+    return beside
+
+
 def require_exists(path: Path) -> Path:
     if not os.path.exists(path):
         raise FormatError("no such file or directory", path=str(path))

@@ -21,7 +21,7 @@ from typing import Iterable
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import UsageError
 from ..models import FAMILIES
-from ..models.engine import INFERRED, config_value
+from ..models.engine import INFERRED, config_value, count_field_problems
 
 
 def parse_sets(values: Iterable[str] | None) -> dict[str, object]:
@@ -71,6 +71,9 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
     take its stated defaults only with accept_defaults. With require=False (listings) what is
     missing becomes a note instead of an error."""
     sets = dict(sets or {})
+    bad = count_field_problems({k: v for k, v in sets.items()})
+    if bad:
+        raise UsageError(f"--set {bad[0]}")
     if not ckpt.source.get("config_inferred"):
         for key, value in sets.items():
             _put(ckpt.config, key, value)

@@ -31,7 +31,7 @@ from ..formats import keras3, kerash5, tensorbundle
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, IrconvError, MappingError
 from ..ir.tensor import Tensor
-from .base import Importer, fit_scores, require_exists, resolve_family
+from .base import Importer, fit_scores, require_exists, resolve_family, sibling_config
 
 
 def weight_name(name: str) -> str:
@@ -177,6 +177,8 @@ class KerasImporter(Importer):
         if dupes:
             raise FormatError(f"weight names listed twice: {dupes[:5]!r}", path=str(path))
         view = view or "keras"
+        # A Keras TF checkpoint prefix names no file; its directory is still the model's.
+        config = sibling_config(path if path.exists() else path.parent, config, model)
         family = resolve_family(model, config, raw, view, str(path))
         refuse_foreign_layers(family.view(view), raw, str(path))
         ckpt = family.view(view).to_canonical(raw, config, str(path))

@@ -7,10 +7,9 @@ from pathlib import Path
 from ..formats import safetensors, sharding, torchmodule, torchzip
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
-from ..ir.limits import require_regular
 from ..ir.tensor import Tensor
 from ..models.engine import Family
-from .base import Importer, fit_scores, read_json, require_exists, resolve_family
+from .base import Importer, fit_scores, require_exists, resolve_family, sibling_config
 
 # In the order HF's from_pretrained prefers them.
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
@@ -117,13 +116,8 @@ class PtImporter(Importer):
 
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = require_exists(Path(path))
-        if path.is_dir():
-            weights = find_weights(path)
-            if config is None and (path / "config.json").exists():
-                require_regular(path / "config.json", what="a config")   # a FIFO would block
-                config = read_json(path / "config.json")
-        else:
-            weights = path
+        weights = find_weights(path) if path.is_dir() else path
+        config = sibling_config(path, config, model)
         raw, files, shares = read_weights(weights)
         if not raw:
             raise FormatError("holds no tensors", path=str(weights))

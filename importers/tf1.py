@@ -18,11 +18,11 @@ def find_config(directory: Path, config: dict | None) -> dict | None:
     """config.json (HF), else a family's own config file for this view (bert_config.json)."""
     if config is not None:
         return config
-    if (directory / "config.json").is_file():
+    if os.path.lexists(directory / "config.json"):      # a FIFO is refused by read_json, not skipped
         return read_json(directory / "config.json")
     for fam in FAMILIES:
         vc = fam.view_configs.get("tf1")
-        if vc and (directory / vc.filename).is_file():
+        if vc and os.path.lexists(directory / vc.filename):
             return vc.to_canonical(read_json(directory / vc.filename))
     return None
 

@@ -9,7 +9,7 @@ from ..ir import limits
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
 from ..ir.tensor import Tensor
-from .base import Importer, read_json, require_exists, resolve_family
+from .base import Importer, require_exists, resolve_family, sibling_config
 
 WEIGHT_FILES = ("tf_model.h5", "tf_model.h5.index.json")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -61,10 +61,9 @@ class Tf2Importer(Importer):
             weights_path = next((path / n for n in WEIGHT_FILES if (path / n).exists()), None)
             if weights_path is None:
                 raise FormatError(f"no TF2 weights here (looked for {', '.join(WEIGHT_FILES)})", path=str(path))
-            if config is None and (path / "config.json").is_file():
-                config = read_json(path / "config.json")
         else:
             weights_path = path
+        config = sibling_config(path, config, model)
         if weights_path.name.endswith(".index.json"):
             weights = kerash5.read_hf_sharded(weights_path)
             files = [weights_path.name] + [p.name for p in kerash5.shard_files(weights_path)]

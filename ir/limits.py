@@ -75,6 +75,8 @@ def check_shape(shape: Any, itemsize: int, *, path: str, name: str = "") -> tupl
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
             raise FormatError(f"{where}shape {list(shape)!r} has a dimension that is not a non-negative "
                               "integer", path=path)
+        if dim >= 1 << 63:         # an empty tensor's product is 0 whatever its other dimensions
+            raise FormatError(f"{where}shape has a dimension past int64", path=path)
         total *= dim
         if total > MAX_NBYTES:
             raise FormatError(f"{where}shape {list(shape)!r} declares more bytes than any file holds",
@@ -114,10 +116,19 @@ def check_depth(obj: Any, *, path: str, what: str = "data", limit: int = MAX_DEP
         stack.extend((child, depth + 1) for child in children)
 
 
-def loads_json(text: str | bytes, *, path: str, what: str = "JSON") -> Any:
-    """json.loads with a bounded nesting depth and every failure as a FormatError."""
+def _unique(pairs):
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"duplicate key {dup!r}")
+    return dict(pairs)
+
+
+def loads_json(text: str | bytes, *, path: str, what: str = "JSON", unique: bool = False) -> Any:
+    """json.loads with a bounded nesting depth and every failure as a FormatError; `unique`
+    also refuses an object that names a key twice (which json keeps silently, last one wins)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique if unique else None)
     except RecursionError:
         raise FormatError(f"{what} nests too deeply", path=path) from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -296,11 +296,11 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
     infer_config reads off the shapes must have the same type and value in the config
     (hidden_size 64 beside 32-wide tensors, num_hidden_layers "x"). Fields a config leaves
     out are not contradictions (transformers fills its defaults)."""
+    out = [f"config.json {problem}" for problem in count_field_problems(config)]
     try:
         inferred, _ = fam.infer_config(specs, counts)
     except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError):
-        return []          # a tensor set infer_config does not cover (a headless variant): nothing to compare
-    out: list[str] = []
+        return out         # a tensor set infer_config does not cover (a headless variant): nothing to compare
 
     def walk(given: dict, decided: dict, prefix: str) -> None:
         for key, want in decided.items():
@@ -320,7 +320,27 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
                 out.append(f"config.json says {prefix}{key}={have}, the tensors say {want}")
 
     walk(config, inferred, "")
-    return out
+    return list(dict.fromkeys(out))
+
+
+# Field names that hold a count or a size in every HF config (num_attention_heads, n_layer,
+# hidden_size, d_model, ...): given as anything but a non-negative integer (or null), they
+# would make a model that cannot be built, or silently another one.
+_COUNT_FIELD = re.compile(r"^(num_|n_)(?!.*(_prob|_eps|ratio)).*|.*_(heads|layers|size|dim|groups)$|^d_(model|ff|kv|inner|head)$")
+
+
+def count_field_problems(config: dict) -> list[str]:
+    return [f"{key}={value!r} is not a non-negative integer"
+            for key, value in _count_fields(config) if not _is_count(value)]
+
+
+def _count_fields(config: dict, prefix: str = ""):
+    for key, value in config.items():
+        if isinstance(value, dict):
+            yield from _count_fields(value, f"{prefix}{key}.")
+        elif (isinstance(key, str) and _COUNT_FIELD.match(key) and value is not None
+              and not isinstance(value, (list, tuple))):
+            yield f"{prefix}{key}", value
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ tables indexed by the token's bounding box (x for x0/x1, y for y0/y1, height, wi
 """
 from __future__ import annotations
 
-from .bert import BERT, BERT_DEFAULTS, BERT_REQUIRED, EMBEDDINGS, MLM_HEAD, POOLER, encoder_layer, infer_bert_config
+from .bert import BERT, BERT_REQUIRED, EMBEDDINGS, MLM_HEAD, POOLER, encoder_layer, infer_bert_config
 from .engine import Block, Family, embedding
 
 # BERT's embedding params with the 2-D tables between position and token_type, the order HF
