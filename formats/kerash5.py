@@ -61,12 +61,12 @@ _DTYPE_ATTR = "dtype"
 
 
 def _is_ml_dtype(dtype: DType) -> bool:
-    # Not the dtype kind: ml_dtypes reports bfloat16 as 'V' but float8_e5m2 as 'f'.
-    return dtype.numpy.type.__module__.split(".")[0] == "ml_dtypes"
+    # From the table, not the dtype kind: ml_dtypes reports bfloat16 as 'V' but float8_e5m2 as 'f'.
+    return dtype.numpy_name.startswith("ml_dtypes.")
 
 
 # The dtypes numpy knows only through ml_dtypes: stored opaque, named by attribute.
-_OPAQUE: dict[str, DType] = {d.numpy.name: d for d in DTYPES.values() if _is_ml_dtype(d)}
+_OPAQUE: dict[str, DType] = {d.numpy_name.split(".", 1)[1]: d for d in DTYPES.values() if _is_ml_dtype(d)}
 
 
 def _one_line(e: BaseException) -> str:
