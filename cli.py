@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import glob
+import json
 import signal
 import sys
 import traceback
@@ -18,7 +19,7 @@ from .importers.base import read_json
 from .importers.config import config_differences, parse_sets, settle_config
 from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
-from .exporters import output
+from .exporters import extras, output
 from .ir.errors import IrconvError, OutputExistsError, UsageError
 from .ir.limits import open_regular
 from .ir.stream import read_stream, write_stream
@@ -111,10 +112,34 @@ def _inputs(args) -> tuple[Path, ...]:
 def _export_options(args) -> ExportOptions:
     from .formats.sharding import parse_size
     return ExportOptions(bin=args.bin, force=args.force, cast=args.cast, protect=_inputs(args),
-                         max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None)
+                         max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None,
+                         extras_from=None if args.no_extras else extras.source_directory(getattr(args, "src", None)))
+
+
+def _plan(args, ckpt: Checkpoint, fmt: str) -> None:
+    """--dry-run: every stored name with its dtype, shape and file, the extras to carry and the
+    config to write; nothing is written."""
+    options = _export_options(args)
+    rows, config_name, config = EXPORTERS.get(fmt).plan(ckpt, options)
+    out = Path(args.out)
+    print(f"# would write {out} as {fmt}: {len(rows)} stored tensors, "
+          f"{sum(s.nbytes for _, s in rows):,} bytes, in {len({f for f, _ in rows})} file(s)")
+    widths = [max((len(x) for x in col), default=0) for col in zip(*[(f, s.name, s.dtype.name) for f, s in rows])]
+    for f, spec in rows:
+        shape = "x".join(map(str, spec.shape)) or "scalar"
+        print(f"{f:{widths[0]}}  {spec.name:{widths[1]}}  {spec.dtype.name:{widths[2]}}  {shape}")
+    carry, skip = extras.plan(options.extras_from, list(ckpt.source.get("files", ())))
+    print(f"# {config_name}: " + json.dumps(config, sort_keys=True))
+    print("# extras carried: " + (", ".join(carry) if carry else "none")
+          + (f"; not carried: {', '.join(skip)}" if skip else ""))
+    if out.exists():
+        print(f"# {out} exists: files of the same name are replaced only with --force; other files are kept")
 
 
 def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
+    if getattr(args, "dry_run", False):
+        _plan(args, ckpt, fmt)
+        return
     exporter = EXPORTERS.get(fmt)
     progress = Progress(f"export {fmt}", ckpt, not args.quiet)
     try:
@@ -124,11 +149,22 @@ def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
     if not args.quiet:
         for name in written.cleaned:
             print(f"irconv: note: removed {name}, a temporary directory a killed run left", file=sys.stderr)
-        print(f"irconv: wrote {written.out}: {', '.join(written.files[:6])}"
-              + (f" and {len(written.files) - 6} more" if len(written.files) > 6 else "")
+        ex = written.extras
+        skipped = len(ckpt.source.get("skipped", ()))
+        extra = set(ex.carried) | {m.split(" ", 1)[0] for m in ex.made} if ex else set()
+        own = [f for f in written.files if f not in extra]
+        print(f"irconv: wrote {written.out}: {_names(own) or 'nothing new (the files there already held the same)'}"
               + f" ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes)"
-              + (f"; replaced {', '.join(written.replaced)}" if written.replaced else "")
+              + (f"; skipped {skipped} source tensor(s) (see irconv ls)" if skipped else "")
+              + (f"; carried {_names(ex.carried)}" if ex and ex.carried else "")
+              + (f"; made {_names(ex.made)}" if ex and ex.made else "")
+              + (f"; not carried: {_names(ex.not_carried)}" if ex and ex.not_carried else "")
+              + (f"; replaced {_names(written.replaced)}" if written.replaced else "")
               + (f"; kept {written.kept} other file(s) there" if written.kept else ""), file=sys.stderr)
+
+
+def _names(items: list[str], most: int = 8) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 # ---------------------------------------------------------------- verbs
@@ -323,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
     target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
     target.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    target.add_argument("--no-extras", action="store_true", help="do not carry the source directory's other "
+                        "files (tokenizer, vocab, model card, sentence-transformers modules) to OUT")
+    target.add_argument("--dry-run", action="store_true", help="print what would be written (every stored "
+                        "name, dtype, shape and file; the extras; the config) and write nothing")
     target.add_argument("--cast", metavar="DTYPE", help="convert every floating tensor to DTYPE (F32, F16, "
                         "BF16 ...); without it a dtype is never changed")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")

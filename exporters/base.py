@@ -10,7 +10,7 @@ from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..ir.errors import IrconvError, OutputExistsError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
-from . import output
+from . import extras, output
 
 
 @dataclass
@@ -20,6 +20,7 @@ class ExportOptions:
     force: bool = False                 # replace an existing output
     cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
     protect: tuple = ()                 # the input's paths: OUT may not be, contain or clobber them
+    extras_from: Path | None = None     # the source model directory whose other files are carried
 
 
 Progress = Callable[[Tensor], None]
@@ -62,14 +63,45 @@ class Exporter:
             except OSError as exc:
                 raise write_error(exc, tmp, out) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
+            try:
+                carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name)
+            except OSError as exc:
+                raise write_error(exc, tmp, out) from None
             if check is not None:
                 check(tmp)
             written = output.commit(tmp, out, options.force, inside_source)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        written.cleaned = cleaned
+        written.cleaned, written.extras = cleaned, carried
         return written
+
+    def plan(self, ckpt: Checkpoint, options: ExportOptions) -> tuple[list[tuple[str, TensorSpec]], str, dict]:
+        """What save() would write, without writing: (file, stored tensor spec) for every stored
+        name (tied copies included), the config file's name and its contents."""
+        if options.cast:
+            ckpt = cast_floats(ckpt, options.cast)
+        from ..models import FAMILIES
+        family = FAMILIES.get(ckpt.family)
+        view = self.view_for(family)
+        tensors, aliases = family.view(view).from_canonical(ckpt, "<plan>")
+        specs, _ = tied_copies(tensors, aliases if self.stores_aliases(options) else {})
+        files = self.files_for(specs, options)
+        config_name, config = self.config_for(ckpt, family, view)
+        return list(zip(files, specs)), config_name, config
+
+    def stores_aliases(self, options: ExportOptions) -> bool:
+        """Whether a tied name is stored as a name of its own (TF checkpoints, Keras h5, .bin)."""
+        return True
+
+    def files_for(self, specs: list[TensorSpec], options: ExportOptions) -> list[str]:
+        """The file each stored tensor goes to."""
+        return [self.writes(options)[0]] * len(specs)
+
+    def config_for(self, ckpt: Checkpoint, family, view: str) -> tuple[str, dict]:
+        config = dict(ckpt.config)
+        config.setdefault("model_type", family.model_types[0])
+        return "config.json", config
 
     def writes(self, options: ExportOptions) -> tuple[str, ...]:
         """The weights files this format writes (glob patterns), so that a clash with an

@@ -40,6 +40,7 @@ class Written:
     replaced: list[str] = field(default_factory=list)   # existing files a written one replaced
     kept: int = 0                                       # other files of an existing OUT, untouched
     cleaned: list[str] = field(default_factory=list)    # stale temporary siblings removed
+    extras: object = None                               # extras.Extras: what was carried beside the weights
 
 
 def _tmp_pattern(name: str) -> re.Pattern:
@@ -143,6 +144,17 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
 
 
+def _same_file(existing: Path, new: Path) -> bool:
+    """A file already there that says what the new one says is no clash: the same bytes (a
+    carried tokenizer file), or a config.json describing the same model."""
+    try:
+        if existing.stat().st_size == new.stat().st_size and existing.read_bytes() == new.read_bytes():
+            return True
+    except OSError:
+        return False
+    return new.name in _CONFIG_FILES and _same_config(existing, new)
+
+
 def _same_config(existing: Path, new: Path) -> bool:
     try:
         a, b = json.loads(existing.read_text("utf-8")), json.loads(new.read_text("utf-8"))
@@ -171,8 +183,7 @@ def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False) -> Wr
         written.files, written.replaced = _files(out), [out.name]
         return written
     new = _files(tmp)
-    same = [f for f in new if Path(f).name in _CONFIG_FILES and (out / f).is_file()
-            and _same_config(out / f, tmp / f)]
+    same = [f for f in new if (out / f).is_file() and _same_file(out / f, tmp / f)]
     clash = [f for f in new if f not in same and os.path.lexists(out / f)]
     if clash and inside_source:
         raise UsageError(f"{out} is inside the input, and writing would replace its "

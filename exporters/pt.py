@@ -30,6 +30,16 @@ class PtExporter(Exporter):
         shards = (f"{stem}-*-of-*{ext}", f"{stem}{ext}.index.json") if options.max_shard_size else ()
         return (f"{stem}{ext}", *shards)
 
+    def stores_aliases(self, options):
+        return options.bin          # HF drops tied copies from safetensors files
+
+    def files_for(self, specs, options):
+        stem, ext = ("pytorch_model", ".bin") if options.bin else ("model", ".safetensors")
+        shards = sharding.plan_shards(specs, options.max_shard_size) if options.max_shard_size else [specs]
+        names = sharding.shard_names(stem, ext, len(shards))
+        file_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+        return [file_of[s.name] for s in specs]
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         tensors, aliases = family.view(self.view_for(family)).from_canonical(ckpt, str(tmp))

@@ -28,6 +28,15 @@ class Tf1Exporter(Exporter):
     def writes(self, options):
         return (f"{PREFIX}.index", f"{PREFIX}.data-*", "checkpoint")
 
+    def files_for(self, specs, options):
+        return [f"{PREFIX}.data-*" if options.max_shard_size else f"{PREFIX}.data-00000-of-00001"] * len(specs)
+
+    def config_for(self, ckpt, family, view):
+        view_config = family.view_configs.get(view)
+        if view_config is None:
+            return super().config_for(ckpt, family, view)
+        return view_config.filename, view_config.from_canonical(ckpt.config)
+
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         view = self.view_for(family)

@@ -15,7 +15,7 @@ from ..ir.errors import DTypeError, UsageError
 from ..ir.tensor import TensorSpec
 from ..models import FAMILIES
 from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
-from .keras import H5_DTYPES, write_keras_directory
+from .keras import H5_DTYPES, KerasExporter, write_keras_directory
 from .pt import write_config
 
 # h5py stores these natively and transformers' TF loader reads them back.
@@ -36,6 +36,19 @@ class Tf2Exporter(Exporter):
     def writes(self, options):
         return ("tf_model.h5", "model.h5") + (("tf_model-*-of-*.h5", "tf_model.h5.index.json")
                                              if options.max_shard_size else ())
+
+    def files_for(self, specs, options):
+        if not options.max_shard_size:
+            return ["tf_model.h5"] * len(specs)
+        shards = sharding.plan_shards(specs, options.max_shard_size)
+        names = sharding.shard_names("tf_model", ".h5", len(shards))
+        file_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+        return [file_of[s.name] for s in specs]
+
+    def plan(self, ckpt, options):
+        if self.view_for(FAMILIES.get(ckpt.family)) == "keras":
+            return KerasExporter().plan(ckpt, options)
+        return super().plan(ckpt, options)
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
