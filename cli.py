@@ -112,7 +112,7 @@ def _inputs(args) -> tuple[Path, ...]:
 def _export_options(args) -> ExportOptions:
     from .formats.sharding import parse_size
     return ExportOptions(bin=args.bin, force=args.force, cast=args.cast, protect=_inputs(args),
-                         max_shard_size=parse_size(args.max_shard_size) if args.max_shard_size else None,
+                         max_shard_size=parse_size(args.max_shard_size, unit=True) if args.max_shard_size else None,
                          extras_from=None if args.no_extras else extras.source_directory(getattr(args, "src", None)))
 
 
@@ -331,8 +331,21 @@ def cmd_models(args) -> None:
 # ---------------------------------------------------------------- parser
 
 
+EXAMPLES = """examples:
+  irconv convert bert-base/ bert-tf2/ --to tf2          # HF PyTorch -> HF TF2 (tokenizer carried)
+  irconv convert bert-base/ bert-tf1/ --to tf1          # -> Google's BERT layout (vocab.txt too)
+  irconv import pt bert-base/ | irconv export pt out/ --bin
+  irconv convert model.safetensors out/ --to pt --model bert --set num_attention_heads=12 --accept-defaults
+  irconv ls bert-base/ --to tf2                         # every tensor and the name tf2 gives it
+  irconv convert bert-base/ out/ --to tf2 --dry-run     # what would be written
+  irconv diff bert-base/ out/                           # tensors and configs, exit 1 if they differ
+  irconv verify bert-base/ out/                         # run both in their frameworks (pip install 'irconv[test]')
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="irconv", description="Convert trained model weights between "
+    p = argparse.ArgumentParser(prog="irconv", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=EXAMPLES, description="Convert trained model weights between "
                                 "frameworks through one canonical IR.")
     p.add_argument("--version", action="version", version=f"irconv {__version__}")
     # Accepted before the verb too (`irconv -q convert ...`); merged in main().
@@ -369,29 +382,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("import", parents=[common, source, parts], help="read a checkpoint, write the IR stream")
     s.add_argument("format", help=f"input format ({', '.join(IMPORTERS.names())})")
-    s.add_argument("src")
+    s.add_argument("src", help="the checkpoint: a model directory, a weights file or a TF checkpoint prefix")
     s.add_argument("-o", "--output", help="write the stream to FILE instead of stdout")
     s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("export", parents=[common, target], help="read the IR stream, write a checkpoint")
     s.add_argument("format", help=f"output format ({', '.join(EXPORTERS.names())})")
-    s.add_argument("out")
+    s.add_argument("out", help="the output directory (created; an existing one keeps its other files)")
     s.add_argument("-i", "--input", help="read the stream from FILE instead of stdin")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("convert", parents=[common, source, parts, target], help="import and export in one process")
     s.add_argument("--check-sum", action="store_true", help="confirm the parameter sums of input and output "
                    "agree (copies the input holds twice counted once); print both to stderr")
-    s.add_argument("src")
-    s.add_argument("out")
-    s.add_argument("--to", required=True, help=f"output format ({', '.join(EXPORTERS.names())})")
+    s.add_argument("src", help="the checkpoint: a model directory, a weights file, a TF checkpoint prefix, "
+                   "or - for an IR stream on stdin")
+    s.add_argument("out", help="the output directory (created; an existing one keeps its other files)")
+    s.add_argument("--to", required=True, help=f"(required) output format ({', '.join(EXPORTERS.names())}; "
+                   "pytorch, tensorflow ... are understood too)")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("ls", parents=[common, source, parts], help="list tensors: canonical name, source name, "
                        "dtype, shape, axes ('-' reads an IR stream)")
-    s.add_argument("src")
+    s.add_argument("src", help="the checkpoint to list, or - for an IR stream on stdin")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
     s.add_argument("--to", help="also show the name each tensor gets when exported to this format "
                    f"({', '.join(EXPORTERS.names())})")
@@ -399,8 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("diff", parents=[common, source], help="compare two checkpoints tensor by tensor in "
                        "canonical space (exit 1 if they differ)")
-    s.add_argument("a")
-    s.add_argument("b")
+    s.add_argument("a", help="one checkpoint")
+    s.add_argument("b", help="the other (any format: both are compared in canonical names and layouts)")
     s.add_argument("--from", dest="from_", help="input format of both (detected when omitted)")
     s.set_defaults(func=cmd_diff)
     verify.add_parser(sub, [common])

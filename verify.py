@@ -542,9 +542,14 @@ def cmd_verify(args) -> None:
 def add_parser(sub, parents) -> None:
     s = sub.add_parser("verify", parents=parents,
                        help="run SRC and OUT in their frameworks (torch, tensorflow, transformers) on the "
-                       "same random inputs and compare outputs (exit 1 above --atol)")
-    s.add_argument("src")
-    s.add_argument("out")
+                       "same random inputs and compare outputs (exit 1 above --atol)",
+                       description="Load SRC and OUT with the frameworks' own classes (transformers' PyTorch "
+                       "and TF classes, tf_keras) and run both on the same seeded random inputs, printing "
+                       "the largest difference per output. Needs the test extras: pip install 'irconv[test]' "
+                       "(torch, tensorflow, transformers; several GB). Exit 1 when an output differs "
+                       "beyond --atol, 2 when either side cannot be loaded.")
+    s.add_argument("src", help="one model directory (HF PyTorch, HF TF2, TF1 BERT, Keras EfficientNet)")
+    s.add_argument("out", help="the other, usually irconv's conversion of SRC")
     s.add_argument("--atol", type=float, default=1e-4, help="largest max-abs-difference accepted (1e-4)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     s.set_defaults(func=cmd_verify)

@@ -141,8 +141,12 @@ _UNITS = {"": 1, "B": 1,
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
 
 
-def parse_size(size) -> int:
-    """'5GB' -> 5*10**9, '10KiB' -> 10240, '12345' -> 12345 (int passes through)."""
+def parse_size(size, unit: bool = False) -> int:
+    """'5GB' -> 5*10**9, '10KiB' -> 10240, '12345' -> 12345 (int passes through). `unit`: a
+    number without one is refused (`--max-shard-size 20` means 20 GB to someone, not 20 bytes)."""
+    if unit and isinstance(size, str) and size.strip().isdigit():
+        raise UsageError(f"size {size!r} has no unit: write {size.strip()}GB, {size.strip()}MB or "
+                         f"{size.strip()}B if bytes are meant")
     if isinstance(size, int) and not isinstance(size, bool):
         value = size
     else:

@@ -98,7 +98,16 @@ def _lookup(table: dict, key, what: str) -> DType:
         raise DTypeError(f"unsupported {what} {key!r}; irconv knows {known}") from None
 
 
+# What people type for --cast (any case): fp16, float16, half, bf16, bfloat16 ...
+_SPELLINGS = {"fp64": "F64", "float64": "F64", "double": "F64", "fp32": "F32", "float32": "F32",
+              "float": "F32", "fp16": "F16", "float16": "F16", "half": "F16", "bf16": "BF16",
+              "bfloat16": "BF16", "fp8": "F8_E4M3", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
+              "int8": "I8", "uint8": "U8", "int32": "I32", "int64": "I64", "int16": "I16"}
+
+
 def by_name(name: str) -> DType:
+    if isinstance(name, str) and name not in DTYPES:
+        name = _SPELLINGS.get(name.lower(), name.upper() if name.upper() in DTYPES else name)
     return _lookup(DTYPES, name, "dtype")
 
 
