@@ -5,6 +5,7 @@ import argparse
 import os
 import glob
 import json
+import re
 import signal
 import sys
 import traceback
@@ -29,24 +30,24 @@ from .checksum import checker
 
 
 class Progress:
-    """A one-line progress meter on stderr; silent when stderr is not a terminal or --quiet."""
+    """Bytes done, rate and time left on stderr (tqdm), per tensor written: on a terminal, or
+    with --progress also into a log (one line every few seconds); never with --quiet."""
 
-    def __init__(self, label: str, ckpt: Checkpoint, enabled: bool):
-        self.label, self.enabled = label, enabled and sys.stderr.isatty()
-        self.count, self.total_count = 0, len(ckpt)
-        self.done, self.total = 0, ckpt.nbytes
+    def __init__(self, label: str, ckpt: Checkpoint, enabled: bool, force: bool = False):
+        self.bar = None
+        if enabled and (force or sys.stderr.isatty()) and ckpt.nbytes:
+            from tqdm import tqdm
+            self.bar = tqdm(total=ckpt.nbytes, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
+                            file=sys.stderr, leave=True, dynamic_ncols=sys.stderr.isatty(),
+                            mininterval=0.2 if sys.stderr.isatty() else 5.0)
 
     def __call__(self, tensor) -> None:
-        self.count += 1
-        self.done += tensor.nbytes
-        if self.enabled:
-            sys.stderr.write(f"\r{self.label}: {self.count}/{self.total_count} tensors, "
-                             f"{self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB")
-            sys.stderr.flush()
+        if self.bar is not None:
+            self.bar.update(tensor.nbytes)
 
     def finish(self) -> None:
-        if self.enabled and self.count:
-            sys.stderr.write("\n")
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _widen_pipe(stream) -> None:
@@ -141,7 +142,7 @@ def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
         _plan(args, ckpt, fmt)
         return
     exporter = EXPORTERS.get(fmt)
-    progress = Progress(f"export {fmt}", ckpt, not args.quiet)
+    progress = Progress(f"export {fmt}", ckpt, not args.quiet, args.progress)
     try:
         written = exporter.save(ckpt, Path(args.out), _export_options(args), progress, check=check)
     finally:
@@ -177,7 +178,7 @@ def cmd_import(args) -> None:
                          "pipe it (| irconv export ...) or pass -o FILE")
     ckpt = _import(args.format, args)
     _notes(ckpt, args.quiet)
-    progress = Progress(f"import {args.format}", ckpt, not args.quiet)
+    progress = Progress(f"import {args.format}", ckpt, not args.quiet, args.progress)
     try:
         if args.output is None:
             _widen_pipe(sys.stdout)
@@ -235,6 +236,16 @@ def cmd_convert(args) -> None:
 
 
 def cmd_ls(args) -> None:
+    if args.raw:
+        if args.src == "-":
+            raise UsageError("--raw lists a file's stored tensors; an IR stream holds canonical ones (drop --raw)")
+        raw = IMPORTERS.get(args.from_ or detect_format(args.src)).raw(Path(args.src))
+        print(f"# {len(raw)} stored tensors, {sum(t.nbytes for t in raw):,} bytes (as the file names them)")
+        rows = [(t.name, t.dtype.name, "x".join(map(str, t.shape)) or "scalar") for t in raw]
+        widths = [max((len(r[i]) for r in rows), default=0) for i in range(2)]
+        for r in rows:
+            print(f"{r[0]:{widths[0]}}  {r[1]:{widths[1]}}  {r[2]}")
+        return
     ckpt = _load(args)
     _notes(ckpt, args.quiet)
     if args.src != "-" and not args.quiet:
@@ -251,13 +262,25 @@ def cmd_ls(args) -> None:
             for name, t in ckpt.tensors.items()]
     rows += [(alias, f"(tied to {target})", "", "", "") for alias, target in ckpt.aliases.items()]
     copies = src.get("copies", {})
+    skipped = list(src.get("skipped", ()))
+    slots = [raw for raw in skipped if raw not in copies and OPTIMIZER_STATE.search(raw)]
     rows += [("(skipped)", raw, "", "", f"(copy of {copies[raw]})" if raw in copies else "")
-             for raw in src.get("skipped", ())]
+             for raw in skipped if raw not in slots]
+    if slots:
+        kinds = sorted({OPTIMIZER_STATE.search(raw).group(0).strip("/") for raw in slots})
+        rows.append(("(skipped)", f"{len(slots)} optimizer/training-state variables", "", "",
+                     f"({', '.join(kinds[:6])})"))
     widths = [max(len(r[i]) for r in rows) if rows else 0 for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[4])
     if args.src == "-":
         ckpt.close()
+
+
+# Training state a checkpoint carries beside the weights (Adam slots, step counters), which
+# `ls` sums up in one line rather than one per slot.
+OPTIMIZER_STATE = re.compile(r"(/adam_[mv]|/Adam(_1)?|^beta[12]_power|global_step|^optimizer/|"
+                             r"/\.OPTIMIZER_SLOT/|/\.ATTRIBUTES/VARIABLE_VALUE$|/(m|v|momentum|rms)$)")
 
 
 def _destinations(ckpt: Checkpoint, fmt: str) -> dict[str, str]:
@@ -354,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     common.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    common.add_argument("--progress", action="store_true", help="show progress even when stderr is not a "
+                        "terminal (a line every few seconds, for logs)")
     source = argparse.ArgumentParser(add_help=False)
     source.add_argument("--model", help="model family, when the input does not say (see `irconv models`)")
     source.add_argument("--view", help="naming convention of the input, when not the format's default")
@@ -408,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "dtype, shape, axes ('-' reads an IR stream)")
     s.add_argument("src", help="the checkpoint to list, or - for an IR stream on stdin")
     s.add_argument("--from", dest="from_", help="input format (detected when omitted)")
+    s.add_argument("--raw", action="store_true", help="list the file's tensors under their stored names, "
+                   "without placing them in a family (to see why a file does not fit)")
     s.add_argument("--to", help="also show the name each tensor gets when exported to this format "
                    f"({', '.join(EXPORTERS.names())})")
     s.set_defaults(func=cmd_ls)

@@ -186,11 +186,12 @@ def _import_frameworks(needs: set[str], why: str) -> None:
         wanted.remove("tf_keras")
     missing = [m for m in wanted if not _findable(m)]
     if not missing:
-        for module in wanted:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                missing.append(module)
+        with _quiet_stderr():        # TensorFlow's C++ start-up lines are not the user's business
+            for module in wanted:
+                try:
+                    importlib.import_module(module)
+                except ImportError:
+                    missing.append(module)
     if missing:
         names = [PIP_NAMES[m] for m in missing]
         raise MissingDependencyError(f"verify needs {', '.join(names)} to run {why}, and "
@@ -199,6 +200,26 @@ def _import_frameworks(needs: set[str], why: str) -> None:
     if "transformers" in needs:              # a keras-only pair needs no transformers
         import transformers
         transformers.logging.set_verbosity_error()   # loading problems are reported by verify itself
+
+
+class _quiet_stderr:
+    """File descriptor 2 to /dev/null for a while (native libraries write there directly)."""
+
+    def __enter__(self):
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except OSError:
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
 
 
 def _findable(module: str) -> bool:
@@ -488,17 +509,50 @@ def same_model(src: Path, config_a: dict, out: Path, config_b: dict) -> None:
                              + (f" (and {len(computing) - 1} more)" if len(computing) > 1 else ""))
 
 
-def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print) -> bool:
-    """Load both sides, run the same inputs, print the comparison; True when all are within atol."""
+def _config_of(loader: "Loader", path: Path, given: dict | None) -> dict:
+    """A side's own config; `given` (--config) for a side that has none."""
+    try:
+        return loader.read_config(path)
+    except IrconvError:
+        if given is None:
+            raise
+        return dict(given)
+
+
+def _text_inputs(texts: list[str], src: Path, out: Path, accepts) -> dict[str, np.ndarray]:
+    """--text: the sentences through the model's own tokenizer (SRC's, else OUT's)."""
+    import transformers
+    for where in (src, out):
+        if where.is_dir() and any((where / n).is_file() for n in ("tokenizer.json", "vocab.txt",
+                                                                    "tokenizer_config.json")):
+            try:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(where))
+            except Exception as exc:       # a tokenizer transformers cannot build: say which
+                raise UsageError(f"--text: cannot load the tokenizer: {type(exc).__name__}: {exc}",
+                                 path=str(where)) from None
+            encoded = tokenizer(list(texts), padding=True, return_tensors="np")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items() if k in accepts}
+    raise UsageError(f"--text needs a tokenizer (tokenizer.json or vocab.txt) in {src} or {out}")
+
+
+def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print, config: dict | None = None,
+           texts: list[str] | None = None) -> bool:
+    """Load both sides, run the same inputs, print the comparison; True when all are within atol.
+    `config`: the config of a side that has none; `texts`: real sentences, tokenized by the
+    model's own tokenizer, instead of random ids."""
     src, out = Path(src), Path(out)
     loader_a, loader_b = pick_loaders(src, out)
-    config_a, config_b = loader_a.read_config(src), loader_b.read_config(out)
+    config_a, config_b = _config_of(loader_a, src, config), _config_of(loader_b, out, config)
     same_model(src, config_a, out, config_b)
     _import_frameworks(set(loader_a.needs) | set(loader_b.needs),
                        f"{loader_a.name} and {loader_b.name} models" if loader_a is not loader_b
                        else f"{loader_a.name} models")
     side_a, side_b = loader_a.load(src, config_a), loader_b.load(out, config_b)
     inputs = make_inputs(config_a, side_a.accepts & side_b.accepts, seed)
+    if texts:
+        inputs.update(_text_inputs(texts, src, out, side_a.accepts & side_b.accepts))
+        batch = len(texts)
+        inputs = {k: v for k, v in inputs.items() if v.shape[:1] == (batch,)}
     echo(f"# {src} ({side_a.label})  vs  {out} ({side_b.label})")
     echo(f"# inputs (seed {seed}): " + ", ".join(f"{k} {_shape(v)}" for k, v in inputs.items()))
 
@@ -535,7 +589,8 @@ def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print) -> bool:
 
 
 def cmd_verify(args) -> None:
-    if not verify(args.src, args.out, atol=args.atol, seed=args.seed):
+    config = read_json(Path(args.config)) if args.config else None
+    if not verify(args.src, args.out, atol=args.atol, seed=args.seed, config=config, texts=args.text):
         raise SystemExit(1)
 
 
@@ -552,4 +607,8 @@ def add_parser(sub, parents) -> None:
     s.add_argument("out", help="the other, usually irconv's conversion of SRC")
     s.add_argument("--atol", type=float, default=1e-4, help="largest max-abs-difference accepted (1e-4)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    s.add_argument("--config", help="HF config.json for a side that has none (a TF1 checkpoint without "
+                   "bert_config.json)")
+    s.add_argument("--text", action="append", metavar="SENTENCE", help="run this sentence (repeatable) "
+                   "through the model's own tokenizer instead of random token ids")
     s.set_defaults(func=cmd_verify)

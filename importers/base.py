@@ -25,6 +25,11 @@ class Importer:
              config: dict | None = None) -> Checkpoint:
         raise NotImplementedError
 
+    def raw(self, path: Path) -> list[Tensor]:
+        """The file's tensors under their stored names, before any family places them
+        (`irconv ls --raw`: why does this file not fit?)."""
+        raise UsageError(f"--raw is not available for the {self.name!r} format")
+
 
 # A config or index file larger than this is not one (real ones are kilobytes; a sharded
 # index of a 400B-parameter model is a few MB).

@@ -160,6 +160,12 @@ class KerasImporter(Importer):
     def detect(self, path: Path) -> bool:
         return container_of(path) is not None
 
+    def raw(self, path):
+        container = container_of(Path(path))
+        if container is None:
+            raise FormatError("not a Keras weights file this version reads", path=str(path))
+        return container.read(Path(path))
+
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = Path(path)
         if not Path(f"{path}{tensorbundle.INDEX_SUFFIX}").is_file():

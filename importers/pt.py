@@ -114,6 +114,10 @@ class PtImporter(Importer):
         return path.suffix in (".safetensors", ".bin", ".pt", ".pth") or path.name.endswith(
             (".safetensors.index.json", ".bin.index.json"))
 
+    def raw(self, path):
+        path = require_exists(Path(path))
+        return read_weights(find_weights(path) if path.is_dir() else path)[0]
+
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = require_exists(Path(path))
         weights = find_weights(path) if path.is_dir() else path

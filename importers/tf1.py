@@ -38,6 +38,11 @@ class Tf1Importer(Importer):
         return path.name.endswith(".index") or ".data-" in path.name or \
             (not path.exists() and Path(str(path) + ".index").is_file())
 
+    def raw(self, path):
+        bundle = tensorbundle.read(Path(path))
+        names = tensorbundle.variable_names(bundle)
+        return [t.with_spec(name=names.get(t.name) or t.name) for t in bundle.tensors]
+
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = Path(path)
         if not path.exists() and not Path(str(path) + ".index").is_file():

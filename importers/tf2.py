@@ -55,6 +55,13 @@ class Tf2Importer(Importer):
         with limits.open_regular(path) as f:     # a FIFO is refused, not waited on
             return f.read(8) == HDF5_MAGIC
 
+    def raw(self, path):
+        path = require_exists(Path(path))
+        weights_path = next((path / n for n in WEIGHT_FILES if (path / n).exists()), path) if path.is_dir() else path
+        weights = (kerash5.read_hf_sharded(weights_path) if weights_path.name.endswith(".index.json")
+                   else kerash5.read(weights_path).weights)
+        return raw_tensors(weights, str(weights_path))[0]
+
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
         path = require_exists(Path(path))
         if path.is_dir():
