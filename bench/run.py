@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,27 @@ def measure(*stages: list[str]) -> tuple[float, int]:
     return result["wall"], result["rss"]
 
 
+def startup(runs: int = 5) -> None:
+    """Start-up beside the interpreter importing numpy alone (medians of `runs`): a command
+    that reads no checkpoint should cost little more than that."""
+    py = [sys.executable]
+    cases = [("python -c 'import numpy' (baseline)", py + ["-c", "import numpy"]),
+             ("irconv --help", py + ["-m", "irconv", "--help"]),
+             ("irconv formats", py + ["-m", "irconv", "formats"]),
+             ("irconv convert (argument error)", py + ["-m", "irconv", "convert", "a", "b"])]
+    print(f"{'start-up':34} {'seconds':>8} {'x numpy':>8}")
+    base = None
+    for label, argv in cases:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+        wall = statistics.median(times)
+        base = base or wall
+        print(f"{label:34} {wall:8.2f} {wall / base:8.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", type=int, default=12)
@@ -98,6 +121,7 @@ def main() -> None:
             ("convert pt -> tf1", py + ["convert", "-q", str(src), str(work / "o4"), "--to", "tf1"]),
             ("convert pt -> tf2", py + ["convert", "-q", str(src), str(work / "o5"), "--to", "tf2"]),
         ]
+        startup()
         print(f"# BERT-base shapes, {args.layers} layers: {size / 1e6:,.0f} MB checkpoint, "
               f"largest tensor {largest / 1e6:,.0f} MB ({env_note})")
         print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'peak RSS MB':>12} {'x cp':>6} "
