@@ -351,7 +351,7 @@ def load_tf1_bert(path: Path, config: dict) -> LoadedModel:
 
 
 LOADERS.add("tf1", Loader(
-    "tf1", "TF1 BERT checkpoint directory: bert_config.json + checkpoint / model.ckpt.index",
+    "tf1", "TF1 BERT checkpoint directory: bert_config.json + bert_model.ckpt.index (or another prefix)",
     lambda p: p.is_dir() and (p / "bert_config.json").is_file() and any(p.glob("*.index")),
     ("torch", "tensorflow", "transformers"), load_tf1_bert, _tf1_config))
 

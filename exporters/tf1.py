@@ -17,19 +17,29 @@ from ..models import FAMILIES
 from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
 from .pt import write_config
 
-PREFIX = "model.ckpt"
+# Google's BERT release names its checkpoint bert_model.ckpt (what run_classifier.py's
+# --init_checkpoint points at); a family written under its Keras names (name-based, for
+# tf_keras load_weights) keeps TF's default prefix.
+PREFIXES = {"tf1": "bert_model.ckpt", "keras": "model.ckpt"}
+PREFIX = PREFIXES["keras"]
 
 
 class Tf1Exporter(Exporter):
     name = "tf1"
-    description = "TF1 checkpoint directory (model.ckpt.index + data shards + checkpoint + bert_config.json)"
+    description = ("TF1 checkpoint directory, Google's BERT layout (bert_model.ckpt.index + data shards + "
+                   "checkpoint + bert_config.json + vocab.txt)")
     views = ("tf1", "keras")
 
     def writes(self, options):
-        return (f"{PREFIX}.index", f"{PREFIX}.data-*", "checkpoint")
+        return tuple(p for prefix in PREFIXES.values() for p in (f"{prefix}.index", f"{prefix}.data-*")) + ("checkpoint",)
 
     def files_for(self, specs, options):
         return [f"{PREFIX}.data-*" if options.max_shard_size else f"{PREFIX}.data-00000-of-00001"] * len(specs)
+
+    def plan(self, ckpt, options):
+        rows, name, config = super().plan(ckpt, options)
+        prefix = PREFIXES[self.view_for(FAMILIES.get(ckpt.family))]
+        return [(f.replace(PREFIX, prefix, 1), spec) for f, spec in rows], name, config
 
     def config_for(self, ckpt, family, view):
         view_config = family.view_configs.get(view)
@@ -53,6 +63,6 @@ class Tf1Exporter(Exporter):
         else:
             write_config(ckpt, tmp)
         specs, copies = tied_copies(tensors, aliases)
-        writer = tensorbundle.BundleWriter(tmp / PREFIX, specs, write_state=True,
+        writer = tensorbundle.BundleWriter(tmp / PREFIXES[view], specs, write_state=True,
                                            max_shard_size=options.max_shard_size)
         write_all(writer, tensors, copies, progress)

@@ -94,7 +94,7 @@ def test_a_bare_weights_file_reads_the_config_beside_it(tmp):
 def test_a_bare_tf1_prefix_reads_bert_config_beside_it(tmp):
     d = tmp / "tf1"
     run_irconv("convert", TINY, d, "--to", "tf1", check=True)
-    run_irconv("convert", d / "model.ckpt", tmp / "out", "--to", "pt", check=True)
+    run_irconv("convert", d / "bert_model.ckpt", tmp / "out", "--to", "pt", check=True)
     assert json.loads((tmp / "out" / "config.json").read_text())["num_attention_heads"] == 4
 
 

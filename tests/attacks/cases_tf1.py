@@ -15,8 +15,8 @@ import crc32c
 
 from attacks.corpus import case
 
-INDEX = "model.ckpt.index"
-DATA = "model.ckpt.data-00000-of-00001"
+INDEX = "bert_model.ckpt.index"
+DATA = "bert_model.ckpt.data-00000-of-00001"
 MAGIC = 0xdb4775248b80fb57
 DT_FLOAT, DT_STRING = 1, 7
 
@@ -513,20 +513,20 @@ def _moved_out(d, ctx, state_path: str):
 
 @case("tf1/state-relative-escape", verbs=("convert", "ls"), names="checkpoint", needle="outside")
 def state_relative_escape(d, ctx):
-    """model_checkpoint_path "../evil/model.ckpt": read from outside the directory, before."""
-    return _moved_out(d, ctx, "../evil/model.ckpt")
+    """model_checkpoint_path "../evil/bert_model.ckpt": read from outside the directory, before."""
+    return _moved_out(d, ctx, "../evil/bert_model.ckpt")
 
 
 @case("tf1/state-absolute-outside", verbs=("convert", "ls"), names="checkpoint", needle="outside")
 def state_absolute_outside(d, ctx):
     """An absolute model_checkpoint_path outside the directory whose basename is not in it."""
-    return _moved_out(d, ctx, str(d / "evil" / "model.ckpt"))
+    return _moved_out(d, ctx, str(d / "evil" / "bert_model.ckpt"))
 
 
 @case("tf1/state-symlinked-dir", verbs=("convert", "ls"), names="checkpoint", needle="outside")
 def state_symlinked_dir(d, ctx):
-    """model_checkpoint_path "sub/model.ckpt" where sub is a symlink to a directory outside."""
-    src = _moved_out(d, ctx, "sub/model.ckpt")
+    """model_checkpoint_path "sub/bert_model.ckpt" where sub is a symlink to a directory outside."""
+    src = _moved_out(d, ctx, "sub/bert_model.ckpt")
     os.symlink(d / "evil", src / "sub")
     return src
 

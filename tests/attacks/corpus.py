@@ -123,7 +123,7 @@ class Bases:
     def _make_tf2(self, dest):         # config.json + tf_model.h5
         return self._convert(dest, "tf2")
 
-    def _make_tf1(self, dest):         # bert_config.json + model.ckpt.{index,data-*} + checkpoint
+    def _make_tf1(self, dest):         # bert_config.json + bert_model.ckpt.{index,data-*} + checkpoint
         return self._convert(dest, "tf1")
 
     def _make_stream(self, dest):      # an IR stream file
