@@ -100,6 +100,9 @@ def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str) -> E
         if vocab is not None:
             (dest / "vocab.txt").write_text("".join(f"{token}\n" for token in vocab), encoding="utf-8")
             out.made.append("vocab.txt (from tokenizer.json)")
+        elif (dest / "tokenizer.json").is_file():
+            out.not_carried.append("vocab.txt (tokenizer.json is not a WordPiece vocabulary, which is all "
+                                   "Google's layout has a place for)")
     return out
 
 
