@@ -31,13 +31,12 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-import h5py
-
 from ..ir import limits
 from ..ir.errors import FormatError
 from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
                       _weight, child, looks_like, members, open_h5, scope_of)
 from .torchzip import _LOCAL_HEADER
+from .kerash5 import h5py
 
 WEIGHTS_MEMBER = "model.weights.h5"   # keras.src.saving.saving_lib names
 CONFIG_MEMBER = "config.json"

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import h5py
 import numpy as np
 
 from ..ir import limits
@@ -45,7 +44,10 @@ from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
 from .partial import PartialWriter
+from . import lazy_module
 from .sharding import parse_size, plan_shards, read_index, shard_names, shard_weight_map, write_index
+
+h5py = lazy_module("h5py")
 
 # tf_keras/src/saving/legacy/hdf5_format.py: name lists longer than this (as a numpy |S
 # array) are split over attributes <name>0, <name>1, ... because of HDF5's object header limit.
@@ -91,13 +93,14 @@ MAX_INFLATION = 1032
 # The filters whose expansion that bounds. Any other (szip, nbit, scaleoffset, which stores a
 # constant chunk in a few bytes, or a plugin libhdf5 would load from HDF5_PLUGIN_PATH) is
 # refused by name before a byte of data is read.
-_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle",
-            h5py.h5z.FILTER_FLETCHER32: "fletcher32", h5py.h5z.FILTER_LZF: "lzf"}
-_COMPRESSING = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_LZF}
+# (HDF5's filter ids, fixed by the file format: H5Z_FILTER_DEFLATE 1, SHUFFLE 2, FLETCHER32 3;
+# LZF is 32000, registered by h5py.)
+_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 32000: "lzf"}
+_COMPRESSING = {1, 32000}
 # h5py's automatic chunking never makes a chunk over 1 MiB; a chunk may exceed its dataset's
 # data by no more than this.
 MAX_SPARE_CHUNK = 4 << 20
-_LINK_KINDS = {h5py.h5l.TYPE_SOFT: "soft link", h5py.h5l.TYPE_EXTERNAL: "external link"}
+_LINK_KINDS = {1: "soft link", 64: "external link"}       # H5L_TYPE_SOFT, H5L_TYPE_EXTERNAL
 _OUTSIDE = "refusing to read a file outside the input"
 _H5_ERRORS = (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError)
 

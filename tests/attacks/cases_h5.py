@@ -485,7 +485,7 @@ def write_tf2_efbig(d, ctx):
     return ctx.bases.copy("pt", d / "m")
 
 
-@case("h5/write-tf2-sharded-efbig", verbs=("convert",), to="tf2", out_args=("--max-shard-size", "150000"),
+@case("h5/write-tf2-sharded-efbig", verbs=("convert",), to="tf2", out_args=("--max-shard-size", "150000B"),
       fsize=60_000, needle="file too large", names="tf_model-0000")
 def write_tf2_sharded_efbig(d, ctx):
     """An HF TF sharded export whose shards outgrow the file-size limit."""

@@ -306,7 +306,7 @@ def write_full(d, ctx):
     return ctx.bases.copy("pt-bin", d / "m")
 
 
-@case("safetensors/write-sharded-full-disk", verbs=("convert",), out_args=("--max-shard-size", "30000"),
+@case("safetensors/write-sharded-full-disk", verbs=("convert",), out_args=("--max-shard-size", "30000B"),
       fsize=20_000, names="model-0000", needle="cannot write")
 def write_sharded_full(d, ctx):
     """Sharded safetensors output, a shard past RLIMIT_FSIZE."""

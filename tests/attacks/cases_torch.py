@@ -571,7 +571,7 @@ def write_bin_full(d, ctx):
     return ctx.bases.copy("pt", d / "m")
 
 
-@case("torch/write-bin-sharded-full-disk", verbs=("convert",), out_args=("--bin", "--max-shard-size", "30000"),
+@case("torch/write-bin-sharded-full-disk", verbs=("convert",), out_args=("--bin", "--max-shard-size", "30000B"),
       fsize=20_000, names="pytorch_model", needle="cannot write")
 def write_bin_sharded_full(d, ctx):
     """Sharded .bin output, the first shard hitting EFBIG."""
