@@ -192,7 +192,7 @@ def cmd_import(args) -> None:
             tmp = output.make_tmp(out, directory=False)
             try:
                 with open(tmp, "wb") as f:
-                    write_stream(ckpt, f, progress=progress)
+                    write_stream(ckpt, f, progress=progress, where=str(out))
                 os.replace(tmp, out)
             except OSError as exc:
                 os.unlink(tmp)
