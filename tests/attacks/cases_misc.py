@@ -15,7 +15,7 @@ def _with_config(d, ctx, edit):
     return src
 
 
-@case("misc/fifo-input", verbs=("convert", "ls", "diff"), needle="fifo", timeout=5)
+@case("misc/fifo-input", fmt="pt", verbs=("convert", "ls", "diff", "import"), needle="fifo", timeout=5)
 def fifo_input(d, ctx):
     """A FIFO given as the input (nobody writes to it): refused without blocking."""
     p = d / "model.safetensors"
