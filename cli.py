@@ -129,7 +129,7 @@ def _plan(args, ckpt: Checkpoint, fmt: str) -> None:
     for f, spec in rows:
         shape = "x".join(map(str, spec.shape)) or "scalar"
         print(f"{f:{widths[0]}}  {spec.name:{widths[1]}}  {spec.dtype.name:{widths[2]}}  {shape}")
-    carry, skip = extras.plan(options.extras_from, list(ckpt.source.get("files", ())))
+    carry, skip = extras.plan(options.extras_from, list(ckpt.source.get("files", ())), out)
     print(f"# {config_name}: " + json.dumps(config, sort_keys=True))
     print("# extras carried: " + (", ".join(carry) if carry else "none")
           + (f"; not carried: {', '.join(skip)}" if skip else ""))

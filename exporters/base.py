@@ -64,7 +64,7 @@ class Exporter:
                 raise write_error(exc, tmp, out) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
             try:
-                carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name)
+                carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name, out)
             except OSError as exc:
                 raise write_error(exc, tmp, out) from None
             if check is not None:

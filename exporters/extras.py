@@ -54,14 +54,17 @@ def _is_weights(rel: str) -> bool:
     return any(fnmatch.fnmatch(name, p) for p in WEIGHT_PATTERNS)
 
 
-def plan(source: Path | None, read_files: list[str]) -> tuple[list[str], list[str]]:
-    """(relative paths to carry, "name (why)" of those that will not be) for a source directory."""
+def plan(source: Path | None, read_files: list[str], out: Path | None = None) -> tuple[list[str], list[str]]:
+    """(relative paths to carry, "name (why)" of those that will not be) for a source directory;
+    `out` (the output, when it lies inside the source) is never walked."""
     if source is None:
         return [], []
     read = set(read_files)
     carry, skip = [], []
+    skip_dir = os.path.realpath(out) if out is not None else None
     for root, dirs, files in os.walk(source, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and os.path.realpath(os.path.join(root, d)) != skip_dir)
         rel_root = os.path.relpath(root, source)
         for name in sorted(files):
             rel = name if rel_root == "." else f"{rel_root}/{name}"
@@ -82,11 +85,11 @@ def plan(source: Path | None, read_files: list[str]) -> tuple[list[str], list[st
     return carry, skip
 
 
-def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str) -> Extras:
+def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str, target: Path | None = None) -> Extras:
     """Copy the extras of `source` into `dest` (the output's temporary directory) beside
-    what the exporter wrote, never over it."""
+    what the exporter wrote, never over it; `target` is the final output directory."""
     out = Extras()
-    files, out.not_carried = plan(source, read_files)
+    files, out.not_carried = plan(source, read_files, target)
     for rel in files:
         target = dest / rel
         if target.exists():
