@@ -3,8 +3,10 @@ processor and generation configs, sentence-transformers modules and their sub-di
 chat templates, the model card) is carried to the output unchanged, so the converted directory
 loads as the source did (`AutoTokenizer.from_pretrained(out)`).
 
-What is not carried: weights of any framework (the output has its own), the config files every
-exporter writes itself, and hidden files. A TF1 output (Google's BERT layout) also needs the
+What is not carried: the weights of any framework beside the config (the output has its own),
+the config files every exporter writes itself, hidden files and HF Trainer's checkpoint-N/
+directories. Sub-directories (sentence-transformers' 1_Pooling/, 2_Dense/ with its own small
+weights) are carried whole. A TF1 output (Google's BERT layout) also needs the
 vocabulary as vocab.txt, which run_classifier.py's --vocab_file reads: it is written from
 tokenizer.json where the source has no vocab.txt.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,8 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.
                    "*.onnx", "*.gguf", "*.npz", "*.irs")
 # Written by the exporters themselves (a source's is replaced, not carried).
 OWN_FILES = ("config.json", "bert_config.json")
+# HF Trainer's intermediate checkpoints beside a final model: not part of it.
+TRAINER_DIR = re.compile(r"^checkpoint-\d+$")
 # Extras are small text and JSON files; a larger file is named as not carried.
 MAX_EXTRA_BYTES = 256 << 20
 
@@ -63,12 +68,17 @@ def plan(source: Path | None, read_files: list[str], out: Path | None = None) ->
     carry, skip = [], []
     skip_dir = os.path.realpath(out) if out is not None else None
     for root, dirs, files in os.walk(source, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                         and os.path.realpath(os.path.join(root, d)) != skip_dir)
         rel_root = os.path.relpath(root, source)
+        trainer = [d for d in dirs if rel_root == "." and TRAINER_DIR.match(d)]
+        skip += [f"{d}/ (a training checkpoint)" for d in sorted(trainer)]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in trainer
+                         and os.path.realpath(os.path.join(root, d)) != skip_dir)
         for name in sorted(files):
             rel = name if rel_root == "." else f"{rel_root}/{name}"
-            if name.startswith(".") or rel in read or (rel_root == "." and name in OWN_FILES) or _is_weights(rel):
+            # The model's own weights and config are at the top; a module sub-directory
+            # (sentence-transformers' 2_Dense) is carried whole, weights and all.
+            top = rel_root == "."
+            if name.startswith(".") or rel in read or (top and (name in OWN_FILES or _is_weights(rel))):
                 continue
             path = Path(root) / name
             try:
