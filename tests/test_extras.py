@@ -45,6 +45,11 @@ def st_model(tmp_path_factory):
     for rel, text in MODULE_FILES.items():
         (d / rel).parent.mkdir(exist_ok=True)
         (d / rel).write_text(text)
+    # A Dense module keeps weights of its own, which belong to the module, not to the model.
+    (d / "2_Dense").mkdir()
+    (d / "2_Dense" / "model.safetensors").write_bytes(bytes(range(256)) * 4)
+    (d / "checkpoint-500").mkdir()          # HF Trainer's intermediate state: not the model's
+    (d / "checkpoint-500" / "optimizer.pt").write_bytes(b"state")
     return d
 
 
@@ -58,8 +63,9 @@ def test_outputs_tokenize_as_the_source_and_keep_the_modules(st_model, tmp, fmt)
     proc = run_irconv("convert", st_model, out, "--to", fmt, check=True)
     summary = proc.stderr.decode()
     assert "carried" in summary and "tokenizer.json" in summary and "1_Pooling/config.json" in summary
-    for rel in MODULE_FILES:
+    for rel in [*MODULE_FILES, "2_Dense/model.safetensors"]:
         assert (out / rel).read_bytes() == (st_model / rel).read_bytes(), rel
+    assert not (out / "checkpoint-500").exists() and "checkpoint-500/ (a training checkpoint)" in summary
     want = ids(transformers.AutoTokenizer.from_pretrained(st_model))
     if fmt == "tf1":
         # Google's layout: what run_classifier.py's --vocab_file and --init_checkpoint name.
