@@ -12,6 +12,7 @@ transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file  # noqa: E402
 
 import test_tf2  # noqa: E402  (its round-trip checks, called for cases TF2_CASES leaves out)
+import zoo  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
 from zoo import assert_same_safetensors, assert_close, inputs_for, make_pt, run_pt  # noqa: E402
@@ -35,11 +36,12 @@ def test_bare_weights_file(cls_name, tmp):
     DistilBertModel, whose transformer.layer names BERT does not have."""
     model = make_pt("distilbert", cls_name, seed=52, **REAL_SHAPES)
     model.save_pretrained(tmp / "src")
-    proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt", check=True)
-    assert b"n_heads" in proc.stderr                     # the guess is said out loud
+    (tmp / "src" / "config.json").unlink()
+    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config, ("n_heads",), "--to", "pt")
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["model_type"] == "distilbert" and config["architectures"] == [cls_name]
-    for key in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings"):
+    for key in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_position_embeddings", "activation",
+                "sinusoidal_pos_embds"):
         assert config[key] == getattr(model.config, key), key
     loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
     inputs = inputs_for("distilbert", model.config)
@@ -59,13 +61,16 @@ def test_untied_vocab_projector(tmp):
     assert_close(run_pt(model, inputs),
                  run_pt(test_tf2.pt_loads_cleanly("DistilBertForMaskedLM", tmp / "out"), inputs), 0.0)
 
-    run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "bare", "--to", "pt", check=True)
-    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
-    assert_same_safetensors(tmp / "src", tmp / "bare")
-
     proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
     assert_one_line_error(proc, "heads.mlm.decoder.weight")
     assert not (tmp / "tf2").exists()
+
+    (tmp / "src" / "config.json").unlink()                          # the weights file is bare now
+    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "bare", model.config, ("n_heads",), "--to", "pt")
+    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
+    assert_same_safetensors(tmp / "src", tmp / "bare")
+    assert_close(run_pt(model, inputs),
+                 run_pt(test_tf2.pt_loads_cleanly("DistilBertForMaskedLM", tmp / "bare"), inputs), 0.0)
 
 
 def test_old_checkpoint_extra_tensors_are_dropped(tmp):

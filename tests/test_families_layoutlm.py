@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file  # noqa: E402
 
 import test_tf2  # noqa: E402  (its round-trip checks, called for classes TF2_CASES leaves out)
+import zoo  # noqa: E402
 from conftest import run_irconv  # noqa: E402
 from zoo import assert_close, inputs_for, make_pt, run_pt, run_tf  # noqa: E402
 
@@ -48,11 +49,15 @@ def test_base_class_tf2_to_pt(tmp):
 def test_bare_weights_file(tmp):
     model = make_pt("layoutlm", "LayoutLMForMaskedLM", seed=32, hidden_size=128, num_attention_heads=2)
     model.save_pretrained(tmp / "src", safe_serialization=False)
+    (tmp / "src" / "config.json").unlink()
     # LayoutLM's 2-D tables set it apart from BERT by names alone: no --model needed.
-    run_irconv("convert", tmp / "src" / "pytorch_model.bin", tmp / "out", "--to", "pt", check=True)
+    zoo.convert_bare(tmp / "src" / "pytorch_model.bin", tmp / "out", model.config, ("num_attention_heads",),
+                     "--to", "pt")
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["model_type"] == "layoutlm" and config["architectures"] == ["LayoutLMForMaskedLM"]
-    for key in ("vocab_size", "hidden_size", "max_position_embeddings", "max_2d_position_embeddings"):
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "max_2d_position_embeddings", "type_vocab_size", "hidden_act",
+                "layer_norm_eps"):
         assert config[key] == getattr(model.config, key), key
     loaded = test_tf2.pt_loads_cleanly("LayoutLMForMaskedLM", tmp / "out")
     inputs = with_boxes(inputs_for("layoutlm", model.config), model.config.max_2d_position_embeddings)

@@ -245,23 +245,59 @@ def test_view_and_family_are_detected_and_the_pipe_matches_convert(flava):
     assert json.loads((tmp / "out" / "config.json").read_text()) == json.loads((tmp / "piped" / "config.json").read_text())
 
 
-def test_without_a_config_the_shapes_decide_and_a_note_says_what_was_guessed(flava):
+# Each tower's head count: no tensor says it (a 32-wide projection is 4 heads of 8 or 2 of 16).
+HEADS = tuple(f"{tower}_config.num_attention_heads" for tower in ("text", "image", "multimodal"))
+
+
+def alone(path):
+    """A copy of PATH in a directory of its own: make_flava writes the HF config.json beside its
+    files, and a weights file reads the config.json beside it."""
+    (path.parent / f"{path.stem}-alone").mkdir()
+    copy = path.parent / f"{path.stem}-alone" / path.name
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+def heads_of(model) -> dict[str, int]:
+    """The model's own head counts, as --set / overrides= keys."""
+    return {key: getattr(model.config, key.split(".")[0]).num_attention_heads for key in HEADS}
+
+
+def test_without_a_config_the_heads_must_be_given_and_the_shapes_decide_the_rest(flava):
+    """The original checkpoint has no config: the conversion stops (one line, naming the three
+    head counts and how to give them) rather than guess; given them, every field the shapes
+    decide is the source model's, and the outputs are its outputs."""
     tmp, model, _ = flava
-    proc = run_irconv("convert", tmp / "flava.pt", tmp / "out", "--to", "pt", "--with",
-                      f"codebook={tmp / 'encoder.pkl'}", check=True)
-    assert b"num_attention_heads" in proc.stderr and b"guess" in proc.stderr
+    bare = alone(tmp / "flava.pt")
+    args = ["--to", "pt", "--with", f"codebook={tmp / 'encoder.pkl'}"]
+    line = assert_one_line_error(run_irconv("convert", bare, tmp / "out", *args),
+                                 "no config.json", *HEADS, *(f"--set {key}=" for key in HEADS),
+                                 "--accept-defaults")
+    assert "guess" not in line
+    assert not (tmp / "out").exists()
+    # The heads alone are not enough: hidden_act and layer_norm_eps would be defaults.
+    sets = [arg for key, value in heads_of(model).items() for arg in ("--set", f"{key}={value}")]
+    assert_one_line_error(run_irconv("convert", bare, tmp / "out", *args, *sets),
+                          "text_config.hidden_act=gelu", "layer_norm_eps=1e-12", "--accept-defaults")
+    assert not (tmp / "out").exists()
+    proc = run_irconv("convert", bare, tmp / "out", *args, *sets, "--accept-defaults", check=True)
+    assert b"--accept-defaults" in proc.stderr
     loaded = load_strict(transformers.FlavaForPreTraining, tmp / "out")
     assert_same_safetensors(tmp / "hf", tmp / "out")
-    # Everything the shapes decide is the source model's; only the head count is a guess.
     for sub, keys in {"text_config": ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                                      "max_position_embeddings", "type_vocab_size"),
+                                      "max_position_embeddings", "type_vocab_size", "num_attention_heads",
+                                      "hidden_act", "layer_norm_eps"),
                       "image_config": ("image_size", "patch_size", "num_channels", "vocab_size", "hidden_size",
-                                       "num_hidden_layers", "intermediate_size"),
-                      "multimodal_config": ("hidden_size", "num_hidden_layers", "intermediate_size"),
+                                       "num_hidden_layers", "intermediate_size", "num_attention_heads",
+                                       "hidden_act", "layer_norm_eps"),
+                      "multimodal_config": ("hidden_size", "num_hidden_layers", "intermediate_size",
+                                            "num_attention_heads", "hidden_act", "layer_norm_eps"),
                       "image_codebook_config": ("hidden_size", "vocab_size", "num_blocks_per_group")}.items():
         for key in keys:
             assert getattr(getattr(loaded.config, sub), key) == getattr(getattr(model.config, sub), key), (sub, key)
     assert (loaded.config.hidden_size, loaded.config.projection_dim) == (model.config.hidden_size, 24)
+    for inputs in flava_inputs(model.config):
+        assert_close(run_flava(model, inputs), run_flava(loaded, inputs), 1e-5)
 
 
 def test_ls_shows_where_every_key_goes(flava):
@@ -337,12 +373,14 @@ def test_a_model_without_codebook_converts_without_one(tmp):
 
 def test_flava_conversion_imports_no_framework(flava):
     """The module-pickle path and --with run with torch installed but never imported."""
-    tmp, _, _ = flava
+    tmp, model, _ = flava
+    # Both alone: the FLAVA config.json beside encoder.pkl describes another model.
+    bare, encoder = alone(tmp / "flava.pt"), alone(tmp / "encoder.pkl")
     code = f"""
 import sys, irconv
-irconv.convert({str(tmp / 'flava.pt')!r}, {str(tmp / 'a')!r}, to="pt", parts={{"codebook": {str(tmp / 'encoder.pkl')!r}}},
-               check_sum=True)
-irconv.convert({str(tmp / 'encoder.pkl')!r}, {str(tmp / 'b')!r}, to="pt")
+irconv.convert({str(bare)!r}, {str(tmp / 'a')!r}, to="pt", parts={{"codebook": {str(tmp / 'encoder.pkl')!r}}},
+               check_sum=True, overrides={heads_of(model)!r}, accept_defaults=True)
+irconv.convert({str(encoder)!r}, {str(tmp / 'b')!r}, to="pt")
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'dall_e', 'keras'))
 assert not bad, bad
 """

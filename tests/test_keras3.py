@@ -24,7 +24,8 @@ tf_keras = pytest.importorskip("tf_keras")
 import irconv  # noqa: E402
 from irconv.formats import keras3  # noqa: E402
 from irconv.models.efficientnet import variant_config  # noqa: E402
-from test_keras_efficientnet import POOLED_ATOL, assert_pooled_matches, randomize as randomize_tf_keras  # noqa: E402
+from test_keras_efficientnet import (POOLED_ATOL, assert_defaults_refused, assert_pooled_matches,  # noqa: E402
+                                     randomize as randomize_tf_keras)
 
 # conftest sets TF_USE_LEGACY_KERAS=1, which only makes tf.keras tf_keras: `keras` stays Keras 3.
 assert keras.__version__.split(".")[0] == "3", keras.__version__
@@ -61,7 +62,8 @@ def b0(tmp_path_factory):
 @pytest.mark.parametrize("name", ["b0.weights.h5", "b0.keras"])
 def test_keras3_b0_to_pt_matches(name, b0, tmp):
     d, image, want = b0
-    run_irconv("convert", d / name, tmp / "out", "--to", "pt", check=True)
+    assert_defaults_refused(d / name, tmp / "refused")
+    run_irconv("convert", d / name, tmp / "out", "--to", "pt", "--accept-defaults", check=True)
     assert_pooled_matches(tmp / "out", image, want)
 
 
@@ -69,7 +71,7 @@ def test_keras3_files_are_detected(b0):
     d, _, _ = b0
     for name, container in [("b0.weights.h5", "keras3-weights-h5"), ("b0.keras", "keras3-archive")]:
         assert irconv.detect_format(d / name) == "keras"
-        ckpt = irconv.load(d / name)
+        ckpt = irconv.load(d / name, accept_defaults=True)
         assert ckpt.source["container"] == container and ckpt.family == "efficientnet"
         assert ckpt.config["hidden_dim"] == 1280 and "encoder.blocks.15.project.weight" in ckpt.tensors
 
@@ -95,7 +97,7 @@ def test_keras3_b1_with_top_from_archive(tmp):
     model = randomize(keras.applications.EfficientNetB1(weights=None, include_top=True, classes=5,
                                                         input_shape=(32, 32, 3), classifier_activation=None), 1)
     model.save(str(tmp / "b1.keras"))
-    assert irconv.load(tmp / "b1.keras").config["depthwise_padding"] == [16]
+    assert irconv.load(tmp / "b1.keras", accept_defaults=True).config["depthwise_padding"] == [16]
     config = dict(variant_config("b1", image_size=32), id2label={str(i): f"LABEL_{i}" for i in range(5)})
     assert config["depthwise_padding"] == []
     (tmp / "config.json").write_text(json.dumps(config))
@@ -119,7 +121,7 @@ def test_tf_keras_archive_without_layer_names(tmp):
     model.save(str(tmp / "b0.keras"))
     model.save_weights(str(tmp / "b0.h5"))
     model.save_weights(str(tmp / "b0.weights.h5"))
-    archive, h5 = irconv.load(tmp / "b0.keras"), irconv.load(tmp / "b0.h5")
+    archive, h5 = (irconv.load(tmp / name, accept_defaults=True) for name in ("b0.keras", "b0.h5"))
     assert archive.source["container"] == "keras3-archive" and list(archive.tensors) == list(h5.tensors)
     for name, t in archive.tensors.items():
         np.testing.assert_array_equal(t.load(), h5.tensors[name].load(), err_msg=name)
@@ -132,8 +134,8 @@ def test_keras3_conversion_imports_no_framework(b0, tmp):
     d, _, _ = b0
     code = f"""
 import sys, irconv
-irconv.convert({str(d / 'b0.weights.h5')!r}, {str(tmp / 'a')!r}, to="pt")
-irconv.convert({str(d / 'b0.keras')!r}, {str(tmp / 'b')!r}, to="pt")
+irconv.convert({str(d / 'b0.weights.h5')!r}, {str(tmp / 'a')!r}, to="pt", accept_defaults=True)
+irconv.convert({str(d / 'b0.keras')!r}, {str(tmp / 'b')!r}, to="pt", accept_defaults=True)
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'keras', 'tf_keras', 'jax'))
 assert not bad, bad
 """

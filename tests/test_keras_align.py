@@ -20,14 +20,14 @@ tf = pytest.importorskip("tensorflow")
 tf_keras = pytest.importorskip("tf_keras")
 transformers = pytest.importorskip("transformers")
 
-from conftest import run_irconv  # noqa: E402
+from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from test_keras_efficientnet import randomize  # noqa: E402
 
 EMBED_ATOL = 1e-4
 SIZE = 64
-# One 64-wide head: a bare Keras file says nothing about heads and irconv guesses 64 per head,
-# so the run without --config must match it; the run with --config uses 4.
-TEXT = dict(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=1, intermediate_size=37,
+# 4 heads of 16: no tensor shape shows the count, so a bare Keras file needs it given (--set or
+# --config), and outputs of any other count would differ.
+TEXT = dict(vocab_size=99, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64)
 
 
@@ -85,24 +85,36 @@ def embeddings_match(model: KerasAlign, out_dir) -> "transformers.AlignModel":
 
 def test_keras_align_h5_to_pt_infers_the_config(tmp):
     """No config: B0 from the tower's block table, hidden_dim from its last block, the text
-    config from the BERT shapes, projection_dim from `dense`, as get_align_config sets them."""
+    config from the BERT shapes, projection_dim from `dense`, as get_align_config sets them.
+    The text head count no shape shows: without it (and without --accept-defaults for the
+    rest) the conversion stops with one line saying what to give."""
     model = keras_align(TEXT)
     model.save_weights(str(tmp / "align.h5"))
-    run_irconv("convert", tmp / "align.h5", tmp / "out", "--to", "pt", check=True)
+    sets = ["--set", f"text_config.num_attention_heads={TEXT['num_attention_heads']}",
+            "--set", f"vision_config.image_size={SIZE}"]
+    assert_one_line_error(run_irconv("convert", tmp / "align.h5", tmp / "out", "--to", "pt"), "no config.json",
+                          "--set text_config.num_attention_heads=", "vision_config.image_size=224",
+                          "text_config.hidden_act=gelu", "--accept-defaults")
+    assert_one_line_error(run_irconv("convert", tmp / "align.h5", tmp / "out", "--to", "pt", *sets),
+                          "vision_config.hidden_act=swish", "text_config.layer_norm_eps=1e-12", "--accept-defaults")
+    assert not (tmp / "out").exists()
+    # The defaults left are the values tf_keras and TFBertModel use.
+    run_irconv("convert", tmp / "align.h5", tmp / "out", "--to", "pt", *sets, "--accept-defaults", check=True)
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["architectures"] == ["AlignModel"] and config["projection_dim"] == 320
     assert config["vision_config"]["hidden_dim"] == 320 and config["vision_config"]["depth_coefficient"] == 1.0
+    assert config["vision_config"]["image_size"] == SIZE and config["vision_config"]["depthwise_padding"] == []
     assert config["text_config"]["num_hidden_layers"] == 2 and config["text_config"]["vocab_size"] == 99
+    assert config["text_config"]["num_attention_heads"] == TEXT["num_attention_heads"]
     embeddings_match(model, tmp / "out")
 
 
 def test_keras_align_tf_checkpoint_to_pt_with_config(tmp):
     """save_weights(prefix): a TF-format checkpoint, names from its object graph; the AlignConfig
     (here with 4 heads, which no tensor shape shows) comes with --config."""
-    text = dict(TEXT, num_attention_heads=4)
-    model = keras_align(text, seed=1)
+    model = keras_align(TEXT, seed=1)
     model.save_weights(str(tmp / "ckpt" / "align"))
-    config = transformers.AlignConfig(text_config=text, projection_dim=320, vision_config=dict(
+    config = transformers.AlignConfig(text_config=TEXT, projection_dim=320, vision_config=dict(
         width_coefficient=1.0, depth_coefficient=1.0, image_size=SIZE, hidden_dim=320, depthwise_padding=[]))
     (tmp / "config.json").write_text(json.dumps(config.to_dict()))
     run_irconv("convert", tmp / "ckpt" / "align", tmp / "out", "--to", "pt", "--config", tmp / "config.json",

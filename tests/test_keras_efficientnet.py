@@ -18,9 +18,23 @@ transformers = pytest.importorskip("transformers")
 
 import irconv  # noqa: E402
 from irconv.models.efficientnet import block_table, variant_config  # noqa: E402
-from conftest import run_irconv  # noqa: E402
+from irconv.ir.errors import UsageError  # noqa: E402
+from conftest import assert_one_line_error, run_irconv  # noqa: E402
 
 POOLED_ATOL = 1e-4
+# What no tensor of a bare Keras EfficientNet says, and the defaults irconv states for them
+# (image_size: the variant's own; tf_keras' swish and BatchNormalization epsilon).
+B0_DEFAULTS = dict(image_size=224, hidden_act="swish", batch_norm_eps=0.001)
+
+
+def assert_defaults_refused(path, out, defaults=B0_DEFAULTS):
+    """A bare EfficientNet file converts only with --accept-defaults (or the values): one line,
+    exit 2, naming every default it would take, and nothing written to `out`."""
+    assert_one_line_error(run_irconv("convert", path, out, "--to", "pt"), path.name, "no config.json",
+                          *(f"{k}={v}" for k, v in defaults.items()), "--accept-defaults", "set them")
+    assert not out.exists()
+    with pytest.raises(UsageError, match="--accept-defaults"):
+        irconv.load(path)
 
 
 def randomize(model, seed: int):
@@ -68,13 +82,19 @@ def test_keras_b0_to_pt_matches(size, with_config, tmp):
     symmetrically: depthwise_padding from
     the config's image_size, given with --config."""
     model = keras_b0(size, tmp / "b0.h5")
-    args = []
     if with_config:
         config = variant_config("b0", image_size=size)
         assert config["depthwise_padding"] == [5, 11]
         (tmp / "config.json").write_text(json.dumps(config))
         args = ["--config", tmp / "config.json"]
+    else:
+        # No config: the defaults are taken only when asked for, and then written out.
+        assert_defaults_refused(tmp / "b0.h5", tmp / "refused")
+        args = ["--accept-defaults"]
     run_irconv("convert", tmp / "b0.h5", tmp / "out", "--to", "pt", *args, check=True)
+    if not with_config:
+        config = json.loads((tmp / "out" / "config.json").read_text())
+        assert {k: config[k] for k in B0_DEFAULTS} == B0_DEFAULTS and config["depthwise_padding"] == []
     image = np.random.default_rng(3).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
     assert_pooled_matches(tmp / "out", image, model(image, training=False).numpy())
 
@@ -82,7 +102,8 @@ def test_keras_b0_to_pt_matches(size, with_config, tmp):
 def test_keras_file_is_detected_and_variant_inferred(tmp):
     keras_b0(32, tmp / "b0.h5")
     assert irconv.detect_format(tmp / "b0.h5") == "keras"
-    ckpt = irconv.load(tmp / "b0.h5")
+    assert_defaults_refused(tmp / "b0.h5", tmp / "refused")
+    ckpt = irconv.load(tmp / "b0.h5", accept_defaults=True)
     assert ckpt.family == "efficientnet" and ckpt.config["depth_coefficient"] == 1.0
     assert ckpt.config["hidden_dim"] == 1280 and "encoder.blocks.15.project.weight" in ckpt.tensors
 
@@ -100,12 +121,13 @@ def test_keras_b1_with_top_to_pt_classifier(tmp):
     """include_top adds `predictions`: the variant (B1: depth 1.1, so 23 blocks), the label count
     and the class (EfficientNetForImageClassification) come from the file. At 32x32, B1's
     block 16 (block6a) sees an even 2x2 input, where at B1's default 240 it would see 15: the
-    inferred config says [16], which is wrong here, so the run corrects image_size by hand."""
+    stated default (accept_defaults) says [16], which is wrong here, so the run gives image_size
+    with --config."""
     model = randomize(tf_keras.applications.EfficientNetB1(weights=None, include_top=True, classes=5,
                                                            input_shape=(32, 32, 3), classifier_activation=None), 1)
     rng = np.random.default_rng(1)
     model.save_weights(str(tmp / "b1.h5"))
-    assert irconv.load(tmp / "b1.h5").config["depthwise_padding"] == [16]
+    assert irconv.load(tmp / "b1.h5", accept_defaults=True).config["depthwise_padding"] == [16]
     config = dict(variant_config("b1", image_size=32), id2label={str(i): f"LABEL_{i}" for i in range(5)})
     assert config["depthwise_padding"] == []
     (tmp / "config.json").write_text(json.dumps(config))

@@ -26,6 +26,17 @@ from test_keras_efficientnet import assert_pooled_matches, randomize  # noqa: E4
 SIZE = 64
 
 
+def bare(size: int = SIZE) -> list[str]:
+    """What a bare B0 file's tensors do not say, as its model has it: the image size, given, and
+    tf_keras' swish and BatchNormalization epsilon, which are the stated defaults."""
+    return ["--set", f"image_size={size}", "--accept-defaults"]
+
+
+def bare_api(size: int = SIZE) -> dict:
+    """bare() for irconv.load / irconv.convert."""
+    return dict(overrides={"image_size": size}, accept_defaults=True)
+
+
 def b0(seed: int = 0, size: int = SIZE):
     """A randomized EfficientNetB0 feature extractor. The session is cleared first so its
     auto-named layers are 'normalization', not 'normalization_3': a TF-format checkpoint
@@ -93,7 +104,7 @@ def test_tf_checkpoint_to_pt(tf_checkpoint, tmp):
     model, prefix = tf_checkpoint
     for path in (prefix, tmp / "ckpt" / "b0.index", tmp / "ckpt"):
         assert irconv.detect_format(path) == "keras", path
-    run_irconv("convert", prefix, tmp / "pt", "--to", "pt", check=True)
+    run_irconv("convert", prefix, tmp / "pt", "--to", "pt", *bare(), check=True)
     assert_pt_matches_keras(model, tmp / "pt")
 
 
@@ -104,7 +115,7 @@ def test_tf_checkpoint_skips_optimizer_state(tmp):
     model.compile(tf_keras.optimizers.Adam(), "mse")
     model.optimizer.build(model.trainable_variables)
     model.save_weights(str(tmp / "b0"))
-    ckpt = irconv.load(tmp / "b0")
+    ckpt = irconv.load(tmp / "b0", **bare_api(32))
     skipped = ckpt.source["skipped"]
     assert ckpt.source["format"] == "keras" and skipped and all(k.startswith("optimizer/") for k in skipped)
     listing = run_irconv("ls", tmp / "b0", check=True).stdout.decode()
@@ -114,7 +125,7 @@ def test_tf_checkpoint_skips_optimizer_state(tmp):
 def test_full_model_h5_to_pt(tmp):
     model = b0(seed=2)
     model.save(str(tmp / "b0.h5"))
-    run_irconv("convert", tmp / "b0.h5", tmp / "pt", "--to", "pt", check=True)
+    run_irconv("convert", tmp / "b0.h5", tmp / "pt", "--to", "pt", *bare(), check=True)
     assert_pt_matches_keras(model, tmp / "pt")
 
 
@@ -125,7 +136,7 @@ def test_pt_to_keras_h5_loads_by_topology(tf_checkpoint, tmp):
     """pt has no Normalization statistics: the Keras file gets a fresh layer's (mean 0,
     variance 1, count 0), which the randomized original also has."""
     model, prefix = tf_checkpoint
-    run_irconv("convert", prefix, tmp / "pt", "--to", "pt", check=True)
+    run_irconv("convert", prefix, tmp / "pt", "--to", "pt", *bare(), check=True)
     run_irconv("convert", tmp / "pt", tmp / "keras", "--to", "keras", check=True)
     assert sorted(os.listdir(tmp / "keras")) == ["config.json", "model.h5"]
     with h5py.File(tmp / "keras" / "model.h5", "r") as f:
@@ -140,8 +151,10 @@ def test_keras_to_keras_is_bit_exact(container, tmp):
     model = with_statistics(b0(seed=3), seed=3)
     src = {"h5": tmp / "b0.h5", "full-h5": tmp / "full.h5", "tf-checkpoint": tmp / "b0"}[container]
     model.save(str(src)) if container == "full-h5" else model.save_weights(str(src))
-    run_irconv("convert", src, tmp / "keras", "--to", "keras", check=True)
+    run_irconv("convert", src, tmp / "keras", "--to", "keras", *bare(), check=True)
     assert_keras_loads(model, tmp / "keras" / "model.h5")
+    # And irconv reads its own Keras output back with the config.json beside it: no values needed.
+    assert irconv.load(tmp / "keras" / "model.h5").config["image_size"] == SIZE
 
 
 def test_keras_to_tf1_restores_by_name(tmp):
@@ -150,7 +163,7 @@ def test_keras_to_tf1_restores_by_name(tmp):
     model = with_statistics(b0(seed=4), seed=4)
     model.save_weights(str(tmp / "b0.h5"))
     want = weights_by_name(model)
-    rc, err, proc = run_pipe(["import", "keras", tmp / "b0.h5"], ["export", "tf1", tmp / "out"])
+    rc, err, proc = run_pipe(["import", "keras", tmp / "b0.h5", *bare()], ["export", "tf1", tmp / "out"])
     assert rc == 0 and proc.returncode == 0, (err.decode(), proc.stderr.decode())
     reader = tf.train.load_checkpoint(str(tmp / "out"))
     assert sorted(reader.get_variable_to_shape_map()) == sorted(want)
@@ -163,7 +176,7 @@ def test_keras_to_tf1_restores_by_name(tmp):
     pixels = image()
     np.testing.assert_array_equal(fresh(pixels, training=False).numpy(), model(pixels, training=False).numpy())
     assert irconv.detect_format(tmp / "out") == "keras"
-    back, orig = irconv.load(tmp / "out"), irconv.load(tmp / "b0.h5")
+    back, orig = irconv.load(tmp / "out"), irconv.load(tmp / "b0.h5", **bare_api())
     assert list(back.tensors) == list(orig.tensors)
     assert all(back.tensors[n].load().tobytes() == t.load().tobytes() for n, t in orig.tensors.items())
 
@@ -172,7 +185,7 @@ def test_keras_to_tf2_is_the_keras_h5(tmp):
     """EfficientNet has no HF TF class: `export tf2` writes the Keras h5 that tf_keras loads."""
     model = with_statistics(b0(seed=5), seed=5)
     model.save_weights(str(tmp / "b0.h5"))
-    rc, err, proc = run_pipe(["import", "keras", tmp / "b0.h5"], ["export", "tf2", tmp / "out"])
+    rc, err, proc = run_pipe(["import", "keras", tmp / "b0.h5", *bare()], ["export", "tf2", tmp / "out"])
     assert rc == 0 and proc.returncode == 0, (err.decode(), proc.stderr.decode())
     assert sorted(os.listdir(tmp / "out")) == ["config.json", "model.h5"]
     assert_keras_loads(model, tmp / "out" / "model.h5")
@@ -186,10 +199,10 @@ def test_keras_paths_import_no_framework(tmp):
     code = f"""
 import sys, irconv
 t = {str(tmp)!r}
-irconv.convert(t + "/b0.h5", t + "/k", to="keras")
+irconv.convert(t + "/b0.h5", t + "/k", to="keras", **{bare_api(32)!r})
 irconv.convert(t + "/k/model.h5", t + "/t1", to="tf1")
 irconv.convert(t + "/t1", t + "/t2", to="tf2")
-irconv.convert(t + "/ckpt", t + "/p", to="pt")
+irconv.convert(t + "/ckpt", t + "/p", to="pt", **{bare_api(32)!r})
 irconv.convert(t + "/p", t + "/k2", to="keras")
 bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'transformers', 'keras', 'tf_keras', 'jax'))
 assert not bad, bad

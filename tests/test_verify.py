@@ -220,11 +220,28 @@ def test_keras_classifier_gives_logits(tmp, capsys):
     assert list(rows) == ["logits"] and rows["logits"][0] == "2x5" and rows["logits"][2] == "ok", text
 
 
-def test_keras_unknown_variant_is_one_line(efficientnet, tmp, capsys):
-    shutil.copytree(efficientnet / "keras", tmp / "odd")
-    config = json.loads((tmp / "odd" / "config.json").read_text())
-    (tmp / "odd" / "config.json").write_text(json.dumps(dict(config, width_coefficient=1.3)))
+def odd_copy(src, dst, **changes):
+    """A copy of the directory src whose config.json has `changes`."""
+    shutil.copytree(src, dst)
+    config = json.loads((dst / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps(dict(config, **changes)))
+    return dst
+
+
+def verify_error_lines(capsys, *args) -> list[str]:
+    """`irconv verify ARGS` through main(), which must exit 2: its stderr's non-blank lines."""
     from irconv.cli import main
-    assert main(["verify", str(efficientnet / "pt"), str(tmp / "odd")]) == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert main(["verify", *map(str, args)]) == 2
+    return [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+
+
+def test_keras_unknown_variant_is_one_line(efficientnet, tmp, capsys):
+    """A Keras side whose config names no EfficientNetB0..B7 cannot be built by tf_keras: one
+    line. Against the real pt side the configs differ, which verify refuses first; against a pt
+    side with the same config, the Keras side (loaded first, as SRC) reaches the variant check."""
+    odd = odd_copy(efficientnet / "keras", tmp / "odd", width_coefficient=1.3)
+    lines = verify_error_lines(capsys, efficientnet / "pt", odd)
+    assert len(lines) == 1 and "describe different models: config width_coefficient: 1.0 vs 1.3" in lines[0], lines
+    odd_pt = odd_copy(efficientnet / "pt", tmp / "odd-pt", width_coefficient=1.3)
+    lines = verify_error_lines(capsys, odd, odd_pt)
     assert len(lines) == 1 and "width_coefficient 1.3 / depth_coefficient 1 is no EfficientNetB0..B7" in lines[0], lines

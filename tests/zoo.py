@@ -312,3 +312,24 @@ def assert_close(ref: dict, got: dict, atol: float):
         assert ref[k].shape == got[k].shape, k
         diff = float(np.max(np.abs(ref[k].astype(np.float64) - got[k].astype(np.float64)))) if ref[k].size else 0.0
         assert diff <= atol, f"{k}: max abs diff {diff}"
+
+
+def convert_bare(weights, out, config, required: tuple, *args, also: tuple = ()):
+    """`irconv convert WEIGHTS OUT ARGS` of a weights file with no config.json beside it (irconv
+    reads one that is): never a guessed config (issue 13). Without values it is refused, exit 2
+    with one line naming each `required` field (those the tensors cannot say) with --set, and
+    writes nothing; with the real values of `required` and `also` (fields with a stated default
+    the model does not use) read from the HF `config` it was built from, as --set, and
+    --accept-defaults for the rest (the defaults taken are then said), it converts. Returns
+    that run."""
+    import json
+    from conftest import assert_one_line_error, run_irconv
+    assert not (weights.parent / "config.json").exists(), weights
+    line = assert_one_line_error(run_irconv("convert", weights, out, *args),
+                                 "no config.json", *(f"--set {key}=..." for key in required))
+    assert not out.exists()
+    assert "--accept-defaults" in line, line               # the defaults it would take are named
+    sets = [arg for key in (*required, *also) for arg in ("--set", f"{key}={json.dumps(getattr(config, key))}")]
+    proc = run_irconv("convert", weights, out, *args, *sets, "--accept-defaults", check=True)
+    assert b"(--accept-defaults)" in proc.stderr, proc.stderr   # ... and those it took are said
+    return proc
