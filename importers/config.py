@@ -74,11 +74,15 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
     bad = count_field_problems({k: v for k, v in sets.items()})
     if bad:
         raise UsageError(f"--set {bad[0]}")
+    family = FAMILIES.get(ckpt.family)
     if not ckpt.source.get("config_inferred"):
         for key, value in sets.items():
             _put(ckpt.config, key, value)
+        if sets and family.complete is not None:
+            completed = family.complete(ckpt.config)
+            ckpt.config.clear()
+            ckpt.config.update(completed)
         return ckpt
-    family = FAMILIES.get(ckpt.family)
     config = json.loads(json.dumps(ckpt.config))          # nested copy
     for key in family.required:
         _drop(config, key)                                 # an infer_config guess; never kept
@@ -88,7 +92,11 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
     unstated = [key for key in defaults if key not in sets]
     for key, value in sets.items():
         _put(config, key, value)
-    notes = [n for n in ckpt.source.get("notes", ()) if "guess" not in n]
+    # The importer's "inferred" notes describe the config before these values: replaced below.
+    notes = [n for n in ckpt.source.get("notes", ()) if "guess" not in n and not n.startswith("no config")]
+    if sets:
+        notes.append("no config given: inferred from the tensor shapes, with "
+                     + ", ".join(f"{k}={_show(v)}" for k, v in sets.items()) + " (--set)")
     if unstated and accept_defaults:
         for key in unstated:
             _put(config, key, defaults[key])
@@ -107,6 +115,8 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
         if require:
             raise UsageError(message, path=where)
         notes.append(message)
+    if family.complete is not None and (sets or (unstated and accept_defaults)):
+        config = family.complete(config)
     ckpt.config.clear()
     ckpt.config.update(config)
     ckpt.source["notes"] = notes

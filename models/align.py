@@ -95,4 +95,6 @@ FAMILIES = [AlignFamily(_B0.name, _B0.model_types, _B0.declared_views, _B0.block
                         # The image size decides the depthwise padding; no tensor holds it.
                         defaults={"vision_config.image_size": INFERRED, "vision_config.hidden_act": "swish",
                                   "vision_config.batch_norm_eps": 1e-3, "text_config.hidden_act": "gelu",
-                                  "text_config.layer_norm_eps": 1e-12})]
+                                  "text_config.layer_norm_eps": 1e-12},
+                        complete=lambda c: dict(c, vision_config=efficientnet.with_padding(c["vision_config"]))
+                        if isinstance(c.get("vision_config"), dict) else c)]

@@ -75,6 +75,13 @@ def depthwise_padding(config: dict, image_size: int) -> list[int]:
     return out
 
 
+def with_padding(config: dict) -> dict:
+    """`config` with depthwise_padding recomputed from its image_size (after --set image_size)."""
+    if not isinstance(config.get("image_size"), int) or isinstance(config.get("image_size"), bool):
+        return config
+    return dict(config, depthwise_padding=depthwise_padding(dict(BASE, **config), config["image_size"]))
+
+
 def variant_config(variant: str, image_size: int | None = None) -> dict:
     """HF EfficientNetConfig fields of a Keras EfficientNetB{0..7}."""
     width, depth, resolution, dropout = VARIANTS[variant]
@@ -222,4 +229,5 @@ FAMILIES = [EfficientNetFamily(_B0.name, _B0.model_types, _B0.declared_views, _B
                                _B0.architectures, _B0.infer_config, _B0.ignore, _B0.arch_prefixes,
                                description="EfficientNet B0-B7 (HF EfficientNet, tf_keras.applications)",
                                # The image size decides the depthwise padding; no tensor holds it.
-                               defaults={"image_size": INFERRED, "hidden_act": "swish", "batch_norm_eps": 1e-3})]
+                               defaults={"image_size": INFERRED, "hidden_act": "swish", "batch_norm_eps": 1e-3},
+                               complete=with_padding)]

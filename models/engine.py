@@ -399,6 +399,9 @@ class Family:
     # Dotted keys name a tower's config ('text_config.num_attention_heads').
     required: tuple[str, ...] = ()
     defaults: Mapping[str, object] = field(default_factory=dict)
+    # config -> config with the fields that follow from others recomputed (EfficientNet's
+    # depthwise_padding from image_size), run when --set or --accept-defaults changed a field.
+    complete: Callable[[dict], dict] | None = None
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}

@@ -75,13 +75,22 @@ def keras_b0(size: int, path, seed: int = 0):
     return model
 
 
-@pytest.mark.parametrize("size,with_config", [(64, False), (72, True)], ids=["64-inferred", "72-config"])
+@pytest.mark.parametrize("size,with_config", [(64, False), (72, True), (72, "set")],
+                         ids=["64-inferred", "72-config", "72-set"])
 def test_keras_b0_to_pt_matches(size, with_config, tmp):
     """64: every stride-2 depthwise conv sees an even size, the variant comes from the names.
     72: 72 -> 36 -> 18 -> 9 -> 5, so blocks 5 (block4a, sees 9) and 11 (block6a, sees 5) pad
-    symmetrically: depthwise_padding from
-    the config's image_size, given with --config."""
+    symmetrically: depthwise_padding from the config's image_size, given with --config, or
+    with --set image_size=72 (the padding then follows the size set)."""
     model = keras_b0(size, tmp / "b0.h5")
+    if with_config == "set":
+        run_irconv("convert", tmp / "b0.h5", tmp / "out", "--to", "pt", "--set", f"image_size={size}",
+                   "--accept-defaults", check=True)
+        config = json.loads((tmp / "out" / "config.json").read_text())
+        assert config["image_size"] == size and config["depthwise_padding"] == [5, 11]
+        image = np.random.default_rng(3).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+        assert_pooled_matches(tmp / "out", image, model(image, training=False).numpy())
+        return
     if with_config:
         config = variant_config("b0", image_size=size)
         assert config["depthwise_padding"] == [5, 11]
