@@ -10,6 +10,7 @@ from conftest import assert_one_line_error, run_irconv, run_pipe
 
 torch = pytest.importorskip("torch")
 from bert_models import make_model  # noqa: E402
+from zoo import assert_same_safetensors  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +95,23 @@ def test_tensors_that_do_not_fit_are_all_listed(hf_dir, tmp):
 
 
 def test_existing_output_needs_force(hf_dir, tmp):
+    """Writing into an existing directory keeps its other files; only files of the same name
+    need --force, and without it nothing there changes."""
     out = tmp / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    assert_one_line_error(run_irconv("convert", hf_dir, out, "--to", "pt"), "--force")
+    proc = run_irconv("convert", hf_dir, out, "--to", "pt", check=True)
+    assert b"kept 1 other file" in proc.stderr
+    assert (out / "keep.txt").read_text() == "mine" and (out / "model.safetensors").is_file()
+    (out / "model.safetensors").write_text("mine too")
+    line = assert_one_line_error(run_irconv("convert", hf_dir, out, "--to", "pt"), "--force")
+    assert "model.safetensors" in line
+    assert (out / "model.safetensors").read_text() == "mine too" and (out / "keep.txt").read_text() == "mine"
+    assert leftovers(tmp) == ["out"]
+    proc = run_irconv("convert", hf_dir, out, "--to", "pt", "--force", check=True)
+    assert b"replaced model.safetensors" in proc.stderr
+    assert_same_safetensors(hf_dir, out)
     assert (out / "keep.txt").read_text() == "mine"
-    run_irconv("convert", hf_dir, out, "--to", "pt", "--force", check=True)
-    assert (out / "model.safetensors").is_file() and not (out / "keep.txt").exists()
 
 
 def test_failed_import_side_leaves_no_export(tmp):

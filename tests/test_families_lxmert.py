@@ -48,13 +48,18 @@ def test_visual_feature_encoder_names(tmp):
 
 
 def test_bare_weights_file(tmp):
-    """No config.json: layer counts per stream and the heads present become the config."""
+    """No config.json: layer counts per stream and the heads present become the config; the
+    attention heads are in no tensor, so they are refused until given."""
     pt = zoo.make_pt("lxmert", "LxmertForPreTraining", seed=4, **FEWER_HEADS)
     pt.save_pretrained(tmp / "pt")
-    run_irconv("convert", tmp / "pt" / "model.safetensors", tmp / "out", "--to", "pt", check=True)
+    (tmp / "pt" / "config.json").unlink()
+    zoo.convert_bare(tmp / "pt" / "model.safetensors", tmp / "out", pt.config, ("num_attention_heads",), "--to", "pt")
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["architectures"] == ["LxmertForPreTraining"]
     assert (config["l_layers"], config["x_layers"], config["r_layers"]) == (2, 1, 1)
     assert config["task_qa"] is False and config["visual_attr_loss"] is False
     assert config["num_object_labels"] == 7
-    test_tf2.pt_loads_cleanly("LxmertForPreTraining", tmp / "out")
+    assert (config["num_attention_heads"], config["hidden_act"]) == (4, "gelu")
+    loaded = test_tf2.pt_loads_cleanly("LxmertForPreTraining", tmp / "out")
+    inputs = zoo.inputs_for("lxmert", pt.config)
+    zoo.assert_close(zoo.run_pt(pt, inputs), zoo.run_pt(loaded, inputs), 0.0)

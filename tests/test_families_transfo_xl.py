@@ -152,13 +152,18 @@ def test_projection_layouts_and_tied_copies(tmp):
 
 
 def test_bare_weights_file(tmp):
-    """No config.json: parts, widths, cutoffs and the ties come from the names and shapes."""
+    """No config.json: parts, widths, cutoffs and the ties come from the names and shapes; the
+    memory and attention settings leave no trace in them: stated defaults, taken only when
+    accepted, and this model's memory length (not the default 1600) given."""
     pt = zoo.make_pt(FAMILY, CLS, seed=4)
     pt.save_pretrained(tmp / "pt")
-    run_irconv("convert", tmp / "pt" / "model.safetensors", tmp / "out", "--to", "pt", check=True)
+    (tmp / "pt" / "config.json").unlink()
+    zoo.convert_bare(tmp / "pt" / "model.safetensors", tmp / "out", pt.config, (), "--to", "pt", also=("mem_len",))
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["cutoffs"] == [10, 50] and config["div_val"] == 2 and config["vocab_size"] == 99
     assert config["tie_projs"] == [False, True, True] and config["architectures"] == [CLS]
+    for key in ("mem_len", "clamp_len", "same_length", "pre_lnorm", "layer_norm_epsilon", "n_head", "d_head"):
+        assert config[key] == getattr(pt.config, key), key
     model = test_tf2.pt_loads_cleanly(CLS, tmp / "out")
     ref, got = pt.state_dict(), model.state_dict()
     assert sorted(ref) == sorted(got) and all(torch.equal(ref[k], got[k]) for k in ref)

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import test_tf2  # noqa: E402  (its round-trip checks and loaders)
+import zoo  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
 from zoo import assert_same_safetensors, assert_close, inputs_for, make_pt, run_pt  # noqa: E402
@@ -38,13 +39,16 @@ def test_attention_tensors_keep_their_layout_in_tf2(tmp):
 @pytest.mark.parametrize("cls_name", CLASSES)
 def test_bare_weights_file(cls_name, tmp):
     """No config.json: family and class from the names, and n_head/d_head exactly from the
-    attention tensors' shapes (here 2 heads of 16, not the 64-per-head guess of BERT-likes)."""
+    attention tensors' shapes (here 2 heads of 16): nothing required, only the stated defaults
+    (activation, attention settings) to accept."""
     model = make_pt("xlnet", cls_name, seed=63, n_head=2)
     model.save_pretrained(tmp / "src")
-    run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt", check=True)
+    (tmp / "src" / "config.json").unlink()
+    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config, (), "--to", "pt")
     config = json.loads((tmp / "out" / "config.json").read_text())
     assert config["model_type"] == "xlnet" and config["architectures"] == [cls_name]
-    for key in ("vocab_size", "d_model", "n_layer", "n_head", "d_head", "d_inner"):
+    for key in ("vocab_size", "d_model", "n_layer", "n_head", "d_head", "d_inner", "ff_activation", "layer_norm_eps",
+                "attn_type", "bi_data", "clamp_len", "same_length"):
         assert config[key] == getattr(model.config, key), key
     assert_same_safetensors(tmp / "src", tmp / "out")
     loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
@@ -60,11 +64,13 @@ def test_untied_lm_loss(tmp):
     model.save_pretrained(tmp / "src")
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
     assert_same_safetensors(tmp / "src", tmp / "out")
-    run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "bare", "--to", "pt", check=True)
-    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
     proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
     assert_one_line_error(proc, "heads.lm.decoder.weight")
     assert not (tmp / "tf2").exists()
+    (tmp / "src" / "config.json").unlink()                          # the weights file is bare now
+    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "bare", model.config, (), "--to", "pt")
+    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
+    assert_same_safetensors(tmp / "src", tmp / "bare")
 
 
 def test_old_checkpoint_tied_copy_is_dropped(tmp):

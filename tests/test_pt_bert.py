@@ -13,7 +13,8 @@ from safetensors import safe_open  # noqa: E402
 
 import irconv  # noqa: E402
 from bert_models import BERT_CLASSES, make_model, model_inputs, outputs_of  # noqa: E402
-from conftest import run_irconv, run_pipe  # noqa: E402
+import zoo  # noqa: E402
+from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
 
 
 def weight_files(directory):
@@ -146,17 +147,20 @@ def test_untied_decoder_is_kept(tmp):
 
 @pytest.mark.parametrize("cls_name", ["BertForPreTraining", "BertModel", "BertForQuestionAnswering"])
 def test_bare_weights_file_with_model_flag(cls_name, tmp):
-    """A weights file without config.json: family from --model, config inferred from shapes."""
-    # 64 dimensions per head, as in every BERT release: the one guess irconv has to make.
+    """A weights file without config.json: family from --model, config inferred from shapes,
+    save the heads, which no shape says (128 wide is 2 heads of 64 as in BERT's releases, or 4
+    of 32...): refused until given, never guessed."""
     model = make_model(cls_name, seed=11, hidden_size=128, num_attention_heads=2)
     src = save_hf(model, tmp / "src", "bin")
+    (src / "config.json").unlink()
     out = tmp / "out"
-    proc = run_irconv("convert", src / "pytorch_model.bin", out, "--to", "pt", "--model", "bert", check=True)
-    assert b"num_attention_heads" in proc.stderr        # the guess is said out loud
+    zoo.convert_bare(src / "pytorch_model.bin", out, model.config, ("num_attention_heads",),
+                     "--to", "pt", "--model", "bert")
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == [cls_name]
-    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size"):
+    for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size", "hidden_act", "layer_norm_eps",
+                "position_embedding_type"):
         assert config[key] == getattr(model.config, key), key
     assert_loads_and_matches(cls_name, model, out)
 
@@ -187,11 +191,18 @@ def test_stream_file_round_trip(tmp):
 
 
 def test_bare_weights_file_with_config_flag(tmp):
-    """--config supplies what the shapes cannot tell (here 8 dims per head)."""
+    """--config supplies what the shapes cannot tell (here 8 dims per head) for a weights file
+    with no config.json beside it (refused without)."""
     model = make_model("BertForMaskedLM", seed=12)
     src = save_hf(model, tmp / "src", "safetensors")
+    bare = tmp / "bare"
+    bare.mkdir()
+    (src / "model.safetensors").rename(bare / "model.safetensors")
     out = tmp / "out"
-    proc = run_irconv("convert", src / "model.safetensors", out, "--to", "pt",
+    assert_one_line_error(run_irconv("convert", bare / "model.safetensors", out, "--to", "pt", "--model", "bert"),
+                          "no config.json", "num_attention_heads", "--config")
+    assert not out.exists()
+    proc = run_irconv("convert", bare / "model.safetensors", out, "--to", "pt",
                       "--config", src / "config.json", check=True)
-    assert b"guess" not in proc.stderr
+    assert b"guess" not in proc.stderr and b"inferred" not in proc.stderr
     assert_loads_and_matches("BertForMaskedLM", model, out)
