@@ -154,6 +154,8 @@ def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
         skipped = len(ckpt.source.get("skipped", ()))
         extra = set(ex.carried) | {m.split(" ", 1)[0] for m in ex.made} if ex else set()
         own = [f for f in written.files if f not in extra]
+        if ex:      # an extra already there, byte for byte, was not copied again
+            ex.carried = [f for f in ex.carried if f in written.files]
         print(f"irconv: wrote {written.out}: {_names(own) or 'nothing new (the files there already held the same)'}"
               + f" ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes)"
               + (f"; skipped {skipped} source tensor(s) (see irconv ls)" if skipped else "")

@@ -69,7 +69,7 @@ class Exporter:
                 raise write_error(exc, tmp, out) from None
             if check is not None:
                 check(tmp)
-            written = output.commit(tmp, out, options.force, inside_source)
+            written = output.commit(tmp, out, options.force, inside_source, self.competes(options))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -109,10 +109,15 @@ class Exporter:
         written file again."""
         return ()
 
+    def competes(self, options: ExportOptions) -> tuple[str, ...]:
+        """Every weights file this format's loader would read (all spellings: single, sharded,
+        other containers), so a stale one left beside the new output is not loaded instead."""
+        return self.writes(options)
+
     def check_clashes(self, out: Path, options: ExportOptions, inside_source: bool) -> None:
         if (options.force and not inside_source) or not out.is_dir():
             return
-        clash = sorted({p.name for pattern in self.writes(options) for p in out.glob(pattern)})
+        clash = sorted({p.name for pattern in self.competes(options) for p in out.glob(pattern)})
         if clash and inside_source:
             raise UsageError(f"{out} is inside the input, and writing would replace its {', '.join(clash[:6])}: "
                              "choose another output directory")

@@ -166,8 +166,13 @@ def _same_config(existing: Path, new: Path) -> bool:
             == {k: v for k, v in b.items() if k not in _PROVENANCE})
 
 
-def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False) -> Written:
-    """Move the complete output in `tmp` to `out` (see the module docstring)."""
+def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False,
+           competing: tuple[str, ...] = ()) -> Written:
+    """Move the complete output in `tmp` to `out` (see the module docstring). `competing`:
+    glob patterns of the weights files this format's loader reads; one already in OUT that
+    this write does not replace (model.safetensors beside a new pytorch_model.bin, which
+    transformers would load first) would make OUT load another model, so it is a clash too,
+    and with --force it is removed."""
     written = Written(out)
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         os.chmod(tmp, 0o777 & ~_umask())
@@ -185,6 +190,14 @@ def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False) -> Wr
     new = _files(tmp)
     same = [f for f in new if (out / f).is_file() and _same_file(out / f, tmp / f)]
     clash = [f for f in new if f not in same and os.path.lexists(out / f)]
+    stale = sorted({p.name for pattern in competing for p in out.glob(pattern)} - set(new))
+    if stale and not force:
+        raise OutputExistsError(f"{out} already has {', '.join(stale[:6])}, which would be loaded instead of "
+                                "(or beside) what this writes; pass --force to replace it (every other file "
+                                "there is kept)")
+    if stale and inside_source:
+        raise UsageError(f"{out} is inside the input, and its {', '.join(stale[:6])} would be loaded instead "
+                         "of what this writes: choose another output directory")
     if clash and inside_source:
         raise UsageError(f"{out} is inside the input, and writing would replace its "
                          f"{', '.join(clash[:6])}: choose another output directory")
@@ -200,9 +213,11 @@ def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False) -> Wr
         if dest.is_dir() and not dest.is_symlink():
             raise UsageError(f"{dest} is a directory; cannot replace it with the file {f}")
         os.replace(tmp / f, dest)
+    for f in stale:
+        (out / f).unlink()
     shutil.rmtree(tmp, ignore_errors=True)
-    written.files, written.replaced = [f for f in new if f not in same], clash
-    written.kept = len(_files(out)) - len(new)
+    written.files, written.replaced = [f for f in new if f not in same], clash + stale
+    written.kept = len(_files(out)) - len(new) + len(same)
     return written
 
 

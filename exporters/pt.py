@@ -30,6 +30,10 @@ class PtExporter(Exporter):
         shards = (f"{stem}-*-of-*{ext}", f"{stem}{ext}.index.json") if options.max_shard_size else ()
         return (f"{stem}{ext}", *shards)
 
+    def competes(self, options):
+        return ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json")
+
     def stores_aliases(self, options):
         return options.bin          # HF drops tied copies from safetensors files
 

@@ -37,6 +37,9 @@ class Tf2Exporter(Exporter):
         return ("tf_model.h5", "model.h5") + (("tf_model-*-of-*.h5", "tf_model.h5.index.json")
                                              if options.max_shard_size else ())
 
+    def competes(self, options):
+        return ("tf_model.h5", "tf_model-*-of-*.h5", "tf_model.h5.index.json", "model.h5")
+
     def files_for(self, specs, options):
         if not options.max_shard_size:
             return ["tf_model.h5"] * len(specs)

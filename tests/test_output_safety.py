@@ -78,7 +78,7 @@ def test_writing_into_an_existing_directory_keeps_other_files(hub, tmp):
     assert b"kept" in proc.stderr
     # tf_model.h5 is there now: without --force it is a clash, named; with it, only it is replaced.
     assert_one_line_error(run_irconv("convert", hub, out, "--to", "tf2"), "tf_model.h5", "--force")
-    proc = run_irconv("convert", hub, out, "--to", "tf2", "--force", check=True)
+    proc = run_irconv("convert", hub, out, "--to", "tf2", "--force", "--cast", "F16", check=True)
     assert b"replaced tf_model.h5" in proc.stderr
     assert set(snapshot(out)) == set(after)
     assert snapshot(out)["README.md"] == before["README.md"]
@@ -183,3 +183,18 @@ def test_interrupt_during_a_conversion_is_one_line_and_leaves_nothing(tmp):
     assert proc.returncode == 130, err
     assert err.decode().strip().splitlines() == ["irconv: interrupted; no output was written"], err
     assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
+
+
+def test_a_stale_weights_file_of_the_same_format_is_a_clash(tmp):
+    """--bin into a directory holding model.safetensors: transformers would load the old
+    safetensors file, not the new .bin, so it is a clash, and --force removes it."""
+    torch = pytest.importorskip("torch")
+    out = tmp / "out"
+    run_irconv("convert", TINY, out, "--to", "pt", check=True)
+    (out / "README.md").write_text("mine")
+    assert_one_line_error(run_irconv("convert", TINY, out, "--to", "pt", "--bin"), "model.safetensors", "--force")
+    proc = run_irconv("convert", TINY, out, "--to", "pt", "--bin", "--cast", "F16", "--force", check=True)
+    assert b"model.safetensors" in proc.stderr                 # named as replaced
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "pytorch_model.bin"]
+    state = torch.load(out / "pytorch_model.bin", weights_only=True)
+    assert {t.dtype for t in state.values()} == {torch.float16}
