@@ -37,8 +37,11 @@ class Progress:
         self.bar = None
         if enabled and (force or sys.stderr.isatty()) and ckpt.nbytes:
             from tqdm import tqdm
+            import shutil
+            # A terminal that reports no size (a bare pty) would get a zero-width bar.
+            width = shutil.get_terminal_size((100, 24)).columns or 100
             self.bar = tqdm(total=ckpt.nbytes, desc=label, unit="B", unit_scale=True, unit_divisor=1024,
-                            file=sys.stderr, leave=True, dynamic_ncols=sys.stderr.isatty(),
+                            file=_Stderr(), leave=True, ncols=width,
                             mininterval=0.2 if sys.stderr.isatty() else 5.0)
 
     def __call__(self, tensor) -> None:
@@ -48,6 +51,18 @@ class Progress:
     def finish(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _Stderr:
+    """sys.stderr as tqdm's file. Handed sys.stderr itself, tqdm 4.70 wrote nothing to a
+    pseudo-terminal here (its special handling of the standard streams); through a plain
+    writer it draws as expected."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _widen_pipe(stream) -> None:
@@ -196,6 +211,9 @@ def cmd_import(args) -> None:
                 with open(tmp, "wb") as f:
                     write_stream(ckpt, f, progress=progress, where=str(out))
                 os.replace(tmp, out)
+                if not args.quiet:
+                    print(f"irconv: wrote {out}: an IR stream ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes; "
+                          f"{out.stat().st_size:,} on disk)", file=sys.stderr)
             except OSError as exc:
                 os.unlink(tmp)
                 if exc.filename:        # a read of the input failed: it names its file

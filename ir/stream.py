@@ -22,14 +22,16 @@ import stat
 import zlib
 from typing import BinaryIO, Callable
 
-import msgpack
 import numpy as np
 
 from .checkpoint import Checkpoint, check_names
 from .dtypes import by_name
 from .errors import DTypeError, IrconvError, StreamError
+from .lazy import lazy_module
 from .limits import MAX_DEPTH, check_fits, check_shape
 from .tensor import Tensor, TensorSpec, as_bytes
+
+msgpack = lazy_module("msgpack")   # imported when a stream is first read or written
 
 MAGIC = b"IRCONV\x00\x01"
 VERSION = 1

@@ -76,12 +76,12 @@ def test_progress_on_a_terminal_only(tmp):
             os.close(master)
 
     rc, err = stderr_of()
-    assert rc == 0 and "46/46 tensors" in err
+    assert rc == 0 and "export pt" in err and "100%" in err, err       # tqdm's bar: bytes, rate, time left
     rc, err = stderr_of("--quiet")
-    assert rc == 0 and "tensors" not in err
+    assert rc == 0 and "export pt" not in err and "tensors" not in err
     proc = run_irconv("convert", example, tmp / "piped", "--to", "pt", check=True)
     err = proc.stderr.decode()
-    assert "/46 tensors" not in err and "\r" not in err, err
+    assert "export pt" not in err and "\r" not in err, err
     assert len(err.splitlines()) == 1 and err.startswith(f"irconv: wrote {tmp / 'piped'}: "), err
 
 
@@ -114,6 +114,6 @@ def test_ls_to_shows_the_name_each_tensor_gets(tmp):
     proc = run_irconv("ls", example, "--to", "tf1", check=True)
     goes = [line.rsplit("-> ", 1)[1] for line in proc.stdout.decode().splitlines()[1:] if "-> " in line]
     run_irconv("convert", example, tmp / "tf1", "--to", "tf1", check=True)
-    stored = set(tf.train.load_checkpoint(str(tmp / "tf1" / "model.ckpt")).get_variable_to_shape_map())
+    stored = set(tf.train.load_checkpoint(str(tmp / "tf1" / "bert_model.ckpt")).get_variable_to_shape_map())
     assert goes and set(goes) <= stored, sorted(set(goes) - stored)[:5]
     assert "bert/encoder/layer_0/attention/self/query/kernel" in goes
