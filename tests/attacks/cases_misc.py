@@ -23,22 +23,20 @@ def fifo_input(d, ctx):
     return p
 
 
-@case("misc/fifo-in-directory", verbs=("convert", "ls"), needle="fifo", names="model.safetensors", timeout=5)
-def fifo_in_directory(d, ctx):
-    """A model directory whose weights file is a FIFO."""
-    src = ctx.bases.copy("pt", d / "m")
-    (src / "model.safetensors").unlink()
-    os.mkfifo(src / "model.safetensors")
-    return src
+def _fifo_in_model(name: str):
+    """A model directory whose `name` is a FIFO (nobody writes to it)."""
+    def build(d, ctx):
+        src = ctx.bases.copy("pt", d / "m")
+        (src / name).unlink()
+        os.mkfifo(src / name)
+        return src
+    build.__doc__ = f"A model directory whose {name} is a FIFO."
+    return build
 
 
-@case("misc/fifo-config", verbs=("convert", "ls"), needle="fifo", names="config.json", timeout=5)
-def fifo_config(d, ctx):
-    """A model directory whose config.json is a FIFO."""
-    src = ctx.bases.copy("pt", d / "m")
-    (src / "config.json").unlink()
-    os.mkfifo(src / "config.json")
-    return src
+for _name in ("model.safetensors", "config.json"):
+    case(f"misc/fifo-{_name.split('.')[0].replace('model', 'weights')}", verbs=("convert", "ls"), needle="fifo",
+         names=_name, timeout=5)(_fifo_in_model(_name))
 
 
 @case("misc/config-deep-json", verbs=("convert", "ls"), names="config.json", needle="nest")
