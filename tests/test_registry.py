@@ -137,3 +137,16 @@ def test_dtype_table_matches_torch_and_numpy():
         if d.torch_storage:
             assert getattr(torch, d.torch_storage).dtype == tdt, d
     assert TensorSpec("x", DTYPES["BF16"], (2, 3)).nbytes == 12
+
+
+@pytest.mark.parametrize("shape", [(2048, 600), (130, 4099), (64, 64 * 300 + 1), (1, 70000)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_tiled_transpose_is_the_transpose(shape, dtype):
+    """The tiled copy large 2-D relayouts take (ir/layout.transpose_2d, what Permute uses from
+    TILED_FROM bytes) equals numpy's transpose bit for bit, edges that are no multiple of the
+    tile included."""
+    from irconv.ir.layout import Permute, transpose_2d
+    a = (np.random.default_rng(0).standard_normal(shape) * 100).astype(dtype)
+    want = np.ascontiguousarray(a.T)
+    for got in (transpose_2d(a), Permute(("out", "in"), ("in", "out")).apply(a)):
+        assert got.flags.c_contiguous and got.shape == want.shape and got.tobytes() == want.tobytes()
