@@ -93,6 +93,9 @@ def fit_scores(names: list[str], view: str) -> dict[str, int]:
     for fam in FAMILIES:
         if view not in fam.views:
             continue
+        if not names:           # nothing to place: no need to compile the family's name table
+            scores[fam.name] = 0
+            continue
         fv = fam.view(view)
         prefix = fv.detect_prefix(names)
         scores[fam.name] = sum(1 for name in names if fv.canonical_name(name, prefix))
