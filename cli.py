@@ -416,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     target = argparse.ArgumentParser(add_help=False)
     target.add_argument("--bin", action="store_true", help="pt: write pytorch_model.bin, not safetensors")
     target.add_argument("--max-shard-size", help="shard the output above this size (e.g. 5GB, 500MB)")
-    target.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    target.add_argument("--force", action="store_true", help="replace files of the same name (and stale "
+                        "weights of the same format) in an existing OUT; its other files are always kept")
     target.add_argument("--no-extras", action="store_true", help="do not carry the source directory's other "
                         "files (tokenizer, vocab, model card, sentence-transformers modules) to OUT")
     target.add_argument("--dry-run", action="store_true", help="print what would be written (every stored "

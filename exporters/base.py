@@ -17,7 +17,7 @@ from . import extras, output
 class ExportOptions:
     bin: bool = False                   # pt: pytorch_model.bin instead of model.safetensors
     max_shard_size: int | None = None   # bytes; None = one file
-    force: bool = False                 # replace an existing output
+    force: bool = False                 # replace files of the same name in an existing OUT
     cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
     protect: tuple = ()                 # the input's paths: OUT may not be, contain or clobber them
     extras_from: Path | None = None     # the source model directory whose other files are carried
@@ -86,7 +86,7 @@ class Exporter:
         view = self.view_for(family)
         tensors, aliases = family.view(view).from_canonical(ckpt, "<plan>")
         specs, _ = tied_copies(tensors, aliases if self.stores_aliases(options) else {})
-        files = self.files_for(specs, options)
+        files = self.files_for(specs, options, view)
         config_name, config = self.config_for(ckpt, family, view)
         return list(zip(files, specs)), config_name, config
 
@@ -94,8 +94,8 @@ class Exporter:
         """Whether a tied name is stored as a name of its own (TF checkpoints, Keras h5, .bin)."""
         return True
 
-    def files_for(self, specs: list[TensorSpec], options: ExportOptions) -> list[str]:
-        """The file each stored tensor goes to."""
+    def files_for(self, specs: list[TensorSpec], options: ExportOptions, view: str) -> list[str]:
+        """The file each stored tensor goes to, when written in `view`."""
         return [self.writes(options)[0]] * len(specs)
 
     def config_for(self, ckpt: Checkpoint, family, view: str) -> tuple[str, dict]:
@@ -131,7 +131,7 @@ class Exporter:
 
 def write_error(exc: OSError, tmp: Path, out: Path) -> IrconvError:
     """A failed write (a full disk: ENOSPC, EFBIG) as one line naming the file of OUT it was
-    writing; whatever was written is removed by atomic_directory."""
+    writing; Exporter.save removes whatever was written."""
     name = str(out)
     if exc.filename:
         try:

@@ -25,8 +25,12 @@ class PtExporter(Exporter):
     supports_bin = True
     views = ("pt",)
 
+    @staticmethod
+    def stem_ext(options) -> tuple[str, str]:
+        return ("pytorch_model", ".bin") if options.bin else ("model", ".safetensors")
+
     def writes(self, options):
-        stem, ext = ("pytorch_model", ".bin") if options.bin else ("model", ".safetensors")
+        stem, ext = self.stem_ext(options)
         shards = (f"{stem}-*-of-*{ext}", f"{stem}{ext}.index.json") if options.max_shard_size else ()
         return (f"{stem}{ext}", *shards)
 
@@ -37,27 +41,21 @@ class PtExporter(Exporter):
     def stores_aliases(self, options):
         return options.bin          # HF drops tied copies from safetensors files
 
-    def files_for(self, specs, options):
-        stem, ext = ("pytorch_model", ".bin") if options.bin else ("model", ".safetensors")
-        shards = sharding.plan_shards(specs, options.max_shard_size) if options.max_shard_size else [specs]
-        names = sharding.shard_names(stem, ext, len(shards))
-        file_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+    def files_for(self, specs, options, view):
+        file_of = sharding.plan_files(specs, *self.stem_ext(options), options.max_shard_size)[2]
         return [file_of[s.name] for s in specs]
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         family = FAMILIES.get(ckpt.family)
         tensors, aliases = family.view(self.view_for(family)).from_canonical(ckpt, str(tmp))
         write_config(ckpt, tmp)
-        if options.bin:
-            # torch.save keeps tied names as views of one storage; so do we.
-            stem, ext = "pytorch_model", ".bin"
-        else:
-            # HF drops tied copies from safetensors files; from_pretrained re-ties them.
-            stem, ext, aliases = "model", ".safetensors", {}
+        # torch.save keeps tied names as views of one storage, and so does a .bin; HF drops tied
+        # copies from safetensors files (from_pretrained re-ties them).
+        if not self.stores_aliases(options):
+            aliases = {}
+        stem, ext = self.stem_ext(options)
         specs = [t.spec for t in tensors]
-        shards = sharding.plan_shards(specs, options.max_shard_size) if options.max_shard_size else [specs]
-        names = sharding.shard_names(stem, ext, len(shards))
-        shard_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+        shards, names, shard_of = sharding.plan_files(specs, stem, ext, options.max_shard_size)
         writers = {}
         try:
             for n, shard in enumerate(shards):

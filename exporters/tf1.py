@@ -21,7 +21,6 @@ from .pt import write_config
 # --init_checkpoint points at); a family written under its Keras names (name-based, for
 # tf_keras load_weights) keeps TF's default prefix.
 PREFIXES = {"tf1": "bert_model.ckpt", "keras": "model.ckpt"}
-PREFIX = PREFIXES["keras"]
 
 
 class Tf1Exporter(Exporter):
@@ -33,13 +32,9 @@ class Tf1Exporter(Exporter):
     def writes(self, options):
         return tuple(p for prefix in PREFIXES.values() for p in (f"{prefix}.index", f"{prefix}.data-*")) + ("checkpoint",)
 
-    def files_for(self, specs, options):
-        return [f"{PREFIX}.data-*" if options.max_shard_size else f"{PREFIX}.data-00000-of-00001"] * len(specs)
-
-    def plan(self, ckpt, options):
-        rows, name, config = super().plan(ckpt, options)
-        prefix = PREFIXES[self.view_for(FAMILIES.get(ckpt.family))]
-        return [(f.replace(PREFIX, prefix, 1), spec) for f, spec in rows], name, config
+    def files_for(self, specs, options, view):
+        prefix = PREFIXES[view]
+        return [f"{prefix}.data-*" if options.max_shard_size else f"{prefix}.data-00000-of-00001"] * len(specs)
 
     def config_for(self, ckpt, family, view):
         view_config = family.view_configs.get(view)

@@ -40,12 +40,8 @@ class Tf2Exporter(Exporter):
     def competes(self, options):
         return ("tf_model.h5", "tf_model-*-of-*.h5", "tf_model.h5.index.json", "model.h5")
 
-    def files_for(self, specs, options):
-        if not options.max_shard_size:
-            return ["tf_model.h5"] * len(specs)
-        shards = sharding.plan_shards(specs, options.max_shard_size)
-        names = sharding.shard_names("tf_model", ".h5", len(shards))
-        file_of = {spec.name: names[n] for n, shard in enumerate(shards) for spec in shard}
+    def files_for(self, specs, options, view):
+        file_of = sharding.plan_files(specs, "tf_model", ".h5", options.max_shard_size)[2]
         return [file_of[s.name] for s in specs]
 
     def plan(self, ckpt, options):

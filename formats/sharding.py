@@ -85,6 +85,13 @@ def shard_weight_map(shards: list[list[TensorSpec]], names: list[str]) -> dict[s
     return {spec.name: fname for shard, fname in zip(shards, names) for spec in shard}
 
 
+def plan_files(specs: list[TensorSpec], stem: str, ext: str, max_shard_size: int | None):
+    """(shards, their file names, tensor name -> file) of a write: one file without a limit."""
+    shards = plan_shards(specs, max_shard_size) if max_shard_size else [list(specs)]
+    names = shard_names(stem, ext, len(shards))
+    return shards, names, shard_weight_map(shards, names)
+
+
 def write_index(path, weight_map: Mapping[str, str], total_size: int,
                 extra_metadata: Mapping | None = None) -> None:
     """Write an HF index: {"metadata": {"total_size", ...extra}, "weight_map"}, formatted as HF does."""

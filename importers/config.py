@@ -71,7 +71,7 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
     take its stated defaults only with accept_defaults. With require=False (listings) what is
     missing becomes a note instead of an error."""
     sets = dict(sets or {})
-    bad = count_field_problems({k: v for k, v in sets.items()})
+    bad = count_field_problems(sets)
     if bad:
         raise UsageError(f"--set {bad[0]}")
     family = FAMILIES.get(ckpt.family)
