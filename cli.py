@@ -125,9 +125,19 @@ def _inputs(args) -> tuple[Path, ...]:
     return tuple(out)
 
 
+def _jobs(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of threads from 0 to 64, not {value!r}")
+    return n
+
+
 def _export_options(args) -> ExportOptions:
     from .formats.sharding import parse_size
-    return ExportOptions(bin=args.bin, force=args.force, cast=args.cast, protect=_inputs(args),
+    return ExportOptions(bin=args.bin, force=args.force, cast=args.cast, protect=_inputs(args), jobs=args.jobs,
                          max_shard_size=parse_size(args.max_shard_size, unit=True) if args.max_shard_size else None,
                          extras_from=None if args.no_extras else extras.source_directory(getattr(args, "src", None)))
 
@@ -199,7 +209,7 @@ def cmd_import(args) -> None:
     try:
         if args.output is None:
             _widen_pipe(sys.stdout)
-            write_stream(ckpt, sys.stdout.buffer, progress=progress)
+            write_stream(ckpt, sys.stdout.buffer, progress=progress, jobs=args.jobs)
         else:
             out = Path(args.output)
             output.check_target(out, args.force, _inputs(args), file=True)
@@ -209,7 +219,7 @@ def cmd_import(args) -> None:
             tmp = output.make_tmp(out, directory=False)
             try:
                 with open(tmp, "wb") as f:
-                    write_stream(ckpt, f, progress=progress, where=str(out))
+                    write_stream(ckpt, f, progress=progress, where=str(out), jobs=args.jobs)
                 os.replace(tmp, out)
                 if not args.quiet:
                     print(f"irconv: wrote {out}: an IR stream ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes; "
@@ -397,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     common.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    common.add_argument("--jobs", type=_jobs, metavar="N", help="threads reading and relaying out tensors "
+                        "ahead of the writer (default: one per core, at most 8; 0: none), within a memory "
+                        "budget of about the largest tensor")
     common.add_argument("--progress", action="store_true", help="show progress even when stderr is not a "
                         "terminal (a line every few seconds, for logs)")
     source = argparse.ArgumentParser(add_help=False)

@@ -1,17 +1,28 @@
-"""Benchmark: irconv conversions of a BERT-base-shaped checkpoint beside `cp` of the same bytes.
+"""Benchmark: irconv beside `cp`, a naive rewrite and transformers, in one run (ratios).
 
-    python bench/run.py [--layers 12] [--keep DIR]      (irconv installed: `make bench`)
+    python bench/run.py [--scale-gb 8] [--only bert|scale|startup] [--runs 3] [--keep DIR]
+    (irconv installed: `make bench`; the naive and transformers baselines need the test extras)
 
-A synthetic checkpoint (random data, the real shapes of bert-base-uncased) is written as
-pytorch_model.bin, then each case runs in a child process; wall time and the child's peak
-RSS are reported, each as a ratio to the `cp` baseline measured in the same run. Peak RSS
-is also shown against the model size and the largest tensor: streaming means it tracks
-the latter. Numbers, not asserts: compare ratios across commits.
+Three parts, each case a child process timed by bench/measure.py (wall time, peak RSS):
+- start-up: `irconv --help` and friends beside `python -c "import numpy"`.
+- BERT-base: a synthetic checkpoint with bert-base-uncased's shapes (440 MB of fp32,
+  model.safetensors + config.json) converted to every format, through the pipe, and back;
+  beside `cp -r`, the naive rewrite (safetensors.numpy.load_file + h5py, no relayout:
+  bench/baselines.py) and transformers' from_pt + save_pretrained.
+- scale: a BERT of hidden 2048 / FFN 8192, with as many layers as make --scale-gb GB of
+  fp32, sharded 2 GB (and the same in bf16, half the bytes), generated lazily; every target,
+  the pipe and the reverse directions beside `cp -r` and the naive rewrite.
+Every irconv case runs with IRCONV_STAGES=1, so its row also shows where the time went
+(read, relayout, checksum, stream, write: seconds summed over threads) and its CPU seconds
+(user + system, all processes: less disturbed by a busy machine than wall time). Peak RSS is shown
+against the bound irconv promises: 2 x the largest tensor + 100 MiB. Numbers, not asserts:
+compare the ratios across commits; bench/README.md keeps the last table.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -22,17 +33,40 @@ from pathlib import Path
 
 import numpy as np
 
-import irconv  # noqa: E402
-from irconv.ir import Checkpoint, Tensor, TensorSpec  # noqa: E402
-from irconv.ir.dtypes import DTYPES  # noqa: E402
+import irconv
+from irconv.ir import Checkpoint, Tensor, TensorSpec
+from irconv.ir.dtypes import DTYPES
+
+sys.path.insert(0, str(Path(__file__).parent))
+import baselines  # noqa: E402
 
 BERT_BASE = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                  intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2)
+SCALE = dict(BERT_BASE, hidden_size=2048, intermediate_size=8192, num_attention_heads=16)
+MiB = 1 << 20
+STAGES = ("read", "relayout", "cast", "checksum", "stream read", "stream write", "write")
 
 
-def synthetic_bert(layers: int) -> Checkpoint:
-    """A BertForPreTraining of bert-base shapes whose tensors are generated on demand."""
-    c = dict(BERT_BASE, num_hidden_layers=layers, model_type="bert", architectures=["BertForPreTraining"])
+def _filler(n: int, dtype_name: str):
+    """Deterministic, incompressible data at memory speed: a random MiB tiled."""
+    block = np.random.default_rng(n).integers(0, 1 << 16, MiB // 2, dtype=np.uint16)
+    if dtype_name == "F32":     # finite floats: random mantissas, exponents near 1
+        block = (block.astype(np.uint32) << 7 | np.uint32(0x3F000000)).view(np.float32)
+    else:
+        block = (block & np.uint16(0x3FFF) | np.uint16(0x3C00)).view(DTYPES["BF16"].numpy)
+
+    def make(shape):
+        count = int(np.prod(shape))
+        reps = -(-count // block.size)
+        return np.tile(block, reps)[:count].reshape(shape)
+    return make
+
+
+def synthetic_bert(config: dict, layers: int, dtype_name: str = "F32") -> Checkpoint:
+    """A BertForPreTraining of the given shapes whose tensors are generated on demand."""
+    c = dict(config, num_hidden_layers=layers, model_type="bert", architectures=["BertForPreTraining"])
+    if dtype_name != "F32":
+        c["torch_dtype"] = DTYPES[dtype_name].torch
     h, f, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     shapes = {"embeddings.word.weight": (v, h), "embeddings.position.weight": (c["max_position_embeddings"], h),
               "embeddings.token_type.weight": (2, h), "embeddings.norm.weight": (h,), "embeddings.norm.bias": (h,)}
@@ -50,38 +84,88 @@ def synthetic_bert(layers: int) -> Checkpoint:
                    "heads.mlm.bias": (v,), "heads.nsp.dense.weight": (2, h), "heads.nsp.dense.bias": (2,)})
     axes = {1: ("out",), 2: ("out", "in")}
     tensors = {}
+    dtype = DTYPES[dtype_name]
     for n, (name, shape) in enumerate(shapes.items()):
         ax = ("rows", "hidden") if name.startswith("embeddings.") and len(shape) == 2 else axes[len(shape)]
         if name.endswith("norm.weight") or name.endswith("norm.bias"):
             ax = ("hidden",)
         if name == "heads.mlm.bias":
             ax = ("rows",)
-        spec = TensorSpec(name, DTYPES["F32"], shape, ax)
-        tensors[name] = Tensor(spec, lambda s=shape, n=n: np.random.default_rng(n).standard_normal(s, np.float32))
+        make = _filler(n, dtype_name)
+        tensors[name] = Tensor(TensorSpec(name, dtype, shape, ax), lambda s=shape, m=make: m(s))
     aliases = {"heads.mlm.decoder.weight": "embeddings.word.weight", "heads.mlm.decoder.bias": "heads.mlm.bias"}
     return Checkpoint("bert", c, tensors, aliases)
 
 
-def measure(*stages: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes, the largest process of a pipeline), via measure.py."""
+def measure(out: str | None, *stages: list[str], runs: int = 1) -> dict:
+    """Median wall seconds, peak RSS (the largest process of a pipeline) and the irconv
+    processes' stage times of `runs` runs, via measure.py; `out` is removed before each."""
     argv = [sys.executable, str(Path(__file__).with_name("measure.py"))]
     for n, stage in enumerate(stages):
         argv += (["|"] if n else []) + stage
-    result = json.loads(subprocess.run(argv, capture_output=True, check=True).stdout)
-    if not result["ok"]:
-        raise SystemExit(f"benchmark case failed: {' | '.join(map(' '.join, stages))}")
-    return result["wall"], result["rss"]
+    results = []
+    for _ in range(runs):
+        if out:
+            _remove(out)
+        env = dict(os.environ, IRCONV_STAGES="1")
+        r = json.loads(subprocess.run(argv, capture_output=True, check=True, env=env).stdout)
+        if not r["ok"]:
+            raise SystemExit(f"benchmark case failed: {' | '.join(map(' '.join, stages))}\n"
+                             + "\n".join(r["stderr"]))
+        results.append(r)
+    results.sort(key=lambda r: r["wall"])
+    return results[len(results) // 2]
+
+
+def _remove(path: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        shutil.rmtree(p)
+    elif p.exists():
+        p.unlink()
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def warm(path: Path) -> None:
+    """Read every file once, so that each case starts from the page cache as cp does."""
+    for p in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if p.is_file():
+            subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
+
+
+def table(title: str, cases: list, runs: int, largest: int) -> None:
+    """Run `cases` [(label, out, stage, ...) or (label, None, why)] and print one row each."""
+    bound = 2 * largest + 100 * MiB
+    print(f"\n## {title}")
+    print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'CPU s':>6} {'peak RSS MB':>12} {'/bound':>7}   stages (s)")
+    base = None
+    for label, out, *stages in cases:
+        if not stages:
+            print(f"{label:34} {'-':>8}   skipped: {out}")
+            continue
+        r = measure(out, *stages, runs=runs)
+        base = base or r["wall"]
+        parts = {}
+        for proc in r["stages"]:
+            for k, v in proc.items():
+                parts[k] = parts.get(k, 0.0) + v["seconds"]
+        shown = "  ".join(f"{k} {parts[k]:.1f}" for k in STAGES if parts.get(k, 0) >= 0.05)
+        print(f"{label:34} {r['wall']:8.2f} {r['wall'] / base:6.2f} {r['cpu']:6.1f} {r['rss'] / 1e6:12.0f} "
+              f"{r['rss'] / bound:7.2f}   {shown}", flush=True)
 
 
 def startup(runs: int = 5) -> None:
-    """Start-up beside the interpreter importing numpy alone (medians of `runs`): a command
-    that reads no checkpoint should cost little more than that."""
+    """Start-up beside the interpreter importing numpy alone (medians of `runs`)."""
     py = [sys.executable]
     cases = [("python -c 'import numpy' (baseline)", py + ["-c", "import numpy"]),
              ("irconv --help", py + ["-m", "irconv", "--help"]),
              ("irconv formats", py + ["-m", "irconv", "formats"]),
              ("irconv convert (argument error)", py + ["-m", "irconv", "convert", "a", "b"])]
-    print(f"{'start-up':34} {'seconds':>8} {'x numpy':>8}")
+    print("\n## start-up")
+    print(f"{'case':34} {'seconds':>8} {'x numpy':>8}")
     base = None
     for label, argv in cases:
         times = []
@@ -91,47 +175,98 @@ def startup(runs: int = 5) -> None:
             times.append(time.perf_counter() - start)
         wall = statistics.median(times)
         base = base or wall
-        print(f"{label:34} {wall:8.2f} {wall / base:8.1f}")
+        print(f"{label:34} {wall:8.2f} {wall / base:8.1f}", flush=True)
+
+
+def irconv_cases(src: Path, work: Path, tag: str, targets=("pt", "pt --bin", "tf1", "tf2"),
+                 shard: str | None = None) -> list:
+    py = [sys.executable, "-m", "irconv"]
+    cases = []
+
+    def convert(label, source, out, fmt, *flags):
+        sharded = ["--max-shard-size", shard] if shard and fmt != "keras" else []
+        cases.append((label, str(out), py + ["convert", "-q", *sharded, str(source), str(out), "--to", fmt, *flags]))
+
+    for target in targets:
+        fmt, *flags = target.split()
+        convert(f"convert -> {target}", src, work / f"{tag}-{fmt}{''.join(flags)}", fmt, *flags)
+    for fmt in ("tf2", "pt"):
+        if fmt in targets:
+            out = work / f"{tag}-pipe-{fmt}"
+            cases.append((f"import pt | export {fmt} (pipe)", str(out), py + ["import", "-q", "pt", str(src)],
+                          py + ["export", "-q", *(["--max-shard-size", shard] if shard else []), fmt, str(out)]))
+    for fmt in ("tf2", "tf1"):
+        if fmt in targets:
+            convert(f"convert {fmt} -> pt (reverse)", work / f"{tag}-{fmt}", work / f"{tag}-back-{fmt}", "pt")
+    return cases
+
+
+def baseline_cases(src: Path, work: Path, tag: str, with_transformers: bool) -> list:
+    py = [sys.executable, str(Path(__file__).with_name("baselines.py"))]
+    out = work / f"{tag}-copy"
+    cases = [("cp -r (baseline)", str(out), ["cp", "-r", str(src), str(out)])]
+    kinds = [("naive rewrite (safetensors+h5py)", "naive", work / f"{tag}-naive.h5")]
+    if with_transformers:
+        kinds.append(("transformers from_pt+save_pretrained", "transformers", work / f"{tag}-hf"))
+    for label, kind, out in kinds:
+        why = baselines.available(kind)
+        cases.append((label, why) if why else (label, str(out), py + [kind, str(src), str(out)]))
+    return cases
+
+
+def make_source(ckpt: Checkpoint, src: Path, shard: str | None) -> None:
+    if not src.exists():
+        print(f"# writing {src.name} ({ckpt.nbytes / 1e9:.2f} GB) ...", flush=True)
+        options = {"max_shard_size": irconv_size(shard)} if shard else {}
+        irconv.save(ckpt, src, "pt", **options)
+    warm(src)
+
+
+def irconv_size(text: str) -> int:
+    from irconv.formats.sharding import parse_size
+    return parse_size(text, unit=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layers", type=int, default=12)
-    ap.add_argument("--keep", help="work in this directory and keep it")
+    ap.add_argument("--scale-gb", type=float, default=4.0, help="size of the scale case in fp32 (0: skip)")
+    ap.add_argument("--only", choices=("startup", "bert", "scale"), action="append")
+    ap.add_argument("--runs", type=int, default=3, help="runs per BERT-base case (median); scale cases run once")
+    ap.add_argument("--keep", help="work in this directory and keep it (sources are reused)")
     args = ap.parse_args()
+    parts = args.only or ["startup", "bert", "scale"]
     work = Path(args.keep or tempfile.mkdtemp(prefix="irconv-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    print(f"# python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
+          f"irconv {irconv.__version__}")
     try:
-        ckpt = synthetic_bert(args.layers)
-        src = work / "src"
-        if not src.exists():
-            irconv.save(ckpt, src, "pt", bin=True)
-        weights = src / "pytorch_model.bin"
-        size = weights.stat().st_size
-        largest = max(t.nbytes for t in ckpt)
-        subprocess.run(["cat", str(weights)], stdout=subprocess.DEVNULL, check=True)   # warm the page cache
-        py = [sys.executable, "-m", "irconv"]
-        env_note = f"python {sys.version.split()[0]}, numpy {np.__version__}"
-        cases = [
-            ("cp (baseline)", ["cp", str(weights), str(work / "copy.bin")]),
-            ("convert pt -> pt (safetensors)", py + ["convert", "-q", str(src), str(work / "o1"), "--to", "pt"]),
-            ("convert pt -> pt --bin", py + ["convert", "-q", str(src), str(work / "o2"), "--to", "pt", "--bin"]),
-            ("import pt | export pt (pipe)", py + ["import", "-q", "pt", str(src)],
-             py + ["export", "-q", "pt", str(work / "o3")]),
-            ("convert pt -> tf1", py + ["convert", "-q", str(src), str(work / "o4"), "--to", "tf1"]),
-            ("convert pt -> tf2", py + ["convert", "-q", str(src), str(work / "o5"), "--to", "tf2"]),
-        ]
-        startup()
-        print(f"# BERT-base shapes, {args.layers} layers: {size / 1e6:,.0f} MB checkpoint, "
-              f"largest tensor {largest / 1e6:,.0f} MB ({env_note})")
-        print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'peak RSS MB':>12} {'x cp':>6} "
-              f"{'RSS/model':>9} {'RSS/largest':>11}")
-        base = None
-        for label, *stages in cases:
-            wall, rss = measure(*stages)
-            base = base or (wall, rss)
-            print(f"{label:34} {wall:8.2f} {wall / base[0]:6.1f} {rss / 1e6:12.0f} {rss / base[1]:6.1f} "
-                  f"{rss / size:9.2f} {rss / largest:11.2f}")
+        if "startup" in parts:
+            startup()
+        if "bert" in parts:
+            ckpt = synthetic_bert(BERT_BASE, 12)
+            src = work / "bert-base"
+            make_source(ckpt, src, None)
+            largest = max(t.nbytes for t in ckpt)
+            title = (f"BERT-base: {du(src) / 1e6:,.0f} MB safetensors, largest tensor {largest / 1e6:,.0f} MB "
+                     f"(median of {args.runs})")
+            table(title, baseline_cases(src, work, "bert", True) + irconv_cases(src, work, "bert"),
+                  args.runs, largest)
+        if "scale" in parts and args.scale_gb > 0:
+            per_layer = 4 * (4 * 2048 * 2048 + 2 * 2048 * 8192)
+            layers = max(1, int(args.scale_gb * 1e9 // per_layer))
+            for dtype_name in ("F32", "BF16"):
+                ckpt = synthetic_bert(SCALE, layers, dtype_name)
+                src = work / f"scale-{dtype_name.lower()}"
+                make_source(ckpt, src, "2GB")
+                largest = max(t.nbytes for t in ckpt)
+                tag = f"scale-{dtype_name.lower()}"
+                targets = ("pt", "pt --bin", "tf1", "tf2") if dtype_name == "F32" else ("pt", "pt --bin", "tf1")
+                cases = baseline_cases(src, work, tag, False) + irconv_cases(src, work, tag, targets, shard="1GB")
+                table(f"scale, {dtype_name}: {du(src) / 1e9:.2f} GB in {len(list(src.glob('*.safetensors')))} "
+                      f"shards, {layers} layers, largest tensor {largest / 1e6:,.0f} MB (one run each)",
+                      cases, 1, largest)
+                for p in work.glob(f"{tag}-*"):
+                    _remove(str(p))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -9,6 +9,8 @@ from typing import Callable
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..ir.errors import IrconvError, OutputExistsError, UsageError
+from ..ir.pipeline import loaded
+from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
 from . import extras, output
 
@@ -21,6 +23,7 @@ class ExportOptions:
     cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
     protect: tuple = ()                 # the input's paths: OUT may not be, contain or clobber them
     extras_from: Path | None = None     # the source model directory whose other files are carried
+    jobs: int | None = None             # threads loading ahead of the writer (None: one per core)
 
 
 Progress = Callable[[Tensor], None]
@@ -172,14 +175,17 @@ def tied_copies(tensors: list[Tensor], aliases: dict[str, str]) -> tuple[list[Te
 
 
 def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progress: Progress,
-              stored_name: Callable[[str], str] = lambda raw: raw) -> None:
-    """Stream `tensors` into a `.partial` writer, one array in memory at a time, each under its
-    stored name and its tied copies'; close it, or abort it (no partial file left) on failure."""
+              stored_name: Callable[[str], str] = lambda raw: raw, *, ckpt: Checkpoint,
+              options: ExportOptions) -> None:
+    """Stream `tensors` into a `.partial` writer, each under its stored name and its tied
+    copies', the next ones loading ahead within a byte budget (ir/pipeline.py); close it, or
+    abort it (no partial file left) on failure."""
     try:
-        for t in tensors:
-            array = t.load()
+        for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):
             for raw in [t.name, *copies.get(t.name, ())]:
-                writer.write(stored_name(raw), array)
+                with stage("write", array.nbytes):
+                    writer.write(stored_name(raw), array)
+            del array
             progress(t)
         writer.close()
     except BaseException:

@@ -84,7 +84,7 @@ def write_keras_h5(ckpt: Checkpoint, path: Path, options: ExportOptions, progres
     for spec in sorted(specs, key=lambda s: order(s.name)):
         layers.setdefault(layer_of(spec.name), []).append(replace(spec, name=stored_name(spec.name)))
     writer = kerash5.KerasH5Writer(path, list(layers.items()))
-    write_all(writer, tensors, copies, progress, stored_name)
+    write_all(writer, tensors, copies, progress, stored_name, ckpt=ckpt, options=options)
 
 
 def write_keras_directory(ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..formats import safetensors, sharding, torchzip
 from ..ir.checkpoint import Checkpoint
 from ..models import FAMILIES
+from ..ir.pipeline import loaded
+from ..ir.stages import stage
 from .base import Exporter, ExportOptions, Progress
 
 
@@ -65,8 +67,10 @@ class PtExporter(Exporter):
                     writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
                 else:
                     writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
-            for t in tensors:
-                writers[shard_of[t.name]].write(t.name, t.load())
+            for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):
+                with stage("write", array.nbytes):
+                    writers[shard_of[t.name]].write(t.name, array)
+                del array
                 progress(t)
             for w in writers.values():
                 w.close()

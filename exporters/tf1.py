@@ -60,4 +60,4 @@ class Tf1Exporter(Exporter):
         specs, copies = tied_copies(tensors, aliases)
         writer = tensorbundle.BundleWriter(tmp / PREFIXES[view], specs, write_state=True,
                                            max_shard_size=options.max_shard_size)
-        write_all(writer, tensors, copies, progress)
+        write_all(writer, tensors, copies, progress, ckpt=ckpt, options=options)

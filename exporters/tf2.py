@@ -109,4 +109,4 @@ class Tf2Exporter(Exporter):
             writer = kerash5.HFShardedH5Writer(tmp, sharding.plan_shards(specs, options.max_shard_size))
         else:
             writer = kerash5.KerasH5Writer(tmp / "tf_model.h5", list(layers.items()))
-        write_all(writer, tensors, copies, progress, full_name)
+        write_all(writer, tensors, copies, progress, full_name, ckpt=ckpt, options=options)

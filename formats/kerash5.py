@@ -42,6 +42,7 @@ import numpy as np
 from ..ir import limits
 from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
+from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
 from .partial import PartialWriter
 from . import lazy_module
@@ -456,7 +457,8 @@ def _loader(source, label: str, dset_path: str, spec: TensorSpec, reinterpret: b
                 again, _ = _spec(ds, spec.name, scope)
                 if (again.dtype, again.shape) != (spec.dtype, spec.shape):
                     raise ValueError(f"it is {again.dtype} {list(again.shape)} now")
-                arr = np.asarray(ds[()])
+                with stage("read", spec.nbytes):
+                    arr = np.asarray(ds[()])
             except _H5_ERRORS as e:
                 raise FormatError(f"weight {spec.name!r}: cannot read dataset {dset_path!r}: "
                                   f"{_one_line(e)} (file changed since it was read?)", path=label) from None

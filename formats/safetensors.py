@@ -20,6 +20,7 @@ import numpy as np
 from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import check_shape, open_regular
+from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
 from .partial import PartialWriter
 from .sharding import loads_json_unique, write_errors
@@ -136,7 +137,7 @@ def _loader(path: str, spec: TensorSpec, offset: int):
         arr = np.empty(spec.shape, dtype=spec.dtype.numpy)
         if spec.nbytes:
             # readinto a fresh array: one copy of the data in memory, and the result is writable.
-            with open_regular(path) as f:
+            with stage("read", spec.nbytes), open_regular(path) as f:
                 f.seek(offset)
                 got = f.readinto(arr.reshape(-1).view(np.uint8))
             if got != spec.nbytes:

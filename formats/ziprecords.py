@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..ir.errors import FormatError
 from ..ir.limits import open_regular
+from ..ir.stages import stage
 
 CHUNK = 16 << 20            # read (and checksum) a record this much at a time
 THREADED = 4 << 20          # records from this size on are checksummed on a second thread
@@ -128,6 +129,10 @@ class RecordFile:
         self._verified: set[str] = set()
 
     def read(self, key: str, start: int, length: int, what: str) -> bytearray:
+        with stage("read", length):
+            return self._read(key, start, length, what)
+
+    def _read(self, key: str, start: int, length: int, what: str) -> bytearray:
         record = self.records[key]
         if start + length > record.size:
             raise FormatError(f"{what}: needs bytes {start:,}..{start + length:,} of a "

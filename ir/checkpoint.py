@@ -39,6 +39,9 @@ class Checkpoint:
     # Raw tensors the import dropped as copies of another: raw name -> (copy, twin). Not part
     # of the model (never streamed); kept so a check can confirm they really were copies.
     dropped: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict, repr=False)
+    # The tensors must be loaded in table order (an IR stream): exporters then load ahead
+    # on one thread only (ir/pipeline.py).
+    ordered: bool = False
     _closer: Callable[[], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):

@@ -34,6 +34,11 @@ DEPTHWISE2D_PT, DEPTHWISE2D_TF = ("in", UNIT, "h", "w"), ("h", "w", "in", UNIT)
 
 class Transform:
     """One tensor in, one tensor out; `inverse()` undoes it exactly (bit for bit)."""
+    # Whether apply() copies the data (a permute does; a squeeze is a view of the same bytes).
+    moves_bytes = True
+    # Whether the transform only renames/reorders named axes (so a chain of them is fixed by
+    # the first and last axis names: compose_relayouts).
+    relayout = False
 
     def spec(self, shape: tuple[int, ...], axes: Axes | None) -> tuple[tuple[int, ...], Axes | None]:
         raise NotImplementedError
@@ -50,6 +55,8 @@ class Transform:
 
 @dataclass(frozen=True)
 class Identity(Transform):
+    moves_bytes = False
+    relayout = True
     def spec(self, shape, axes):
         return shape, axes
 
@@ -85,6 +92,7 @@ class Permute(Transform):
     """Reorder axes from `src` to `dst` (same names, other order)."""
     src: Axes
     dst: Axes
+    relayout = True
 
     def __post_init__(self):
         if sorted(self.src) != sorted(self.dst) or len(set(self.src)) != len(self.src):
@@ -113,6 +121,8 @@ class Squeeze(Transform):
     """Drop a size-1 axis named `axis` at `index` (Keras BN (1,1,1,C) vectors, say)."""
     index: int
     axis: str
+    moves_bytes = False
+    relayout = True
 
     def spec(self, shape, axes):
         if shape[self.index] != 1:
@@ -131,6 +141,8 @@ class Squeeze(Transform):
 class Unsqueeze(Transform):
     index: int
     axis: str
+    moves_bytes = False
+    relayout = True
 
     def spec(self, shape, axes):
         new_axes = None if axes is None else axes[:self.index] + (self.axis,) + axes[self.index:]
@@ -146,6 +158,14 @@ class Unsqueeze(Transform):
 @dataclass(frozen=True)
 class Compose(Transform):
     steps: tuple[Transform, ...]
+
+    @property
+    def moves_bytes(self):
+        return any(s.moves_bytes for s in self.steps)
+
+    @property
+    def relayout(self):
+        return all(s.relayout for s in self.steps)
 
     def spec(self, shape, axes):
         for step in self.steps:
@@ -175,3 +195,16 @@ def relayout(src: Axes, dst: Axes) -> Transform:
         steps.append(Permute(bare_src, bare_dst))
     steps += [Unsqueeze(i, UNIT) for i in range(len(dst)) if dst[i] == UNIT]
     return steps[0] if len(steps) == 1 else Compose(tuple(steps))
+
+
+def compose_relayouts(root_axes: Axes | None, first: Transform, second: Transform,
+                      axes: Axes | None) -> Transform | None:
+    """`first` then `second` as one transform from `root_axes` to `axes`, when both only move
+    named axes (then the names fix the result: two transposes that cancel are none); None
+    when they do something else or the names do not say."""
+    if not (first.relayout and second.relayout) or root_axes is None or axes is None:
+        return None
+    try:
+        return relayout(root_axes, axes)
+    except ValueError:
+        return None

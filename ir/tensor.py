@@ -13,6 +13,7 @@ import numpy as np
 
 from .dtypes import DType
 from .errors import FormatError
+from .stages import stage
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,16 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 class Tensor:
     """A spec and a way to get its array. `source` is the name it had in the file read."""
 
-    __slots__ = ("spec", "_loader", "source")
+    __slots__ = ("spec", "_loader", "source", "_chain")
 
     def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
         self.spec = spec
         self._loader = loader
         self.source = source if source is not None else spec.name
+        # (root tensor, transform) when this is a relayout of `root`: a relayout of a relayout
+        # is then one transform from the root's layout, not two (tf2 -> canonical -> tf1
+        # moves no byte; pt -> canonical -> tf2 transposes once).
+        self._chain = None
 
     name = property(lambda self: self.spec.name)
     dtype = property(lambda self: self.spec.dtype)
@@ -70,20 +75,46 @@ class Tensor:
 
     def with_spec(self, **changes) -> "Tensor":
         """Same bytes under another name or axes (no data change: shape and dtype stay)."""
-        return Tensor(replace(self.spec, **changes), self._loader, self.source)
+        out = Tensor(replace(self.spec, **changes), self._loader, self.source)
+        if "axes" not in changes:      # renamed axes no longer compose by name
+            out._chain = self._chain
+        return out
 
     def cast(self, dtype: DType) -> "Tensor":
         """A lazy copy converted to `dtype` (only ever on request: --cast)."""
-        return Tensor(replace(self.spec, dtype=dtype), lambda: self.load().astype(dtype.numpy), self.source)
+        def load() -> np.ndarray:
+            array = self.load()
+            with stage("cast", array.nbytes):
+                return array.astype(dtype.numpy)
+        return Tensor(replace(self.spec, dtype=dtype), load, self.source)
 
     def transformed(self, transform) -> "Tensor":
-        """A lazy view of this tensor through an ir.layout transform."""
+        """A lazy view of this tensor through an ir.layout transform. Relayouts (permutes,
+        squeezes) of a relayout are composed from the names into one step from the root."""
+        from .layout import compose_relayouts
         shape, axes = transform.spec(self.spec.shape, self.spec.axes)
         spec = replace(self.spec, shape=tuple(shape), axes=axes)
-        return Tensor(spec, lambda: transform.apply(self.load()), self.source)
+        root, step = self, transform
+        if self._chain is not None:
+            combined = compose_relayouts(self._chain[0].spec.axes, self._chain[1], transform, axes)
+            if combined is not None:
+                root, step = self._chain[0], combined
+        out = Tensor(spec, _relaid(root, step), self.source)
+        out._chain = (root, step)
+        return out
 
     def __repr__(self) -> str:
         return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}, axes={self.axes})"
+
+
+def _relaid(root: Tensor, transform) -> Loader:
+    def load() -> np.ndarray:
+        array = root.load()
+        if transform.moves_bytes:
+            with stage("relayout", array.nbytes):
+                return transform.apply(array)
+        return transform.apply(array)
+    return load
 
 
 def from_array(name: str, array: np.ndarray, axes=None) -> Tensor:

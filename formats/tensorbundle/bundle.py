@@ -26,6 +26,7 @@ import numpy as np
 from ...ir.dtypes import from_tf
 from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
+from ...ir.stages import stage
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
 from ..partial import PartialWriter
 from ..sharding import parse_size, plan_shards
@@ -291,8 +292,11 @@ def _loader(path: str, spec: TensorSpec, entry: _Entry):
     def load() -> np.ndarray:
         raw = np.empty(entry.size, dtype=np.uint8)
         if entry.size:
-            _read_bytes(path, spec.name, entry, raw)
-        _check_crc(path, spec.name, entry, _crc(raw))
+            with stage("read", entry.size):
+                _read_bytes(path, spec.name, entry, raw)
+        with stage("checksum", entry.size):
+            actual = _crc(raw)
+        _check_crc(path, spec.name, entry, actual)
         # numpy bools must be 0 or 1; any other byte would compare and sum wrongly.
         if spec.dtype.name == "BOOL" and entry.size and raw.max() > 1:
             raise FormatError(f"tensor {spec.name!r}: BOOL bytes other than 0 and 1", path=path)

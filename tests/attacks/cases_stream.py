@@ -6,13 +6,9 @@ Every attack is registered twice: once as `export pt out -i FILE` (the error nam
 and once as `ls -` / `convert - out` with the stream on stdin (the error names "<stdin>")."""
 from __future__ import annotations
 
-import zlib
-
-import msgpack
-
 from attacks.corpus import case
+from attacks.streamframes import CHUNK, HEAD, MAGIC, chunk_offsets, frame, parse
 
-MAGIC = b"IRCONV\x00\x01"
 NAME = "model.irs"
 
 
@@ -27,21 +23,11 @@ def stream_case(name: str, **kw):
 
 def _records(ctx):
     """(header dict, chunk records, trailer) of the valid base stream."""
-    raw = ctx.bases.get("stream").read_bytes()
-    assert raw[:len(MAGIC)] == MAGIC
-    up = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=1 << 30)
-    up.feed(raw[len(MAGIC):])
-    records = list(up)
-    header = msgpack.unpackb(records[0][1], raw=False, strict_map_key=False)
-    return header, records[1:-1], records[-1]
+    return parse(_base_bytes(ctx))
 
 
 def _frame(header, chunks, trailer) -> bytes:
-    header_bytes = msgpack.packb(header, use_bin_type=True)
-    out = [MAGIC, msgpack.packb([1, header_bytes, zlib.crc32(header_bytes)], use_bin_type=True)]
-    out += [msgpack.packb(c, use_bin_type=True) for c in chunks]
-    out.append(msgpack.packb(trailer, use_bin_type=True))
-    return b"".join(out)
+    return frame(header, chunks, trailer)
 
 
 def _write(d, data: bytes):
@@ -64,11 +50,9 @@ def _base_bytes(ctx) -> bytes:
 def _largest_chunk_data_offset(ctx) -> int:
     """Offset, in the base stream, of the middle of the largest tensor chunk's bytes."""
     raw = _base_bytes(ctx)
-    header, chunks, _ = _records(ctx)
-    big = max(chunks, key=lambda c: len(c[2]))
-    rec = msgpack.packb(big, use_bin_type=True)
-    at = raw.index(rec)
-    return at + len(rec) - 5 - len(big[2]) // 2      # 5: the crc32 after the bin
+    _, chunks, _ = parse(raw)
+    n = max(range(len(chunks)), key=lambda i: len(chunks[i][2]))
+    return chunk_offsets(raw)[n] + CHUNK.size + len(chunks[n][2]) // 2
 
 
 # ---- the tensor table and aliases: inconsistent input a valid crc would let through
@@ -269,29 +253,27 @@ def chunk_size_zero(d, ctx):
 
 # ---- framing
 
-@stream_case("record-huge-bin", needle="tensor")
-def record_huge_bin(d, ctx):
-    """The first chunk record declares a 4 GiB bin."""
+@stream_case("record-huge-chunk", needle="tensor")
+def record_huge_chunk(d, ctx):
+    """The first chunk frame declares a 4 GiB body."""
     raw = _base_bytes(ctx)
-    header, chunks, _ = _records(ctx)
-    first = msgpack.packb(chunks[0], use_bin_type=True)
-    at = raw.index(first)
-    return _write(d, raw[:at] + b"\x94\x00\x00\xc6\xff\xff\xff\xf0" + b"\x00" * 64)
+    at = chunk_offsets(raw)[0]
+    _, tensor, chunk, _, crc = CHUNK.unpack_from(raw, at)
+    return _write(d, raw[:at] + CHUNK.pack(b"C", tensor, chunk, 0xFFFFFFF0, crc) + b"\x00" * 64)
 
 
-@stream_case("record-huge-array", needle="tensor")
-def record_huge_array(d, ctx):
-    """The first chunk record declares an array of 2**32-1 items."""
-    raw = _base_bytes(ctx)
-    header, chunks, _ = _records(ctx)
-    at = raw.index(msgpack.packb(chunks[0], use_bin_type=True))
-    return _write(d, raw[:at] + b"\xdd\xff\xff\xff\xff" + b"\x00" * 64)
+@stream_case("record-bad-kind", needle="tensor")
+def record_bad_kind(d, ctx):
+    """The first chunk frame's kind byte is not "C"."""
+    raw = bytearray(_base_bytes(ctx))
+    raw[chunk_offsets(bytes(raw))[0]] = ord("Z")
+    return _write(d, bytes(raw))
 
 
-@stream_case("header-huge-bin", needle="header")
-def header_huge_bin(d, ctx):
-    """The header envelope declares a 2 GiB header."""
-    return _write(d, MAGIC + b"\x93\x01\xc6\x80\x00\x00\x00" + b"\x00" * 64)
+@stream_case("header-huge", needle="header")
+def header_huge(d, ctx):
+    """The header frame declares a 2 GiB header."""
+    return _write(d, MAGIC + HEAD.pack(b"H", 1 << 31, 0) + b"\x00" * 64)
 
 
 @stream_case("header-crc", needle="checksum")
@@ -322,7 +304,7 @@ def chunk_missing(d, ctx):
 def trailer_mismatch(d, ctx):
     """The trailer's byte total off by one."""
     header, chunks, trailer = _records(ctx)
-    return _write(d, _frame(header, chunks, ["end", trailer[1], trailer[2] + 1]))
+    return _write(d, _frame(header, chunks, (b"E", trailer[1], trailer[2] + 1)))
 
 
 @stream_case("trailing-garbage", needle="after the ir stream trailer")
@@ -351,12 +333,12 @@ for _frac in (0.0, 0.002, 0.01, 0.3, 0.7, 0.9999):
 def truncated_before_trailer(d, ctx):
     """Every chunk, no trailer."""
     header, chunks, _ = _records(ctx)
-    return _write(d, _frame(header, chunks, "x")[:-2])
+    return _write(d, _frame(header, chunks, None))
 
 
 for _shift in (0, 1000, -1000):
     def _flipped(d, ctx, shift=_shift):
-        """One byte of tensor data flipped (crc32 of the chunk no longer matches)."""
+        """One byte of tensor data flipped (crc32c of the chunk no longer matches)."""
         raw = bytearray(_base_bytes(ctx))
         raw[_largest_chunk_data_offset(ctx) + shift] ^= 0x01
         return _write(d, bytes(raw))

@@ -1,0 +1,73 @@
+"""Loading ahead: tensors are read and relaid out on worker threads while the caller writes.
+
+An exporter's loop is read -> relayout -> checksum -> write, one tensor after the other. The
+reads (readinto, zip and h5 records) and the copies (relayouts, casts, checksums) release
+the GIL, so on a machine with more than one core they can run ahead of the writer:
+`loaded(tensors)` yields each tensor with its array, in order, while the next ones load on
+`jobs` threads. What is loaded and not yet written is bounded by a byte budget (the largest
+tensor, at least MIN_BUDGET), so peak memory stays about twice the largest tensor however
+many threads there are.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .tensor import Tensor
+
+MIN_BUDGET = 64 << 20
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Worker threads when --jobs is not given: one per core (at least one, so that reading
+    overlaps writing even on one core), at most 8."""
+    return max(1, min(cores(), 8))
+
+
+def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | None = None,
+           ordered: bool = False) -> Iterator[tuple[Tensor, np.ndarray]]:
+    """(tensor, tensor.load()) for each tensor, in the given order.
+
+    jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
+    ordered: the source must be read in order (an IR stream): loads then run on one thread.
+    A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
+    tensors = list(tensors)
+    jobs = default_jobs() if jobs is None else jobs
+    if ordered:
+        jobs = min(jobs, 1)
+    if jobs <= 0 or len(tensors) <= 1:
+        for t in tensors:
+            yield t, t.load()
+        return
+    if budget is None:
+        budget = max(max(t.nbytes for t in tensors), MIN_BUDGET)
+    pending: deque = deque()
+    in_flight = 0            # bytes submitted and not yet handed back and released
+    ahead = 0                # index of the next tensor to submit
+    with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-load") as pool:
+        try:
+            for _ in range(len(tensors)):
+                while ahead < len(tensors) and (not pending or in_flight + tensors[ahead].nbytes <= budget):
+                    t = tensors[ahead]
+                    pending.append((t, pool.submit(t.load)))
+                    in_flight += t.nbytes
+                    ahead += 1
+                t, future = pending.popleft()
+                array = future.result()
+                yield t, array
+                del array, future
+                in_flight -= t.nbytes
+        finally:
+            for _, future in pending:
+                future.cancel()
