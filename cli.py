@@ -407,9 +407,6 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
     common.add_argument("--debug", action="store_true", help="show the traceback on errors")
-    common.add_argument("--jobs", type=_jobs, metavar="N", help="threads reading and relaying out tensors "
-                        "ahead of the writer (default: one per core, at most 8; 0: none), within a memory "
-                        "budget of about the largest tensor")
     common.add_argument("--progress", action="store_true", help="show progress even when stderr is not a "
                         "terminal (a line every few seconds, for logs)")
     source = argparse.ArgumentParser(add_help=False)
@@ -437,22 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "name, dtype, shape and file; the extras; the config) and write nothing")
     target.add_argument("--cast", metavar="DTYPE", help="convert every floating tensor to DTYPE (F32, F16, "
                         "BF16 ...); without it a dtype is never changed")
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument("--jobs", type=_jobs, metavar="N", help="threads reading and relaying out tensors "
+                      "ahead of the writer (default: one per core, at most 8; 0: none), within a memory "
+                      "budget of about the largest tensor")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    s = sub.add_parser("import", parents=[common, source, parts], help="read a checkpoint, write the IR stream")
+    s = sub.add_parser("import", parents=[common, source, parts, jobs], help="read a checkpoint, write the IR stream")
     s.add_argument("format", help=f"input format ({', '.join(IMPORTERS.names())})")
     s.add_argument("src", help="the checkpoint: a model directory, a weights file or a TF checkpoint prefix")
     s.add_argument("-o", "--output", help="write the stream to FILE instead of stdout")
     s.add_argument("--force", action="store_true", help="replace FILE if it exists")
     s.set_defaults(func=cmd_import)
 
-    s = sub.add_parser("export", parents=[common, target], help="read the IR stream, write a checkpoint")
+    s = sub.add_parser("export", parents=[common, target, jobs], help="read the IR stream, write a checkpoint")
     s.add_argument("format", help=f"output format ({', '.join(EXPORTERS.names())})")
     s.add_argument("out", help="the output directory (created; an existing one keeps its other files)")
     s.add_argument("-i", "--input", help="read the stream from FILE instead of stdin")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("convert", parents=[common, source, parts, target], help="import and export in one process")
+    s = sub.add_parser("convert", parents=[common, source, parts, target, jobs], help="import and export in one process")
     s.add_argument("--check-sum", action="store_true", help="confirm the parameter sums of input and output "
                    "agree (copies the input holds twice counted once); print both to stderr")
     s.add_argument("src", help="the checkpoint: a model directory, a weights file, a TF checkpoint prefix, "

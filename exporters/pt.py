@@ -67,9 +67,16 @@ class PtExporter(Exporter):
                     writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
                 else:
                     writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
-            for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):
-                with stage("write", array.nbytes):
-                    writers[shard_of[t.name]].write(t.name, array)
+            # A safetensors tensor going to safetensors as it is stored: its bytes are copied
+            # file to file in the kernel, never read into memory.
+            copied = (lambda t: t.extent is not None) if not options.bin else None
+            for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered, skip=copied):
+                if array is None:
+                    with stage("copy", t.nbytes):
+                        writers[shard_of[t.name]].copy(t.name, t.spec, t.extent)
+                else:
+                    with stage("write", array.nbytes):
+                        writers[shard_of[t.name]].write(t.name, array)
                 del array
                 progress(t)
             for w in writers.values():

@@ -9,6 +9,7 @@ may be written in any order, one in memory at a time.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -166,7 +167,13 @@ def looks_like(path) -> bool:
 def read(path) -> list[Tensor]:
     """Lazy tensors of a safetensors file, in file (offset) order; nothing is read yet."""
     path, _, entries = _read_header(path)
-    return [Tensor(spec, _loader(path, spec, offset)) for spec, offset in entries]
+    tensors = []
+    for spec, offset in entries:
+        t = Tensor(spec, _loader(path, spec, offset))
+        if spec.dtype.name != "BOOL":      # BOOL bytes are checked when loaded
+            t.extent = (path, offset)
+        tensors.append(t)
+    return tensors
 
 
 def read_metadata(path) -> dict[str, str]:
@@ -252,6 +259,22 @@ class SafetensorsWriter(PartialWriter):
                 self._file.write(as_bytes(array).data)
         self._wrote(name)
 
+    def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
+        """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
+        in the kernel, with no read into memory (what `cp` does)."""
+        if self._closed or name not in self._specs or name in self._written:
+            self.write(name, np.empty(0))      # the same errors as write()
+        mine = self._specs[name]
+        if (mine.dtype, mine.shape) != (spec.dtype, spec.shape):
+            raise UsageError(f"tensor {name!r}: {spec.dtype} {list(spec.shape)} but declared "
+                             f"{mine.dtype} {list(mine.shape)}", path=self.path)
+        if spec.nbytes:
+            self._file.flush()
+            with write_errors(self.path):
+                copy_range(extent[0], extent[1], self._file.fileno(),
+                           self._data_start + self._offsets[name], spec.nbytes, name)
+        self._wrote(name)
+
     def close(self) -> None:
         """Finish the file; raises (and leaves no file at `path`) if a tensor is missing."""
         if self._closed:
@@ -278,6 +301,37 @@ class SafetensorsWriter(PartialWriter):
                 pass
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
+
+
+_COPY_CHUNK = 64 << 20
+
+
+def copy_range(src: str, offset: int, dst_fd: int, dst_offset: int, n: int, name: str) -> None:
+    """n bytes of file `src` from `offset` to `dst_fd` at `dst_offset`: os.copy_file_range
+    (in the kernel), or pread/pwrite where the kernel or file system cannot."""
+    with open_regular(src) as f:
+        fd, done = f.fileno(), 0
+        fast = hasattr(os, "copy_file_range")
+        while done < n:
+            want = min(_COPY_CHUNK, n - done)
+            got = 0
+            if fast:
+                try:
+                    got = os.copy_file_range(fd, dst_fd, want, offset + done, dst_offset + done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    fast = False
+                    continue
+            else:
+                data = os.pread(fd, want, offset + done)
+                got = len(data)
+                while data:
+                    data = data[os.pwrite(dst_fd, data, dst_offset + done + got - len(data)):]
+            if not got:
+                raise FormatError(f"tensor {name!r}: the file ends {n - done:,} bytes early; it is "
+                                  "truncated (changed since it was opened?)", path=src)
+            done += got
 
 
 def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = None) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -36,13 +36,18 @@ def default_jobs() -> int:
 
 
 def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | None = None,
-           ordered: bool = False) -> Iterator[tuple[Tensor, np.ndarray]]:
+           ordered: bool = False, skip: Callable[[Tensor], bool] | None = None,
+           ) -> Iterator[tuple[Tensor, np.ndarray | None]]:
     """(tensor, tensor.load()) for each tensor, in the given order.
 
     jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
     ordered: the source must be read in order (an IR stream): loads then run on one thread.
+    skip(tensor): not loaded at all, yielded with None (the writer copies its bytes itself).
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
     tensors = list(tensors)
+    if skip is not None:
+        yield from _with_skips(tensors, skip, jobs=jobs, budget=budget, ordered=ordered)
+        return
     jobs = default_jobs() if jobs is None else jobs
     if ordered:
         jobs = min(jobs, 1)
@@ -71,3 +76,19 @@ def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | 
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+def _with_skips(tensors, skip, **kw):
+    load = [t for t in tensors if not skip(t)]
+    arrays = loaded(load, **kw)
+    try:
+        for t in tensors:
+            if skip(t):
+                yield t, None
+            else:
+                got, array = next(arrays)
+                assert got is t
+                yield t, array
+                del array
+    finally:
+        arrays.close()

@@ -47,7 +47,7 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 class Tensor:
     """A spec and a way to get its array. `source` is the name it had in the file read."""
 
-    __slots__ = ("spec", "_loader", "source", "_chain")
+    __slots__ = ("spec", "_loader", "source", "_chain", "extent")
 
     def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
         self.spec = spec
@@ -57,6 +57,10 @@ class Tensor:
         # is then one transform from the root's layout, not two (tf2 -> canonical -> tf1
         # moves no byte; pt -> canonical -> tf2 transposes once).
         self._chain = None
+        # (path, offset) when the tensor's bytes lie as stored, contiguous, in a file (a
+        # safetensors tensor): a writer that stores them the same way may copy the range in
+        # the kernel (os.copy_file_range) instead of reading and writing them.
+        self.extent: tuple[str, int] | None = None
 
     name = property(lambda self: self.spec.name)
     dtype = property(lambda self: self.spec.dtype)
@@ -78,6 +82,7 @@ class Tensor:
         out = Tensor(replace(self.spec, **changes), self._loader, self.source)
         if "axes" not in changes:      # renamed axes no longer compose by name
             out._chain = self._chain
+        out.extent = self.extent
         return out
 
     def cast(self, dtype: DType) -> "Tensor":
@@ -101,6 +106,8 @@ class Tensor:
                 root, step = self._chain[0], combined
         out = Tensor(spec, _relaid(root, step), self.source)
         out._chain = (root, step)
+        if not step.moves_bytes:       # a squeeze or an identity: the same bytes in the same order
+            out.extent = root.extent
         return out
 
     def __repr__(self) -> str:

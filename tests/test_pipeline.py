@@ -1,0 +1,190 @@
+"""The speed paths of issue 15 keep every byte: loading ahead on threads (ir/pipeline.py),
+relayouts composed by name (ir/tensor.py), and the in-kernel copy of safetensors tensors."""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from irconv.formats import safetensors as st
+from irconv.ir import FormatError
+from irconv.ir.layout import Permute, relayout
+from irconv.ir.pipeline import loaded
+from irconv.ir.tensor import Tensor, TensorSpec, from_array
+from irconv.ir.dtypes import DTYPES
+
+from conftest import run_irconv
+
+
+def _tensors(sizes, record=None, delay=0.0):
+    out = []
+    for n, size in enumerate(sizes):
+        def load(n=n, size=size):
+            if record is not None:
+                record.append(("start", n, threading.get_ident()))
+            time.sleep(delay)
+            return np.full(size, n, np.uint8)
+        out.append(Tensor(TensorSpec(f"t{n}", DTYPES["U8"], (size,)), load))
+    return out
+
+
+@pytest.mark.parametrize("jobs", [0, 1, 2, 4])
+def test_loaded_yields_every_tensor_in_order_with_its_own_bytes(jobs):
+    tensors = _tensors([10, 2000, 1, 0, 300] * 5)
+    got = [(t.name, a.copy()) for t, a in loaded(tensors, jobs=jobs)]
+    assert [n for n, _ in got] == [t.name for t in tensors]
+    for n, (name, array) in enumerate(got):
+        assert array.tolist() == [n] * len(array) and len(array) == tensors[n].nbytes
+
+
+def test_loading_ahead_stays_within_the_byte_budget():
+    sizes = [100] * 20
+    live = []
+    peak = [0]
+    lock = threading.Lock()
+
+    def track(n):
+        with lock:
+            live.append(n)
+            peak[0] = max(peak[0], len(live))
+        return np.zeros(100, np.uint8)
+
+    tensors = [Tensor(TensorSpec(f"t{n}", DTYPES["U8"], (100,)), lambda n=n: track(n)) for n in range(20)]
+    for t, _ in loaded(tensors, jobs=4, budget=300):
+        time.sleep(0.005)               # a slow writer: loads would run far ahead unbounded
+        with lock:
+            live.remove(int(t.name[1:]))
+    assert 1 <= peak[0] <= 3, peak      # 300 bytes of 100-byte tensors in flight at most
+
+
+def test_ordered_sources_load_on_one_thread_in_table_order():
+    record = []
+    tensors = _tensors([5] * 12, record, delay=0.001)
+    assert [t.name for t, _ in loaded(tensors, jobs=4, ordered=True)] == [t.name for t in tensors]
+    assert [n for _, n, _ in record] == list(range(12))
+    assert len({tid for _, _, tid in record}) == 1
+
+
+def test_a_failed_load_is_raised_at_its_tensor_and_later_loads_are_not_started():
+    started = []
+
+    def load(n):
+        started.append(n)
+        if n == 3:
+            raise FormatError("bad bytes", path="x.safetensors")
+        return np.zeros(4, np.uint8)
+
+    tensors = [Tensor(TensorSpec(f"t{n}", DTYPES["U8"], (4,)), lambda n=n: load(n)) for n in range(50)]
+    seen = []
+    with pytest.raises(FormatError, match="bad bytes"):
+        for t, _ in loaded(tensors, jobs=2, budget=8):
+            seen.append(t.name)
+    assert seen == ["t0", "t1", "t2"]
+    assert max(started) < 10            # the rest were cancelled, not loaded
+
+
+def test_relayouts_of_relayouts_compose_from_the_names():
+    """tf2 (in, out) -> canonical (out, in) -> tf1 (in, out): no byte moves, and pt -> canonical
+    -> tf2 transposes once."""
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = from_array("k", a, ("in", "out"))
+    calls = []
+    real = Permute.apply
+
+    def counting(self, array):
+        calls.append(self)
+        return real(self, array)
+
+    there = t.transformed(relayout(("in", "out"), ("out", "in")))
+    back = there.transformed(relayout(("out", "in"), ("in", "out")))
+    Permute.apply = counting
+    try:
+        assert back.load().tobytes() == a.tobytes()
+        assert calls == []
+        assert there.load().tobytes() == a.T.copy().tobytes()
+        assert len(calls) == 1
+    finally:
+        Permute.apply = real
+    # renamed axes start a new chain: the names no longer compose
+    renamed = there.with_spec(axes=("rows", "hidden"))
+    assert renamed.transformed(relayout(("rows", "hidden"), ("hidden", "rows"))).load().tobytes() == a.tobytes()
+
+
+def _model_dir(tmp_path, tensors: dict) -> str:
+    d = tmp_path / "src"
+    d.mkdir()
+    save_file(tensors, str(d / "model.safetensors"))
+    (d / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 8, '
+                                   '"hidden_size": 4, "num_hidden_layers": 0, "num_attention_heads": 1, '
+                                   '"intermediate_size": 8, "max_position_embeddings": 6, "type_vocab_size": 2}')
+    return d
+
+
+def _bert0():
+    rng = np.random.default_rng(0)
+    return {"embeddings.word_embeddings.weight": rng.standard_normal((8, 4), np.float32),
+            "embeddings.position_embeddings.weight": rng.standard_normal((6, 4), np.float32),
+            "embeddings.token_type_embeddings.weight": rng.standard_normal((2, 4), np.float32),
+            "embeddings.LayerNorm.weight": rng.standard_normal(4, np.float32),
+            "embeddings.LayerNorm.bias": rng.standard_normal(4, np.float32),
+            "pooler.dense.weight": rng.standard_normal((4, 4), np.float32),
+            "pooler.dense.bias": rng.standard_normal(4, np.float32)}
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_safetensors_to_safetensors_copies_ranges_byte_for_byte(tmp_path, monkeypatch, fallback):
+    """The in-kernel copy, and the pread/pwrite path taken where copy_file_range is refused
+    (another file system: EXDEV), give the source's bytes."""
+    src = _model_dir(tmp_path, _bert0())
+    tensors = st.read(src / "model.safetensors")
+    assert all(t.extent is not None for t in tensors)
+    if fallback:
+        def refuse(*a, **k):
+            raise OSError(errno.EXDEV, "cross-device")
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    out = tmp_path / "out.safetensors"
+    with st.SafetensorsWriter(out, [t.spec for t in tensors]) as w:
+        for t in tensors:
+            w.copy(t.name, t.spec, t.extent)
+    got, want = load_file(str(out)), _bert0()
+    assert got.keys() == want.keys()
+    assert all(got[k].tobytes() == want[k].tobytes() for k in want)
+
+
+def test_a_source_truncated_after_its_header_was_read_is_one_error(tmp_path):
+    src = _model_dir(tmp_path, _bert0())
+    path = src / "model.safetensors"
+    tensors = st.read(path)
+    os.truncate(path, path.stat().st_size - 20)
+    out = tmp_path / "o.safetensors"
+    with pytest.raises(FormatError, match="truncated") as info:
+        with st.SafetensorsWriter(out, [t.spec for t in tensors]) as w:
+            for t in tensors:
+                w.copy(t.name, t.spec, t.extent)
+    assert str(path) in str(info.value)
+    assert not out.exists() and not list(tmp_path.glob("o.safetensors*"))
+
+
+TINY_BERT = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+
+
+@pytest.mark.parametrize("jobs", ["0", "1", "3"])
+def test_convert_gives_the_same_bytes_whatever_the_jobs(tmp_path, jobs):
+    out = tmp_path / f"o{jobs}"
+    run_irconv("convert", TINY_BERT, out, "--to", "tf1", "--jobs", jobs, check=True)
+    back = tmp_path / f"b{jobs}"
+    run_irconv("convert", out, back, "--to", "pt", "--jobs", jobs, check=True)
+    got, want = load_file(str(back / "model.safetensors")), load_file(str(TINY_BERT / "model.safetensors"))
+    assert got.keys() == want.keys()
+    assert all(got[k].tobytes() == want[k].tobytes() for k in got)
+
+
+def test_jobs_must_be_a_small_count(tmp_path):
+    proc = run_irconv("convert", tmp_path, tmp_path / "o", "--to", "pt", "--jobs", "many")
+    assert proc.returncode == 2 and b"--jobs" in proc.stderr and b"Traceback" not in proc.stderr
