@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from ..formats import safetensors, sharding, torchzip
+from ..ir import pipeline
 from ..ir.checkpoint import Checkpoint
-from ..models import FAMILIES
-from ..ir.pipeline import loaded
 from ..ir.stages import stage
+from ..models import FAMILIES
 from .base import Exporter, ExportOptions, Progress
 
 
@@ -19,6 +19,35 @@ def write_config(ckpt: Checkpoint, directory: Path, name: str = "config.json") -
     with sharding.write_errors(directory / name), open(directory / name, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: bool):
+    """Write every tensor into its shard's writer; yield each once written, in order.
+
+    safetensors writers take writes in any order from any thread, so the threads of
+    ir/pipeline.py load, relay out and write whole tensors in parallel (shards too); a tensor
+    stored as it will be written is copied file to file in the kernel, holding no memory.
+    A .bin is one zip written front to back: the threads load ahead, this thread writes."""
+    if options.bin:
+        for t, array in pipeline.loaded(tensors, jobs=options.jobs, ordered=ordered):
+            with stage("write", array.nbytes):
+                writers[shard_of[t.name]].write(t.name, array)
+            del array
+            yield t
+        return
+
+    def work(t) -> None:
+        writer = writers[shard_of[t.name]]
+        if t.extent is not None:
+            with stage("copy", t.nbytes):
+                writer.copy(t.name, t.spec, t.extent)
+            return
+        array = t.load()
+        with stage("write", array.nbytes):
+            writer.write(t.name, array)
+
+    yield from pipeline.done(tensors, work, jobs=options.jobs, ordered=ordered,
+                             cost=lambda t: 0 if t.extent is not None else t.nbytes)
 
 
 class PtExporter(Exporter):
@@ -67,17 +96,7 @@ class PtExporter(Exporter):
                     writers[names[n]] = torchzip.TorchZipWriter(path, shard, shard_aliases)
                 else:
                     writers[names[n]] = safetensors.SafetensorsWriter(path, shard, metadata={"format": "pt"})
-            # A safetensors tensor going to safetensors as it is stored: its bytes are copied
-            # file to file in the kernel, never read into memory.
-            copied = (lambda t: t.extent is not None) if not options.bin else None
-            for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered, skip=copied):
-                if array is None:
-                    with stage("copy", t.nbytes):
-                        writers[shard_of[t.name]].copy(t.name, t.spec, t.extent)
-                else:
-                    with stage("write", array.nbytes):
-                        writers[shard_of[t.name]].write(t.name, array)
-                del array
+            for t in _write_tensors(tensors, writers, shard_of, options, ckpt.ordered):
                 progress(t)
             for w in writers.values():
                 w.close()

@@ -192,7 +192,8 @@ def _check_metadata(path: str, metadata) -> dict[str, str]:
 
 
 class SafetensorsWriter(PartialWriter):
-    """Write a safetensors file whose layout is fixed up front from ordered specs.
+    """Write a safetensors file whose layout is fixed up front from ordered specs; write()
+    and copy() may come in any order, from several threads at once.
 
     Tensors go in by descending dtype itemsize (a power of two), then in the given order:
     every begin offset is then a multiple of its own itemsize, and with the buffer
@@ -240,6 +241,7 @@ class SafetensorsWriter(PartialWriter):
                 self._file.write(struct.pack("<Q", len(raw)))
                 self._file.write(raw)
                 self._file.truncate(self.size)  # sparse until filled; lets writes seek anywhere
+                self._file.flush()              # the rest goes by os.pwrite: any order, any thread
         except BaseException:
             self.abort()
             raise
@@ -253,10 +255,13 @@ class SafetensorsWriter(PartialWriter):
         """Write one tensor's bytes at its precomputed offset."""
         spec, array = self._accept(name, array)
         if spec.nbytes:
+            # A view, not tobytes(): no second copy of a large tensor. pwrite at the tensor's
+            # own offset, so that writes from several threads do not share a file position.
+            data = memoryview(as_bytes(array))
+            at, fd = self._data_start + self._offsets[name], self._file.fileno()
             with write_errors(self.path):
-                self._file.seek(self._data_start + self._offsets[name])
-                # view, not tobytes(): no second copy of a large tensor.
-                self._file.write(as_bytes(array).data)
+                while data:
+                    data = data[os.pwrite(fd, data, at + spec.nbytes - len(data)):]
         self._wrote(name)
 
     def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
@@ -269,7 +274,6 @@ class SafetensorsWriter(PartialWriter):
             raise UsageError(f"tensor {name!r}: {spec.dtype} {list(spec.shape)} but declared "
                              f"{mine.dtype} {list(mine.shape)}", path=self.path)
         if spec.nbytes:
-            self._file.flush()
             with write_errors(self.path):
                 copy_range(extent[0], extent[1], self._file.fileno(),
                            self._data_start + self._offsets[name], spec.nbytes, name)

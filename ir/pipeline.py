@@ -6,7 +6,10 @@ the GIL, so on a machine with more than one core they can run ahead of the write
 `loaded(tensors)` yields each tensor with its array, in order, while the next ones load on
 `jobs` threads. What is loaded and not yet written is bounded by a byte budget (the largest
 tensor, at least MIN_BUDGET), so peak memory stays about twice the largest tensor however
-many threads there are.
+many threads there are. A writer whose writes may come in any order from any thread (one
+whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
+`done(tensors, work)` runs work(tensor) (load, relayout, write) on them and yields each
+tensor, in order, once its work is done.
 """
 from __future__ import annotations
 
@@ -36,18 +39,13 @@ def default_jobs() -> int:
 
 
 def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | None = None,
-           ordered: bool = False, skip: Callable[[Tensor], bool] | None = None,
-           ) -> Iterator[tuple[Tensor, np.ndarray | None]]:
+           ordered: bool = False) -> Iterator[tuple[Tensor, np.ndarray]]:
     """(tensor, tensor.load()) for each tensor, in the given order.
 
     jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
     ordered: the source must be read in order (an IR stream): loads then run on one thread.
-    skip(tensor): not loaded at all, yielded with None (the writer copies its bytes itself).
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
     tensors = list(tensors)
-    if skip is not None:
-        yield from _with_skips(tensors, skip, jobs=jobs, budget=budget, ordered=ordered)
-        return
     jobs = default_jobs() if jobs is None else jobs
     if ordered:
         jobs = min(jobs, 1)
@@ -78,17 +76,38 @@ def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | 
                 future.cancel()
 
 
-def _with_skips(tensors, skip, **kw):
-    load = [t for t in tensors if not skip(t)]
-    arrays = loaded(load, **kw)
-    try:
+def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int | None = None,
+         budget: int | None = None, ordered: bool = False,
+         cost: Callable[[Tensor], int] = lambda t: t.nbytes) -> Iterator[Tensor]:
+    """Run work(tensor) for each tensor on `jobs` threads (0: in line), at most `budget`
+    bytes of cost(tensor) in flight (a job that holds no array, a kernel copy, costs 0);
+    yield each tensor, in the given order, once its work is done. An error is raised at its
+    tensor; jobs not yet started are then cancelled."""
+    tensors = list(tensors)
+    jobs = default_jobs() if jobs is None else jobs
+    if ordered:
+        jobs = min(jobs, 1)
+    if jobs <= 0 or len(tensors) <= 1:
         for t in tensors:
-            if skip(t):
-                yield t, None
-            else:
-                got, array = next(arrays)
-                assert got is t
-                yield t, array
-                del array
-    finally:
-        arrays.close()
+            work(t)
+            yield t
+        return
+    if budget is None:
+        budget = max(max((cost(t) for t in tensors), default=0), MIN_BUDGET)
+    pending: deque = deque()
+    in_flight, ahead = 0, 0
+    with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-work") as pool:
+        try:
+            for _ in range(len(tensors)):
+                while ahead < len(tensors) and (not pending or in_flight + cost(tensors[ahead]) <= budget):
+                    t = tensors[ahead]
+                    pending.append((t, pool.submit(work, t)))
+                    in_flight += cost(t)
+                    ahead += 1
+                t, future = pending.popleft()
+                future.result()
+                in_flight -= cost(t)
+                yield t
+        finally:
+            for _, future in pending:
+                future.cancel()

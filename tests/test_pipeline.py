@@ -15,7 +15,7 @@ from safetensors.numpy import load_file, save_file
 from irconv.formats import safetensors as st
 from irconv.ir import FormatError
 from irconv.ir.layout import Permute, relayout
-from irconv.ir.pipeline import loaded
+from irconv.ir.pipeline import done, loaded
 from irconv.ir.tensor import Tensor, TensorSpec, from_array
 from irconv.ir.dtypes import DTYPES
 
@@ -188,3 +188,31 @@ def test_convert_gives_the_same_bytes_whatever_the_jobs(tmp_path, jobs):
 def test_jobs_must_be_a_small_count(tmp_path):
     proc = run_irconv("convert", tmp_path, tmp_path / "o", "--to", "pt", "--jobs", "many")
     assert proc.returncode == 2 and b"--jobs" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("jobs", [0, 1, 3])
+def test_done_runs_every_job_once_and_yields_in_order(jobs):
+    ran = []
+    lock = threading.Lock()
+
+    def work(t):
+        time.sleep(0.001 * (int(t.name[1:]) % 3))
+        with lock:
+            ran.append(t.name)
+
+    tensors = _tensors([7, 1, 300, 0, 20] * 4)
+    assert [t.name for t in done(tensors, work, jobs=jobs)] \
+        == [t.name for t in tensors]
+    assert sorted(ran) == sorted(t.name for t in tensors)
+
+
+def test_safetensors_writes_from_several_threads_land_at_their_offsets(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(1)
+    arrays = {f"t{n}": rng.standard_normal((n % 7 + 1, 33), np.float32) for n in range(40)}
+    out = tmp_path / "x.safetensors"
+    with st.SafetensorsWriter(out, [from_array(k, v).spec for k, v in arrays.items()]) as w:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda kv: w.write(*kv), reversed(list(arrays.items()))))
+    got = load_file(str(out))
+    assert all(got[k].tobytes() == v.tobytes() for k, v in arrays.items())
