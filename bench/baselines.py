@@ -5,6 +5,8 @@
                                                         written to one h5 with h5py, no relayout
     python bench/baselines.py transformers SRC_DIR OUT  TFBertForPreTraining.from_pretrained(
                                                         from_pt=True) + save_pretrained
+    python bench/baselines.py efficientnet-b7 - OUT     a randomly initialised HF EfficientNet-B7
+                                                        (the source of the keras target's case)
 
 Both need the test extras (safetensors; torch + tensorflow + transformers); run.py skips a
 baseline whose imports fail and says so.
@@ -32,9 +34,18 @@ def transformers_tf2(src: str, out: str) -> None:
     TFBertForPreTraining.from_pretrained(src, from_pt=True).save_pretrained(out)
 
 
+def efficientnet_b7(_: str, out: str) -> None:
+    import torch
+    from transformers import EfficientNetConfig, EfficientNetForImageClassification
+    torch.manual_seed(0)
+    config = EfficientNetConfig(width_coefficient=2.0, depth_coefficient=3.1, image_size=600, dropout_rate=0.5)
+    EfficientNetForImageClassification(config).save_pretrained(out)
+
+
 def available(kind: str) -> str | None:
     """None if the baseline can run here, else why not."""
-    modules = {"naive": ("h5py", "safetensors"), "transformers": ("torch", "tensorflow", "transformers")}[kind]
+    modules = {"naive": ("h5py", "safetensors"), "transformers": ("torch", "tensorflow", "transformers"),
+               "efficientnet-b7": ("torch", "transformers")}[kind]
     import importlib.util
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     return f"needs {', '.join(missing)} (pip install -e '.[test]')" if missing else None
@@ -42,4 +53,4 @@ def available(kind: str) -> str | None:
 
 if __name__ == "__main__":
     kind, src, out = sys.argv[1:4]
-    {"naive": naive, "transformers": transformers_tf2}[kind](src, out)
+    {"naive": naive, "transformers": transformers_tf2, "efficientnet-b7": efficientnet_b7}[kind](src, out)

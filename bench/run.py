@@ -9,6 +9,8 @@ Three parts, each case a child process timed by bench/measure.py (wall time, pea
   model.safetensors + config.json) converted to every format, through the pipe, and back;
   beside `cp -r`, the naive rewrite (safetensors.numpy.load_file + h5py, no relayout:
   bench/baselines.py) and transformers' from_pt + save_pretrained.
+- keras: EfficientNet-B7 (the largest model irconv writes as Keras h5), when transformers
+  is installed to make it.
 - scale: a BERT of hidden 2048 / FFN 8192, with as many layers as make --scale-gb GB of
   fp32, sharded 2 GB (and the same in bf16, half the bytes), generated lazily; every target,
   the pipe and the reverse directions beside `cp -r` and the naive rewrite.
@@ -217,6 +219,34 @@ def baseline_cases(src: Path, work: Path, tag: str, with_transformers: bool, nai
     return cases
 
 
+def keras_case(work: Path, runs: int) -> None:
+    """The keras target needs a family with Keras names: EfficientNet-B7 (HF, random weights;
+    the largest model irconv writes as Keras h5), made by transformers when it is installed."""
+    why = baselines.available("efficientnet-b7")
+    if why:
+        print(f"\n## keras: EfficientNet-B7 skipped: {why}")
+        return
+    src = work / "efficientnet-b7"
+    if not src.exists():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("baselines.py")), "efficientnet-b7", "-",
+                        str(src)], check=True, capture_output=True)
+        os.sync()
+    warm(src)
+    largest = max(t.nbytes for t in irconv.load(src))
+    py = [sys.executable, "-m", "irconv"]
+    out = work / "effnet-copy"
+    cases = [("cp -r (baseline)", str(out), ["cp", "-r", str(src), str(out)])]
+    for fmt in ("keras", "pt --bin"):
+        name, *flags = fmt.split()
+        out = work / f"effnet-{name}"
+        cases.append((f"convert -> {fmt}", str(out), py + ["convert", "-q", str(src), str(out), "--to", name, *flags]))
+    out = work / "effnet-pipe"
+    cases.append(("import pt | export keras (pipe)", str(out), py + ["import", "-q", "pt", str(src)],
+                  py + ["export", "-q", "keras", str(out)]))
+    table(f"keras: EfficientNet-B7, {du(src) / 1e6:,.0f} MB safetensors, largest tensor {largest / 1e6:,.1f} MB "
+          f"(median of {runs})", cases, runs, largest)
+
+
 def make_source(ckpt: Checkpoint, src: Path, shard: str | None) -> None:
     if not src.exists():
         print(f"# writing {src.name} ({ckpt.nbytes / 1e9:.2f} GB) ...", flush=True)
@@ -234,11 +264,11 @@ def irconv_size(text: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale-gb", type=float, default=4.0, help="size of the scale case in fp32 (0: skip)")
-    ap.add_argument("--only", choices=("startup", "bert", "scale"), action="append")
+    ap.add_argument("--only", choices=("startup", "bert", "keras", "scale"), action="append")
     ap.add_argument("--runs", type=int, default=3, help="runs per BERT-base case (median); scale cases run once")
     ap.add_argument("--keep", help="work in this directory and keep it (sources are reused)")
     args = ap.parse_args()
-    parts = args.only or ["startup", "bert", "scale"]
+    parts = args.only or ["startup", "bert", "keras", "scale"]
     work = Path(args.keep or tempfile.mkdtemp(prefix="irconv-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"# python {sys.version.split()[0]}, numpy {np.__version__}, {os.cpu_count()} cores, "
@@ -255,6 +285,8 @@ def main() -> None:
                      f"(median of {args.runs})")
             table(title, baseline_cases(src, work, "bert", True) + irconv_cases(src, work, "bert"),
                   args.runs, largest)
+        if "keras" in parts:
+            keras_case(work, args.runs)
         if "scale" in parts and args.scale_gb > 0:
             per_layer = 4 * (4 * 2048 * 2048 + 2 * 2048 * 8192)
             layers = max(1, int(args.scale_gb * 1e9 // per_layer))

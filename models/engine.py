@@ -457,23 +457,34 @@ def _shape_key(name: str) -> str:
 
 
 class _Matcher:
-    """Maps concrete names to (payload, indices) for a set of templates."""
+    """Maps concrete names to (payload, indices) for a set of templates. A template without
+    an index ('blocks.3.conv.weight', as EfficientNet's concrete tables have thousands) is a
+    dict entry; one with indices ('layers.{i}.attn.q.weight') a regex, tried only for names
+    of its shape."""
 
     def __init__(self):
+        self._exact: dict[str, object] = {}
         self._by_key: dict[str, list[tuple[re.Pattern, object]]] = {}
+        self._patterns: dict[str, object] = {}
 
     def add(self, template: str, payload) -> None:
-        pattern = "".join(
-            f"(?P<{part}>\\d+)" if n % 2 else re.escape(part)
-            for n, part in enumerate(_INDEX.split(template)))
+        parts = _INDEX.split(template)
+        if len(parts) == 1:
+            if template in self._exact:
+                raise ValueError(f"template {template!r} declared twice ({self._exact[template]} and {payload})")
+            self._exact[template] = payload
+            return
+        pattern = "^" + "".join(f"(?P<{part}>\\d+)" if n % 2 else re.escape(part)
+                                for n, part in enumerate(parts)) + "$"
+        if pattern in self._patterns:
+            raise ValueError(f"template {template!r} declared twice ({self._patterns[pattern]} and {payload})")
+        self._patterns[pattern] = payload
         key = _shape_key(_INDEX.sub("0", template))
-        bucket = self._by_key.setdefault(key, [])
-        for other, other_payload in bucket:
-            if other.pattern == f"^{pattern}$":
-                raise ValueError(f"template {template!r} declared twice ({other_payload} and {payload})")
-        bucket.append((re.compile(f"^{pattern}$"), payload))
+        self._by_key.setdefault(key, []).append((re.compile(pattern), payload))
 
     def match(self, name: str):
+        if name in self._exact:
+            return self._exact[name], {}
         for regex, payload in self._by_key.get(_shape_key(name), ()):
             m = regex.match(name)
             if m:
