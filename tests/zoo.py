@@ -50,6 +50,9 @@ CONFIGS = {
                                                                       type_vocab_size=2),
                                   vision_config=dict(width_coefficient=0.25, depth_coefficient=0.5, image_size=32,
                                                      hidden_dim=80))),
+    # 16 patches of 8x8; encoder_stride = patch_size, so the masked-image decoder rebuilds 32x32.
+    "vit": ("ViTConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                              image_size=32, patch_size=8, encoder_stride=8)),
     # FLAVA's three towers; its MIM heads predict codebook tokens, so their vocabulary is the
     # codebook's. HF builds the codebook from image_codebook_config (DALL-E's, smaller).
     "flava": ("FlavaConfig", dict(text_config=dict(_TINY, max_position_embeddings=64),
@@ -108,6 +111,8 @@ TF2_CASES = [
     ("flaubert", "FlaubertWithLMHeadModel"),
     ("flaubert", "FlaubertModel"),
     ("wav2vec2", "Wav2Vec2Model"),
+    ("vit", "ViTModel"),
+    ("vit", "ViTForImageClassification"),
     ("lxmert", "LxmertForPreTraining"),
     ("lxmert", "LxmertModel"),
     ("gpt2", "GPT2LMHeadModel"),
@@ -266,7 +271,7 @@ def codebook_inputs(config, rng) -> dict[str, np.ndarray]:
     return {"pixel_values": rng.uniform(0, 1, (2, config.input_channels, 32, 32)).astype(np.float32)}
 
 
-INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs,
+INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs, "vit": image_inputs,
           "align": text_image_inputs, "flava": flava_inputs, "flava-image-codebook": codebook_inputs}
 
 
@@ -302,6 +307,27 @@ def assert_same_safetensors(src, out):
     assert sorted(ref) == sorted(got)
     for k in ref:
         # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes.
+        assert torch.equal(ref[k].reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8)), k
+
+
+def hf_safetensors(directory) -> dict:
+    """Every tensor of an HF directory's model.safetensors or of its shards (named by the
+    index), read by the safetensors library."""
+    import json
+    from safetensors.torch import load_file
+    index = directory / "model.safetensors.index.json"
+    if not index.is_file():
+        return load_file(directory / "model.safetensors")
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    return {k: v for f in files for k, v in load_file(directory / f).items()}
+
+
+def assert_same_tensors(ref: dict, got: dict):
+    """Same names, dtypes, shapes and bytes (torch tensors, as hf_safetensors gives them)."""
+    import torch
+    assert sorted(ref) == sorted(got)
+    for k in ref:
+        assert ref[k].dtype == got[k].dtype and ref[k].shape == got[k].shape, k
         assert torch.equal(ref[k].reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8)), k
 
 
