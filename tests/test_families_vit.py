@@ -16,9 +16,9 @@ transformers = pytest.importorskip("transformers")
 
 import test_tf2  # noqa: E402
 import zoo  # noqa: E402
-from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
+from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
-from zoo import assert_close, assert_same_tensors, hf_safetensors, inputs_for, make_pt, run_pt, run_tf  # noqa: E402
+from zoo import assert_close, inputs_for, make_pt, run_pt, run_tf  # noqa: E402
 
 FAMILY = "vit"
 CLASSES = list(FAMILIES.get(FAMILY).architectures)
@@ -31,44 +31,13 @@ RELOAD_ATOL, TF_ATOL = 1e-6, 1e-5
 @pytest.fixture(scope="module")
 def bf16_sources(tmp_path_factory):
     """cls -> an HF directory of that class saved in bf16 in 20KB shards (built once)."""
-    out = {}
-    for n, cls_name in enumerate(CLASSES):
-        directory = tmp_path_factory.mktemp("vit") / cls_name
-        make_pt(FAMILY, cls_name, seed=50 + n).to(torch.bfloat16).save_pretrained(directory, max_shard_size="20KB")
-        assert (directory / "model.safetensors.index.json").is_file()
-        out[cls_name] = directory
-    return out
-
-
-def same_outputs(cls_name, src, out):
-    """transformers loads both directories the same way (bf16 weights upcast to f32) and the
-    outputs agree; what irconv wrote loads strictly."""
-    ref = getattr(transformers, cls_name).from_pretrained(src).eval()
-    got = test_tf2.pt_loads_cleanly(cls_name, out)
-    inputs = inputs_for(FAMILY, ref.config)
-    assert_close(run_pt(ref, inputs), run_pt(got, inputs), RELOAD_ATOL)
+    return {cls_name: zoo.save_bf16_sharded(make_pt(FAMILY, cls_name, seed=50 + n), tmp_path_factory.mktemp("vit") / cls_name)
+            for n, cls_name in enumerate(CLASSES)}
 
 
 @pytest.mark.parametrize("cls_name", CLASSES)
-def test_bf16_sharded_to_pt(cls_name, bf16_sources, tmp):
-    src = bf16_sources[cls_name]
-    run_irconv("convert", src, tmp / "out", "--to", "pt", check=True)
-    got = hf_safetensors(tmp / "out")
-    assert_same_tensors(hf_safetensors(src), got)
-    assert {t.dtype for t in got.values()} == {torch.bfloat16}
-    config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["model_type"] == "vit" and config["architectures"] == [cls_name]
-    same_outputs(cls_name, src, tmp / "out")
-
-
-@pytest.mark.parametrize("cls_name", CLASSES)
-def test_pipe_to_sharded_pt(cls_name, bf16_sources, tmp):
-    src = bf16_sources[cls_name]
-    rc, err, proc = run_pipe(["import", "pt", src], ["export", "pt", tmp / "out", "--max-shard-size", "20KB"])
-    assert rc == 0 and proc.returncode == 0, (err, proc.stderr)
-    assert (tmp / "out" / "model.safetensors.index.json").is_file()
-    assert_same_tensors(hf_safetensors(src), hf_safetensors(tmp / "out"))
-    same_outputs(cls_name, src, tmp / "out")
+def test_bf16_sharded_through_convert_and_pipe(cls_name, bf16_sources, tmp):
+    zoo.assert_pt_convert_and_pipe(FAMILY, cls_name, bf16_sources[cls_name], tmp)
 
 
 @pytest.mark.parametrize("cls_name", TF_CLASSES)
