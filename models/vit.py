@@ -56,6 +56,8 @@ def infer_vit_config(specs, counts) -> tuple[dict, list[str]]:
         "image_size": side * patch_h if side * side == patches and patch_h == patch_w else None,
         "num_attention_heads": max(1, hidden // 64),
     }
+    if "pooler.dense.weight" in specs:
+        config["pooler_output_size"] = specs["pooler.dense.weight"].shape[0]
     if "heads.classifier.dense.weight" in specs:
         config["num_labels"] = specs["heads.classifier.dense.weight"].shape[0]
     if "heads.mim.conv.weight" in specs:
@@ -82,7 +84,7 @@ VIT = Family(
     infer_config=infer_vit_config,
     # Heads leave no trace in the fused projections.
     required=("num_attention_heads",),
-    defaults={"image_size": INFERRED, "hidden_act": "gelu", "layer_norm_eps": 1e-12},
+    defaults={"image_size": INFERRED, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "pooler_act": "tanh"},
     description="ViT (google-research/vision_transformer, HF ViT*)",
 )
 FAMILIES = [VIT]

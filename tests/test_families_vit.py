@@ -77,10 +77,11 @@ def test_masked_image_modeling_has_no_tf2(bf16_sources, tmp):
     assert not (tmp / "tf2").exists()
 
 
-@pytest.mark.parametrize("cls_name", ["ViTForImageClassification", "ViTForMaskedImageModeling"])
+@pytest.mark.parametrize("cls_name", CLASSES)
 def test_bare_weights_file(cls_name, tmp):
-    """No config.json: the heads must be given; widths, depth, patch size, channels, labels and
-    the decoder's stride come from the shapes, the square image size with --accept-defaults."""
+    """No config.json: the heads must be given; widths, depth, patch size, channels, labels, the
+    pooler's width and the decoder's stride come from the shapes, the square image size and the
+    activations with --accept-defaults."""
     model = make_pt(FAMILY, cls_name, seed=61)
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
@@ -90,7 +91,8 @@ def test_bare_weights_file(cls_name, tmp):
     assert config["architectures"] == [cls_name]
     keys = ["hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size",
             "patch_size", "num_channels", "hidden_act", "layer_norm_eps"]
-    keys += ["encoder_stride"] if cls_name.endswith("MaskedImageModeling") else ["num_labels"]
+    keys += {"ViTModel": ["pooler_output_size", "pooler_act"], "ViTForImageClassification": ["num_labels"],
+             "ViTForMaskedImageModeling": ["encoder_stride"]}[cls_name]
     for key in keys:
         assert config.get(key, getattr(transformers.ViTConfig(), key)) == getattr(model.config, key), key
     loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
