@@ -119,7 +119,7 @@ def infer_deberta_v2_config(specs, counts) -> tuple[dict, list[str]]:
     config["position_buckets"] = specs["encoder.rel_embeddings.weight"].shape[0] // 2 \
         if config["relative_attention"] else -1
     if has("encoder.conv.conv.weight"):
-        out, per_group, kernel = specs["encoder.conv.conv.weight"].shape
+        _, per_group, kernel = specs["encoder.conv.conv.weight"].shape
         config.update(conv_kernel_size=kernel, conv_groups=hidden // per_group)
     else:
         config["conv_kernel_size"] = 0

@@ -31,7 +31,8 @@ RELOAD_ATOL, TF_ATOL = 1e-6, 1e-5
 @pytest.fixture(scope="module")
 def bf16_sources(tmp_path_factory):
     """cls -> an HF directory of that class saved in bf16 in 20KB shards (built once)."""
-    return {cls_name: zoo.save_bf16_sharded(make_pt(FAMILY, cls_name, seed=50 + n), tmp_path_factory.mktemp("vit") / cls_name)
+    return {cls_name: zoo.save_bf16_sharded(make_pt(FAMILY, cls_name, seed=50 + n),
+                                            tmp_path_factory.mktemp("vit") / cls_name)
             for n, cls_name in enumerate(CLASSES)}
 
 
