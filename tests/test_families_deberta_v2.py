@@ -68,7 +68,8 @@ def test_bf16_sharded_through_convert_and_pipe(cls_name, bf16_sources, tmp):
 
 def test_bf16_to_tf2_only_with_cast(bf16_sources, tmp):
     src = bf16_sources["DebertaV2ForMaskedLM"]
-    assert_one_line_error(run_irconv("convert", src, tmp / "tf2", "--to", "tf2"), "BF16", "--cast F32")
+    assert_one_line_error(run_irconv("convert", src, tmp / "tf2", "--to", "tf2"), f"{tmp / 'tf2'}: ", "BF16",
+                          "--cast F32")
     assert not (tmp / "tf2").exists()
     run_irconv("convert", src, tmp / "tf2", "--to", "tf2", "--cast", "F32", check=True)
     test_tf2.tf_loads_cleanly("DebertaV2ForMaskedLM", tmp / "tf2")
@@ -157,7 +158,7 @@ def test_original_mlm_head(tmp):
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
     zoo.assert_pt_copy(FAMILY, "DebertaV2ForMaskedLM", tmp / "src", tmp / "out")
     line = assert_one_line_error(run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2", "--cast", "F32"),
-                                 "heads.lm")
+                                 f"{tmp / 'tf2'}: ", "heads.lm")
     assert "tf2" in line, line
     assert not (tmp / "tf2").exists()
 
@@ -167,7 +168,8 @@ def test_untied_decoder_cannot_go_to_tf2(tmp):
     pt.save_pretrained(tmp / "pt")
     run_irconv("convert", tmp / "pt", tmp / "pt2", "--to", "pt", check=True)
     assert "cls.predictions.decoder.weight" in hf_safetensors(tmp / "pt2")
-    assert_one_line_error(run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2"), "heads.mlm.decoder.weight")
+    assert_one_line_error(run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2"), f"{tmp / 'tf2'}: ",
+                          "heads.mlm.decoder.weight")
     assert not (tmp / "tf2").exists()
 
 

@@ -46,7 +46,8 @@ def test_bf16_to_tf2_only_with_cast(cls_name, bf16_sources, tmp):
     """TF2 h5 cannot hold bf16 for transformers: refused, nothing written; --cast F32 gives
     the f32 model PyTorch computes from the same bf16 weights."""
     src = bf16_sources[cls_name]
-    assert_one_line_error(run_irconv("convert", src, tmp / "tf2", "--to", "tf2"), "BF16", "--cast F32")
+    assert_one_line_error(run_irconv("convert", src, tmp / "tf2", "--to", "tf2"), f"{tmp / 'tf2'}: ", "BF16",
+                          "--cast F32")
     assert not (tmp / "tf2").exists()
     run_irconv("convert", src, tmp / "tf2", "--to", "tf2", "--cast", "F32", check=True)
     model = test_tf2.tf_loads_cleanly(cls_name, tmp / "tf2")
@@ -73,7 +74,7 @@ def test_masked_image_modeling_has_no_tf2(bf16_sources, tmp):
     """HF has no TF ViTForMaskedImageModeling: its mask token and decoder have no TF names."""
     proc = run_irconv("convert", bf16_sources["ViTForMaskedImageModeling"], tmp / "tf2", "--to", "tf2",
                       "--cast", "F32")
-    line = assert_one_line_error(proc, "tf2")
+    line = assert_one_line_error(proc, f"{tmp / 'tf2'}: ", "tf2")
     assert "mask_token" in line or "heads.mim" in line, line
     assert not (tmp / "tf2").exists()
 
