@@ -129,11 +129,11 @@ def infer_deberta_v2_config(specs, counts) -> tuple[dict, list[str]]:
         if has(f"heads.{head}.dense.weight"):
             config["num_labels"] = specs[f"heads.{head}.dense.weight"].shape[0]
     if has("heads.lm.bias"):
-        # The original head names the class (no class has the role 'lm') and legacy=False. It
-        # multiplies by the word embeddings whatever tie_word_embeddings says; transformers
-        # 4.57.6 mis-ties it when the flag is true (its save drops the word embeddings, its
-        # load leaves them unset), so the flag that loads is written.
-        config.update(legacy=False, tie_word_embeddings=False, architectures=["DebertaV2ForMaskedLM"])
+        # The original head says legacy=False. It multiplies by the word embeddings whatever
+        # tie_word_embeddings says; transformers 4.57.6 mis-ties it when the flag is true (its
+        # save drops the word embeddings, its load leaves them unset), so the flag that loads
+        # is written.
+        config.update(legacy=False, tie_word_embeddings=False)
     notes = [f"no config given: inferred from tensor shapes; num_attention_heads={config['num_attention_heads']} "
              "is a guess (64 per head), pass --config to set it"]
     return config, notes
@@ -156,6 +156,7 @@ DEBERTA_V2 = Family(
         # apart, so without one the class is a stated default (below).
         "DebertaV2ForMultipleChoice": frozenset({"pooler", "classifier"}),
     },
+    role_aliases={"lm": "mlm"},
     infer_config=infer_deberta_v2_config,
     required=("num_attention_heads",),
     # What no tensor decides: the releases' values (or, INFERRED, the one infer_config read off

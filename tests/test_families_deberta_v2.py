@@ -163,6 +163,26 @@ def test_original_mlm_head(tmp):
     assert not (tmp / "tf2").exists()
 
 
+def test_replaced_token_detection_head_is_skipped(tmp):
+    """The original MLM checkpoints also hold the RTD head (mask_predictions.*), which
+    transformers drops on load: irconv skips it too and `ls` lists it."""
+    from safetensors.torch import save_file
+    pt = make("DebertaV2ForMaskedLM", "v3", seed=86, legacy=False, tie_word_embeddings=False)
+    state = {k: v.contiguous() for k, v in pt.state_dict().items()}
+    extra = {"mask_predictions.dense.weight": torch.randn(32, 32), "mask_predictions.classifier.weight": torch.randn(1, 32)}
+    (tmp / "src").mkdir()
+    save_file({**state, **extra}, tmp / "src" / "model.safetensors")
+    pt.config.to_json_file(tmp / "src" / "config.json")
+    proc = run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    assert b"skipped 2 source tensor(s)" in proc.stderr, proc.stderr
+    listing = run_irconv("ls", tmp / "src", check=True).stdout.decode()
+    assert all(name in listing for name in extra), listing
+    assert_same_tensors(state, hf_safetensors(tmp / "out"))
+    loaded = test_tf2.pt_loads_cleanly("DebertaV2ForMaskedLM", tmp / "out")
+    inputs = inputs_for(FAMILY, pt.config)
+    assert_close(run_pt(pt, inputs), run_pt(loaded, inputs), RELOAD_ATOL)
+
+
 def test_untied_decoder_cannot_go_to_tf2(tmp):
     pt = make("DebertaV2ForMaskedLM", "v3", seed=83, tie_word_embeddings=False)
     pt.save_pretrained(tmp / "pt")

@@ -348,7 +348,7 @@ def hf_safetensors(directory) -> dict:
 def assert_same_tensors(ref: dict, got: dict):
     """Same names, dtypes, shapes and bytes (torch tensors, as hf_safetensors gives them)."""
     import torch
-    assert sorted(ref) == sorted(got)
+    assert sorted(ref) == sorted(got), (sorted(set(ref) - set(got)), sorted(set(got) - set(ref)))
     for k in ref:
         assert ref[k].dtype == got[k].dtype and ref[k].shape == got[k].shape, k
         assert torch.equal(ref[k].reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8)), k
