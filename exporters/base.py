@@ -8,7 +8,7 @@ from typing import Callable
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
-from ..ir.errors import IrconvError, OutputExistsError, UsageError
+from ..ir.errors import DTypeError, IrconvError, MappingError, OutputExistsError, UsageError
 from ..ir.pipeline import loaded
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
@@ -65,6 +65,8 @@ class Exporter:
                 self.write(ckpt, tmp, options, progress or (lambda t: None))
             except OSError as exc:
                 raise write_error(exc, tmp, out) from None
+            except IrconvError as exc:
+                raise named_for_out(exc, tmp, out) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
             try:
                 carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name, out)
@@ -143,6 +145,18 @@ def write_error(exc: OSError, tmp: Path, out: Path) -> IrconvError:
             name = str(exc.filename)
     reason = exc.strerror or str(exc) or type(exc).__name__
     return IrconvError(f"cannot write the output: {reason}; nothing was written", path=name)
+
+
+def named_for_out(exc: IrconvError, tmp: Path, out: Path) -> IrconvError:
+    """An error a writer raised about the output as a whole (a dtype the format cannot hold, a
+    tensor the view has no name for), naming OUT rather than the temporary sibling it was
+    writing, which never appears. Errors naming another file (a source tensor that cannot be
+    read) and unnamed ones of other kinds are kept as they are."""
+    about_output = exc.path == str(tmp) or (exc.path is None and isinstance(exc, (DTypeError, MappingError, UsageError)))
+    if not about_output:
+        return exc
+    message = str(exc)[len(exc.path) + 2:] if exc.path else str(exc)
+    return type(exc)(message, path=str(out))
 
 
 FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}

@@ -402,6 +402,9 @@ class Family:
     # config -> config with the fields that follow from others recomputed (EfficientNet's
     # depthwise_padding from image_size), run when --set or --accept-defaults changed a field.
     complete: Callable[[dict], dict] | None = None
+    # role -> the role it stands in for when naming the class: another spelling of the same
+    # head (DeBERTa-v2's original MLM head, 'lm', is DebertaV2ForMaskedLM's as the legacy 'mlm').
+    role_aliases: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -439,7 +442,7 @@ class Family:
     def architecture_for(self, roles: Iterable[str]) -> str | None:
         # Only roles that tell classes apart count (not, say, an optional projection).
         telling = frozenset().union(*self.architectures.values())
-        roles = frozenset(roles) & telling
+        roles = frozenset(self.role_aliases.get(r, r) for r in roles) & telling
         for arch, arch_roles in self.architectures.items():
             if arch_roles == roles:
                 return arch

@@ -147,5 +147,6 @@ def test_keras_layer_naming_matches_keras():
     from irconv.exporters.tf2 import keras_name
     for cls in ["TFBertForPreTraining", "TFDPRContextEncoder", "TFXLMRobertaForMaskedLM", "TFGPT2LMHeadModel",
                 "TFT5ForConditionalGeneration", "TFWav2Vec2Model", "TFCTRLLMHeadModel", "TFLayoutLMForMaskedLM",
-                "TFDistilBertForQuestionAnswering", "TFXLMWithLMHeadModel", "TFTransfoXLLMHeadModel"]:
+                "TFDistilBertForQuestionAnswering", "TFXLMWithLMHeadModel", "TFTransfoXLLMHeadModel",
+                "TFViTModel", "TFDebertaV2ForMaskedLM"]:
         assert keras_name(cls) == to_snake_case(cls), cls

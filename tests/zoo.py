@@ -50,6 +50,14 @@ CONFIGS = {
                                                                       type_vocab_size=2),
                                   vision_config=dict(width_coefficient=0.25, depth_coefficient=0.5, image_size=32,
                                                      hidden_dim=80))),
+    # 16 patches of 8x8; encoder_stride = patch_size, so the masked-image decoder rebuilds 32x32.
+    "vit": ("ViTConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                              image_size=32, patch_size=8, encoder_stride=8)),
+    # DeBERTa-v2 with position and token-type tables and the conv layer beside layer 0, but no
+    # relative attention: with it, transformers' own TF class computes ~5e-4 away from its
+    # PyTorch one (its from_pt loading shows the same), so test_families_deberta_v2 checks the
+    # relative parts in TF against transformers' own PyTorch-to-TF loading instead.
+    "deberta-v2": ("DebertaV2Config", dict(_TINY, max_position_embeddings=64, type_vocab_size=2, conv_kernel_size=3)),
     # FLAVA's three towers; its MIM heads predict codebook tokens, so their vocabulary is the
     # codebook's. HF builds the codebook from image_codebook_config (DALL-E's, smaller).
     "flava": ("FlavaConfig", dict(text_config=dict(_TINY, max_position_embeddings=64),
@@ -108,6 +116,14 @@ TF2_CASES = [
     ("flaubert", "FlaubertWithLMHeadModel"),
     ("flaubert", "FlaubertModel"),
     ("wav2vec2", "Wav2Vec2Model"),
+    ("vit", "ViTModel"),
+    ("vit", "ViTForImageClassification"),
+    ("deberta-v2", "DebertaV2Model"),
+    ("deberta-v2", "DebertaV2ForMaskedLM"),
+    ("deberta-v2", "DebertaV2ForSequenceClassification"),
+    ("deberta-v2", "DebertaV2ForTokenClassification"),
+    ("deberta-v2", "DebertaV2ForQuestionAnswering"),
+    ("deberta-v2", "DebertaV2ForMultipleChoice"),
     ("lxmert", "LxmertForPreTraining"),
     ("lxmert", "LxmertModel"),
     ("gpt2", "GPT2LMHeadModel"),
@@ -236,6 +252,17 @@ def text_image_inputs(config, rng) -> dict[str, np.ndarray]:
     return {**text_inputs(config.text_config, rng), **image_inputs(config.vision_config, rng)}
 
 
+def deberta_inputs(config, rng) -> dict[str, np.ndarray]:
+    """Text with no padding (transformers' TF and PyTorch DeBERTa-v2 give different outputs at
+    padded positions, from its own weights too); for a multiple-choice class (as the config
+    names it: save_pretrained sets it), two choices per example, (batch, choices, length)."""
+    out = text_inputs(config, rng)
+    out["attention_mask"] = np.ones_like(out["attention_mask"])
+    if (config.architectures or [""])[0].endswith("MultipleChoice"):
+        out = {k: np.stack([v, v[::-1]], axis=1) for k, v in out.items()}
+    return out
+
+
 # family -> inputs maker (config, numpy Generator) -> dict of numpy arrays; default: text.
 def seq2seq_inputs(config, rng) -> dict[str, np.ndarray]:
     """Text for an encoder-decoder: the encoder's ids end in one </s> and hold no other (BART's
@@ -266,7 +293,8 @@ def codebook_inputs(config, rng) -> dict[str, np.ndarray]:
     return {"pixel_values": rng.uniform(0, 1, (2, config.input_channels, 32, 32)).astype(np.float32)}
 
 
-INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs,
+INPUTS = {"transfo-xl": ids_only_inputs, "t5": seq2seq_inputs, "bart": seq2seq_inputs, "lxmert": visual_text_inputs, "xlnet": xlnet_inputs, "xlm": xlm_inputs, "flaubert": xlm_inputs, "wav2vec2": audio_inputs, "efficientnet": image_inputs, "vit": image_inputs,
+          "deberta-v2": deberta_inputs,
           "align": text_image_inputs, "flava": flava_inputs, "flava-image-codebook": codebook_inputs}
 
 
@@ -303,6 +331,65 @@ def assert_same_safetensors(src, out):
     for k in ref:
         # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes.
         assert torch.equal(ref[k].reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8)), k
+
+
+def hf_safetensors(directory) -> dict:
+    """Every tensor of an HF directory's model.safetensors or of its shards (named by the
+    index), read by the safetensors library."""
+    import json
+    from safetensors.torch import load_file
+    index = directory / "model.safetensors.index.json"
+    if not index.is_file():
+        return load_file(directory / "model.safetensors")
+    files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    return {k: v for f in files for k, v in load_file(directory / f).items()}
+
+
+def assert_same_tensors(ref: dict, got: dict):
+    """Same names, dtypes, shapes and bytes (torch tensors, as hf_safetensors gives them)."""
+    import torch
+    assert sorted(ref) == sorted(got), (sorted(set(ref) - set(got)), sorted(set(got) - set(ref)))
+    for k in ref:
+        assert ref[k].dtype == got[k].dtype and ref[k].shape == got[k].shape, k
+        assert torch.equal(ref[k].reshape(-1).view(torch.uint8), got[k].reshape(-1).view(torch.uint8)), k
+
+
+def save_bf16_sharded(model, directory):
+    """`model` in bf16, saved by transformers in 20KB shards (several files and an index)."""
+    import torch
+    model.to(torch.bfloat16).save_pretrained(directory, max_shard_size="20KB")
+    assert (directory / "model.safetensors.index.json").is_file()
+    return directory
+
+
+def assert_pt_copy(family: str, cls_name: str, src, out, atol: float = 1e-6):
+    """`out` (irconv's pt output of the HF directory `src`) holds src's tensors bit for bit
+    under the same names, names the class, loads strictly, and computes what src computes,
+    both loaded by transformers the same way (bf16 upcast to f32). Identical weights loaded
+    twice may still differ in the last float bit (torch picks kernels by memory alignment)."""
+    import json
+    import transformers
+    import test_tf2
+    from irconv import FAMILIES
+    assert_same_tensors(hf_safetensors(src), hf_safetensors(out))
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] in FAMILIES.get(family).model_types and config["architectures"] == [cls_name]
+    ref = getattr(transformers, cls_name).from_pretrained(src).eval()
+    got = test_tf2.pt_loads_cleanly(cls_name, out)
+    inputs = inputs_for(family, ref.config)
+    assert_close(run_pt(ref, inputs), run_pt(got, inputs), atol)
+
+
+def assert_pt_convert_and_pipe(family: str, cls_name: str, src, tmp):
+    """`irconv convert SRC --to pt` and `irconv import pt SRC | irconv export pt OUT
+    --max-shard-size 20KB` (sharded): both give assert_pt_copy's copy of src."""
+    from conftest import run_irconv, run_pipe
+    run_irconv("convert", src, tmp / "convert", "--to", "pt", check=True)
+    assert_pt_copy(family, cls_name, src, tmp / "convert")
+    rc, err, proc = run_pipe(["import", "pt", src], ["export", "pt", tmp / "pipe", "--max-shard-size", "20KB"])
+    assert rc == 0 and proc.returncode == 0, (err, proc.stderr)
+    assert (tmp / "pipe" / "model.safetensors.index.json").is_file()
+    assert_pt_copy(family, cls_name, src, tmp / "pipe")
 
 
 def assert_close(ref: dict, got: dict, atol: float):
