@@ -18,7 +18,7 @@ from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
 from zoo import inputs_for, make_pt, run_pt  # noqa: E402
 
-LLM_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+LLM_FAMILIES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2")
 CASES = [(fam, cls) for fam in LLM_FAMILIES for cls in FAMILIES.get(fam).architectures]
 ids = [f"{f}-{c}" for f, c in CASES]
 CAUSAL = [(fam, next(c for c in FAMILIES.get(fam).architectures if c.endswith("ForCausalLM"))) for fam in LLM_FAMILIES]
@@ -84,7 +84,9 @@ def test_tie_both_ways_and_the_pipe(family, cls_name, tie, tmp):
     assert ("lm_head.weight" in safetensors_dir(tmp / "src")) is not tie
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
     assert_bit_exact(tmp / "src", tmp / "out")
-    assert json.loads((tmp / "out" / "config.json").read_text()).get("tie_word_embeddings", False) is tie
+    # HF writes the flag only where it is not the config class's default (Gemma's is true).
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config.get("tie_word_embeddings", FAMILIES.get(family).tie_default) is tie
     loaded = loads_strictly(cls_name, tmp / "out")
     assert (loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()) is tie
     inputs = inputs_for(family, model.config)
@@ -127,7 +129,9 @@ def test_llama_attention_and_mlp_biases(tmp):
 
 # family -> what a bare weights file must be given (beyond REQUIRED's num_attention_heads,
 # rope_theta, rms_norm_eps) and the stated defaults the tiny model does not share.
-BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), ()), "qwen3": ((), ())}
+BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), ()), "qwen3": ((), ()),
+        "mixtral": (("num_experts_per_tok", "sliding_window"), ()), "gemma": ((), ()),
+        "gemma2": (("query_pre_attn_scalar", "sliding_window"), ())}
 
 
 @pytest.mark.parametrize("family,cls_name", CAUSAL, ids=[f for f, _ in CAUSAL])
@@ -136,7 +140,7 @@ def test_bare_weights_file(family, cls_name, tie, tmp):
     model = make_pt(family, cls_name, seed=35, tie_word_embeddings=tie)
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
-    if family in ("llama", "mistral"):
+    if family in ("llama", "mistral", "gemma"):
         # They name every tensor alike: without a config the family is asked for.
         proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt")
         assert_one_line_error(proc, "model.safetensors", "--model")
