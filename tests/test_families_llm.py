@@ -173,3 +173,69 @@ def test_a_head_count_that_does_not_fit_is_refused(tmp):
                           "--set", "rope_theta=500000.0", "--set", "rms_norm_eps=1e-5", "--accept-defaults")
         assert_one_line_error(proc, "model.safetensors", needle)
         assert not (tmp / "out").exists()
+
+
+# ---- Mistral in TF2 (TFMistralModel, TFMistralForCausalLM, TFMistralForSequenceClassification)
+
+TF_ATOL = 1e-5
+TF_CLASSES = ["MistralModel", "MistralForCausalLM", "MistralForSequenceClassification"]
+# TF Mistral masks no sliding window (its attention is causal only): the same model computes the
+# same there only for inputs within the window, so these models have none.
+NO_WINDOW = dict(sliding_window=None)
+
+
+@pytest.fixture(scope="module")
+def tf_helpers():
+    pytest.importorskip("tensorflow")
+    import test_tf2
+    return test_tf2
+
+
+@pytest.mark.parametrize("cls_name,tie", [(c, False) for c in TF_CLASSES] + [("MistralForCausalLM", True)],
+                         ids=[*TF_CLASSES, "MistralForCausalLM-tied"])
+def test_mistral_pt_to_tf2_and_back(cls_name, tie, tf_helpers, tmp):
+    model = make_pt("mistral", cls_name, seed=41, tie_word_embeddings=tie, **NO_WINDOW)
+    model.save_pretrained(tmp / "pt")
+    run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2", check=True)
+    tf_model = tf_helpers.tf_loads_cleanly(cls_name, tmp / "tf2")
+    if tie:
+        # TF's lm_head is a Dense layer of its own: it holds the embedding matrix, transposed.
+        kernel = tf_model.lm_head.weights[0].numpy()
+        assert tf_helpers.same_bytes(kernel, model.model.embed_tokens.weight.detach().numpy().T.copy())
+    inputs = inputs_for("mistral", model.config)
+    zoo.assert_close(run_pt(model, inputs), zoo.run_tf(tf_model, inputs), TF_ATOL)
+    run_irconv("convert", tmp / "tf2", tmp / "back", "--to", "pt", check=True)
+    zoo.assert_same_safetensors(tmp / "pt", tmp / "back")
+    loaded = loads_strictly(cls_name, tmp / "back", dtype=torch.float32)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+@pytest.mark.parametrize("cls_name", TF_CLASSES)
+def test_mistral_tf2_made_by_tf_to_pt(cls_name, tf_helpers, tmp):
+    tf_model = zoo.make_tf("mistral", cls_name, seed=42, **NO_WINDOW)
+    tf_model.save_pretrained(tmp / "tf2")
+    run_irconv("convert", tmp / "tf2", tmp / "pt", "--to", "pt", check=True)
+    loaded = loads_strictly(cls_name, tmp / "pt", dtype=torch.float32)
+    inputs = inputs_for("mistral", tf_model.config)
+    zoo.assert_close(zoo.run_tf(tf_model, inputs), run_pt(loaded, inputs), TF_ATOL)
+    # ... and back to TF2 the very same variables.
+    run_irconv("convert", tmp / "pt", tmp / "tf2-again", "--to", "tf2", check=True)
+    ref, got = tf_helpers.h5_datasets(tmp / "tf2" / "tf_model.h5"), tf_helpers.h5_datasets(tmp / "tf2-again" / "tf_model.h5")
+    assert sorted(ref) == sorted(got) and all(tf_helpers.same_bytes(ref[k], got[k]) for k in ref)
+
+
+def test_mistral_bf16_to_tf2_only_with_cast(tf_helpers, tmp):
+    """HF's TF classes load no bf16 h5: refused, never cast silently; --cast f32 converts."""
+    model = bf16_sharded("mistral", "MistralForCausalLM", tmp / "src", seed=43, **NO_WINDOW)
+    proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, "BF16", "--cast F32")
+    assert not (tmp / "tf2").exists()
+    run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2", "--cast", "f32", check=True)
+    assert {a.dtype.name for a in tf_helpers.h5_datasets(tmp / "tf2" / "tf_model.h5").values()} == {"float32"}
+    tf_model = tf_helpers.tf_loads_cleanly("MistralForCausalLM", tmp / "tf2")
+    reference = loads_strictly("MistralForCausalLM", tmp / "src", dtype=torch.float32)   # bf16 values, f32 math
+    inputs = inputs_for("mistral", model.config)
+    zoo.assert_close(run_pt(reference, inputs), zoo.run_tf(tf_model, inputs), TF_ATOL)
+    # The cast is exact (every bf16 is a float32): back to bf16 gives the source bytes.
+    run_irconv("convert", tmp / "tf2", tmp / "back", "--to", "pt", "--cast", "bf16", check=True)
+    assert_bit_exact(tmp / "src", tmp / "back")
