@@ -680,7 +680,10 @@ class FamilyView:
                                 + (f"; a class that has them: {fits}" if fits else ""))
         if config is None and prefix and prefix == self.base_prefix and fam.arch_prefixes.get(self.view):
             implied = frozenset().union(*fam.architectures.values())
-        roles |= {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        tie_only = {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        if config is None and fam.architecture_for(roles | tie_only) is None and fam.architecture_for(roles):
+            tie_only = set()      # the heads present make a class without them: a classifier, no LM
+        roles |= tie_only
 
         # The tie decision: the config's flag when there is a config, else shared storage.
         def tied(entry: _Entry, canonical: str) -> bool:

@@ -134,8 +134,14 @@ BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), (
         "gemma2": (("query_pre_attn_scalar", "sliding_window"), ())}
 
 
-@pytest.mark.parametrize("family,cls_name", CAUSAL, ids=[f for f, _ in CAUSAL])
-@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+# Every family's LM tied and untied, and Llama's other classes (a tied LM head leaves no tensor,
+# so the classifiers' heads must not read as an LM's).
+BARE_CASES = [(f, c, tie) for f, c in CAUSAL for tie in (True, False)] + \
+    [("llama", c, False) for c in FAMILIES.get("llama").architectures if not c.endswith("ForCausalLM")]
+
+
+@pytest.mark.parametrize("family,cls_name,tie", BARE_CASES,
+                         ids=[f"{c}-{'tied' if tie else 'untied'}" for _, c, tie in BARE_CASES])
 def test_bare_weights_file(family, cls_name, tie, tmp):
     model = make_pt(family, cls_name, seed=35, tie_word_embeddings=tie)
     model.save_pretrained(tmp / "src")
@@ -147,12 +153,14 @@ def test_bare_weights_file(family, cls_name, tie, tmp):
     required, also = BARE[family]
     zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config,
                      ("num_attention_heads", "rope_theta", "rms_norm_eps", *required), "--to", "pt", "--model", family,
-                     also=("max_position_embeddings", *also))
+                     # A batch's padding (which token the sequence classifier reads) is no tensor either.
+                     also=("max_position_embeddings", *also, *(("pad_token_id",) if "Sequence" in cls_name else ())))
     config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["architectures"] == [cls_name] and config["tie_word_embeddings"] is tie
+    assert config["architectures"] == [cls_name]
+    assert config["tie_word_embeddings"] is tie or not cls_name.endswith("LM")
     # head_dim and the kv heads follow from num_attention_heads and the q/k projections.
     head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
-    assert config["head_dim"] == head_dim == model.model.layers[0].self_attn.head_dim
+    assert config["head_dim"] == head_dim == model.base_model.layers[0].self_attn.head_dim
     assert config["num_key_value_heads"] == model.config.num_key_value_heads == 2
     zoo.assert_same_safetensors(tmp / "src", tmp / "out")
     loaded = loads_strictly(cls_name, tmp / "out", dtype=torch.float32)
