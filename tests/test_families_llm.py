@@ -168,6 +168,16 @@ def test_bare_weights_file(family, cls_name, tie, tmp):
     assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
 
 
+def test_a_config_whose_heads_do_not_fit_is_refused(tmp):
+    model = make_pt("qwen2", "Qwen2ForCausalLM", seed=37)
+    model.save_pretrained(tmp / "src")
+    config = json.loads((tmp / "src" / "config.json").read_text())
+    (tmp / "src" / "config.json").write_text(json.dumps(dict(config, num_key_value_heads=4)))
+    proc = run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt")
+    assert_one_line_error(proc, "num_key_value_heads=4 does not fit", "num_key_value_heads=2")
+    assert not (tmp / "out").exists()
+
+
 def test_a_head_count_that_does_not_fit_is_refused(tmp):
     model = make_pt("llama", "LlamaForCausalLM", seed=36)
     model.save_pretrained(tmp / "src")
