@@ -97,6 +97,31 @@ def test_tie_both_ways_and_the_pipe(family, cls_name, tie, tmp):
     assert (tmp / "piped" / "model.safetensors").read_bytes() == (tmp / "out" / "model.safetensors").read_bytes()
 
 
+def torch_bin_dir(directory) -> dict:
+    """Every tensor of a directory's pytorch_model*.bin files, read by torch.load(weights_only=True)."""
+    out = {}
+    for path in sorted(directory.glob("pytorch_model*.bin")):
+        out.update(torch.load(path, weights_only=True))
+    return out
+
+
+def test_bf16_bin_shards_both_ways(tmp):
+    """bf16 through the torch zip pickle: sharded pytorch_model-*.bin in, sharded .bin out."""
+    model = make_pt("mixtral", "MixtralForCausalLM", seed=38).to(torch.bfloat16)
+    model.save_pretrained(tmp / "src", max_shard_size="20KB", safe_serialization=False)
+    assert (tmp / "src" / "pytorch_model.bin.index.json").exists()
+    ref = loads_strictly("MixtralForCausalLM", tmp / "src")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", "--bin", "--max-shard-size", "20KB", check=True)
+    assert (tmp / "out" / "pytorch_model.bin.index.json").exists()
+    src, out = torch_bin_dir(tmp / "src"), torch_bin_dir(tmp / "out")
+    assert sorted(src) == sorted(out) and all(t.dtype == torch.bfloat16 for t in out.values())
+    for name, tensor in src.items():
+        assert torch.equal(tensor.reshape(-1).view(torch.uint8), out[name].reshape(-1).view(torch.uint8)), name
+    loaded = loads_strictly("MixtralForCausalLM", tmp / "out")
+    inputs = inputs_for("mixtral", model.config)
+    assert_same_outputs(run_pt(ref, inputs), run_pt(loaded, inputs))
+
+
 def test_old_rotary_buffers_are_dropped(tmp):
     """Checkpoints saved before transformers made inv_freq non-persistent carry it per layer."""
     model = make_pt("llama", "LlamaForCausalLM", seed=33)
