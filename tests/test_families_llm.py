@@ -290,3 +290,12 @@ def test_mistral_with_its_own_head_dim_is_refused_for_tf2(tmp):
     proc = run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2")
     assert_one_line_error(proc, f"{tmp / 'tf2'}: ", "head_dim=16", "32 / 4")
     assert not (tmp / "tf2").exists()
+
+
+@pytest.mark.parametrize("cls_name", ["MistralForTokenClassification", "MistralForQuestionAnswering"])
+def test_mistral_classes_tf_lacks_are_refused_for_tf2(cls_name, tmp):
+    make_pt("mistral", cls_name, seed=45).save_pretrained(tmp / "pt")
+    assert not hasattr(transformers, "TF" + cls_name)
+    proc = run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, f"{tmp / 'tf2'}: ", f"transformers has no TF{cls_name}")
+    assert not (tmp / "tf2").exists()
