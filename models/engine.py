@@ -320,6 +320,11 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
                 out.append(f"config.json says {prefix}{key}={have}, the tensors say {want}")
 
     walk(config, inferred, "")
+    if fam.from_shapes is not None:
+        try:
+            fam.from_shapes(config, specs)      # the head counts a config gives must fit the projections
+        except ValueError as exc:
+            out.append(f"config.json: {exc}")
     return list(dict.fromkeys(out))
 
 
@@ -405,6 +410,17 @@ class Family:
     # role -> the role it stands in for when naming the class: another spelling of the same
     # head (DeBERTa-v2's original MLM head, 'lm', is DebertaV2ForMaskedLM's as the legacy 'mlm').
     role_aliases: Mapping[str, str] = field(default_factory=dict)
+    # (config, tensor specs) -> config with the fields the shapes decide once a --set field is
+    # known (a decoder's head_dim and num_key_value_heads follow from num_attention_heads and
+    # the q/k projections' rows); raises ValueError where the given value does not fit them.
+    from_shapes: Callable[[dict, dict[str, TensorSpec]], dict] | None = None
+    # What the family's HF config class assumes for tie_word_embeddings when a config.json
+    # leaves it out: True in PretrainedConfig, False in LlamaConfig and its kin (whose saved
+    # configs then name it only when true).
+    tie_default: bool = True
+    # view -> config -> why that view's framework class would compute another model (None: it
+    # would not); export to the view is then refused. HF's TF Mistral ignores config.head_dim.
+    view_limits: Mapping[str, Callable[[dict], str | None]] = field(default_factory=dict)
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -686,7 +702,10 @@ class FamilyView:
                                 + (f"; a class that has them: {fits}" if fits else ""))
         if config is None and prefix and prefix == self.base_prefix and fam.arch_prefixes.get(self.view):
             implied = frozenset().union(*fam.architectures.values())
-        roles |= {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        tie_only = {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        if config is None and fam.architecture_for(roles | tie_only) is None and fam.architecture_for(roles):
+            tie_only = set()      # the heads present make a class without them: a classifier, no LM
+        roles |= tie_only
 
         # The tie decision: the config's flag when there is a config, else shared storage.
         def tied(entry: _Entry, canonical: str) -> bool:
@@ -695,7 +714,7 @@ class FamilyView:
             if entry.param.tie_key is None or not entry.raw:
                 return True
             if config is not None:
-                flag = config.get(entry.param.tie_key, True)
+                flag = config.get(entry.param.tie_key, fam.tie_default)
                 if isinstance(flag, (list, tuple)):
                     # One flag per index of the block's innermost repeat (TransfoXL's tie_projs).
                     index = self._canonical.match(canonical)[1][entry.block.repeats[-1][0]]
@@ -795,6 +814,10 @@ class FamilyView:
 
     def from_canonical(self, ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str]]:
         """Raw tensors (lazy, renamed and re-laid-out) in checkpoint order, and raw aliases."""
+        limit = self.family.view_limits.get(self.view)
+        problem = limit(ckpt.config) if limit else None
+        if problem:
+            raise MappingError(f"the {self.family.name} {self.view!r} view cannot hold this model: {problem}", path=where)
         prefix = self.export_prefix(ckpt)
         out, unknown = [], []
         for canonical, t in ckpt.tensors.items():
@@ -816,8 +839,15 @@ class FamilyView:
             if hit is not None and (not hit[0].raw or not hit[0].param.spellings[self.view].tied_copy):
                 continue                      # this view ties it without storing a name
             raw_alias, raw_target = self.raw_name(alias, prefix), self.raw_name(target, prefix)
+            target_hit = self._canonical.match(target)
             if raw_alias is None or raw_target is None:
                 unknown.append(alias)
+            elif hit is not None and target_hit is not None and hit[0].raw_axes != target_hit[0].raw_axes \
+                    and target in ckpt.tensors:
+                # A copy stored in another layout (TF Mistral's lm_head kernel is the embedding
+                # matrix transposed) is a tensor of its own, not a second name for the bytes.
+                out.append(ckpt.tensors[target].transformed(relayout(hit[0].param.axes, hit[0].raw_axes))
+                           .with_spec(name=raw_alias))
             else:
                 aliases[raw_alias] = raw_target
         if unknown:
