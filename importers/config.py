@@ -115,6 +115,11 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
         if require:
             raise UsageError(message, path=where)
         notes.append(message)
+    if family.from_shapes is not None and not missing:
+        try:
+            config = family.from_shapes(config, {c: t.spec for c, t in ckpt.tensors.items()})
+        except ValueError as exc:
+            raise UsageError(str(exc), path=where) from None
     if family.complete is not None and (sets or (unstated and accept_defaults)):
         config = family.complete(config)
     ckpt.config.clear()

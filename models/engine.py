@@ -433,6 +433,14 @@ class Family:
     # config -> config with the fields that follow from others recomputed (EfficientNet's
     # depthwise_padding from image_size), run when --set or --accept-defaults changed a field.
     complete: Callable[[dict], dict] | None = None
+    # (config, tensor specs) -> config with the fields the shapes decide once a --set field is
+    # known (a decoder's head_dim and num_key_value_heads follow from num_attention_heads and
+    # the q/k projections' rows); raises ValueError where the given value does not fit them.
+    from_shapes: Callable[[dict, dict[str, TensorSpec]], dict] | None = None
+    # What the family's HF config class assumes for tie_word_embeddings when a config.json
+    # leaves it out: True in PretrainedConfig, False in LlamaConfig and its kin (whose saved
+    # configs then name it only when true).
+    tie_default: bool = True
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -748,7 +756,7 @@ class FamilyView:
             if entry.param.tie_key is None or not entry.raw:
                 return True
             if config is not None:
-                flag = config.get(entry.param.tie_key, True)
+                flag = config.get(entry.param.tie_key, fam.tie_default)
                 if isinstance(flag, (list, tuple)):
                     # One flag per index of the block's innermost repeat (TransfoXL's tie_projs).
                     index = self._canonical.match(canonical)[1][entry.block.repeats[-1][0]]

@@ -8,6 +8,8 @@ import numpy as np
 
 # family -> (HF config class, tiny config kwargs)
 _TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+_LLM = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            intermediate_size=37, rope_theta=5e5, rms_norm_eps=1e-5, pad_token_id=0)
 CONFIGS = {
     "bert": ("BertConfig", dict(_TINY, max_position_embeddings=64, type_vocab_size=2)),
     "roberta": ("RobertaConfig", dict(_TINY, max_position_embeddings=66)),
@@ -73,6 +75,13 @@ CONFIGS = {
     "gpt2": ("GPT2Config", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, n_inner=37)),
     "openai-gpt": ("OpenAIGPTConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
     "ctrl": ("CTRLConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, dff=37, n_positions=64)),
+    # Decoder LLMs: grouped-query attention (4 heads, 2 kv heads), heads of 16 where q_proj is
+    # then wider than hidden_size (so head_dim cannot be hidden // heads), a non-default
+    # rope_theta, and a pad token (their sequence classifiers need one for a batch).
+    "llama": ("LlamaConfig", dict(_LLM, head_dim=16)),
+    "mistral": ("MistralConfig", dict(_LLM, sliding_window=5)),
+    "qwen2": ("Qwen2Config", dict(_LLM)),
+    "qwen3": ("Qwen3Config", dict(_LLM, head_dim=16)),
     # Different encoder and decoder depths, so the two repeat counts cannot be confused.
     "t5": ("T5Config", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3,
                             num_heads=4, relative_attention_num_buckets=8)),

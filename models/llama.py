@@ -1,0 +1,191 @@
+"""Decoder LLMs of Llama's layout: HF Llama*, Mistral*, Qwen2*, Qwen3* (and, through
+decoder_family, Mixtral and Gemma in mixtral.py and gemma.py).
+
+A pre-norm decoder of RMS norms (a scale, no bias), rotary positions computed at run time
+(`rotary_emb.inv_freq` is a non-persistent buffer that older checkpoints still saved: dropped),
+grouped-query attention (k_proj and v_proj have num_key_value_heads * head_dim rows) and a
+gated MLP (down(act(gate(x)) * up(x))). One layer declaration serves the four families; they
+differ only in a few tensors: Qwen2's q/k/v biases, Qwen3's per-head q/k norms, Llama's
+optional attention_bias and mlp_bias.
+
+What the shapes do not say is never guessed: the head count (a 4096-row q_proj is 32 heads of
+128 or 64 of 64), rope_theta and rms_norm_eps (the releases differ: 1e4, 5e5, 1e6; 1e-5, 1e-6)
+must be given; once num_attention_heads is, head_dim and num_key_value_heads follow exactly
+from the q_proj and k_proj rows (from_shapes).
+
+HF's TF Mistral spells every name like PyTorch, '/' for '.', except the layer list, which is a
+plain Python list attribute named `layers.{i}` (no `layers_._{i}`); its lm_head is a Dense
+layer of its own that it stores even when the PyTorch model ties it.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from .engine import Block, Family, Param, embedding, linear, param
+from .t5 import rms_norm
+
+# The layer block's prefix in each view (TF Mistral's list attribute keeps PyTorch's 'layers.{i}').
+LAYER_PREFIX = {"pt": "layers.{i}", "tf2": "layers.{i}"}
+
+
+def projections(names: Iterable[tuple[str, str]], bias: bool, module: str) -> list[Param]:
+    """Linear layers `module`.<raw> as canonical <name>, for (name, raw) pairs."""
+    return [p for name, raw in names for p in linear(name, bias=bias, pt=f"{module}.{raw}")]
+
+
+ATTENTION = (("attn.q", "q_proj"), ("attn.k", "k_proj"), ("attn.v", "v_proj"))
+MLP = (("ffn.gate", "gate_proj"), ("ffn.up", "up_proj"), ("ffn.down", "down_proj"))
+
+
+def decoder_layer(*, qkv_bias: bool = False, qk_norm: bool = False, mlp: list[Param] | None = None,
+                  norms: tuple[tuple[str, str], ...] = (("attn.norm", "input_layernorm"),
+                                                        ("ffn.norm", "post_attention_layernorm"))) -> Block:
+    """One decoder layer: attention (q, k, v with biases if `qkv_bias`, per-head q/k RMS norms
+    if `qk_norm`), the feed-forward `mlp` (Llama's gated MLP unless given) and the `norms`
+    (canonical name, HF module)."""
+    return Block.of("decoder.layers.{i}", [
+        projections(ATTENTION, qkv_bias, "self_attn"),
+        linear("attn.out", bias=False, pt="self_attn.o_proj"),
+        *([rms_norm("attn.q_norm", "self_attn.q_norm"), rms_norm("attn.k_norm", "self_attn.k_norm")]
+          if qk_norm else []),
+        mlp if mlp is not None else projections(MLP, False, "mlp"),
+        *(rms_norm(name, module) for name, module in norms),
+    ], repeat="num_hidden_layers", **LAYER_PREFIX)
+
+
+# Llama's attention_bias and mlp_bias (off in every Llama release, on in some derivatives):
+# optional parts, present when the file has the biases.
+ATTENTION_BIAS = Block.of("decoder.layers.{i}", [
+    param(f"{name}.bias", ("out",), pt=f"self_attn.{raw}.bias")
+    for name, raw in (*ATTENTION, ("attn.out", "o_proj"))], repeat="num_hidden_layers", role="attention_bias",
+    **LAYER_PREFIX)
+MLP_BIAS = Block.of("decoder.layers.{i}", [
+    param(f"{name}.bias", ("out",), pt=f"mlp.{raw}.bias") for name, raw in MLP],
+    repeat="num_hidden_layers", role="mlp_bias", **LAYER_PREFIX)
+
+EMBEDDINGS = Block.of("embeddings", [embedding("word", pt="embed_tokens")], pt="")
+FINAL_NORM = Block.of("decoder", [rms_norm("norm", "norm")], pt="")
+
+# lm_head is the word embeddings when tie_word_embeddings is true (HF's files then drop it);
+# TF Mistral's own Dense layer stores it either way, as a (hidden, vocab) kernel.
+LM_HEAD = Block.of("heads.lm", [
+    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight",
+          tf2=("kernel", ("hidden", "rows"))),
+], role="lm", base=False, pt="lm_head")
+# ForSequenceClassification's `score` has no bias, ForTokenClassification's has one: the same
+# module, so the bias is a part of its own that only the token classifier has. TF has no token
+# classifier (nor a QA class), so those parts have no tf2 names.
+SCORE = Block.of("heads.score", [param("weight", ("out", "in"), pt="weight", tf2=("kernel", ("in", "out")))],
+                 role="score", base=False, pt="score")
+SCORE_BIAS = Block.of("heads.score", [param("bias", ("out",), pt="bias")], role="token", base=False,
+                      pt="score", tf2=None)
+QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs", tf2=None)
+HEADS = (LM_HEAD, SCORE, SCORE_BIAS, QA_HEAD)
+
+# Each HF class and its heads (roles).
+CLASS_ROLES = {"Model": frozenset(), "ForCausalLM": frozenset({"lm"}),
+               "ForSequenceClassification": frozenset({"score"}),
+               "ForTokenClassification": frozenset({"score", "token"}),
+               "ForQuestionAnswering": frozenset({"qa"})}
+
+
+def infer_decoder_config(model_type: str, intermediate: str = "decoder.layers.0.ffn.gate.weight",
+                         counted: tuple[str, ...] = (), bias_flags: bool = False):
+    """infer_config of a Llama-layout family: what the shapes decide. `intermediate` is the
+    tensor whose rows are intermediate_size; `counted` are repeat counts that are config fields
+    too (Mixtral's num_local_experts); `bias_flags`: the family has Llama's attention_bias and
+    mlp_bias fields. The head counts come in from_shapes, once given."""
+    def infer(specs, counts) -> tuple[dict, list[str]]:
+        vocab_size, hidden_size = specs["embeddings.word.weight"].shape
+        config = {"model_type": model_type, "vocab_size": vocab_size, "hidden_size": hidden_size,
+                  "num_hidden_layers": counts.get("num_hidden_layers", 0),
+                  **{key: counts.get(key, 0) for key in counted},
+                  # A head that came as its own tensor was not tied (tied ones become aliases).
+                  "tie_word_embeddings": "heads.lm.weight" not in specs}
+        if intermediate in specs:
+            config["intermediate_size"] = specs[intermediate].shape[0]
+        if bias_flags:
+            config["attention_bias"] = "decoder.layers.0.attn.q.bias" in specs
+            config["mlp_bias"] = "decoder.layers.0.ffn.gate.bias" in specs
+        if "heads.score.weight" in specs:
+            config["num_labels"] = specs["heads.score.weight"].shape[0]
+        return config, ["no config given: inferred from tensor shapes"]
+    return infer
+
+
+def heads_from_shapes(config: dict, specs: dict) -> dict:
+    """head_dim and num_key_value_heads from a given num_attention_heads and the q_proj and
+    k_proj rows (num_attention_heads * head_dim, num_key_value_heads * head_dim)."""
+    heads, q, k = (config.get("num_attention_heads"), specs.get("decoder.layers.0.attn.q.weight"),
+                   specs.get("decoder.layers.0.attn.k.weight"))
+    if not isinstance(heads, int) or heads <= 0 or q is None or k is None:
+        return config
+    if q.shape[0] % heads:
+        raise ValueError(f"num_attention_heads={heads} does not divide q_proj's {q.shape[0]} rows")
+    head_dim = q.shape[0] // heads
+    if k.shape[0] % head_dim:
+        raise ValueError(f"k_proj's {k.shape[0]} rows are no whole number of heads of {head_dim} "
+                         f"(q_proj's {q.shape[0]} rows / num_attention_heads={heads})")
+    derived = {"head_dim": head_dim, "num_key_value_heads": k.shape[0] // head_dim}
+    for key, value in derived.items():
+        if config.get(key) not in (None, value):
+            raise ValueError(f"{key}={config[key]} does not fit the tensors, which say {key}={value} "
+                             f"with num_attention_heads={heads}")
+    return dict(config, **derived)
+
+
+# Fields every Llama-layout family computes with and no tensor holds.
+REQUIRED = ("num_attention_heads", "rope_theta", "rms_norm_eps")
+
+
+def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, description: str,
+                   qa_prefix: str | None = "model.", required: tuple[str, ...] = (),
+                   defaults: dict | None = None, views: tuple[str, ...] = ("pt",),
+                   infer=None, tie_default: bool = False) -> Family:
+    """A Llama-layout family: `classes` is HF's class prefix ('Llama'), `qa_prefix` the base
+    prefix of its ForQuestionAnswering (None: it has none; Llama's and Qwen's nest the model as
+    'transformer.'), `required` and `defaults` what its config adds to REQUIRED and max_position_embeddings."""
+    arch = {f"{classes}{suffix}": roles for suffix, roles in CLASS_ROLES.items()
+            if qa_prefix is not None or suffix != "ForQuestionAnswering"}
+    arch_prefixes = {f"{classes}Model": ""}
+    if qa_prefix not in (None, "model."):
+        arch_prefixes[f"{classes}ForQuestionAnswering"] = qa_prefix
+    return Family(
+        name=name, model_types=(name,), declared_views=views,
+        blocks=(EMBEDDINGS, *layer_blocks, FINAL_NORM, *(h for h in HEADS if qa_prefix or h is not QA_HEAD)),
+        base_prefix={"pt": "model.", "tf2": "model/"},
+        arch_prefixes={"pt": arch_prefixes},
+        architectures=arch,
+        infer_config=infer or infer_decoder_config(name),
+        required=REQUIRED + required,
+        # Rotary positions have no table: the trained length is the release's word.
+        defaults={"max_position_embeddings": 2048, "hidden_act": "silu", **(defaults or {})},
+        from_shapes=heads_from_shapes,
+        tie_default=tie_default,
+        ignore={"pt": (r"(^|\.)rotary_emb\.inv_freq$",)},
+        description=description,
+    )
+
+
+LLAMA = decoder_family(
+    "llama", "Llama", (decoder_layer(), ATTENTION_BIAS, MLP_BIAS), qa_prefix="transformer.",
+    defaults={"rope_scaling": None}, infer=infer_decoder_config("llama", bias_flags=True),
+    description="Llama (meta-llama; HF LlamaModel/LlamaForCausalLM/LlamaFor{Sequence,Token}Classification/"
+                "LlamaForQuestionAnswering)")
+MISTRAL = decoder_family(
+    "mistral", "Mistral", (decoder_layer(),),
+    # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
+    required=("sliding_window",), defaults={"max_position_embeddings": 131072},
+    description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"
+                "MistralForQuestionAnswering; TF TFMistralModel/ForCausalLM/ForSequenceClassification)")
+QWEN2 = decoder_family(
+    "qwen2", "Qwen2", (decoder_layer(qkv_bias=True),), qa_prefix="transformer.",
+    defaults={"max_position_embeddings": 32768, "use_sliding_window": False, "rope_scaling": None},
+    description="Qwen2 (Qwen; HF Qwen2Model/Qwen2ForCausalLM/Qwen2For{Sequence,Token}Classification/"
+                "Qwen2ForQuestionAnswering)")
+QWEN3 = decoder_family(
+    "qwen3", "Qwen3", (decoder_layer(qk_norm=True),), qa_prefix="transformer.",
+    defaults={"max_position_embeddings": 32768, "use_sliding_window": False, "rope_scaling": None},
+    description="Qwen3 (Qwen; HF Qwen3Model/Qwen3ForCausalLM/Qwen3For{Sequence,Token}Classification/"
+                "Qwen3ForQuestionAnswering)")
+FAMILIES = [LLAMA, MISTRAL, QWEN2, QWEN3]

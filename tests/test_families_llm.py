@@ -1,0 +1,171 @@
+"""The decoder LLM families (llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2) as people
+convert them now: every HF class saved in bf16 and sharded (safetensors shards + index), pt ->
+pt bit-exact with transformers loading the output strictly and giving the same logits, the
+shell pipe writing the same file, tie_word_embeddings both ways, weights files without a
+config (never a guessed head count or rope_theta), and Mistral's TF2 classes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+from safetensors.torch import load_file  # noqa: E402
+
+import zoo  # noqa: E402
+from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
+from irconv import FAMILIES  # noqa: E402
+from zoo import inputs_for, make_pt, run_pt  # noqa: E402
+
+LLM_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+CASES = [(fam, cls) for fam in LLM_FAMILIES for cls in FAMILIES.get(fam).architectures]
+ids = [f"{f}-{c}" for f, c in CASES]
+CAUSAL = [(fam, next(c for c in FAMILIES.get(fam).architectures if c.endswith("ForCausalLM"))) for fam in LLM_FAMILIES]
+
+
+def safetensors_dir(directory) -> dict:
+    """Every tensor of a directory's safetensors files (one file or shards), read by safetensors."""
+    out = {}
+    for path in sorted(directory.glob("*.safetensors")):
+        shard = load_file(path)
+        assert not set(shard) & set(out), path
+        out.update(shard)
+    return out
+
+
+def assert_bit_exact(src, out):
+    ref, got = safetensors_dir(src), safetensors_dir(out)
+    assert sorted(ref) == sorted(got)
+    for name, tensor in ref.items():
+        assert got[name].dtype == tensor.dtype and got[name].shape == tensor.shape, name
+        assert torch.equal(tensor.reshape(-1).view(torch.uint8), got[name].reshape(-1).view(torch.uint8)), name
+
+
+def loads_strictly(cls_name, directory, dtype=torch.bfloat16):
+    model, info = getattr(transformers, cls_name).from_pretrained(directory, output_loading_info=True, dtype=dtype)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    return model.eval()
+
+
+def assert_same_outputs(ref: dict, got: dict):
+    """Same weights, same class, same dtype, same CPU kernels: the outputs are the same numbers."""
+    assert ref and sorted(ref) == sorted(got)
+    for key in ref:
+        assert ref[key].shape == got[key].shape and (ref[key] == got[key]).all(), key
+
+
+def bf16_sharded(family, cls_name, directory, seed=31, **overrides):
+    """A tiny random HF model in bf16, saved in ~20 KB shards with an index, as hub LLMs are;
+    returned as transformers loads that directory (a model cast with .to(bf16) also rounds its
+    rotary inv_freq buffer, which a loaded one keeps in float32)."""
+    make_pt(family, cls_name, seed=seed, **overrides).to(torch.bfloat16).save_pretrained(directory, max_shard_size="20KB")
+    assert (directory / "model.safetensors.index.json").exists() and len(list(directory.glob("*.safetensors"))) > 1
+    return loads_strictly(cls_name, directory)
+
+
+@pytest.mark.parametrize("family,cls_name", CASES, ids=ids)
+def test_bf16_sharded_to_pt(family, cls_name, tmp):
+    model = bf16_sharded(family, cls_name, tmp / "src")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    assert_bit_exact(tmp / "src", tmp / "out")
+    assert all(t.dtype == torch.bfloat16 for t in safetensors_dir(tmp / "out").values())
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config["model_type"] == family and config["architectures"] == [cls_name]
+    loaded = loads_strictly(cls_name, tmp / "out")
+    inputs = inputs_for(family, model.config)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+@pytest.mark.parametrize("family,cls_name", CAUSAL, ids=[f for f, _ in CAUSAL])
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_tie_both_ways_and_the_pipe(family, cls_name, tie, tmp):
+    model = bf16_sharded(family, cls_name, tmp / "src", seed=32, tie_word_embeddings=tie)
+    assert ("lm_head.weight" in safetensors_dir(tmp / "src")) is not tie
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    assert_bit_exact(tmp / "src", tmp / "out")
+    assert json.loads((tmp / "out" / "config.json").read_text()).get("tie_word_embeddings", False) is tie
+    loaded = loads_strictly(cls_name, tmp / "out")
+    assert (loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()) is tie
+    inputs = inputs_for(family, model.config)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+    # `irconv import pt DIR | irconv export pt OUT` writes the very same file.
+    rc, err, proc = run_pipe(["import", "pt", tmp / "src"], ["export", "pt", tmp / "piped"])
+    assert rc == 0 and proc.returncode == 0, (err, proc.stderr)
+    assert (tmp / "piped" / "model.safetensors").read_bytes() == (tmp / "out" / "model.safetensors").read_bytes()
+
+
+def test_old_rotary_buffers_are_dropped(tmp):
+    """Checkpoints saved before transformers made inv_freq non-persistent carry it per layer."""
+    model = make_pt("llama", "LlamaForCausalLM", seed=33)
+    model.save_pretrained(tmp / "src")
+    tensors = load_file(tmp / "src" / "model.safetensors")
+    for i in range(2):
+        tensors[f"model.layers.{i}.self_attn.rotary_emb.inv_freq"] = torch.arange(4, dtype=torch.float32)
+    from safetensors.torch import save_file
+    save_file(tensors, tmp / "src" / "model.safetensors", metadata={"format": "pt"})
+    listing = run_irconv("ls", tmp / "src", check=True).stdout.decode() + \
+        run_irconv("ls", tmp / "src", check=True).stderr.decode()
+    assert "rotary_emb.inv_freq" in listing
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    out = load_file(tmp / "out" / "model.safetensors")
+    assert not [k for k in out if "inv_freq" in k]
+    loaded = loads_strictly("LlamaForCausalLM", tmp / "out", dtype=torch.float32)
+    inputs = inputs_for("llama", model.config)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+def test_llama_attention_and_mlp_biases(tmp):
+    model = bf16_sharded("llama", "LlamaForCausalLM", tmp / "src", seed=34, attention_bias=True, mlp_bias=True)
+    assert "model.layers.1.self_attn.o_proj.bias" in safetensors_dir(tmp / "src")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
+    assert_bit_exact(tmp / "src", tmp / "out")
+    loaded = loads_strictly("LlamaForCausalLM", tmp / "out")
+    inputs = inputs_for("llama", model.config)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+# family -> what a bare weights file must be given (beyond REQUIRED's num_attention_heads,
+# rope_theta, rms_norm_eps) and the stated defaults the tiny model does not share.
+BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), ()), "qwen3": ((), ())}
+
+
+@pytest.mark.parametrize("family,cls_name", CAUSAL, ids=[f for f, _ in CAUSAL])
+@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+def test_bare_weights_file(family, cls_name, tie, tmp):
+    model = make_pt(family, cls_name, seed=35, tie_word_embeddings=tie)
+    model.save_pretrained(tmp / "src")
+    (tmp / "src" / "config.json").unlink()
+    if family in ("llama", "mistral"):
+        # They name every tensor alike: without a config the family is asked for.
+        proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt")
+        assert_one_line_error(proc, "model.safetensors", "--model")
+    required, also = BARE[family]
+    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config,
+                     ("num_attention_heads", "rope_theta", "rms_norm_eps", *required), "--to", "pt", "--model", family,
+                     also=("max_position_embeddings", *also))
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config["architectures"] == [cls_name] and config["tie_word_embeddings"] is tie
+    # head_dim and the kv heads follow from num_attention_heads and the q/k projections.
+    head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
+    assert config["head_dim"] == head_dim == model.model.layers[0].self_attn.head_dim
+    assert config["num_key_value_heads"] == model.config.num_key_value_heads == 2
+    zoo.assert_same_safetensors(tmp / "src", tmp / "out")
+    loaded = loads_strictly(cls_name, tmp / "out", dtype=torch.float32)
+    inputs = inputs_for(family, model.config)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+def test_a_head_count_that_does_not_fit_is_refused(tmp):
+    model = make_pt("llama", "LlamaForCausalLM", seed=36)
+    model.save_pretrained(tmp / "src")
+    (tmp / "src" / "config.json").unlink()
+    # q_proj has 4 * 16 = 64 rows: 3 heads do not divide them, 8 heads of 8 leave k_proj's 32
+    # rows as 4 kv heads, which is a fit, but a given num_key_value_heads=2 then is not.
+    for sets, needle in ((["num_attention_heads=3"], "does not divide q_proj's 64 rows"),
+                         (["num_attention_heads=8", "num_key_value_heads=2"], "num_key_value_heads=2 does not fit")):
+        args = [a for s in sets for a in ("--set", s)]
+        proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt", "--model", "llama", *args,
+                          "--set", "rope_theta=500000.0", "--set", "rms_norm_eps=1e-5", "--accept-defaults")
+        assert_one_line_error(proc, "model.safetensors", needle)
+        assert not (tmp / "out").exists()
