@@ -9,19 +9,9 @@ that other views can name apart, and writing the pt view concatenates them back.
 """
 from __future__ import annotations
 
-from .engine import INFERRED, Block, Family, embedding, fused, linear, param
+from .engine import INFERRED, Block, Family, fused, linear, param
+from .llama import CLASS_ROLES, EMBEDDINGS, FINAL_NORM, LM_HEAD, REQUIRED, SCORE, SCORE_BIAS, heads_from_shapes
 from .t5 import rms_norm
-
-# TEMPORARY until the llama family lands: its embeddings, final norm and heads.
-EMBEDDINGS = Block.of("embeddings", [embedding("word", pt="embed_tokens")], pt="")
-FINAL_NORM = Block.of("decoder", [rms_norm("norm", "norm")], pt="")
-LM_HEAD = Block.of("heads.lm", [param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight")],
-                   role="lm", base=False, pt="lm_head")
-SCORE = Block.of("heads.score", [param("weight", ("out", "in"), pt="weight")], role="score", base=False, pt="score")
-SCORE_BIAS = Block.of("heads.score", [param("bias", ("out",), pt="bias")], role="token", base=False, pt="score")
-CLASS_ROLES = {"Model": frozenset(), "ForCausalLM": frozenset({"lm"}),
-               "ForSequenceClassification": frozenset({"score"}),
-               "ForTokenClassification": frozenset({"score", "token"})}
 
 
 def qkv_sizes(config: dict, rows: int) -> tuple[int, int, int]:
@@ -81,12 +71,15 @@ PHI3 = Family(
     architectures={f"Phi3{suffix}": roles for suffix, roles in CLASS_ROLES.items()
                    if suffix != "ForQuestionAnswering"},
     infer_config=infer_phi3_config,
-    # No tensor shows how the q rows divide into heads nor how many k/v heads share them, nor
-    # the rotary base, the norm epsilon, or the long-context rotary scaling and window.
-    required=("num_attention_heads", "num_key_value_heads", "rope_theta", "rms_norm_eps"),
+    # As for llama: the head count, rotary base and norm epsilon are given; the k/v heads and
+    # head_dim then follow from the split q and k rows. Phi-3's long-context releases add
+    # their rotary scaling and window, taken only as stated defaults.
+    required=REQUIRED,
     defaults={"hidden_act": "silu", "max_position_embeddings": 4096, "original_max_position_embeddings": 4096,
               "rope_scaling": None, "partial_rotary_factor": 1.0, "sliding_window": None,
               "tie_word_embeddings": INFERRED},
+    from_shapes=heads_from_shapes,
+    tie_default=False,          # Phi3Config's
     # Older checkpoints saved the rotary frequencies, a buffer computed at run time.
     ignore={"pt": (r"(^|\.)rotary_emb\.inv_freq$",)},
     description="Phi-3 (microsoft; HF Phi3Model/Phi3ForCausalLM/Phi3For{Sequence,Token}Classification)",

@@ -117,7 +117,7 @@ def test_bare_weights_file_needs_the_head_counts(tmp):
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
     zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config,
-                     ("num_attention_heads", "num_key_value_heads", "rope_theta", "rms_norm_eps"), "--to", "pt",
+                     ("num_attention_heads", "rope_theta", "rms_norm_eps"), "--to", "pt",
                      also=("max_position_embeddings", "original_max_position_embeddings"))
     config = json.loads((tmp / "out" / "config.json").read_text())
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
