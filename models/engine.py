@@ -903,7 +903,11 @@ class FamilyView:
             entry, idx = hit
             spelling = entry.param.spellings.get(self.view)
             if spelling is not None and spelling.transform is not None:
-                t = t.transformed(spelling.transform(ckpt.config).inverse())
+                try:
+                    t = t.transformed(spelling.transform(ckpt.config).inverse())
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                    raise MappingError(f"{canonical!r} has no {self.view} layout for this config: {exc!r}",
+                                       path=where) from None
             if entry.canonical in self._stacked:
                 raw = self.raw_name(canonical, prefix)
                 if raw not in merged:
