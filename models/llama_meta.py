@@ -105,12 +105,23 @@ def params_to_config(params: dict) -> dict:
 
 
 def config_to_params(config: dict) -> dict:
-    """HF LlamaConfig -> params.json (for a writer of this layout)."""
-    return {"dim": config["hidden_size"], "n_layers": config["num_hidden_layers"],
-            "n_heads": config["num_attention_heads"],
+    """HF LlamaConfig -> params.json. Meta's code builds the feed-forward width from
+    multiple_of and ffn_dim_multiplier: chosen so that they give intermediate_size."""
+    dim, inner = config["hidden_size"], config["intermediate_size"]
+    base = int(2 * (4 * dim) / 3)
+    multiplier = None if base <= inner else inner / base
+    if ffn_width(dim, inner, multiplier) != inner:
+        raise ValueError(f"no multiple_of and ffn_dim_multiplier give intermediate_size={inner} for dim={dim}")
+    # Meta's attention has dim // n_heads wide heads and plain rotary positions.
+    if config.get("head_dim") not in (None, dim // config["num_attention_heads"]):
+        raise ValueError(f"Meta's layout has no head_dim (heads are dim // n_heads wide; the config has "
+                         f"head_dim={config['head_dim']})")
+    if config.get("rope_scaling") is not None:
+        raise ValueError(f"Meta's layout has no rope_scaling (the config has {config['rope_scaling']!r})")
+    return {"dim": dim, "n_layers": config["num_hidden_layers"], "n_heads": config["num_attention_heads"],
             "n_kv_heads": config.get("num_key_value_heads") or config["num_attention_heads"],
-            "vocab_size": config["vocab_size"], "norm_eps": config["rms_norm_eps"],
-            "rope_theta": config.get("rope_theta", 10000.0)}
+            "vocab_size": config["vocab_size"], "multiple_of": inner, "ffn_dim_multiplier": multiplier,
+            "norm_eps": config["rms_norm_eps"], "rope_theta": config.get("rope_theta", 10000.0)}
 
 
 def with_meta_view(family: Family) -> Family:

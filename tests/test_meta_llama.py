@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -142,4 +143,52 @@ def test_shard_sets_that_make_no_model_are_refused(case, made, tmp):
     change(src)
     proc = run_irconv("convert", src, tmp / "out", "--to", "pt", "--from", "meta")
     assert_one_line_error(proc, *needles)
+    assert not (tmp / "out").exists()
+
+
+def test_pt_to_meta_writes_the_fixtures_layout(made, tmp):
+    """The inverse direction: HF -> meta writes what the fixture script wrote for 1 shard
+    (torch.load of both, bit for bit), a params.json Meta's FeedForward width formula reads
+    the same intermediate size from, and it reads back to the HF model."""
+    model, root = made
+    run_irconv("convert", root / "hf", tmp / "meta", "--to", "meta", check=True)
+    ref = torch.load(root / "meta1" / "consolidated.00.pth", weights_only=True)
+    got = torch.load(tmp / "meta" / "consolidated.00.pth", weights_only=True)
+    ref.pop("rope.freqs")                      # a buffer HF recomputes: never written
+    assert sorted(got) == sorted(ref)
+    for name in ref:
+        assert torch.equal(ref[name].view(torch.uint16), got[name].view(torch.uint16)), name
+    params = json.loads((tmp / "meta" / "params.json").read_text())
+    assert make_meta_llama.ffn_width(params["dim"], params["multiple_of"], params["ffn_dim_multiplier"]) \
+        == model.config.intermediate_size
+    assert (params["n_heads"], params["n_kv_heads"]) == (model.config.num_attention_heads,
+                                                         model.config.num_key_value_heads)
+    run_irconv("convert", tmp / "meta", tmp / "back", "--to", "pt", check=True)
+    assert (tmp / "back" / "model.safetensors").read_bytes() == \
+        run_and_read(root / "meta1", tmp / "direct")
+
+
+def run_and_read(src, out) -> bytes:
+    run_irconv("convert", src, out, "--to", "pt", check=True)
+    return (out / "model.safetensors").read_bytes()
+
+
+def test_reading_meta_imports_no_framework(made, tmp):
+    _, root = made
+    code = (f"import sys, irconv; irconv.convert({str(root / 'meta2')!r}, {str(tmp / 'out')!r}, to='pt'); "
+            "bad = sorted(m for m in ('torch', 'tensorflow', 'transformers') if m in sys.modules); "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp / "out" / "model.safetensors").exists()
+
+
+def test_what_meta_cannot_hold_is_refused(tmp):
+    """Meta's attention has dim // n_heads wide heads: a Llama with another head_dim (zoo's) has
+    no params.json; a family without a meta view is named. One line each, nothing written."""
+    from zoo import make_pt
+    make_pt("llama", "LlamaForCausalLM", seed=3).save_pretrained(tmp / "llama")
+    assert_one_line_error(run_irconv("convert", tmp / "llama", tmp / "out", "--to", "meta"), "head_dim=16")
+    make_pt("phi3", "Phi3ForCausalLM", seed=3).save_pretrained(tmp / "phi3")
+    assert_one_line_error(run_irconv("convert", tmp / "phi3", tmp / "out", "--to", "meta"), "'phi3'", "'meta'")
     assert not (tmp / "out").exists()
