@@ -36,10 +36,13 @@ def shard_files(directory: Path) -> list[Path]:
     return [p for _, p in numbered]
 
 
-def _same(tensors: list[Tensor]) -> bool:
-    first = tensors[0]
-    return all(t.dtype == first.dtype and t.shape == first.shape for t in tensors) and all(
-        as_bytes(t.load()).tobytes() == as_bytes(first.load()).tobytes() for t in tensors[1:])
+def _first_different(parts: list[Tensor]) -> int | None:
+    """The index of the first part whose dtype, shape or bytes differ from parts[0]'s, or None."""
+    first = parts[0]
+    if any(t.dtype != first.dtype or t.shape != first.shape for t in parts):
+        return next(n for n, t in enumerate(parts) if (t.dtype, t.shape) != (first.dtype, first.shape))
+    want = as_bytes(first.load()).tobytes()
+    return next((n for n, t in enumerate(parts[1:], 1) if as_bytes(t.load()).tobytes() != want), None)
 
 
 class MetaImporter(Importer):
@@ -93,14 +96,14 @@ class MetaImporter(Importer):
         entry = hit[0]
         axis = entry.param.spellings[view].shard
         if axis is None:
-            if not _same(parts):
-                odd = next(p for p, t in zip(files, parts) if not _same([parts[0], t]))
+            odd = _first_different(parts)
+            if odd is not None:
                 raise FormatError(f"{name!r} differs from {files[0].name}'s, but every shard holds the whole "
-                                  "tensor (it is not model-parallel)", path=str(odd))
+                                  "tensor (it is not model-parallel)", path=str(files[odd]))
             return parts[0]
-        odd = next((p for p, t in zip(files, parts) if len(t.shape) != len(entry.raw_axes)), None)
-        if odd is not None:
-            return parts[0] if odd == files[0] else parts[files.index(odd)]   # the view names its shape
+        wrong = [t for t in parts if len(t.shape) != len(entry.raw_axes)]
+        if wrong:
+            return wrong[0]           # the view reports the shape it expected
         index = entry.raw_axes.index(axis)
         try:
             return Split(index, tuple(t.shape[index] for t in parts)).merge(parts, name)

@@ -173,7 +173,7 @@ LLAMA = decoder_family(
     defaults={"rope_scaling": None}, infer=infer_decoder_config("llama", bias_flags=True),
     description="Llama (meta-llama; HF LlamaModel/LlamaForCausalLM/LlamaFor{Sequence,Token}Classification/"
                 "LlamaForQuestionAnswering)")
-# The original Meta release's layout, a read view of its own (models/llama_meta.py).
+# The original Meta release's layout, a view of its own (models/llama_meta.py).
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
     "mistral", "Mistral", (decoder_layer(),),

@@ -1,5 +1,6 @@
 """The original Meta Llama release as a view of the llama family ("meta"): what
-convert_llama_weights_to_hf.py reads (consolidated.NN.pth + params.json + tokenizer.model).
+convert_llama_weights_to_hf.py reads (consolidated.NN.pth + params.json + tokenizer.model),
+read by importers/meta.py and written (one shard) by exporters/meta.py.
 
 Its names are Meta's llama/model.py modules (`layers.{i}.attention.wq`, `feed_forward.w1` ...).
 Two things differ beyond names, both declared here and undone by inverting them:

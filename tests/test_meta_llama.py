@@ -127,6 +127,8 @@ BAD = {
     "last shard missing": (lambda src: (src / "consolidated.01.pth").unlink(), ("params.json", "attention.wq")),
     "replicated norm differs": (lambda src: _resave(src / "consolidated.01.pth", _bump("layers.1.ffn_norm.weight")),
                                 ("consolidated.01.pth", "'layers.1.ffn_norm.weight' differs")),
+    "shard lacks a tensor": (lambda src: _resave(src / "consolidated.01.pth", lambda s: s.pop("layers.1.attention.wv.weight")),
+                             ("consolidated.01.pth", "holds other tensors", "layers.1.attention.wv.weight")),
     "dim contradicts": (_params(dim=64), ("params.json",)),
     "kv heads contradict": (_params(n_kv_heads=1), ("params.json", "n_kv_heads=1", "attention.wk")),
     "ffn width contradicts": (_params(multiple_of=256), ("params.json", "multiple_of=256", "feed_forward.w1")),
