@@ -108,4 +108,5 @@ class MetaImporter(Importer):
         try:
             return Split(index, tuple(t.shape[index] for t in parts)).merge(parts, name)
         except ValueError as exc:
-            raise FormatError(f"cannot merge the shards of {name!r} along {axis!r}: {exc}", path=str(files[0])) from None
+            raise FormatError(f"cannot merge the shards of {name!r} along {axis!r}: {exc}",
+                              path=str(files[0])) from None

@@ -827,7 +827,8 @@ class FamilyView:
                     moved = split.apply(t.with_spec(axes=entry.raw_axes),
                                         tuple(e.canonical.format(**idx) for e in entries))
                 except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-                    raise MappingError(f"cannot split {t.name!r} into {', '.join(f.parts)}: {exc}", path=where) from None
+                    raise MappingError(f"cannot split {t.name!r} into {', '.join(f.parts)}: {exc}",
+                                       path=where) from None
                 for e, part in zip(entries, moved):
                     tensors[part.name] = part.transformed(relayout(e.raw_axes, e.param.axes))
             tensors = {c: tensors[c] for c in sorted(tensors, key=order.__getitem__)}
