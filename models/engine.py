@@ -747,7 +747,10 @@ class FamilyView:
                                 + (f"; a class that has them: {fits}" if fits else ""))
         if config is None and prefix and prefix == self.base_prefix and fam.arch_prefixes.get(self.view):
             implied = frozenset().union(*fam.architectures.values())
-        roles |= {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        tie_only = {b.role for b in fam.blocks if b.role in implied and all(p.tied_to for p in b.params)}
+        if config is None and fam.architecture_for(roles | tie_only) is None and fam.architecture_for(roles):
+            tie_only = set()      # the heads present make a class without them: a classifier, no LM
+        roles |= tie_only
 
         # The tie decision: the config's flag when there is a config, else shared storage.
         def tied(entry: _Entry, canonical: str) -> bool:
@@ -932,8 +935,15 @@ class FamilyView:
             if hit is not None and (not hit[0].raw or not hit[0].param.spellings[self.view].tied_copy):
                 continue                      # this view ties it without storing a name
             raw_alias, raw_target = self.raw_name(alias, prefix), self.raw_name(target, prefix)
+            target_hit = self._canonical.match(target)
             if raw_alias is None or raw_target is None:
                 unknown.append(alias)
+            elif hit is not None and target_hit is not None and hit[0].raw_axes != target_hit[0].raw_axes \
+                    and target in ckpt.tensors:
+                # A copy stored in another layout (TF Mistral's lm_head kernel is the embedding
+                # matrix transposed) is a tensor of its own, not a second name for the bytes.
+                out.append(ckpt.tensors[target].transformed(relayout(hit[0].param.axes, hit[0].raw_axes))
+                           .with_spec(name=raw_alias))
             else:
                 aliases[raw_alias] = raw_target
         if unknown:

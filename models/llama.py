@@ -176,7 +176,7 @@ LLAMA = decoder_family(
 # The original Meta release's layout, a view of its own (models/llama_meta.py).
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
-    "mistral", "Mistral", (decoder_layer(),),
+    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"),
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
     required=("sliding_window",), defaults={"max_position_embeddings": 131072},
     description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"

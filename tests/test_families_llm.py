@@ -18,7 +18,7 @@ from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
 from zoo import inputs_for, make_pt, run_pt  # noqa: E402
 
-LLM_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+LLM_FAMILIES = ("llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2")
 CASES = [(fam, cls) for fam in LLM_FAMILIES for cls in FAMILIES.get(fam).architectures]
 ids = [f"{f}-{c}" for f, c in CASES]
 CAUSAL = [(fam, next(c for c in FAMILIES.get(fam).architectures if c.endswith("ForCausalLM"))) for fam in LLM_FAMILIES]
@@ -84,7 +84,9 @@ def test_tie_both_ways_and_the_pipe(family, cls_name, tie, tmp):
     assert ("lm_head.weight" in safetensors_dir(tmp / "src")) is not tie
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
     assert_bit_exact(tmp / "src", tmp / "out")
-    assert json.loads((tmp / "out" / "config.json").read_text()).get("tie_word_embeddings", False) is tie
+    # HF writes the flag only where it is not the config class's default (Gemma's is true).
+    config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config.get("tie_word_embeddings", FAMILIES.get(family).tie_default) is tie
     loaded = loads_strictly(cls_name, tmp / "out")
     assert (loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()) is tie
     inputs = inputs_for(family, model.config)
@@ -127,28 +129,38 @@ def test_llama_attention_and_mlp_biases(tmp):
 
 # family -> what a bare weights file must be given (beyond REQUIRED's num_attention_heads,
 # rope_theta, rms_norm_eps) and the stated defaults the tiny model does not share.
-BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), ()), "qwen3": ((), ())}
+BARE = {"llama": ((), ()), "mistral": (("sliding_window",), ()), "qwen2": ((), ()), "qwen3": ((), ()),
+        "mixtral": (("num_experts_per_tok", "sliding_window"), ()), "gemma": ((), ()),
+        "gemma2": (("query_pre_attn_scalar", "sliding_window"), ())}
 
 
-@pytest.mark.parametrize("family,cls_name", CAUSAL, ids=[f for f, _ in CAUSAL])
-@pytest.mark.parametrize("tie", [True, False], ids=["tied", "untied"])
+# Every family's LM tied and untied, and Llama's other classes (a tied LM head leaves no tensor,
+# so the classifiers' heads must not read as an LM's).
+BARE_CASES = [(f, c, tie) for f, c in CAUSAL for tie in (True, False)] + \
+    [("llama", c, False) for c in FAMILIES.get("llama").architectures if not c.endswith("ForCausalLM")]
+
+
+@pytest.mark.parametrize("family,cls_name,tie", BARE_CASES,
+                         ids=[f"{c}-{'tied' if tie else 'untied'}" for _, c, tie in BARE_CASES])
 def test_bare_weights_file(family, cls_name, tie, tmp):
     model = make_pt(family, cls_name, seed=35, tie_word_embeddings=tie)
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
-    if family in ("llama", "mistral"):
+    if family in ("llama", "mistral", "gemma"):
         # They name every tensor alike: without a config the family is asked for.
         proc = run_irconv("convert", tmp / "src" / "model.safetensors", tmp / "out", "--to", "pt")
         assert_one_line_error(proc, "model.safetensors", "--model")
     required, also = BARE[family]
     zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config,
                      ("num_attention_heads", "rope_theta", "rms_norm_eps", *required), "--to", "pt", "--model", family,
-                     also=("max_position_embeddings", *also))
+                     # A batch's padding (which token the sequence classifier reads) is no tensor either.
+                     also=("max_position_embeddings", *also, *(("pad_token_id",) if "Sequence" in cls_name else ())))
     config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["architectures"] == [cls_name] and config["tie_word_embeddings"] is tie
+    assert config["architectures"] == [cls_name]
+    assert config["tie_word_embeddings"] is tie or not cls_name.endswith("LM")
     # head_dim and the kv heads follow from num_attention_heads and the q/k projections.
     head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
-    assert config["head_dim"] == head_dim == model.model.layers[0].self_attn.head_dim
+    assert config["head_dim"] == head_dim == model.base_model.layers[0].self_attn.head_dim
     assert config["num_key_value_heads"] == model.config.num_key_value_heads == 2
     zoo.assert_same_safetensors(tmp / "src", tmp / "out")
     loaded = loads_strictly(cls_name, tmp / "out", dtype=torch.float32)
@@ -169,3 +181,69 @@ def test_a_head_count_that_does_not_fit_is_refused(tmp):
                           "--set", "rope_theta=500000.0", "--set", "rms_norm_eps=1e-5", "--accept-defaults")
         assert_one_line_error(proc, "model.safetensors", needle)
         assert not (tmp / "out").exists()
+
+
+# ---- Mistral in TF2 (TFMistralModel, TFMistralForCausalLM, TFMistralForSequenceClassification)
+
+TF_ATOL = 1e-5
+TF_CLASSES = ["MistralModel", "MistralForCausalLM", "MistralForSequenceClassification"]
+# TF Mistral masks no sliding window (its attention is causal only): the same model computes the
+# same there only for inputs within the window, so these models have none.
+NO_WINDOW = dict(sliding_window=None)
+
+
+@pytest.fixture(scope="module")
+def tf_helpers():
+    pytest.importorskip("tensorflow")
+    import test_tf2
+    return test_tf2
+
+
+@pytest.mark.parametrize("cls_name,tie", [(c, False) for c in TF_CLASSES] + [("MistralForCausalLM", True)],
+                         ids=[*TF_CLASSES, "MistralForCausalLM-tied"])
+def test_mistral_pt_to_tf2_and_back(cls_name, tie, tf_helpers, tmp):
+    model = make_pt("mistral", cls_name, seed=41, tie_word_embeddings=tie, **NO_WINDOW)
+    model.save_pretrained(tmp / "pt")
+    run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2", check=True)
+    tf_model = tf_helpers.tf_loads_cleanly(cls_name, tmp / "tf2")
+    if tie:
+        # TF's lm_head is a Dense layer of its own: it holds the embedding matrix, transposed.
+        kernel = tf_model.lm_head.weights[0].numpy()
+        assert tf_helpers.same_bytes(kernel, model.model.embed_tokens.weight.detach().numpy().T.copy())
+    inputs = inputs_for("mistral", model.config)
+    zoo.assert_close(run_pt(model, inputs), zoo.run_tf(tf_model, inputs), TF_ATOL)
+    run_irconv("convert", tmp / "tf2", tmp / "back", "--to", "pt", check=True)
+    zoo.assert_same_safetensors(tmp / "pt", tmp / "back")
+    loaded = loads_strictly(cls_name, tmp / "back", dtype=torch.float32)
+    assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+@pytest.mark.parametrize("cls_name", TF_CLASSES)
+def test_mistral_tf2_made_by_tf_to_pt(cls_name, tf_helpers, tmp):
+    tf_model = zoo.make_tf("mistral", cls_name, seed=42, **NO_WINDOW)
+    tf_model.save_pretrained(tmp / "tf2")
+    run_irconv("convert", tmp / "tf2", tmp / "pt", "--to", "pt", check=True)
+    loaded = loads_strictly(cls_name, tmp / "pt", dtype=torch.float32)
+    inputs = inputs_for("mistral", tf_model.config)
+    zoo.assert_close(zoo.run_tf(tf_model, inputs), run_pt(loaded, inputs), TF_ATOL)
+    # ... and back to TF2 the very same variables.
+    run_irconv("convert", tmp / "pt", tmp / "tf2-again", "--to", "tf2", check=True)
+    ref, got = tf_helpers.h5_datasets(tmp / "tf2" / "tf_model.h5"), tf_helpers.h5_datasets(tmp / "tf2-again" / "tf_model.h5")
+    assert sorted(ref) == sorted(got) and all(tf_helpers.same_bytes(ref[k], got[k]) for k in ref)
+
+
+def test_mistral_bf16_to_tf2_only_with_cast(tf_helpers, tmp):
+    """HF's TF classes load no bf16 h5: refused, never cast silently; --cast f32 converts."""
+    model = bf16_sharded("mistral", "MistralForCausalLM", tmp / "src", seed=43, **NO_WINDOW)
+    proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, "BF16", "--cast F32")
+    assert not (tmp / "tf2").exists()
+    run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2", "--cast", "f32", check=True)
+    assert {a.dtype.name for a in tf_helpers.h5_datasets(tmp / "tf2" / "tf_model.h5").values()} == {"float32"}
+    tf_model = tf_helpers.tf_loads_cleanly("MistralForCausalLM", tmp / "tf2")
+    reference = loads_strictly("MistralForCausalLM", tmp / "src", dtype=torch.float32)   # bf16 values, f32 math
+    inputs = inputs_for("mistral", model.config)
+    zoo.assert_close(run_pt(reference, inputs), zoo.run_tf(tf_model, inputs), TF_ATOL)
+    # The cast is exact (every bf16 is a float32): back to bf16 gives the source bytes.
+    run_irconv("convert", tmp / "tf2", tmp / "back", "--to", "pt", "--cast", "bf16", check=True)
+    assert_bit_exact(tmp / "src", tmp / "back")

@@ -82,6 +82,10 @@ CONFIGS = {
     "mistral": ("MistralConfig", dict(_LLM, sliding_window=5)),
     "qwen2": ("Qwen2Config", dict(_LLM)),
     "qwen3": ("Qwen3Config", dict(_LLM, head_dim=16)),
+    # Four experts, two per token; Gemma's head_dim (GemmaConfig's default is 256) is given.
+    "mixtral": ("MixtralConfig", dict(_LLM, num_local_experts=4, num_experts_per_tok=2)),
+    "gemma": ("GemmaConfig", dict(_LLM, head_dim=16)),
+    "gemma2": ("Gemma2Config", dict(_LLM, head_dim=16, sliding_window=5, query_pre_attn_scalar=12)),
     # Different encoder and decoder depths, so the two repeat counts cannot be confused.
     "t5": ("T5Config", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3,
                             num_heads=4, relative_attention_num_buckets=8)),
