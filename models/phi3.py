@@ -77,7 +77,8 @@ PHI3 = Family(
     required=REQUIRED,
     defaults={"hidden_act": "silu", "max_position_embeddings": 4096, "original_max_position_embeddings": 4096,
               "rope_scaling": None, "partial_rotary_factor": 1.0, "sliding_window": None,
-              "tie_word_embeddings": INFERRED},
+              # the releases' padding token (which token a sequence classifier reads)
+              "pad_token_id": 32000, "tie_word_embeddings": INFERRED},
     from_shapes=heads_from_shapes,
     tie_default=False,          # Phi3Config's
     # Older checkpoints saved the rotary frequencies, a buffer computed at run time.

@@ -112,18 +112,32 @@ def test_tied_and_untied_lm_head(tied, tmp):
     assert torch.equal(logits("Phi3ForCausalLM", tmp / "src", inputs), logits("Phi3ForCausalLM", tmp / "out", inputs))
 
 
-def test_bare_weights_file_needs_the_head_counts(tmp):
-    model = make_pt("phi3", "Phi3ForCausalLM", seed=98).to(torch.bfloat16)
+BARE_CASES = [("Phi3ForCausalLM", True)] + [(c, False) for c in CLASSES]
+
+
+@pytest.mark.parametrize("cls_name,tied", BARE_CASES, ids=[f"{c}-{'tied' if t else 'untied'}" for c, t in BARE_CASES])
+def test_bare_weights_file_needs_the_head_counts(cls_name, tied, tmp):
+    """No config.json: the fused tensors split by the shapes (q is hidden_size rows), the k/v
+    heads follow from the given head count, and each class comes back as itself."""
+    model = make_pt("phi3", cls_name, seed=98, tie_word_embeddings=tied).to(torch.bfloat16)
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
+    # The padding token (which token the sequence classifier reads; Phi3Model's embedding
+    # refuses Phi-3's 32000 in a 99-word table) is no tensor either.
     zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config,
-                     ("num_attention_heads", "rope_theta", "rms_norm_eps"), "--to", "pt",
-                     also=("max_position_embeddings", "original_max_position_embeddings"))
+                     ("num_attention_heads", "rope_theta", "rms_norm_eps"), "--to", "pt", "--model", "phi3",
+                     also=("max_position_embeddings", "original_max_position_embeddings", "pad_token_id"))
     config = json.loads((tmp / "out" / "config.json").read_text())
+    assert config["architectures"] == [cls_name]
     for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads"):
+                "num_key_value_heads", "rope_theta"):
         assert config[key] == getattr(model.config, key), key
+    assert config["tie_word_embeddings"] is tied or not cls_name.endswith("LM")
     assert_same_tensors(hf_tensors(tmp / "src"), hf_tensors(tmp / "out"))
+    inputs = inputs_for("phi3", model.config)
+    with torch.no_grad():
+        want = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})[0]
+    assert torch.equal(want, logits(cls_name, tmp / "out", inputs))
 
 
 def test_fused_tensor_the_config_does_not_split_is_refused(sources, tmp):
