@@ -678,10 +678,6 @@ class FamilyView:
                 (skipped if self.is_ignored(t.name) else unplaced).append(t.name)
                 continue
             entry, canonical, idx = hit
-            if entry.canonical in self._stacked:
-                # Placed under its first part's name; split once the config gives the sizes.
-                stacked[canonical] = (self._stacked[entry.canonical], t, idx)
-                canonical = f"{canonical} (stacked)"
             if canonical in placed:
                 problems.append(f"{t.name!r} and {placed[canonical][1].name!r} both map to {canonical!r}")
                 continue
@@ -696,10 +692,12 @@ class FamilyView:
                     problems.append(f"{t.name!r}: index {idx[field_name]} of {key!r} counts from "
                                     f"{entry.block.first[field_name]}")
                 max_index[key] = max(max_index.get(key, -1), n)
+            if entry.canonical in self._stacked:
+                # Named by its first part; split below, once the config gives the extents.
+                stacked[canonical] = (self._stacked[entry.canonical], t, idx)
+                continue
             placed[canonical] = (entry, t)
 
-        for first in stacked:
-            del placed[f"{first} (stacked)"]
         # Every part of a stacked tensor counts as placed (it is split below).
         parts_of = {entry.canonical.format(**idx): first
                     for first, ((_, entries), _, idx) in stacked.items() for entry in entries}
@@ -887,7 +885,8 @@ class FamilyView:
         try:
             return Split(axis, tuple(p.shape[axis] for p in parts)).merge(parts, raw)
         except ValueError as exc:
-            raise MappingError(f"cannot stack {', '.join(map(repr, names))} into {raw!r}: {exc}", path=where) from None
+            raise MappingError(f"cannot stack {', '.join(map(repr, names))} into {raw!r}: {exc}",
+                               path=where) from None
 
     def _expand(self, template: str, canonical: str, entry: _Entry) -> str:
         hit = self._canonical.match(canonical)
