@@ -151,3 +151,12 @@ def test_fused_tensor_the_config_does_not_split_is_refused(sources, tmp):
     proc = run_irconv("convert", src, tmp / "out", "--to", "pt")
     assert_one_line_error(proc, "qkv_proj.weight", "does not split into [32, 8, 8]")
     assert not (tmp / "out").exists()
+
+
+def test_bin_output_holds_the_fused_tensors(sources, tmp):
+    """--bin: torch.load reads the re-stacked qkv_proj and gate_up_proj, HF's bytes."""
+    src = sources["Phi3ForCausalLM"]
+    run_irconv("convert", src, tmp / "out", "--to", "pt", "--bin", check=True)
+    got = torch.load(tmp / "out" / "pytorch_model.bin", weights_only=True)
+    assert_same_tensors(hf_tensors(src), got)
+    assert "model.layers.1.mlp.gate_up_proj.weight" in got
