@@ -62,6 +62,11 @@ class Exporter:
                 self.write(ckpt, tmp, options, progress or (lambda t: None))
             except OSError as exc:
                 raise write_error(exc, tmp, out) from None
+            except IrconvError as exc:
+                # The temporary sibling is no name the user knows: say OUT.
+                if exc.path != str(tmp):
+                    raise
+                raise type(exc)(str(exc)[len(f"{tmp}: "):], path=str(out)) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
             try:
                 carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name, out)

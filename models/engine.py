@@ -441,6 +441,9 @@ class Family:
     # leaves it out: True in PretrainedConfig, False in LlamaConfig and its kin (whose saved
     # configs then name it only when true).
     tie_default: bool = True
+    # view -> config -> why that view's framework class would compute another model (None: it
+    # would not); export to the view is then refused. HF's TF Mistral ignores config.head_dim.
+    view_limits: Mapping[str, Callable[[dict], str | None]] = field(default_factory=dict)
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
@@ -896,6 +899,10 @@ class FamilyView:
 
     def from_canonical(self, ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str]]:
         """Raw tensors (lazy, renamed and re-laid-out) in checkpoint order, and raw aliases."""
+        limit = self.family.view_limits.get(self.view)
+        problem = limit(ckpt.config) if limit else None
+        if problem:
+            raise MappingError(f"the {self.family.name} {self.view!r} view cannot hold this model: {problem}", path=where)
         prefix = self.export_prefix(ckpt)
         out, unknown, merged = [], [], set()
         for canonical, t in ckpt.tensors.items():

@@ -139,10 +139,19 @@ def heads_from_shapes(config: dict, specs: dict) -> dict:
 REQUIRED = ("num_attention_heads", "rope_theta", "rms_norm_eps")
 
 
+def tf_head_dim(config: dict) -> str | None:
+    """HF's TF Mistral takes head_dim as hidden_size // num_attention_heads, whatever the config says."""
+    heads, hidden, head_dim = (config.get(k) for k in ("num_attention_heads", "hidden_size", "head_dim"))
+    if isinstance(heads, int) and heads > 0 and isinstance(hidden, int) and head_dim not in (None, hidden // heads):
+        return (f"head_dim={head_dim}, but HF's TF class computes hidden_size / num_attention_heads = "
+                f"{hidden} / {heads} and has no head_dim setting")
+    return None
+
+
 def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, description: str,
                    qa_prefix: str | None = "model.", required: tuple[str, ...] = (),
                    defaults: dict | None = None, views: tuple[str, ...] = ("pt",),
-                   infer=None, tie_default: bool = False) -> Family:
+                   infer=None, tie_default: bool = False, view_limits: dict | None = None) -> Family:
     """A Llama-layout family: `classes` is HF's class prefix ('Llama'), `qa_prefix` the base
     prefix of its ForQuestionAnswering (None: it has none; Llama's and Qwen's nest the model as
     'transformer.'), `required` and `defaults` what its config adds to REQUIRED and max_position_embeddings."""
@@ -163,6 +172,7 @@ def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, 
         defaults={"max_position_embeddings": 2048, "hidden_act": "silu", **(defaults or {})},
         from_shapes=heads_from_shapes,
         tie_default=tie_default,
+        view_limits=view_limits or {},
         ignore={"pt": (r"(^|\.)rotary_emb\.inv_freq$",)},
         description=description,
     )
@@ -176,7 +186,7 @@ LLAMA = decoder_family(
 # The original Meta release's layout, a view of its own (models/llama_meta.py).
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
-    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"),
+    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"), view_limits={"tf2": tf_head_dim},
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
     required=("sliding_window",), defaults={"max_position_embeddings": 131072},
     description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"

@@ -247,3 +247,13 @@ def test_mistral_bf16_to_tf2_only_with_cast(tf_helpers, tmp):
     # The cast is exact (every bf16 is a float32): back to bf16 gives the source bytes.
     run_irconv("convert", tmp / "tf2", tmp / "back", "--to", "pt", "--cast", "bf16", check=True)
     assert_bit_exact(tmp / "src", tmp / "back")
+
+
+def test_mistral_with_its_own_head_dim_is_refused_for_tf2(tmp):
+    """TF Mistral has no head_dim setting: a model whose heads are not hidden_size / heads wide
+    would load there with wrongly shaped projections; it is refused, nothing written."""
+    model = make_pt("mistral", "MistralForCausalLM", seed=44, head_dim=16)
+    model.save_pretrained(tmp / "pt")
+    proc = run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, f"{tmp / 'tf2'}: ", "head_dim=16", "32 / 4")
+    assert not (tmp / "tf2").exists()
