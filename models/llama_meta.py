@@ -113,16 +113,21 @@ def config_to_params(config: dict) -> dict:
     multiplier = None if base <= inner else inner / base
     if ffn_width(dim, inner, multiplier) != inner:
         raise ValueError(f"no multiple_of and ffn_dim_multiplier give intermediate_size={inner} for dim={dim}")
-    # Meta's attention has dim // n_heads wide heads and plain rotary positions.
-    if config.get("head_dim") not in (None, dim // config["num_attention_heads"]):
-        raise ValueError(f"Meta's layout has no head_dim (heads are dim // n_heads wide; the config has "
-                         f"head_dim={config['head_dim']})")
-    if config.get("rope_scaling") is not None:
-        raise ValueError(f"Meta's layout has no rope_scaling (the config has {config['rope_scaling']!r})")
     return {"dim": dim, "n_layers": config["num_hidden_layers"], "n_heads": config["num_attention_heads"],
             "n_kv_heads": config.get("num_key_value_heads") or config["num_attention_heads"],
             "vocab_size": config["vocab_size"], "multiple_of": inner, "ffn_dim_multiplier": multiplier,
             "norm_eps": config["rms_norm_eps"], "rope_theta": config.get("rope_theta", 10000.0)}
+
+
+def meta_limits(config: dict) -> str | None:
+    """Why Meta's code would compute another model from this config: its heads are always
+    dim // n_heads wide and its rotary positions plain (params.json has no setting for either)."""
+    heads, dim, head_dim = (config.get(k) for k in ("num_attention_heads", "hidden_size", "head_dim"))
+    if isinstance(heads, int) and heads > 0 and isinstance(dim, int) and head_dim not in (None, dim // heads):
+        return f"head_dim={head_dim}, but Meta's heads are dim / n_heads = {dim} / {heads} wide"
+    if config.get("rope_scaling") is not None:
+        return f"rope_scaling={config['rope_scaling']!r}, which params.json cannot state"
+    return None
 
 
 def with_meta_view(family: Family) -> Family:
@@ -132,6 +137,7 @@ def with_meta_view(family: Family) -> Family:
         spelled = SPELLINGS.get((block.name, block.role))
         blocks.append(with_view(block, VIEW, *spelled) if spelled else block)
     return replace(family, blocks=tuple(blocks), declared_views=(*family.declared_views, VIEW),
+                   view_limits={**family.view_limits, VIEW: meta_limits},
                    view_configs={**family.view_configs,
                                  VIEW: ViewConfig("params.json", params_to_config, config_to_params)},
                    # Llama 1's files carry the rotary frequencies, which HF computes.
