@@ -113,6 +113,12 @@ def _bump(name):
     return change
 
 
+def _narrow(name):
+    def change(state):
+        state[name] = state[name][:, 1:].clone()
+    return change
+
+
 def _params(**changes):
     def change(src: Path):
         params = json.loads((src / "params.json").read_text())
@@ -130,6 +136,8 @@ BAD = {
     "shard lacks a tensor": (lambda src: _resave(src / "consolidated.01.pth",
                                                  lambda state: state.pop("layers.1.attention.wv.weight")),
                              ("consolidated.01.pth", "holds other tensors", "layers.1.attention.wv.weight")),
+    "shards do not stack": (lambda src: _resave(src / "consolidated.01.pth", _narrow("layers.0.attention.wq.weight")),
+                            ("consolidated.00.pth", "cannot merge the shards of 'layers.0.attention.wq.weight'")),
     "dim contradicts": (_params(dim=64), ("params.json",)),
     "kv heads contradict": (_params(n_kv_heads=1), ("params.json", "n_kv_heads=1", "attention.wk")),
     "ffn width contradicts": (_params(multiple_of=256), ("params.json", "multiple_of=256", "feed_forward.w1")),
