@@ -9,8 +9,8 @@ that other views can name apart, and writing the pt view concatenates them back.
 """
 from __future__ import annotations
 
-from .engine import INFERRED, Block, Family, fused, linear, param
-from .llama import CLASS_ROLES, EMBEDDINGS, FINAL_NORM, LM_HEAD, REQUIRED, SCORE, SCORE_BIAS, heads_from_shapes
+from .engine import INFERRED, Block, fused, linear, param
+from .llama import decoder_family
 from .t5 import rms_norm
 
 
@@ -48,41 +48,15 @@ LAYER = Block.of("decoder.layers.{i}", [
 )})
 
 
-def infer_phi3_config(specs, counts) -> tuple[dict, list[str]]:
-    """What the shapes decide; the head counts are given (--config, --set)."""
-    vocab_size, hidden_size = specs["embeddings.word.weight"].shape
-    config = {"model_type": "phi3", "vocab_size": vocab_size, "hidden_size": hidden_size,
-              "num_hidden_layers": counts.get("num_hidden_layers", 0),
-              # A head that came as its own tensor was not tied (tied ones become aliases).
-              "tie_word_embeddings": "heads.lm.weight" not in specs}
-    down = specs.get("decoder.layers.0.ffn.down.weight")
-    if down is not None:
-        config["intermediate_size"] = down.shape[1]
-    if "heads.score.weight" in specs:
-        config["num_labels"] = specs["heads.score.weight"].shape[0]
-    return config, ["no config given: inferred from tensor shapes"]
-
-
-PHI3 = Family(
-    name="phi3", model_types=("phi3",), declared_views=("pt",),
-    blocks=(EMBEDDINGS, LAYER, FINAL_NORM, LM_HEAD, SCORE, SCORE_BIAS),
-    base_prefix={"pt": "model."},
-    arch_prefixes={"pt": {"Phi3Model": ""}},
-    architectures={f"Phi3{suffix}": roles for suffix, roles in CLASS_ROLES.items()
-                   if suffix != "ForQuestionAnswering"},
-    infer_config=infer_phi3_config,
-    # As for llama: the head count, rotary base and norm epsilon are given; the k/v heads and
-    # head_dim then follow from the split q and k rows. Phi-3's long-context releases add
-    # their rotary scaling and window, taken only as stated defaults.
-    required=REQUIRED,
-    defaults={"hidden_act": "silu", "max_position_embeddings": 4096, "original_max_position_embeddings": 4096,
-              "rope_scaling": None, "partial_rotary_factor": 1.0, "sliding_window": None,
+# Llama's family but for the layer: its heads (no QA class), what a bare file must be given
+# (the head count, rotary base, norm epsilon; the k/v heads and head_dim then follow from the
+# split q and k rows), and Phi-3's own stated defaults, its long-context releases' rotary
+# scaling and window among them.
+PHI3 = decoder_family(
+    "phi3", "Phi3", (LAYER,), qa_prefix=None,
+    defaults={"max_position_embeddings": 4096, "original_max_position_embeddings": 4096, "rope_scaling": None,
+              "partial_rotary_factor": 1.0, "sliding_window": None,
               # the releases' padding token (which token a sequence classifier reads)
               "pad_token_id": 32000, "tie_word_embeddings": INFERRED},
-    from_shapes=heads_from_shapes,
-    tie_default=False,          # Phi3Config's
-    # Older checkpoints saved the rotary frequencies, a buffer computed at run time.
-    ignore={"pt": (r"(^|\.)rotary_emb\.inv_freq$",)},
-    description="Phi-3 (microsoft; HF Phi3Model/Phi3ForCausalLM/Phi3For{Sequence,Token}Classification)",
-)
+    description="Phi-3 (microsoft; HF Phi3Model/Phi3ForCausalLM/Phi3For{Sequence,Token}Classification)")
 FAMILIES = [PHI3]
