@@ -351,6 +351,11 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
                 out.append(f"config.json says {prefix}{key}={have}, the tensors say {want}")
 
     walk(config, inferred, "")
+    if fam.from_shapes is not None:
+        try:
+            fam.from_shapes(config, specs)      # the head counts a config gives must fit the projections
+        except ValueError as exc:
+            out.append(f"config.json: {exc}")
     return list(dict.fromkeys(out))
 
 

@@ -139,8 +139,16 @@ def heads_from_shapes(config: dict, specs: dict) -> dict:
 REQUIRED = ("num_attention_heads", "rope_theta", "rms_norm_eps")
 
 
-def tf_head_dim(config: dict) -> str | None:
-    """HF's TF Mistral takes head_dim as hidden_size // num_attention_heads, whatever the config says."""
+# The classes transformers 4.57 has in TF (no token classifier, no QA).
+TF_MISTRAL_CLASSES = ("MistralModel", "MistralForCausalLM", "MistralForSequenceClassification")
+
+
+def tf_mistral_limits(config: dict) -> str | None:
+    """What HF's TF Mistral cannot run: a class it lacks, and a head_dim other than
+    hidden_size // num_attention_heads (it has no head_dim setting)."""
+    archs = config.get("architectures") or []
+    if archs and archs[0] not in TF_MISTRAL_CLASSES:
+        return f"transformers has no TF{archs[0]} (its TF classes: {', '.join('TF' + c for c in TF_MISTRAL_CLASSES)})"
     heads, hidden, head_dim = (config.get(k) for k in ("num_attention_heads", "hidden_size", "head_dim"))
     if isinstance(heads, int) and heads > 0 and isinstance(hidden, int) and head_dim not in (None, hidden // heads):
         return (f"head_dim={head_dim}, but HF's TF class computes hidden_size / num_attention_heads = "
@@ -186,7 +194,7 @@ LLAMA = decoder_family(
 # The original Meta release's layout, a view of its own (models/llama_meta.py).
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
-    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"), view_limits={"tf2": tf_head_dim},
+    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"), view_limits={"tf2": tf_mistral_limits},
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
     required=("sliding_window",), defaults={"max_position_embeddings": 131072},
     description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"

@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from safetensors.torch import load_file  # noqa: E402
+from safetensors.torch import load_file, save_file  # noqa: E402
 
 import zoo  # noqa: E402
 from conftest import assert_one_line_error, run_irconv, run_pipe  # noqa: E402
@@ -97,6 +97,31 @@ def test_tie_both_ways_and_the_pipe(family, cls_name, tie, tmp):
     assert (tmp / "piped" / "model.safetensors").read_bytes() == (tmp / "out" / "model.safetensors").read_bytes()
 
 
+def torch_bin_dir(directory) -> dict:
+    """Every tensor of a directory's pytorch_model*.bin files, read by torch.load(weights_only=True)."""
+    out = {}
+    for path in sorted(directory.glob("pytorch_model*.bin")):
+        out.update(torch.load(path, weights_only=True))
+    return out
+
+
+def test_bf16_bin_shards_both_ways(tmp):
+    """bf16 through the torch zip pickle: sharded pytorch_model-*.bin in, sharded .bin out."""
+    model = make_pt("mixtral", "MixtralForCausalLM", seed=38).to(torch.bfloat16)
+    model.save_pretrained(tmp / "src", max_shard_size="20KB", safe_serialization=False)
+    assert (tmp / "src" / "pytorch_model.bin.index.json").exists()
+    ref = loads_strictly("MixtralForCausalLM", tmp / "src")
+    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", "--bin", "--max-shard-size", "20KB", check=True)
+    assert (tmp / "out" / "pytorch_model.bin.index.json").exists()
+    src, out = torch_bin_dir(tmp / "src"), torch_bin_dir(tmp / "out")
+    assert sorted(src) == sorted(out) and all(t.dtype == torch.bfloat16 for t in out.values())
+    for name, tensor in src.items():
+        assert torch.equal(tensor.reshape(-1).view(torch.uint8), out[name].reshape(-1).view(torch.uint8)), name
+    loaded = loads_strictly("MixtralForCausalLM", tmp / "out")
+    inputs = inputs_for("mixtral", model.config)
+    assert_same_outputs(run_pt(ref, inputs), run_pt(loaded, inputs))
+
+
 def test_old_rotary_buffers_are_dropped(tmp):
     """Checkpoints saved before transformers made inv_freq non-persistent carry it per layer."""
     model = make_pt("llama", "LlamaForCausalLM", seed=33)
@@ -104,11 +129,9 @@ def test_old_rotary_buffers_are_dropped(tmp):
     tensors = load_file(tmp / "src" / "model.safetensors")
     for i in range(2):
         tensors[f"model.layers.{i}.self_attn.rotary_emb.inv_freq"] = torch.arange(4, dtype=torch.float32)
-    from safetensors.torch import save_file
     save_file(tensors, tmp / "src" / "model.safetensors", metadata={"format": "pt"})
-    listing = run_irconv("ls", tmp / "src", check=True).stdout.decode() + \
-        run_irconv("ls", tmp / "src", check=True).stderr.decode()
-    assert "rotary_emb.inv_freq" in listing
+    listed = run_irconv("ls", tmp / "src", check=True)
+    assert b"model.layers.1.self_attn.rotary_emb.inv_freq" in listed.stdout + listed.stderr   # said, not hidden
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
     out = load_file(tmp / "out" / "model.safetensors")
     assert not [k for k in out if "inv_freq" in k]
@@ -166,6 +189,16 @@ def test_bare_weights_file(family, cls_name, tie, tmp):
     loaded = loads_strictly(cls_name, tmp / "out", dtype=torch.float32)
     inputs = inputs_for(family, model.config)
     assert_same_outputs(run_pt(model, inputs), run_pt(loaded, inputs))
+
+
+def test_a_config_whose_heads_do_not_fit_is_refused(tmp):
+    model = make_pt("qwen2", "Qwen2ForCausalLM", seed=37)
+    model.save_pretrained(tmp / "src")
+    config = json.loads((tmp / "src" / "config.json").read_text())
+    (tmp / "src" / "config.json").write_text(json.dumps(dict(config, num_key_value_heads=4)))
+    proc = run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt")
+    assert_one_line_error(proc, "num_key_value_heads=4 does not fit", "num_key_value_heads=2")
+    assert not (tmp / "out").exists()
 
 
 def test_a_head_count_that_does_not_fit_is_refused(tmp):
@@ -256,4 +289,13 @@ def test_mistral_with_its_own_head_dim_is_refused_for_tf2(tmp):
     model.save_pretrained(tmp / "pt")
     proc = run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2")
     assert_one_line_error(proc, f"{tmp / 'tf2'}: ", "head_dim=16", "32 / 4")
+    assert not (tmp / "tf2").exists()
+
+
+@pytest.mark.parametrize("cls_name", ["MistralForTokenClassification", "MistralForQuestionAnswering"])
+def test_mistral_classes_tf_lacks_are_refused_for_tf2(cls_name, tmp):
+    make_pt("mistral", cls_name, seed=45).save_pretrained(tmp / "pt")
+    assert not hasattr(transformers, "TF" + cls_name)
+    proc = run_irconv("convert", tmp / "pt", tmp / "tf2", "--to", "tf2")
+    assert_one_line_error(proc, f"{tmp / 'tf2'}: ", f"transformers has no TF{cls_name}")
     assert not (tmp / "tf2").exists()
