@@ -86,11 +86,11 @@ def test_view_round_trip_of_random_tensors(fam):
         tensors[name] = from_array(name, rng.standard_normal(shape).astype(np.float32), axes)
     config = {key: 2 for block in fam.blocks for _, key in block.repeats}
     config["architectures"] = []
-    # A view's transforms read the config (Meta's rotary rows: a head count): one head, and
-    # even rows for the tensors they move.
+    # A view's transforms read the config (Meta's rotary rows: a head count): one head, of two
+    # rows in every tensor they move (so that q and k agree on the head width too).
     moved = [n for n in names if any(s.transform for s in entry_of[n].param.spellings.values())]
     for name in moved:
-        shape = (2 * tensors[name].shape[0], *tensors[name].shape[1:])
+        shape = (2, *tensors[name].shape[1:])
         tensors[name] = from_array(name, rng.standard_normal(shape).astype(np.float32), entry_of[name].param.axes)
     if moved:
         config["num_attention_heads"] = 1
