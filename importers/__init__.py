@@ -5,6 +5,7 @@ from ..registry import Registry
 from .base import Importer
 from .fairseq import FairseqImporter
 from .keras import KerasImporter
+from .meta import MetaImporter
 from .pt import PtImporter
 from .tf1 import Tf1Importer
 from .tf2 import Tf2Importer
@@ -12,6 +13,7 @@ from .tf2 import Tf2Importer
 IMPORTERS: Registry[Importer] = Registry("input format")
 IMPORTERS.add("fairseq", FairseqImporter())
 IMPORTERS.add("keras", KerasImporter())
+IMPORTERS.add("meta", MetaImporter())
 IMPORTERS.add("pt", PtImporter())
 IMPORTERS.add("tf1", Tf1Importer())
 IMPORTERS.add("tf2", Tf2Importer())

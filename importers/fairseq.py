@@ -5,13 +5,13 @@ the tensors of `model` are taken (optimizer state is never touched)."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from ..formats import torchzip
 from ..formats.pickle import Stub
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, UsageError
+from ..ir.layout import even_split
 from ..ir.tensor import Tensor
 from ..models import FAMILIES
 from .base import Importer, require_exists
@@ -31,19 +31,17 @@ CHECKPOINT_NAMES = ("model.pt", "checkpoint_best.pt", "checkpoint_last.pt")
 LEGACY_NAMES = [(re.compile(r"^decoder\."), "encoder."),
                 (re.compile(r"\.emb_layer_norm\."), ".layernorm_embedding.")]
 # Before 2019-10 fairseq's attention kept q, k and v stacked in one in_proj tensor (3D rows);
-# fairseq splits it on load, and so does irconv (lazily: each part reads only its rows).
+# fairseq splits it on load, and so does irconv (lazily, ir.layout.Split: read once for the three).
 FUSED_QKV = re.compile(r"^(.*\.self_attn)\.in_proj_(weight|bias)$")
 
 
 def split_qkv(tensor: Tensor, module: str, leaf: str) -> list[Tensor]:
-    rows = tensor.shape[0]
-    if rows % 3:
-        raise FormatError(f"{tensor.source!r} has {rows} rows, not 3 equal q/k/v parts")
-    part = rows // 3
-    specs = [replace(tensor.spec, name=f"{module}.{p}_proj.{leaf}", shape=(part, *tensor.shape[1:]))
-             for p in "qkv"]
-    return [Tensor(spec, lambda n=n: tensor.load()[n * part:(n + 1) * part], tensor.source)
-            for n, spec in enumerate(specs)]
+    try:
+        split = even_split(0, tensor.shape[0] if tensor.shape else 0, 3)
+    except ValueError:
+        raise FormatError(f"{tensor.source!r} has {tensor.shape[0] if tensor.shape else 0} rows, "
+                          "not 3 equal q/k/v parts") from None
+    return split.apply(tensor, tuple(f"{module}.{p}_proj.{leaf}" for p in "qkv"))
 HEAD = re.compile(r"^classification_heads\.([^.]+)\.")
 
 

@@ -5,15 +5,16 @@ A tensor's axes are named in storage order: ("out", "in") for a PyTorch Linear w
 conv. Moving between two layouts is computed from the names (`relayout`), never written
 per tensor. Transforms that are not permutations (squeezing a BN vector, reshaping heads)
 are small objects with spec(), apply() and inverse(), declared once here and named by
-the model descriptors.
+the model descriptors; so is Split, between one stored tensor and the several it stacks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .tensor import contiguous
+from .tensor import Tensor, contiguous
 
 Axes = tuple[str, ...]
 
@@ -208,3 +209,98 @@ def compose_relayouts(root_axes: Axes | None, first: Transform, second: Transfor
         return relayout(root_axes, axes)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True)
+class RotaryHalves(Transform):
+    """The rows of a rotary q or k projection between Meta's layout, each head's rotated pairs
+    interleaved (x0 y0 x1 y1 ...), and HF's, each head's pairs split in halves (x0 x1 ... y0 y1
+    ...): the permutation convert_llama_weights_to_hf.py applies to wq and wk, with the head
+    count of each (`heads`). `to_halves=False` is the way back."""
+    heads: int
+    to_halves: bool = True
+
+    def spec(self, shape, axes):
+        if not shape or self.heads <= 0 or shape[0] % (2 * self.heads):
+            raise ValueError(f"{shape[0] if shape else 0} rows do not make {self.heads} heads of rotary pairs")
+        return shape, axes
+
+    def apply(self, array):
+        pairs = array.shape[0] // self.heads // 2
+        split = (self.heads, pairs, 2) if self.to_halves else (self.heads, 2, pairs)
+        return contiguous(array.reshape(split + array.shape[1:]).swapaxes(1, 2)).reshape(array.shape)
+
+    def inverse(self):
+        return RotaryHalves(self.heads, not self.to_halves)
+
+
+# --------------------------------------------------------------------------- one tensor <-> several
+
+
+class _SharedLoad:
+    """The whole tensor behind several parts, read once for all of them: held until every
+    part has taken its slice, then released (a part asked for again reads it again)."""
+
+    def __init__(self, tensor: Tensor, parts: int):
+        self.tensor, self.parts = tensor, parts
+        self.array, self.taken = None, set()
+        self.lock = threading.Lock()
+
+    def take(self, part: int, index: tuple) -> np.ndarray:
+        with self.lock:
+            if self.array is None or part in self.taken:
+                self.array, self.taken = self.tensor.load(), set()
+            out = self.array[index].copy()
+            self.taken.add(part)
+            if len(self.taken) == self.parts:
+                self.array = None
+            return out
+
+
+@dataclass(frozen=True)
+class Split:
+    """One tensor <-> the tensors stacked in it along axis `axis` (an index), `sizes` long
+    each: a fused projection and its parts (phi3's qkv_proj holds q, k and v rows), a
+    model-parallel tensor and its shards. `apply` splits, `merge` is its inverse; both lazy."""
+    axis: int
+    sizes: tuple[int, ...]
+
+    def check(self, shape: tuple[int, ...], what: str) -> None:
+        if not -len(shape) <= self.axis < len(shape) or shape[self.axis] != sum(self.sizes) \
+                or any(n <= 0 for n in self.sizes):
+            raise ValueError(f"{what} has shape {list(shape)}, which does not split into {list(self.sizes)} "
+                             f"along axis {self.axis}")
+
+    def apply(self, whole: Tensor, names: tuple[str, ...]) -> list[Tensor]:
+        self.check(whole.shape, repr(whole.source))
+        shared = _SharedLoad(whole, len(self.sizes))
+        out, start = [], 0
+        for part, (name, size) in enumerate(zip(names, self.sizes)):
+            index = (slice(None),) * (self.axis % len(whole.shape)) + (slice(start, start + size),)
+            shape = tuple(size if n == self.axis % len(whole.shape) else d for n, d in enumerate(whole.shape))
+            spec = replace(whole.spec, name=name, shape=shape)
+            out.append(Tensor(spec, lambda part=part, index=index: shared.take(part, index), whole.source))
+            start += size
+        return out
+
+    def merge(self, parts: list[Tensor], name: str) -> Tensor:
+        first = parts[0]
+        for t in parts:
+            if t.dtype != first.dtype or len(t.shape) != len(first.shape) or any(
+                    a != b for n, (a, b) in enumerate(zip(t.shape, first.shape)) if n != self.axis % len(first.shape)):
+                raise ValueError(f"{t.source!r} ({t.dtype} {list(t.shape)}) does not stack with "
+                                 f"{first.source!r} ({first.dtype} {list(first.shape)}) along axis {self.axis}")
+        sizes = tuple(t.shape[self.axis] for t in parts)
+        if sizes != self.sizes:
+            raise ValueError(f"parts of {name!r} are {list(sizes)} long along axis {self.axis}, "
+                             f"expected {list(self.sizes)}")
+        shape = tuple(sum(sizes) if n == self.axis % len(first.shape) else d for n, d in enumerate(first.shape))
+        spec = replace(first.spec, name=name, shape=shape)
+        return Tensor(spec, lambda: np.concatenate([t.load() for t in parts], axis=self.axis), first.source)
+
+
+def even_split(axis: int, extent: int, parts: int) -> Split:
+    """`parts` equal slices of `extent` (model-parallel shards); ValueError if it does not divide."""
+    if parts <= 0 or extent % parts:
+        raise ValueError(f"{extent} does not split into {parts} equal shards")
+    return Split(axis, (extent // parts,) * parts)

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from ..ir.errors import UsageError
 from ..registry import Registry
-from . import albert, align, bart, bert, ctrl, deberta_v2, distilbert, dpr, efficientnet, electra, flava, gemma, gpt2, layoutlm, llama, lxmert, mixtral, roberta, t5, transfo_xl, vit, wav2vec2, xlm, xlm_roberta_xl, xlnet
+from . import albert, align, bart, bert, ctrl, deberta_v2, distilbert, dpr, efficientnet, electra, flava, gemma, gpt2, layoutlm, llama, lxmert, mixtral, phi3, roberta, t5, transfo_xl, vit, wav2vec2, xlm, xlm_roberta_xl, xlnet
 from .engine import Family
 
-MODULES = (bert, roberta, layoutlm, electra, albert, distilbert, dpr, wav2vec2, xlnet, xlm, gpt2, ctrl, llama, mixtral, gemma, lxmert, t5, bart, transfo_xl, xlm_roberta_xl, efficientnet, align, flava, vit, deberta_v2)
+MODULES = (bert, roberta, layoutlm, electra, albert, distilbert, dpr, wav2vec2, xlnet, xlm, gpt2, ctrl, llama, mixtral, gemma, lxmert, t5, bart, transfo_xl, xlm_roberta_xl, phi3, efficientnet, align, flava, vit, deberta_v2)
 
 FAMILIES: Registry[Family] = Registry("model family")
 for _module in MODULES:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import MappingError, UsageError
-from ..ir.layout import DENSE_PT, DENSE_TF, UNIT, Axes, relayout
+from ..ir.layout import DENSE_PT, DENSE_TF, UNIT, Axes, Split, Transform, relayout
 from ..ir.tensor import Tensor, TensorSpec, from_array
 
 # --------------------------------------------------------------------------- spelling styles
@@ -45,7 +45,9 @@ TF1_STYLE = Style("/", "kernel", DENSE_TF, "bias", "gamma", "beta", "")
 # Every view a family may declare, and the style its module helpers use.
 VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE, "keras": TF_STYLE,
                                    # research releases' PyTorch code ("orig"), DALL-E's module tree
-                                   "orig": PT_STYLE, "dalle": PT_STYLE}
+                                   "orig": PT_STYLE, "dalle": PT_STYLE,
+                                   # the original Meta Llama release (consolidated.NN.pth)
+                                   "meta": PT_STYLE}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,14 @@ class Spelling:
     # MLM heads list the tied matrix again) or has the name only when untied (TF T5 makes
     # its lm_head layer only when tie_word_embeddings is false).
     tied_copy: bool = True
+    # The axis (a name of `axes`) a model-parallel release splits this tensor along across its
+    # shard files (Meta's consolidated.NN.pth: column-parallel 'out', row-parallel 'in'); None
+    # = every shard holds all of it (norms), which the importer checks rather than trusts.
+    shard: str | None = None
+    # config -> the transform from the stored tensor (in canonical axes) to the canonical one,
+    # where the view orders its values otherwise (Meta's interleaved rotary q/k rows); its
+    # inverse writes the view's order back.
+    transform: Callable[[dict], Transform] | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,21 @@ def embedding(name: str, tf_leaf: str | None = None, **views) -> list[Param]:
 
 
 @dataclass(frozen=True)
+class Fused:
+    """Params of a block that one view stores stacked in a single tensor (phi3's qkv_proj holds
+    the q, k and v rows): read, the stored tensor is split into them (ir.layout.Split), written,
+    they are concatenated back, so other views name them apart."""
+    template: str                  # the stored name, relative to the block's raw prefix
+    parts: tuple[str, ...]         # the params' names in the block, in storage order
+    axis: str                      # the canonical axis they are stacked along
+    sizes: Callable[[dict, int], tuple[int, ...]]   # (config, stored extent) -> each part's extent
+
+
+def fused(template: str, parts: Iterable[str], axis: str, sizes: Callable[[dict, int], tuple[int, ...]]) -> Fused:
+    return Fused(template, tuple(parts), axis, sizes)
+
+
+@dataclass(frozen=True)
 class Block:
     """Params sharing a canonical prefix, repeated over the indices in `repeats`: pairs of
     (template field, config key of its count), e.g. (("i", "num_hidden_layers"),)."""
@@ -241,14 +266,20 @@ class Block:
     # template field -> its first index, where names count from 1 (DALL-E's and HF's
     # 'block_1', 'block_2' ...) rather than 0; the config key still holds the count.
     first: Mapping[str, int] = field(default_factory=dict)
+    # view -> params that view stores stacked in one tensor (see Fused)
+    fused: Mapping[str, tuple[Fused, ...]] = field(default_factory=dict)
 
     @staticmethod
     def of(name: str, params: Iterable[Iterable[Param]], *, repeat: str | tuple = (), role=None,
-           base=True, lists_also=None, h5_layer=None, h5_scope=None, first=None, **prefixes) -> "Block":
+           base=True, lists_also=None, h5_layer=None, h5_scope=None, first=None, fused=None, **prefixes) -> "Block":
         """`repeat="num_hidden_layers"` is short for repeats=(("i", "num_hidden_layers"),)."""
         repeats = (("i", repeat),) if isinstance(repeat, str) else tuple(repeat)
         return Block(name, tuple(p for group in params for p in group), _with_derived(prefixes),
-                     repeats, role, base, lists_also or {}, h5_layer or {}, h5_scope or {}, first or {})
+                     repeats, role, base, lists_also or {}, h5_layer or {}, h5_scope or {}, first or {},
+                     {view: tuple(f) for view, f in (fused or {}).items()})
+
+    def fused_parts(self, view: str) -> set[str]:
+        return {part for f in self.fused.get(view, ()) for part in f.parts}
 
     def indices(self, counts: Mapping[str, int]) -> list[dict[str, int]]:
         """Every index assignment, outermost first ([{}] for a block that does not repeat)."""
@@ -441,8 +472,9 @@ class Family:
                 if not block.role:
                     missing.append(f"block {block.name!r}")
                 continue
-            missing += [f"{block.name}.{p.name}" for p in block.params
-                        if view not in p.spellings and p.tied_to is None and p.derive is None]
+            stacked = block.fused_parts(view)
+            missing += [f"{block.name}.{p.name}" for p in block.params if view not in p.spellings
+                        and p.tied_to is None and p.derive is None and p.name not in stacked]
         return missing
 
     def view(self, name: str) -> "FamilyView":
@@ -540,10 +572,26 @@ class FamilyView:
         self.implicit: list[_Entry] = []          # tied params this view never stores
         self._raw = _Matcher()
         self._canonical = _Matcher()
+        # A part of a stacked tensor -> (its Fused, the entries of all its parts in order).
+        self._stacked: dict[str, tuple[Fused, tuple[_Entry, ...]]] = {}      # by canonical template
         for block in family.blocks:
             if view not in block.prefixes:
                 continue                      # an optional part this framework never has
+            by_name = {p.name: p for p in block.params}
+            for f in block.fused.get(view, ()):
+                raw = _join(block.prefixes[view], f.template, self.sep)
+                parts = tuple(_Entry(block, by_name[n], _join(block.name, n, "."), raw, by_name[n].axes)
+                              for n in f.parts)
+                self._raw.add(raw, parts[0])
+                for part in parts:
+                    self._stacked[part.canonical] = (f, parts)
             for p in block.params:
+                if _join(block.name, p.name, ".") in self._stacked:
+                    f, parts = self._stacked[_join(block.name, p.name, ".")]
+                    part = next(e for e in parts if e.param is p)
+                    self.entries.append(part)
+                    self._canonical.add(part.canonical, part)
+                    continue
                 if view not in p.spellings:
                     self.implicit.append(_Entry(block, p, _join(block.name, p.name, "."), "", p.axes))
                     self._canonical.add(_join(block.name, p.name, "."), self.implicit[-1])
@@ -585,6 +633,15 @@ class FamilyView:
             return None
         entry, idx = hit
         return entry, entry.canonical.format(**idx), idx
+
+    def stacked(self, canonical: str) -> tuple[Fused, list[str]] | None:
+        """(the Fused, all its parts' canonical names) when this view stores `canonical` stacked
+        with others in one tensor, else None."""
+        hit = self._canonical.match(canonical)
+        if hit is None or hit[0].canonical not in self._stacked:
+            return None
+        f, entries = self._stacked[hit[0].canonical]
+        return f, [e.canonical.format(**hit[1]) for e in entries]
 
     def block_of(self, canonical: str) -> Block | None:
         hit = self._canonical.match(canonical)
@@ -634,6 +691,7 @@ class FamilyView:
         fam = self.family
         prefix = self.detect_prefix(t.name for t in raw_tensors)
         placed: dict[str, tuple[_Entry, Tensor]] = {}
+        stacked: dict[str, tuple[tuple[Fused, tuple[_Entry, ...]], Tensor, dict]] = {}   # first part -> ...
         unplaced, skipped, problems = [], [], []
         max_index: dict[str, int] = {}
         for t in raw_tensors:
@@ -656,8 +714,15 @@ class FamilyView:
                     problems.append(f"{t.name!r}: index {idx[field_name]} of {key!r} counts from "
                                     f"{entry.block.first[field_name]}")
                 max_index[key] = max(max_index.get(key, -1), n)
+            if entry.canonical in self._stacked:
+                # Named by its first part; split below, once the config gives the extents.
+                stacked[canonical] = (self._stacked[entry.canonical], t, idx)
+                continue
             placed[canonical] = (entry, t)
 
+        # Every part of a stacked tensor counts as placed (it is split below).
+        parts_of = {entry.canonical.format(**idx): first
+                    for first, ((_, entries), _, idx) in stacked.items() for entry in entries}
         by_name = {t.name: t for t in raw_tensors}
         copy_of = self.copies(unplaced, by_name)
         unplaced = [name for name in unplaced if name not in copy_of]
@@ -746,8 +811,8 @@ class FamilyView:
         # one it may store) are computed from the config once it is known.
         derived = {c: e for e, c in ((self._canonical.match(c)[0], c) for c in expected if c not in placed)
                    if e.param.derive is not None}
-        missing = [c for c in expected if c not in placed and c not in derived]
-        extra = [c for c in placed if c not in expected]
+        missing = [c for c in expected if c not in placed and c not in derived and c not in parts_of]
+        extra = [c for c in [*placed, *parts_of] if c not in expected]
         if unplaced or missing or problems or extra:
             parts = []
             if unplaced:
@@ -772,6 +837,24 @@ class FamilyView:
                 relayout(entry.raw_axes, entry.param.axes))
             tensors[canonical] = moved
 
+        if stacked:
+            # The parts' extents come from the config (or, with none, the one the other tensors
+            # give); a file whose stacked tensor does not split so is refused here.
+            sizing = config if config is not None else fam.infer_config({c: t.spec for c, t in tensors.items()},
+                                                                        counts)[0]
+            for first, ((f, entries), t, idx) in stacked.items():
+                entry = entries[0]
+                axis = entry.raw_axes.index(f.axis)
+                try:
+                    split = Split(axis, tuple(f.sizes(sizing, t.shape[axis])))
+                    moved = split.apply(t.with_spec(axes=entry.raw_axes),
+                                        tuple(e.canonical.format(**idx) for e in entries))
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                    raise MappingError(f"cannot split {t.name!r} into {', '.join(f.parts)}: {exc}",
+                                       path=where) from None
+                for e, part in zip(entries, moved):
+                    tensors[part.name] = part.transformed(relayout(e.raw_axes, e.param.axes))
+            tensors = {c: tensors[c] for c in sorted(tensors, key=order.__getitem__)}
         notes: list[str] = []
         inferred = config is None
         if config is None:
@@ -789,6 +872,13 @@ class FamilyView:
             arch = by_prefix.get(prefix) or fam.architecture_for(roles)
             if arch:
                 config["architectures"] = [arch]
+        for canonical, t in list(tensors.items()):
+            spelling = self._canonical.match(canonical)[0].param.spellings.get(self.view)
+            if spelling is not None and spelling.transform is not None:
+                try:
+                    tensors[canonical] = t.transformed(spelling.transform(config))
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                    raise MappingError(f"{t.source!r}: {exc}", path=where) from None
         if derived:
             for canonical, entry in derived.items():
                 tensors[canonical] = from_array(canonical, entry.param.derive(config), entry.param.axes)
@@ -806,6 +896,20 @@ class FamilyView:
                           {"view": self.view, "skipped": skipped, "notes": notes, "copies": copy_of,
                            "derived": list(derived), "config_inferred": inferred}, dropped=dropped)
 
+    def _stack(self, ckpt: Checkpoint, entry: _Entry, idx: dict, raw: str, where: str) -> Tensor | None:
+        """The one tensor this view stores for `entry`'s Fused: its parts, concatenated."""
+        f, entries = self._stacked[entry.canonical]
+        names = [e.canonical.format(**idx) for e in entries]
+        if any(n not in ckpt.tensors for n in names):
+            return None
+        parts = [ckpt.tensors[n].transformed(relayout(e.param.axes, e.raw_axes)) for n, e in zip(names, entries)]
+        axis = entry.raw_axes.index(f.axis)
+        try:
+            return Split(axis, tuple(p.shape[axis] for p in parts)).merge(parts, raw)
+        except ValueError as exc:
+            raise MappingError(f"cannot stack {', '.join(map(repr, names))} into {raw!r}: {exc}",
+                               path=where) from None
+
     def _expand(self, template: str, canonical: str, entry: _Entry) -> str:
         hit = self._canonical.match(canonical)
         return template.format(**(hit[1] if hit else {}))
@@ -819,13 +923,30 @@ class FamilyView:
         if problem:
             raise MappingError(f"the {self.family.name} {self.view!r} view cannot hold this model: {problem}", path=where)
         prefix = self.export_prefix(ckpt)
-        out, unknown = [], []
+        out, unknown, merged = [], [], set()
         for canonical, t in ckpt.tensors.items():
             hit = self._canonical.match(canonical)
             if hit is None:
                 unknown.append(canonical)
                 continue
-            entry, _ = hit
+            entry, idx = hit
+            spelling = entry.param.spellings.get(self.view)
+            if spelling is not None and spelling.transform is not None:
+                try:
+                    t = t.transformed(spelling.transform(ckpt.config).inverse())
+                except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+                    raise MappingError(f"{canonical!r} has no {self.view} layout for this config: {exc!r}",
+                                       path=where) from None
+            if entry.canonical in self._stacked:
+                raw = self.raw_name(canonical, prefix)
+                if raw not in merged:
+                    merged.add(raw)
+                    stacked = self._stack(ckpt, entry, idx, raw, where)
+                    if stacked is None:
+                        unknown.append(canonical)
+                    else:
+                        out.append(stacked)
+                continue
             raw = self.raw_name(canonical, prefix)
             if raw is None and entry.param.derive is not None and not entry.raw:
                 continue                      # a buffer this view recomputes, never stores

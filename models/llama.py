@@ -23,6 +23,7 @@ from typing import Iterable
 
 from .engine import Block, Family, Param, embedding, linear, param
 from .t5 import rms_norm
+from .llama_meta import with_meta_view
 
 # The layer block's prefix in each view (TF Mistral's list attribute keeps PyTorch's 'layers.{i}').
 LAYER_PREFIX = {"pt": "layers.{i}", "tf2": "layers.{i}"}
@@ -190,6 +191,8 @@ LLAMA = decoder_family(
     defaults={"rope_scaling": None}, infer=infer_decoder_config("llama", bias_flags=True),
     description="Llama (meta-llama; HF LlamaModel/LlamaForCausalLM/LlamaFor{Sequence,Token}Classification/"
                 "LlamaForQuestionAnswering)")
+# The original Meta release's layout, a view of its own (models/llama_meta.py).
+LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
     "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"), view_limits={"tf2": tf_mistral_limits},
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).

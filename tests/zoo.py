@@ -100,6 +100,8 @@ CONFIGS = {
     "bart": ("BartConfig", dict(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=3,
                                 encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37,
                                 decoder_ffn_dim=37, max_position_embeddings=64)),
+    # Grouped-query attention (2 k/v heads for 4), so qkv_proj's three parts differ in size.
+    "phi3": ("Phi3Config", dict(_LLM, max_position_embeddings=64)),
 }
 
 # (family, HF class without the TF prefix) pairs that convert both ways between pt and tf2.
