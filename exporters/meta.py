@@ -47,4 +47,5 @@ class MetaExporter(Exporter):
             raise FormatError(f"cannot write: {exc.strerror or exc}", path=str(tmp / name)) from None
         # A tied output.weight is stored as torch.save stores tied weights: a second name of
         # the embedding's storage (Meta's loader copies each name into its own parameter).
-        write_all(torchzip.TorchZipWriter(tmp / WEIGHTS, [t.spec for t in tensors], aliases), tensors, {}, progress)
+        write_all(torchzip.TorchZipWriter(tmp / WEIGHTS, [t.spec for t in tensors], aliases), tensors, {}, progress,
+                  ckpt=ckpt, options=options)
