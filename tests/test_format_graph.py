@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, note, settings, strategies as st
 
 import formatgraph as fg
-from conftest import run_irconv, run_pipe
+from conftest import run_pipe
 from irconv import EXPORTERS, FAMILIES
 
 pytestmark = pytest.mark.property
