@@ -136,7 +136,8 @@ def template(variant: Variant) -> Template | None:
 
 
 def _param(fam, config, canonical: str):
-    """The descriptor Param a canonical name is an instance of."""
+    """The descriptor Param a canonical name is an instance of (through the view's compiled
+    canonical-name matcher, which the engine keeps private)."""
     if isinstance(fam, ConfigFamily):
         fam = fam.concrete(config)      # its table follows its config
     return fam.view("pt" if "pt" in fam.views else fam.views[0])._canonical.match(canonical)[0].param

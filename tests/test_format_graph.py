@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, note, settings, strategies as st
 
 import formatgraph as fg
+import irconv
 from conftest import run_pipe
-from irconv import EXPORTERS, FAMILIES
+from irconv import EXPORTERS, FAMILIES, IrconvError
 
 pytestmark = pytest.mark.property
 
@@ -94,6 +95,23 @@ def test_every_output_kind_is_read_by_its_framework(fmt, bin_, shards, tmp_path)
     assert readers and "refused" not in done[0], (done, readers)
 
 
+def first_family_written_by_both(a: str, b: str) -> str | None:
+    return next((f for f in FAMILY_NAMES if a in fg.writers(f) and b in fg.writers(f)), None)
+
+
+# Every edge of the graph (a format's output read and written in another), whatever the walks drew.
+PAIRS = [(a, b) for a in EXPORTERS.names() for b in EXPORTERS.names() if first_family_written_by_both(a, b)]
+
+
+@pytest.mark.parametrize("first,second", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
+def test_every_format_pair_is_read_by_the_frameworks(first, second, tmp_path):
+    family = first_family_written_by_both(first, second)
+    variant = fg.Variant(family, sorted(FAMILIES.get(family).architectures)[0])
+    ckpt = fg.checkpoint(variant, "F16", seed=6, specials=True)
+    done, readers = fg.walk(ckpt, [fg.Hop(first), fg.Hop(second)], tmp_path, read_all=True)
+    assert readers and not any("refused" in d for d in done), (done, readers)
+
+
 @settings(max_examples=40 if LONG else 4, deadline=None, derandomize=LONG,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.filter_too_much])
@@ -108,7 +126,7 @@ def test_the_real_pipe_between_two_formats(drawn, data, tmp_path):
         root = Path(root)
         try:
             fg.write(ckpt, first, root / "src")
-        except fg.IrconvError as exc:
+        except IrconvError as exc:
             assume(fg.refusal(exc, ckpt, first) is None)   # refusals are the in-process walk's to check
             raise
         args = ["--bin"] if second.bin else []
@@ -122,7 +140,7 @@ def test_the_real_pipe_between_two_formats(drawn, data, tmp_path):
             assert right.returncode == 2 and err.startswith("irconv: error: ") and len(err.strip().splitlines()) == 1, err
             assert not (root / "out").exists(), err
             assume(False)
-        got = fg.irconv.load(root / "out")
+        got = irconv.load(root / "out")
         config = fg.kept_config(fg.kept_config(ckpt.config, variant.family, first.format), variant.family,
                                 second.format)
         fg.assert_same(ckpt, got, config, f"{first} | {second}")
