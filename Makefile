@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   := build/demo
+# pytest-xdist workers for the tests
+JOBS   ?= 2
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-long bench clean
 
 $(BIN)/irconv: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +30,13 @@ demo: $(BIN)/irconv
 	$(BIN)/irconv diff examples/tiny-bert $(DEMO)/tiny-bert-tf2
 	@echo "demo: tiny-bert -> pytorch_model.bin -> model.safetensors and -> tf_model.h5, every tensor identical; see $(DEMO)/"
 
+# The fast set, on $(JOBS) workers: every test but the full forms of the slow oracle checks.
 test: $(VENV)/.test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow"
+
+# The round-trip properties at 5000 walks with a fixed seed set, and the slow oracle checks.
+test-long: $(VENV)/.test-deps
+	IRCONV_TEST_LONG=1 $(BIN)/python -m pytest -q -n $(JOBS) -m "property or slow"
 
 bench: $(BIN)/irconv
 	$(BIN)/python bench/run.py

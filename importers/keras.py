@@ -147,6 +147,16 @@ def refuse_foreign_layers(family_view, raw: list[Tensor], where: str) -> None:
                            "save the weights without them, or name another family with --model", path=where)
 
 
+# The weights file of the model directory irconv's keras exporter writes (config.json beside
+# it), which tf2 also writes for a family with only Keras names: that directory reads back.
+DIRECTORY_WEIGHTS = "model.h5"
+
+
+def weights_in(path: Path) -> Path:
+    """`path`, or the model.h5 in it when `path` is such a model directory."""
+    return path / DIRECTORY_WEIGHTS if path.is_dir() and (path / DIRECTORY_WEIGHTS).is_file() else path
+
+
 def container_of(path: Path) -> Container | None:
     return next((c for c in CONTAINERS if c.detect(path)), None)
 
@@ -158,16 +168,17 @@ class KerasImporter(Importer):
                    "/ save('x.keras')")
 
     def detect(self, path: Path) -> bool:
-        return container_of(path) is not None
+        return container_of(weights_in(path)) is not None
 
     def raw(self, path):
-        container = container_of(Path(path))
+        path = weights_in(Path(path))
+        container = container_of(path)
         if container is None:
             raise FormatError("not a Keras weights file this version reads", path=str(path))
         return container.read(Path(path))
 
     def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
-        path = Path(path)
+        path = weights_in(Path(path))
         if not Path(f"{path}{tensorbundle.INDEX_SUFFIX}").is_file():
             require_exists(path)        # a TF checkpoint prefix names no file itself
         container = container_of(path)

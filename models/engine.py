@@ -859,6 +859,11 @@ class FamilyView:
         inferred = config is None
         if config is None:
             config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
+            # A tied param the file stores as a tensor of its own is untied: a config that left
+            # the flag out would have the class tie it again on load (transformers' default).
+            untied = {placed[c][0].param.tie_key for c in tensors
+                      if placed[c][0].param.tied_to and isinstance(placed[c][0].param.tie_key, str)}
+            config = {**{key: False for key in sorted(untied)}, **config}
         else:
             contradictions = config_contradictions(fam, config, {c: t.spec for c, t in tensors.items()}, counts)
             if contradictions:

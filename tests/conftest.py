@@ -6,12 +6,21 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+# Under pytest-xdist each worker keeps its own hypothesis example database, so that two
+# workers never write one directory at once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    settings.register_profile("xdist-worker", database=DirectoryBasedExampleDatabase(
+        os.path.join(".hypothesis", f"examples-{os.environ['PYTEST_XDIST_WORKER']}")))
+    settings.load_profile("xdist-worker")
 
 
 def run_irconv(*args, input=None, cwd=None, check=False):

@@ -1,11 +1,11 @@
 """ALBERT beyond the generic tf2/registry tests: every class pt -> pt, the bare AlbertModel
 through tf2, shared-layer layouts (groups x inner layers, never num_hidden_layers), the MLM
-head's two TF bias variables, weights files without a config, and old checkpoints' buffers."""
+head's two TF bias variables and the inferred sizes of the releases (bare weights files and old
+checkpoints' buffers: test_families_registry.py)."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -124,26 +124,6 @@ def test_tf2_decoder_bias_is_the_one_pytorch_gets(tmp):
 REAL_SHAPES = dict(hidden_size=128, num_attention_heads=2, num_hidden_layers=12)
 
 
-@pytest.mark.parametrize("cls_name", CLASSES)
-def test_bare_weights_file(cls_name, tmp):
-    model = make_pt("albert", cls_name, seed=54, **REAL_SHAPES)
-    model.save_pretrained(tmp / "src", safe_serialization=False)
-    (tmp / "src" / "config.json").unlink()
-    # albert_layer_groups and embedding_hidden_mapping_in are ALBERT's alone: no --model. The
-    # passes over the shared layers are not in the tensors, nor the heads: never guessed.
-    zoo.convert_bare(tmp / "src" / "pytorch_model.bin", tmp / "out", model.config,
-                     ("num_attention_heads", "num_hidden_layers"), "--to", "pt")
-    config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["model_type"] == "albert" and config["architectures"] == [cls_name]
-    for key in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_groups", "inner_group_num",
-                "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",
-                "type_vocab_size", "hidden_act", "layer_norm_eps"):
-        assert config[key] == getattr(model.config, key), key
-    loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
-    inputs = inputs_for("albert", model.config)
-    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), RELOAD_ATOL)
-
-
 @pytest.mark.parametrize("hidden,layers,heads", [
     (768, 12, 12), (1024, 24, 16), (2048, 24, 16), (4096, 12, 64),   # base, large, xlarge, xxlarge
     (256, 12, 4),                                                    # no release: 12 passes, 64 per head
@@ -161,19 +141,3 @@ def test_inferred_sizes_follow_the_releases(hidden, layers, heads):
     assert notes and "guess" in notes[0]
 
 
-def test_old_checkpoint_buffers_are_dropped(tmp):
-    """Older transformers saved the embeddings' position_ids/token_type_ids buffers."""
-    model = make_pt("albert", "AlbertForPreTraining", seed=55)
-    state = dict(model.state_dict())
-    state["albert.embeddings.position_ids"] = torch.arange(64)[None]
-    state["albert.embeddings.token_type_ids"] = torch.zeros(1, 64, dtype=torch.long)
-    (tmp / "src").mkdir()
-    torch.save(state, tmp / "src" / "pytorch_model.bin")
-    model.config.to_json_file(tmp / "src" / "config.json")
-    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    got = load_file(tmp / "out" / "model.safetensors")
-    assert not any(k.endswith("_ids") for k in got)
-    loaded = test_tf2.pt_loads_cleanly("AlbertForPreTraining", tmp / "out")
-    inputs = inputs_for("albert", model.config)
-    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), RELOAD_ATOL)
-    assert np.array_equal(loaded.predictions.decoder.bias.detach().numpy(), model.predictions.bias.detach().numpy())

@@ -46,7 +46,8 @@ def test_h5_names_are_transformers_own(cls_name, tmp):
         assert got["final_logits_bias"] == {"final_logits_bias:0"}
 
 
-@pytest.mark.parametrize("cls_name", ["BartForConditionalGeneration", "BartModel"])
+# BartModel (slow: test-long) is the same layers as the LM model, without its head.
+@pytest.mark.parametrize("cls_name", ["BartForConditionalGeneration", pytest.param("BartModel", marks=pytest.mark.slow)])
 def test_sharded_h5_both_ways(cls_name, tmp):
     tfm = make_tf("bart", cls_name, seed=72)
     tfm.save_pretrained(tmp / "tf2", max_shard_size="20KB")

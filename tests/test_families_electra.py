@@ -1,7 +1,7 @@
 """ELECTRA beyond the generic tf2/registry tests: every class pt -> pt, the bare ElectraModel
 through tf2, the optional embeddings_project (present only when embedding_size differs from
-hidden_size) absent as well as present, weights files without a config, and old
-checkpoints' buffers."""
+hidden_size) absent as well as present, and a bare ElectraModel without the projection (other bare files
+and old checkpoints' buffers: test_families_registry.py)."""
 from __future__ import annotations
 
 import json
@@ -70,11 +70,10 @@ def test_through_tf2_both_ways(cls_name, embedding_size, tmp):
 REAL_SHAPES = dict(embedding_size=64, hidden_size=128, num_attention_heads=2)
 
 
-@pytest.mark.parametrize("cls_name,embedding_size,flag", [
-    ("ElectraForPreTraining", 64, None),  # 'electra.' and the discriminator tell it by names
-    ("ElectraModel", 64, None),           # bare keys, but embeddings_project is ELECTRA's alone
-    ("ElectraModel", 128, "electra"),     # bare keys, no projection: exactly a BertModel's
-])                                        # names minus the pooler, so --model says it
+# The registry-wide bare-file test (test_families_registry.py) covers zoo's projected ELECTRA;
+# without the projection, a bare ElectraModel has exactly a BertModel's names minus the
+# pooler, so --model says it.
+@pytest.mark.parametrize("cls_name,embedding_size,flag", [("ElectraModel", 128, "electra")])
 def test_bare_weights_file(cls_name, embedding_size, flag, tmp):
     model = make_pt("electra", cls_name, seed=42, **dict(REAL_SHAPES, embedding_size=embedding_size))
     model.save_pretrained(tmp / "src", safe_serialization=False)
@@ -93,18 +92,3 @@ def test_bare_weights_file(cls_name, embedding_size, flag, tmp):
     assert_close(run_pt(model, inputs), run_pt(loaded, inputs), RELOAD_ATOL)
 
 
-def test_old_checkpoint_buffers_are_dropped(tmp):
-    """Older transformers saved the embeddings' position_ids/token_type_ids buffers."""
-    model = make_pt("electra", "ElectraForPreTraining", seed=43)
-    state = dict(model.state_dict())
-    state["electra.embeddings.position_ids"] = torch.arange(64)[None]
-    state["electra.embeddings.token_type_ids"] = torch.zeros(1, 64, dtype=torch.long)
-    (tmp / "src").mkdir()
-    torch.save(state, tmp / "src" / "pytorch_model.bin")
-    model.config.to_json_file(tmp / "src" / "config.json")
-    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    got = load_file(tmp / "out" / "model.safetensors")
-    assert not any(k.endswith("_ids") for k in got)
-    loaded = test_tf2.pt_loads_cleanly("ElectraForPreTraining", tmp / "out")
-    inputs = inputs_for("electra", model.config)
-    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), RELOAD_ATOL)

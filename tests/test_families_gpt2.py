@@ -1,10 +1,8 @@
 """GPT-2 and OpenAI GPT beyond the generic tf2/registry tests: every class pt -> pt, Conv1D
-weights moved without a transpose and their TF (1, out) biases, weights files without a
-config, the tied lm_head (an alias in the IR, whatever the source), an untied lm_head, and
-the mask buffers older checkpoints carry."""
+weights moved without a transpose and their TF (1, out) biases, the tied lm_head (an alias in
+the IR, whatever the source) and the mask buffers older checkpoints carry (bare weights files
+and the untied lm_head: test_families_registry.py)."""
 from __future__ import annotations
-
-import json
 
 import h5py
 import numpy as np
@@ -16,10 +14,9 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 import irconv  # noqa: E402
 import test_tf2  # noqa: E402
-import zoo  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv import FAMILIES  # noqa: E402
-from zoo import assert_same_safetensors, assert_close, inputs_for, make_pt, make_tf, run_pt  # noqa: E402
+from zoo import assert_close, inputs_for, make_pt, make_tf, run_pt  # noqa: E402
 
 CASES = [(fam, cls) for fam in ("gpt2", "openai-gpt") for cls in FAMILIES.get(fam).architectures]
 ids = [f"{f}-{c}" for f, c in CASES]
@@ -61,47 +58,6 @@ def test_lm_head_is_an_alias_of_the_word_embeddings(family, source, tmp):
     model_cls = next(c for c in bare if not c.endswith("LMHeadModel"))
     make_pt(family, model_cls, seed=63).save_pretrained(tmp / "bare")
     assert irconv.load(tmp / "bare").aliases == {}
-
-
-@pytest.mark.parametrize("family,cls_name", CASES, ids=ids)
-def test_bare_weights_file(family, cls_name, tmp):
-    """No config.json: family and class come from the names (an LM head model nests the body
-    under 'transformer.' though it stores no head tensor), the config from the shapes."""
-    model = make_pt(family, cls_name, seed=64, **REAL_SHAPES)
-    model.save_pretrained(tmp / "src")
-    (tmp / "src" / "config.json").unlink()
-    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "out", model.config, ("n_head",), "--to", "pt")
-    config = json.loads((tmp / "out" / "config.json").read_text())
-    assert config["model_type"] == family and config["architectures"] == [cls_name]
-    activation = "activation_function" if family == "gpt2" else "afn"
-    for key in ("vocab_size", "n_embd", "n_layer", "n_head", "n_positions", activation, "layer_norm_epsilon"):
-        assert config[key] == getattr(model.config, key), key
-    if family == "gpt2":
-        assert config["n_inner"] == model.config.n_inner == 37
-    assert_same_safetensors(tmp / "src", tmp / "out")
-    loaded = test_tf2.pt_loads_cleanly(cls_name, tmp / "out")
-    inputs = inputs_for(family, model.config)
-    assert_close(run_pt(model, inputs), run_pt(loaded, inputs), 0.0)
-
-
-@pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])
-def test_untied_lm_head(family, tmp):
-    """tie_word_embeddings false: lm_head.weight is a tensor of its own and is kept (in a bare
-    file its presence says the model is untied); TF2 always ties, so it is refused."""
-    model = make_pt(family, LM[family], seed=65, tie_word_embeddings=False)
-    model.save_pretrained(tmp / "src")
-    assert "lm_head.weight" in load_file(tmp / "src" / "model.safetensors")
-    run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    assert_same_safetensors(tmp / "src", tmp / "out")
-    proc = run_irconv("convert", tmp / "src", tmp / "tf2", "--to", "tf2")
-    assert_one_line_error(proc, "heads.lm.weight")
-    assert not (tmp / "tf2").exists()
-    (tmp / "src" / "config.json").unlink()                          # the weights file is bare now
-    zoo.convert_bare(tmp / "src" / "model.safetensors", tmp / "bare", model.config, ("n_head",), "--to", "pt")
-    assert json.loads((tmp / "bare" / "config.json").read_text())["tie_word_embeddings"] is False
-    assert_same_safetensors(tmp / "src", tmp / "bare")
-    inputs = inputs_for(family, model.config)
-    assert_close(run_pt(model, inputs), run_pt(test_tf2.pt_loads_cleanly(LM[family], tmp / "bare"), inputs), 0.0)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])

@@ -25,7 +25,9 @@ CLASSES = [(name, cls) for name in NAMES for cls in FAMILIES.get(name).architect
 BASE_CLASSES = [("roberta", "RobertaModel"), ("xlm-roberta", "XLMRobertaModel"), ("camembert", "CamembertModel")]
 
 
-@pytest.mark.parametrize("family,cls_name", BASE_CLASSES, ids=[c for _, c in BASE_CLASSES])
+# XLM-R's and CamemBERT's (slow: test-long) are RoBERTa's classes under other names.
+@pytest.mark.parametrize("family,cls_name", [pytest.param(*c, marks=[pytest.mark.slow] if n else [])
+                                             for n, c in enumerate(BASE_CLASSES)], ids=[c for _, c in BASE_CLASSES])
 def test_base_class_through_tf2(family, cls_name, tmp):
     """PyTorch RobertaModel keys are bare, TF2's sit under 'roberta/': both ways."""
     test_tf2.test_pt_to_tf2(family, cls_name, tmp / "a")

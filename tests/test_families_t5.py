@@ -51,7 +51,8 @@ def test_lm_head_layer_exists_only_when_untied(tied, monkeypatch, tmp):
     assert ("lm_head.weight" in load_file(tmp / "a" / "pt2" / "model.safetensors")) is not tied
 
 
-@pytest.mark.parametrize("cls_name", ["T5ForConditionalGeneration", "T5Model"])
+# T5Model (slow: test-long) is the same layers as the LM model, without its head.
+@pytest.mark.parametrize("cls_name", ["T5ForConditionalGeneration", pytest.param("T5Model", marks=pytest.mark.slow)])
 def test_gated_feed_forward_both_ways(cls_name, monkeypatch, tmp):
     with_config(monkeypatch, feed_forward_proj="gated-gelu")
     test_tf2.test_pt_to_tf2("t5", cls_name, tmp / "a")

@@ -75,7 +75,9 @@ def keras_b0(size: int, path, seed: int = 0):
     return model
 
 
-@pytest.mark.parametrize("size,with_config", [(64, False), (72, True), (72, "set")],
+# Each a full B0 in tf_keras: `make test` runs the inferred size, `make test-long` all three.
+@pytest.mark.parametrize("size,with_config", [(64, False), pytest.param(72, True, marks=pytest.mark.slow),
+                                              pytest.param(72, "set", marks=pytest.mark.slow)],
                          ids=["64-inferred", "72-config", "72-set"])
 def test_keras_b0_to_pt_matches(size, with_config, tmp):
     """64: every stride-2 depthwise conv sees an even size, the variant comes from the names.

@@ -167,8 +167,10 @@ def test_interrupt_during_start_up_is_one_line(tmp):
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
-        if proc.returncode == 0:
-            continue                               # finished before the signal: nothing to check
+        if proc.returncode == 0 or err.startswith(b"irconv: wrote "):
+            # Finished before the signal (under load, it may land in interpreter teardown after
+            # the output was committed, killing with -SIGINT): nothing of start-up to check.
+            continue
         assert proc.returncode == 130, err
         assert b"Traceback" not in err and len(err.decode().strip().splitlines()) == 1, err
 
