@@ -9,7 +9,7 @@ from typing import Callable
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, IrconvError, MappingError, OutputExistsError, UsageError
-from ..ir.pipeline import loaded
+from ..ir.pipeline import done, loaded
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
 from . import extras, output
@@ -194,13 +194,22 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
     """Stream `tensors` into a `.partial` writer, each under its stored name and its tied
     copies', the next ones loading ahead within a byte budget (ir/pipeline.py); close it, or
     abort it (no partial file left) on failure."""
+    def put(t: Tensor, array) -> None:
+        for raw in [t.name, *copies.get(t.name, ())]:
+            with stage("write", array.nbytes):
+                writer.write(stored_name(raw), array)
+
     try:
-        for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):
-            for raw in [t.name, *copies.get(t.name, ())]:
-                with stage("write", array.nbytes):
-                    writer.write(stored_name(raw), array)
-            del array
-            progress(t)
+        if getattr(writer, "concurrent", False):
+            # The writer takes writes from any thread (a TensorBundle): whole tensors are
+            # loaded, relaid out, checksummed and written on the threads.
+            for t in done(tensors, lambda t: put(t, t.load()), jobs=options.jobs, ordered=ckpt.ordered):
+                progress(t)
+        else:
+            for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):
+                put(t, array)
+                del array
+                progress(t)
         writer.close()
     except BaseException:
         writer.abort()

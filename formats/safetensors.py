@@ -202,6 +202,8 @@ class SafetensorsWriter(PartialWriter):
     an unfinished file can never be mistaken for a valid one (gaps would read as zeros).
     """
 
+    concurrent = True       # write() and copy() may come from several threads at once
+
     def __init__(self, path, specs: Iterable[TensorSpec], metadata: Mapping[str, str] | None = None):
         super().__init__(os.fspath(path))
         specs = list(specs)

@@ -486,6 +486,8 @@ class BundleWriter(PartialWriter):
     the index and, with `write_state`, the `checkpoint` state file naming this prefix.
     """
 
+    concurrent = True       # write() may come from several threads at once (exporters/base.write_all)
+
     def __init__(self, prefix, specs: Iterable[TensorSpec], *, num_shards: int | None = None,
                  max_shard_size=None, strings: Mapping[str, object] | None = None,
                  write_state: bool = False, block_size: int = BLOCK_SIZE):
@@ -547,6 +549,13 @@ class BundleWriter(PartialWriter):
                 data, crc = _encode_strings(items)
                 offset = self._append(0, data)
                 self._entries[key] = _Entry(DT_STRING, shape, 0, offset, len(data), crc, False)
+        # Each tensor's place is fixed now, in declaration order: writes may then come in any
+        # order and from any thread, and the files are the same bytes whatever that order.
+        self._offsets: dict[str, int] = {}
+        for spec in specs:
+            shard = self._shard_of[spec.name]
+            self._offsets[spec.name] = self._sizes[shard]
+            self._sizes[shard] += spec.nbytes
 
     @property
     def shard_paths(self) -> list[str]:
@@ -569,22 +578,37 @@ class BundleWriter(PartialWriter):
             raise
 
     def _append(self, shard: int, data) -> int:
+        """Write `data` at the shard's end (the string tensors, before any numeric one)."""
         offset = self._sizes[shard]
-        if len(data):
-            # one open per tensor: a thousand shards must not need a thousand descriptors
-            with self._writing(self._shards[shard]), open(self._shards[shard] + ".partial", "ab") as f:
-                f.write(data)
+        self._put(shard, data, offset)
         self._sizes[shard] += len(data)
         return offset
 
+    def _put(self, shard: int, data, offset: int) -> None:
+        view = memoryview(data).cast("B")
+        if len(view):
+            path = self._shards[shard]
+            # one open per tensor: a thousand shards must not need a thousand descriptors
+            with self._writing(path):
+                fd = os.open(path + ".partial", os.O_WRONLY)
+                try:
+                    done = 0
+                    while done < len(view):
+                        done += os.pwrite(fd, view[done:], offset + done)
+                finally:
+                    os.close(fd)
+
     def write(self, name: str, array: np.ndarray) -> None:
-        """Append one tensor's bytes to its data shard."""
+        """Write one tensor's bytes at its place in its data shard; may be called from several
+        threads at once."""
         spec, array = self._accept(name, array)
         shard = self._shard_of[name]
         data = as_bytes(array)
-        offset = self._append(shard, data.data)
-        self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data),
-                                     mask(_crc(data)), False)
+        with stage("checksum", len(data)):
+            crc = mask(_crc(data))
+        offset = self._offsets[name]
+        self._put(shard, data.data, offset)
+        self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data), crc, False)
         self._wrote(name)
 
     def close(self) -> None:
