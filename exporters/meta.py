@@ -36,7 +36,7 @@ class MetaExporter(Exporter):
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         if options.max_shard_size:
-            raise FormatError("writes one model-parallel shard; --max-shard-size is not an option of it", path=str(tmp))
+            raise UsageError("Meta's layout is written as one consolidated.00.pth; --max-shard-size does not apply")
         family = FAMILIES.get(ckpt.family)
         view = self.view_for(family)
         tensors, aliases = family.view(view).from_canonical(ckpt, str(tmp))

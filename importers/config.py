@@ -84,11 +84,13 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
             ckpt.config.update(completed)
         return ckpt
     config = json.loads(json.dumps(ckpt.config))          # nested copy
-    for key in family.required:
+    architectures = config.get("architectures") if isinstance(config.get("architectures"), list) else ()
+    required = family.required_fields(sets.get("architectures", architectures))
+    for key in required:
         _drop(config, key)                                 # an infer_config guess; never kept
     defaults = {key: (config_value(ckpt.config, key) if value == INFERRED else value)
                 for key, value in family.defaults.items()}
-    missing = [key for key in family.required if key not in sets]
+    missing = [key for key in required if key not in sets]
     unstated = [key for key in defaults if key not in sets]
     for key, value in sets.items():
         _put(config, key, value)

@@ -434,6 +434,9 @@ class Family:
     # stated values taken only with --accept-defaults (INFERRED: the value infer_config sets).
     # Dotted keys name a tower's config ('text_config.num_attention_heads').
     required: tuple[str, ...] = ()
+    # class -> fields its computation needs beyond `required` (a decoder's sequence classifier
+    # reads pad_token_id to find each row's last token); a stated default of the family wins.
+    required_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     defaults: Mapping[str, object] = field(default_factory=dict)
     # config -> config with the fields that follow from others recomputed (EfficientNet's
     # depthwise_padding from image_size), run when --set or --accept-defaults changed a field.
@@ -455,6 +458,12 @@ class Family:
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
+
+    def required_fields(self, architectures) -> tuple[str, ...]:
+        """`required`, plus what the classes named in `architectures` need (required_for)."""
+        extra = [k for arch in architectures or () for k in self.required_for.get(arch, ())
+                 if k not in self.defaults and k not in self.required]
+        return self.required + tuple(dict.fromkeys(extra))
 
     @property
     def views(self) -> list[str]:
@@ -861,8 +870,9 @@ class FamilyView:
             config, notes = fam.infer_config({c: t.spec for c, t in tensors.items()}, counts)
             # A tied param the file stores as a tensor of its own is untied: a config that left
             # the flag out would have the class tie it again on load (transformers' default).
-            untied = {placed[c][0].param.tie_key for c in tensors
-                      if placed[c][0].param.tied_to and isinstance(placed[c][0].param.tie_key, str)}
+            # (Parts split from a stacked tensor are placed under its name, not theirs: never tied.)
+            untied = {placed[c][0].param.tie_key for c in tensors if c in placed
+                      and placed[c][0].param.tied_to and isinstance(placed[c][0].param.tie_key, str)}
             config = {**{key: False for key in sorted(untied)}, **config}
         else:
             contradictions = config_contradictions(fam, config, {c: t.spec for c, t in tensors.items()}, counts)

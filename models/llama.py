@@ -176,6 +176,9 @@ def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, 
         architectures=arch,
         infer_config=infer or infer_decoder_config(name),
         required=REQUIRED + required,
+        # The sequence classifier scores each row's last token before padding: which id pads
+        # changes what it computes (and HF refuses batches without it).
+        required_for={f"{classes}ForSequenceClassification": ("pad_token_id",)},
         # Rotary positions have no table: the trained length is the release's word.
         defaults={"max_position_embeddings": 2048, "hidden_act": "silu", **(defaults or {})},
         from_shapes=heads_from_shapes,

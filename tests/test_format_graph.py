@@ -82,7 +82,7 @@ def first_family_written_by(fmt: str) -> str:
 
 
 # Every way a format writes its weights, each read once per run by the framework's own reader.
-KINDS = [(fmt, bin_, shards) for fmt in EXPORTERS.names() for bin_ in ([False, True] if EXPORTERS.get(fmt).supports_bin
+KINDS = [(fmt, bin_, shards) for fmt in EXPORTERS.names() if fmt not in fg.NOT_WALKED for bin_ in ([False, True] if EXPORTERS.get(fmt).supports_bin
                                                                      else [False]) for shards in (1, 3)]
 
 
@@ -100,7 +100,8 @@ def first_family_written_by_both(a: str, b: str) -> str | None:
 
 
 # Every edge of the graph (a format's output read and written in another), whatever the walks drew.
-PAIRS = [(a, b) for a in EXPORTERS.names() for b in EXPORTERS.names() if first_family_written_by_both(a, b)]
+WALKED = [f for f in EXPORTERS.names() if f not in fg.NOT_WALKED]
+PAIRS = [(a, b) for a in WALKED for b in WALKED if first_family_written_by_both(a, b)]
 
 
 @pytest.mark.parametrize("first,second", PAIRS, ids=[f"{a}-{b}" for a, b in PAIRS])
@@ -132,14 +133,17 @@ def test_the_real_pipe_between_two_formats(drawn, data, tmp_path):
         args = ["--bin"] if second.bin else []
         size = fg.shard_size(ckpt, second.shards)
         args += ["--max-shard-size", str(size)] if size else []
-        left_rc, left_err, right = run_pipe(["import", first.format, root / "src"],
+        # The importer that detects what A wrote (tf1 and tf2 write a Keras-only family in
+        # Keras names, which the keras importer reads).
+        left_rc, left_err, right = run_pipe(["import", irconv.detect_format(root / "src"), root / "src"],
                                             ["export", second.format, root / "out", *args])
-        assert left_rc == 0, left_err.decode()
         if right.returncode:
+            # (the import side then stops at the closed pipe, saying so)
             err = right.stderr.decode()
             assert right.returncode == 2 and err.startswith("irconv: error: ") and len(err.strip().splitlines()) == 1, err
             assert not (root / "out").exists(), err
             assume(False)
+        assert left_rc == 0, left_err.decode()
         got = irconv.load(root / "out")
         config = fg.kept_config(fg.kept_config(ckpt.config, variant.family, first.format), variant.family,
                                 second.format)

@@ -195,10 +195,10 @@ def test_reading_meta_imports_no_framework(made, tmp):
 
 
 def test_what_meta_cannot_hold_is_refused(tmp):
-    """Meta's attention has dim // n_heads wide heads: a Llama with another head_dim (zoo's) has
+    """Meta's attention has dim // n_heads wide heads: a Llama with another head_dim has
     no params.json; a family without a meta view is named. One line each, nothing written."""
     from zoo import make_pt
-    make_pt("llama", "LlamaForCausalLM", seed=3).save_pretrained(tmp / "llama")
+    make_pt("llama", "LlamaForCausalLM", seed=3, head_dim=16).save_pretrained(tmp / "llama")
     assert_one_line_error(run_irconv("convert", tmp / "llama", tmp / "out", "--to", "meta"), "head_dim=16")
     make_pt("phi3", "Phi3ForCausalLM", seed=3).save_pretrained(tmp / "phi3")
     assert_one_line_error(run_irconv("convert", tmp / "phi3", tmp / "out", "--to", "meta"), "'phi3'", "'meta'")

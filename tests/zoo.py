@@ -84,9 +84,10 @@ CONFIGS = {
     "openai-gpt": ("OpenAIGPTConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64)),
     "ctrl": ("CTRLConfig", dict(vocab_size=99, n_embd=32, n_layer=2, n_head=4, dff=37, n_positions=64)),
     # Decoder LLMs: grouped-query attention (4 heads, 2 kv heads), heads of 16 where q_proj is
-    # then wider than hidden_size (so head_dim cannot be hidden // heads), a non-default
-    # rope_theta, and a pad token (their sequence classifiers need one for a batch).
-    "llama": ("LlamaConfig", dict(_LLM, head_dim=16)),
+    # then wider than hidden_size (so head_dim cannot be hidden // heads: qwen3, gemma), a
+    # non-default rope_theta, and a pad token (their sequence classifiers need one for a batch).
+    # Llama keeps hidden // heads, the only head_dim Meta's layout (format meta) holds.
+    "llama": ("LlamaConfig", dict(_LLM)),
     "mistral": ("MistralConfig", dict(_LLM, sliding_window=5)),
     "qwen2": ("Qwen2Config", dict(_LLM)),
     "qwen3": ("Qwen3Config", dict(_LLM, head_dim=16)),
