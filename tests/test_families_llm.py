@@ -204,7 +204,7 @@ def test_a_config_whose_heads_do_not_fit_is_refused(tmp):
 
 
 def test_a_head_count_that_does_not_fit_is_refused(tmp):
-    model = make_pt("llama", "LlamaForCausalLM", seed=36)
+    model = make_pt("llama", "LlamaForCausalLM", seed=36, head_dim=16)
     model.save_pretrained(tmp / "src")
     (tmp / "src" / "config.json").unlink()
     # q_proj has 4 * 16 = 64 rows: 3 heads do not divide them, 8 heads of 8 leave k_proj's 32
