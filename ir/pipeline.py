@@ -48,35 +48,7 @@ def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | 
     jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
     ordered: the source must be read in order (an IR stream): loads then run on one thread.
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
-    tensors = list(tensors)
-    jobs = default_jobs() if jobs is None else jobs
-    if ordered:
-        jobs = min(jobs, 1)
-    if jobs <= 0 or len(tensors) <= 1:
-        for t in tensors:
-            yield t, t.load()
-        return
-    if budget is None:
-        budget = max(max(t.nbytes for t in tensors), MIN_BUDGET)
-    pending: deque = deque()
-    in_flight = 0            # bytes submitted and not yet handed back and released
-    ahead = 0                # index of the next tensor to submit
-    with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-load") as pool:
-        try:
-            for _ in range(len(tensors)):
-                while ahead < len(tensors) and (not pending or in_flight + tensors[ahead].nbytes <= budget):
-                    t = tensors[ahead]
-                    pending.append((t, pool.submit(t.load)))
-                    in_flight += t.nbytes
-                    ahead += 1
-                t, future = pending.popleft()
-                array = future.result()
-                yield t, array
-                del array, future
-                in_flight -= t.nbytes
-        finally:
-            for _, future in pending:
-                future.cancel()
+    return _ahead(tensors, Tensor.load, jobs, budget, ordered, lambda t: t.nbytes)
 
 
 def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int | None = None,
@@ -86,31 +58,38 @@ def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int
     bytes of cost(tensor) in flight (a job that holds no array, a kernel copy, costs 0);
     yield each tensor, in the given order, once its work is done. An error is raised at its
     tensor; jobs not yet started are then cancelled."""
+    return (t for t, _ in _ahead(tensors, work, jobs, budget, ordered, cost))
+
+
+def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, object]]:
+    """(tensor, fn(tensor)) in order, fn running ahead on `jobs` threads while at most
+    `budget` of cost() is submitted and not yet handed back and released."""
     tensors = list(tensors)
     jobs = default_jobs() if jobs is None else jobs
     if ordered:
         jobs = min(jobs, 1)
     if jobs <= 0 or len(tensors) <= 1:
         for t in tensors:
-            work(t)
-            yield t
+            yield t, fn(t)
         return
     if budget is None:
-        budget = max(max((cost(t) for t in tensors), default=0), MIN_BUDGET)
+        budget = max(max(cost(t) for t in tensors), MIN_BUDGET)
     pending: deque = deque()
-    in_flight, ahead = 0, 0
+    in_flight = 0            # cost submitted and not yet handed back and released
+    ahead = 0                # index of the next tensor to submit
     with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-work") as pool:
         try:
             for _ in range(len(tensors)):
                 while ahead < len(tensors) and (not pending or in_flight + cost(tensors[ahead]) <= budget):
                     t = tensors[ahead]
-                    pending.append((t, pool.submit(work, t)))
+                    pending.append((t, pool.submit(fn, t)))
                     in_flight += cost(t)
                     ahead += 1
                 t, future = pending.popleft()
-                future.result()
+                result = future.result()
+                yield t, result
+                del result, future
                 in_flight -= cost(t)
-                yield t
         finally:
             for _, future in pending:
                 future.cancel()
