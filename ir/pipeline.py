@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -74,6 +73,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
         return
     if budget is None:
         budget = max(max(cost(t) for t in tensors), MIN_BUDGET)
+    from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
     pending: deque = deque()
     in_flight = 0            # cost submitted and not yet handed back and released
     ahead = 0                # index of the next tensor to submit
