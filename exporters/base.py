@@ -199,11 +199,21 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
             with stage("write", array.nbytes):
                 writer.write(stored_name(raw), array)
 
+    def work(t: Tensor) -> None:
+        if t.extent is not None and hasattr(writer, "copy"):
+            for raw in [t.name, *copies.get(t.name, ())]:
+                with stage("copy", t.nbytes):
+                    writer.copy(stored_name(raw), replace(t.spec, name=stored_name(raw)), t.extent)
+        else:
+            put(t, t.load())
+
     try:
         if getattr(writer, "concurrent", False):
-            # The writer takes writes from any thread (a TensorBundle): whole tensors are
-            # loaded, relaid out, checksummed and written on the threads.
-            for t in done(tensors, lambda t: put(t, t.load()), jobs=options.jobs, ordered=ckpt.ordered):
+            # The writer takes writes from any thread (a TensorBundle, Keras h5): whole tensors
+            # are loaded, relaid out, checksummed and written on the threads; one stored as it
+            # will be written is copied file to file in the kernel, holding no memory.
+            for t in done(tensors, work, jobs=options.jobs, ordered=ckpt.ordered,
+                          cost=lambda t: 0 if t.extent is not None else t.nbytes):
                 progress(t)
         else:
             for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):

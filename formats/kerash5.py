@@ -44,9 +44,9 @@ from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
-from .partial import PartialWriter
+from .partial import PartialWriter, copy_range, pwrite_at
 from . import lazy_module
-from .sharding import parse_size, plan_shards, read_index, shard_names, shard_weight_map, write_index
+from .sharding import write_errors, parse_size, plan_shards, read_index, shard_names, shard_weight_map, write_index
 
 h5py = lazy_module("h5py")
 
@@ -619,15 +619,63 @@ def _check_paths(names: Iterable[str], what: str, path: str) -> None:
                          path=path)
 
 
-def _create_dataset(group, name: str, spec: TensorSpec) -> None:
-    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype))
+def _create_dataset(group, name: str, spec: TensorSpec) -> int | None:
+    """Make the dataset with its storage in the file now (contiguous, allocated early, never
+    filled) and return where its bytes go, or None when it holds none. The writers then put
+    the tensors there with pwrite, from any thread, with libhdf5 long closed."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.CONTIGUOUS)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype), dcpl=dcpl)
     if _is_ml_dtype(spec.dtype):
         ds.attrs[_DTYPE_ATTR] = spec.dtype.numpy.name
+    if not spec.numel:
+        return None
+    if ds.id.get_offset() is None:     # libhdf5 allocates a scalar's storage at its first write
+        ds[()] = np.zeros((), ds.dtype)
+    at = ds.id.get_offset()
+    if at is None or ds.id.get_storage_size() != spec.nbytes:
+        raise FormatError(f"libhdf5 gave dataset {name!r} no contiguous storage of "
+                          f"{spec.nbytes} bytes")
+    return at
 
 
-def _fill(ds, spec: TensorSpec, array: np.ndarray) -> None:
-    if spec.numel:
-        ds[...] = array.view(ds.dtype) if _is_ml_dtype(spec.dtype) else array
+class _Placed(PartialWriter):
+    """A writer whose HDF5 files are complete but for the tensors' bytes, each dataset's place
+    known (_create_dataset): write() and copy() pwrite or kernel-copy them there, in any order,
+    from several threads at once (exporters/base.write_all), and the files come out the same
+    bytes whatever the order. Subclasses fill self._specs and self._places (name -> [(file
+    index, offset)], one per stored copy), self._tmps and self._finals (their paths)."""
+
+    concurrent = True
+
+    def _put(self, name: str, put) -> None:
+        for i, at in self._places[name]:
+            with write_errors(self._finals[i]):
+                fd = os.open(self._tmps[i], os.O_WRONLY)   # one open per tensor: shards are many
+                try:
+                    put(fd, at)
+                finally:
+                    os.close(fd)
+
+    def write(self, name: str, array: np.ndarray) -> None:
+        """Write one weight at every place that stores it."""
+        spec, array = self._accept(name, array)
+        self._put(name, lambda fd, at: pwrite_at(fd, array, at))
+        self._wrote(name)
+
+    def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
+        """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
+        in the kernel, with no read into memory."""
+        self._accept_copy(name, spec)
+        self._put(name, lambda fd, at: copy_range(extent[0], extent[1], fd, at, spec.nbytes, name))
+        self._wrote(name)
+
+    def _drop(self) -> None:
+        for tmp in getattr(self, "_tmps", []):
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 class _GuardedFile(io.RawIOBase):
@@ -726,12 +774,13 @@ class _H5Out:
             os.remove(self.tmp)
 
 
-class KerasH5Writer(PartialWriter):
+class KerasH5Writer(_Placed):
     """Write a Keras 2 / tf-keras weights file (what `save_weights("x.h5")` writes).
 
     `layers` is [(layer name, [spec, ...])] in model.layers order; spec.name is the full
     weight name ('dense/kernel:0'). A name under several layers is a tied weight: it is
-    stored once per layer, as Keras does, and one write() fills every copy.
+    stored once per layer, as Keras does, and one write() fills every copy. Writes may come
+    in any order, from several threads at once.
     """
 
     def __init__(self, path, layers: Sequence[tuple[str, Sequence[TensorSpec]]],
@@ -749,7 +798,6 @@ class KerasH5Writer(PartialWriter):
             raise UsageError(f"layer name {TOP_LEVEL_GROUP!r} is reserved for the model's own "
                              "weights", path=self.path)
         self._specs: dict[str, TensorSpec] = {}
-        self._targets: dict[str, list[str]] = {}
         conflicts = []
         for layer, specs in layers:
             _check_paths([s.name for s in specs], f"layer {layer!r}", self.path)
@@ -758,7 +806,6 @@ class KerasH5Writer(PartialWriter):
                 if (known.dtype, known.shape) != (s.dtype, s.shape):
                     conflicts.append(f"{s.name}: {known.dtype} {list(known.shape)} vs "
                                      f"{s.dtype} {list(s.shape)} in {layer!r}")
-                self._targets.setdefault(s.name, []).append(f"/{layer}/{s.name}")
         if conflicts:
             raise UsageError(f"weights listed under several layers must agree in dtype and shape: "
                              f"{conflicts!r}", path=self.path)
@@ -766,11 +813,12 @@ class KerasH5Writer(PartialWriter):
                    for layer, specs in layers]
         names = _check_name_list(layer_names, "layer_names", self.path)
 
-        self._tmp = self.path + ".partial"
-        self._out: _H5Out | None = None
+        self._tmps, self._finals = [self.path + ".partial"], [self.path]
+        self._places: dict[str, list[tuple[int, int]]] = {name: [] for name in self._specs}
+        out = None
         try:
-            self._out = _H5Out(self._tmp, self.path)
-            f = self._out.file
+            out = _H5Out(self._tmps[0], self.path)
+            f = out.file
             save_name_list(f, "layer_names", names)
             f.attrs["backend"] = backend.encode("utf-8")
             f.attrs["keras_version"] = str(keras_version).encode("utf-8")
@@ -781,52 +829,40 @@ class KerasH5Writer(PartialWriter):
                 g = f.create_group(layer)
                 save_name_list(g, "weight_names", weight_names)
                 for spec in specs:
-                    _create_dataset(g, spec.name, spec)
+                    at = _create_dataset(g, spec.name, spec)
+                    if at is not None:
+                        self._places[spec.name].append((0, at))
             save_name_list(f.create_group(TOP_LEVEL_GROUP), "weight_names", [])
-            self._out.check()
+            out.check()
+            out, closing = None, out
+            closing.close()
         except BaseException:
+            if out is not None:
+                out.discard()
             self.abort()
             raise
 
-    def write(self, name: str, array: np.ndarray) -> None:
-        """Write one weight into every layer that lists it."""
-        spec, array = self._accept(name, array)
-        for dset_path in self._targets[name]:
-            _fill(self._out.file[dset_path], spec, array)
-            self._out.check()
-        self._wrote(name)
-
     def close(self) -> None:
-        """Finish the file; raises (and leaves no file at `path`) if a weight is missing."""
+        """Rename the file into place; raises (and leaves no file at `path`) if a weight is missing."""
         if self._closed:
             return
         self._missing_check()
-        try:
-            self._out.close()
-        except BaseException:
-            self.abort()
-            raise
-        self._out = None
         self._closed = True
-        os.replace(self._tmp, self.path)
+        os.replace(self._tmps[0], self.path)
 
     def abort(self) -> None:
         """Drop the unfinished file."""
         self._closed = True
-        if self._out is not None:
-            self._out.discard()
-            self._out = None
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+        self._drop()
 
 
-class HFShardedH5Writer(PartialWriter):
+class HFShardedH5Writer(_Placed):
     """Write an HF transformers TF sharded checkpoint: `tf_model-0000k-of-0000N.h5` shards
     and `tf_model.h5.index.json`, as `TFPreTrainedModel.save_pretrained(max_shard_size=...)`.
 
     `shards` is the plan (see plan()); spec.name is the unstripped TF variable name
     ('tf_bert_for_masked_lm/bert/...:0'), which the index keeps; the shard stores it at
-    the stripped path ('bert/...:0'). At most one shard file is open at a time.
+    the stripped path ('bert/...:0'). Writes may come in any order, from several threads.
     """
 
     def __init__(self, directory, shards: Sequence[Sequence[TensorSpec]],
@@ -863,16 +899,22 @@ class HFShardedH5Writer(PartialWriter):
 
         os.makedirs(self.directory, exist_ok=True)
         self._tmps = [os.path.join(self.directory, f + ".partial") for f in self.files]
-        self._out: _H5Out | None = None
-        self._open_shard = -1
+        self._finals = [os.path.join(self.directory, f) for f in self.files]
+        self._places: dict[str, list[tuple[int, int]]] = {name: [] for name in self._specs}
+        out = None
         try:
             for i, (fname, ordered, names) in enumerate(layouts):
-                self._out = _H5Out(self._tmps[i], os.path.join(self.directory, fname))
+                out = _H5Out(self._tmps[i], self._finals[i])
                 for spec in ordered:
-                    _create_dataset(self._out.file, strip_model_name(spec.name), spec)
-                save_name_list(self._out.file, "layer_names", names)
-                self._close_current()
+                    at = _create_dataset(out.file, strip_model_name(spec.name), spec)
+                    if at is not None:
+                        self._places[spec.name].append((i, at))
+                save_name_list(out.file, "layer_names", names)
+                out, closing = None, out
+                closing.close()
         except BaseException:
+            if out is not None:
+                out.discard()
             self.abort()
             raise
 
@@ -883,34 +925,12 @@ class HFShardedH5Writer(PartialWriter):
         of its own (sharding.plan_shards) instead of starting the next one."""
         return plan_shards(specs, parse_size(max_shard_size))
 
-    def write(self, name: str, array: np.ndarray) -> None:
-        """Write one tensor into its shard (reopening it if another shard was last)."""
-        spec, array = self._accept(name, array)
-        i = self._shard_of[name]
-        if self._open_shard != i:
-            self._close_current()
-            self._out = _H5Out(self._tmps[i], os.path.join(self.directory, self.files[i]), "r+")
-            self._open_shard = i
-        _fill(self._out.file[strip_model_name(name)], spec, array)
-        self._out.check()
-        self._wrote(name)
-
-    def _close_current(self) -> None:
-        out, self._out, self._open_shard = self._out, None, -1
-        if out is not None:
-            out.close()
-
     def close(self) -> None:
         """Rename every shard into place, then write the index; raises (and leaves no files)
         if a tensor is missing."""
         if self._closed:
             return
         self._missing_check()
-        try:
-            self._close_current()
-        except BaseException:
-            self.abort()
-            raise
         self._closed = True
         for tmp, fname in zip(self._tmps, self.files):
             os.replace(tmp, os.path.join(self.directory, fname))
@@ -921,12 +941,7 @@ class HFShardedH5Writer(PartialWriter):
     def abort(self) -> None:
         """Drop every unfinished shard."""
         self._closed = True
-        out, self._out = getattr(self, "_out", None), None
-        if out is not None:
-            out.discard()
-        for tmp in getattr(self, "_tmps", []):
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        self._drop()
 
 
 def write(path, layers: Sequence[tuple[str, Sequence[Tensor]]], **kwargs) -> None:

@@ -1,13 +1,21 @@
 """What the streaming writers in formats/ share (safetensors, Keras h5, TensorBundle): every
 tensor is declared up front, then written in any order, one array in memory at a time, into
 `.partial` files that only a close() finding every declared tensor written renames into place.
-abort(), or leaving a `with` block by an exception, drops the unfinished files."""
+abort(), or leaving a `with` block by an exception, drops the unfinished files.
+
+Writers whose layout is fixed when they are made (safetensors, TensorBundle, Keras h5) put each
+tensor's bytes at its own offset with pwrite_at() or copy_range(): in any order, from any thread.
+"""
 from __future__ import annotations
+
+import errno
+import os
 
 import numpy as np
 
 from ..ir.errors import DTypeError, FormatError, UsageError
-from ..ir.tensor import TensorSpec
+from ..ir.limits import open_regular
+from ..ir.tensor import TensorSpec, as_bytes
 
 
 def check_array(path: str, name: str, spec: TensorSpec, array) -> np.ndarray:
@@ -49,6 +57,15 @@ class PartialWriter:
         spec = self._specs[name]
         return spec, check_array(self.path, name, spec, array)
 
+    def _accept_copy(self, name: str, spec: TensorSpec) -> None:
+        """_accept for a copy(): the tensor's bytes come from a file, of `spec`'s dtype and shape."""
+        if self._closed or name not in self._specs or name in self._written:
+            self._accept(name, np.empty(0))      # the same errors as write()
+        mine = self._specs[name]
+        if (mine.dtype, mine.shape) != (spec.dtype, spec.shape):
+            raise UsageError(f"tensor {name!r}: {spec.dtype} {list(spec.shape)} but declared "
+                             f"{mine.dtype} {list(mine.shape)}", path=self.path)
+
     def _wrote(self, name: str) -> None:
         self._written.add(name)
 
@@ -77,3 +94,42 @@ class PartialWriter:
             self.close()
         else:
             self.abort()
+
+
+def pwrite_at(fd: int, array, offset: int) -> None:
+    """All of `array`'s bytes (an ndarray, or any buffer) to `fd` at `offset`, from a view (no
+    copy of a large tensor) and without the file position, so threads may write at once."""
+    data = memoryview(as_bytes(array) if isinstance(array, np.ndarray) else array).cast("B")
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
+_COPY_CHUNK = 64 << 20
+
+
+def copy_range(src: str, offset: int, dst_fd: int, dst_offset: int, n: int, name: str) -> None:
+    """n bytes of file `src` from `offset` to `dst_fd` at `dst_offset`: os.copy_file_range
+    (in the kernel, what `cp` does), or pread/pwrite where the kernel or file system cannot."""
+    with open_regular(src) as f:
+        fd, done = f.fileno(), 0
+        fast = hasattr(os, "copy_file_range")
+        while done < n:
+            want = min(_COPY_CHUNK, n - done)
+            got = 0
+            if fast:
+                try:
+                    got = os.copy_file_range(fd, dst_fd, want, offset + done, dst_offset + done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    fast = False
+                    continue
+            else:
+                data = os.pread(fd, want, offset + done)
+                got = len(data)
+                pwrite_at(dst_fd, data, dst_offset + done)
+            if not got:
+                raise FormatError(f"tensor {name!r}: the file ends {n - done:,} bytes early; it is "
+                                  "truncated (changed since it was opened?)", path=src)
+            done += got

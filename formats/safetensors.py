@@ -9,7 +9,6 @@ may be written in any order, one in memory at a time.
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import struct
@@ -22,8 +21,8 @@ from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import check_shape, open_regular
 from ..ir.stages import stage
-from ..ir.tensor import Tensor, TensorSpec, as_bytes
-from .partial import PartialWriter
+from ..ir.tensor import Tensor, TensorSpec
+from .partial import PartialWriter, copy_range, pwrite_at
 from .sharding import loads_json_unique, write_errors
 
 MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
@@ -259,22 +258,14 @@ class SafetensorsWriter(PartialWriter):
         if spec.nbytes:
             # A view, not tobytes(): no second copy of a large tensor. pwrite at the tensor's
             # own offset, so that writes from several threads do not share a file position.
-            data = memoryview(as_bytes(array))
-            at, fd = self._data_start + self._offsets[name], self._file.fileno()
             with write_errors(self.path):
-                while data:
-                    data = data[os.pwrite(fd, data, at + spec.nbytes - len(data)):]
+                pwrite_at(self._file.fileno(), array, self._data_start + self._offsets[name])
         self._wrote(name)
 
     def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
         in the kernel, with no read into memory (what `cp` does)."""
-        if self._closed or name not in self._specs or name in self._written:
-            self.write(name, np.empty(0))      # the same errors as write()
-        mine = self._specs[name]
-        if (mine.dtype, mine.shape) != (spec.dtype, spec.shape):
-            raise UsageError(f"tensor {name!r}: {spec.dtype} {list(spec.shape)} but declared "
-                             f"{mine.dtype} {list(mine.shape)}", path=self.path)
+        self._accept_copy(name, spec)
         if spec.nbytes:
             with write_errors(self.path):
                 copy_range(extent[0], extent[1], self._file.fileno(),
@@ -307,37 +298,6 @@ class SafetensorsWriter(PartialWriter):
                 pass
         if os.path.exists(self._tmp):
             os.remove(self._tmp)
-
-
-_COPY_CHUNK = 64 << 20
-
-
-def copy_range(src: str, offset: int, dst_fd: int, dst_offset: int, n: int, name: str) -> None:
-    """n bytes of file `src` from `offset` to `dst_fd` at `dst_offset`: os.copy_file_range
-    (in the kernel), or pread/pwrite where the kernel or file system cannot."""
-    with open_regular(src) as f:
-        fd, done = f.fileno(), 0
-        fast = hasattr(os, "copy_file_range")
-        while done < n:
-            want = min(_COPY_CHUNK, n - done)
-            got = 0
-            if fast:
-                try:
-                    got = os.copy_file_range(fd, dst_fd, want, offset + done, dst_offset + done)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    fast = False
-                    continue
-            else:
-                data = os.pread(fd, want, offset + done)
-                got = len(data)
-                while data:
-                    data = data[os.pwrite(dst_fd, data, dst_offset + done + got - len(data)):]
-            if not got:
-                raise FormatError(f"tensor {name!r}: the file ends {n - done:,} bytes early; it is "
-                                  "truncated (changed since it was opened?)", path=src)
-            done += got
 
 
 def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = None) -> None:

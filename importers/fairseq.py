@@ -4,11 +4,11 @@ restricted unpickler, argparse.Namespace and friends become plain attribute data
 the tensors of `model` are taken (optimizer state is never touched)."""
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
-from ..formats import torchzip
-from ..formats.pickle import Stub
+from ..formats import pickle, torchzip
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, UsageError
 from ..ir.layout import even_split
@@ -22,7 +22,12 @@ _DATA_CLASSES = [("argparse", "Namespace"), ("numpy.core.multiarray", "scalar"),
                  ("numpy._core.multiarray", "scalar"), ("numpy", "dtype"),
                  ("fairseq.meters", "AverageMeter"), ("fairseq.meters", "TimeMeter"),
                  ("fairseq.meters", "StopwatchMeter")]
-ALLOW = {key: Stub.subclass(*key) for key in _DATA_CLASSES}
+
+
+@functools.cache
+def allowed() -> dict:
+    """The stand-in class of each, made when the first checkpoint is read (not at start-up)."""
+    return {key: pickle.Stub.subclass(*key) for key in _DATA_CLASSES}
 
 CHECKPOINT_NAMES = ("model.pt", "checkpoint_best.pt", "checkpoint_last.pt")
 # The renames fairseq itself applies when it loads an older checkpoint (RobertaModel's
@@ -51,7 +56,7 @@ def as_dict(value) -> dict:
         return {}
     if isinstance(value, dict):
         return dict(value)
-    if isinstance(value, Stub):
+    if isinstance(value, pickle.Stub):
         return dict(vars(value))
     raise FormatError(f"unexpected config object {type(value).__name__} (expected a dict or an "
                       f"argparse.Namespace)")
@@ -89,7 +94,7 @@ class FairseqImporter(Importer):
     def load(self, path, *, model=None, view=None, config=None, head: str | None = None) -> Checkpoint:
         path = require_exists(Path(path))
         ckpt_path = find_checkpoint(path)
-        obj, archive = torchzip.load_pickle(ckpt_path, allow=ALLOW)
+        obj, archive = torchzip.load_pickle(ckpt_path, allow=allowed())
         if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
             raise FormatError("not a fairseq checkpoint: no 'model' state dict at the top level",
                               path=str(ckpt_path))

@@ -28,7 +28,7 @@ from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.stages import stage
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
-from ..partial import PartialWriter
+from ..partial import PartialWriter, pwrite_at
 from ..sharding import parse_size, plan_shards
 from .objectgraph import OBJECT_GRAPH_KEY, TrackableObject, decode_object_graph
 from .protowire import _Msg, _WireError, _expect, _fields, _get_varint, _put_varint, _signed, _text
@@ -565,16 +565,20 @@ class BundleWriter(PartialWriter):
         return self._shard_of[name]
 
     @contextlib.contextmanager
-    def _writing(self, path: str):
-        """Abort on any failure; a failed write (a full disk: ENOSPC, EFBIG) becomes one
-        FormatError naming the file, not an OSError without one."""
+    def _writing(self, path: str, abort: bool = True):
+        """Abort on any failure (unless `abort` is false: a tensor's write on one of several
+        threads leaves that to its caller, so the others do not fail as 'after close' and hide
+        the cause); a failed write (a full disk: ENOSPC, EFBIG) becomes one FormatError naming
+        the file, not an OSError without one."""
         try:
             yield
         except OSError as exc:
-            self.abort()
+            if abort:
+                self.abort()
             raise FormatError(f"cannot write: {exc.strerror or exc}", path=path) from None
         except BaseException:
-            self.abort()
+            if abort:
+                self.abort()
             raise
 
     def _append(self, shard: int, data) -> int:
@@ -584,17 +588,15 @@ class BundleWriter(PartialWriter):
         self._sizes[shard] += len(data)
         return offset
 
-    def _put(self, shard: int, data, offset: int) -> None:
+    def _put(self, shard: int, data, offset: int, abort: bool = True) -> None:
         view = memoryview(data).cast("B")
         if len(view):
             path = self._shards[shard]
             # one open per tensor: a thousand shards must not need a thousand descriptors
-            with self._writing(path):
+            with self._writing(path, abort):
                 fd = os.open(path + ".partial", os.O_WRONLY)
                 try:
-                    done = 0
-                    while done < len(view):
-                        done += os.pwrite(fd, view[done:], offset + done)
+                    pwrite_at(fd, view, offset)
                 finally:
                     os.close(fd)
 
@@ -607,7 +609,7 @@ class BundleWriter(PartialWriter):
         with stage("checksum", len(data)):
             crc = mask(_crc(data))
         offset = self._offsets[name]
-        self._put(shard, data.data, offset)
+        self._put(shard, data.data, offset, abort=False)
         self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data), crc, False)
         self._wrote(name)
 
