@@ -24,21 +24,16 @@ def write_config(ckpt: Checkpoint, directory: Path, name: str = "config.json") -
 def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: bool):
     """Write every tensor into its shard's writer; yield each once written, in order.
 
-    safetensors writers take writes in any order from any thread, so the threads of
-    ir/pipeline.py load, relay out and write whole tensors in parallel (shards too); a tensor
-    stored as it will be written is copied file to file in the kernel, holding no memory.
-    A .bin is one zip written front to back: the threads load ahead, this thread writes."""
-    if options.bin:
-        for t, array in pipeline.loaded(tensors, jobs=options.jobs, ordered=ordered):
-            with stage("write", array.nbytes):
-                writers[shard_of[t.name]].write(t.name, array)
-            del array
-            yield t
-        return
+    Both writers (safetensors, and the .bin's zip) have their layout fixed up front and take
+    writes in any order from any thread, so the threads of ir/pipeline.py load, relay out and
+    write whole tensors in parallel (shards too); a tensor stored as it will be written into a
+    safetensors file is copied file to file in the kernel, holding no memory."""
+    def copied(t) -> bool:
+        return t.extent is not None and hasattr(writers[shard_of[t.name]], "copy")
 
     def work(t) -> None:
         writer = writers[shard_of[t.name]]
-        if t.extent is not None:
+        if copied(t):
             with stage("copy", t.nbytes):
                 writer.copy(t.name, t.spec, t.extent)
             return
@@ -47,7 +42,7 @@ def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: 
             writer.write(t.name, array)
 
     yield from pipeline.done(tensors, work, jobs=options.jobs, ordered=ordered,
-                             cost=lambda t: 0 if t.extent is not None else t.nbytes)
+                             cost=lambda t: 0 if copied(t) else t.nbytes)
 
 
 class PtExporter(Exporter):

@@ -25,6 +25,7 @@ import itertools
 import os
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
 import zlib
@@ -35,8 +36,9 @@ from ..ir import limits
 from ..ir.errors import FormatError
 from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
                       _weight, child, looks_like, members, open_h5, scope_of)
-from .torchzip import _LOCAL_HEADER
 from .kerash5 import h5py
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")   # a zip local header: signature ... name and extra lengths
 
 WEIGHTS_MEMBER = "model.weights.h5"   # keras.src.saving.saving_lib names
 CONFIG_MEMBER = "config.json"

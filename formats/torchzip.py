@@ -30,6 +30,7 @@ from ..ir.limits import check_shape, nbytes_of, open_regular
 from .pickle import Allowlist, RestrictedUnpickler, Sealed, loads
 from .sharding import write_errors
 from .ziprecords import Record, RecordFile, members
+from .zipwriter import LaidOutZip
 
 
 def loads_from(f, path: str, allow: Allowlist, persistent_load=None):
@@ -37,8 +38,6 @@ def loads_from(f, path: str, allow: Allowlist, persistent_load=None):
     return RestrictedUnpickler(f, path=path, allow=allow, persistent_load=persistent_load).load()
 
 ALIGNMENT = 64          # torch's kFieldAlignment: record data starts at a multiple of this
-_LOCAL_HEADER = struct.Struct("<4s22xHH")   # signature ... name length, extra length
-_ZIP64_EXTRA = 20       # what zipfile appends to a local header's extra in zip64 mode
 
 # Legacy torch.save (pre-1.6) starts with a pickled MAGIC_NUMBER 0x1950A86A20F9469CFC6C:
 # LONG1 bytes in binary protocols, its decimal digits in protocol 0.
@@ -647,14 +646,18 @@ def _archive_name(path: str) -> str:
 
 
 class TorchZipWriter:
-    """Streams a torch.save-compatible zip: `write(name, array)` each spec in order, `close()`.
+    """Writes a torch.save-compatible zip: `write(name, array)` each spec, in any order and
+    from several threads at once (the zip's layout is fixed up front: formats/zipwriter.py),
+    then `close()`.
 
     `aliases` (alias -> target) become extra state-dict entries on the target's storage,
     as torch.save writes tied weights. An alias may also appear in `specs` to fix its place
     in the dict (it is never written); otherwise it follows all specs. The pickle is written
-    first, so only one tensor is ever in memory. Use as a context manager: an exception
-    inside the block removes the partial file.
+    first, and the records in the order of the specs whatever order they are written in.
+    Use as a context manager: an exception inside the block removes the partial file.
     """
+
+    concurrent = True       # write() may come from several threads at once
 
     def __init__(self, path, specs: Sequence[TensorSpec], aliases: Mapping[str, str] | None = None):
         self.path = os.fspath(path)
@@ -686,91 +689,67 @@ class TorchZipWriter:
                                by_name[aliases.get(name, name)].shape),
                     keys[aliases.get(name, name)]) for name in order]
         self._keys = keys
-        self._next = 0
-        self._prefix = _archive_name(self.path)
+        self._written: set[str] = set()
+        prefix = _archive_name(self.path)
+        small = {"data.pkl": _PickleEmitter().state_dict(entries), ".format_version": b"1",
+                 ".storage_alignment": str(ALIGNMENT).encode(), "byteorder": b"little"}
+        tail = {"version": b"3\n"}
+        layout = ([(f"{prefix}/{n}", len(d)) for n, d in small.items()]
+                  + [(f"{prefix}/data/{keys[s.name]}", s.nbytes) for s in self._pending]
+                  + [(f"{prefix}/{n}", len(d)) for n, d in tail.items()])
+        self._index = {s.name: len(small) + i for i, s in enumerate(self._pending)}
         self._zip = None
         try:
             with write_errors(self.path):
-                self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_STORED, allowZip64=True)
-                self._member("data.pkl", _PickleEmitter().state_dict(entries))
-                self._member(".format_version", b"1")
-                self._member(".storage_alignment", str(ALIGNMENT).encode())
-                self._member("byteorder", b"little")
+                self._zip = LaidOutZip(self.path, layout, ALIGNMENT)
+                for i, data in enumerate([*small.values()]):
+                    self._zip.write(i, data)
+                self._zip.write(len(layout) - 1, tail["version"])
         except BaseException:
             self.abort()
             raise
 
-    def _open(self, name: str, size: int):
-        """A write handle for member `<archive>/<name>` whose data starts 64-byte aligned."""
-        info = zipfile.ZipInfo(f"{self._prefix}/{name}", date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_STORED
-        info.file_size = size
-        # zipfile's own zip64 rule, repeated so we know the local header's length in advance.
-        zip64 = size * 1.05 > zipfile.ZIP64_LIMIT
-        header = (_LOCAL_HEADER.size + len(info.filename.encode("utf-8")) + 4
-                  + (_ZIP64_EXTRA if zip64 else 0))
-        pad = -(self._zip.start_dir + header) % ALIGNMENT
-        info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad   # torch's padding field
-        handle = self._zip.open(info, "w", force_zip64=zip64)
-        if self._zip.fp.tell() % ALIGNMENT:  # zipfile changed its header layout
-            raise RuntimeError(f"irconv bug: member {info.filename!r} data is not "
-                               f"{ALIGNMENT}-byte aligned")
-        return handle
-
-    def _member(self, name: str, data: bytes) -> None:
-        with self._open(name, len(data)) as f:
-            f.write(data)
-
     def write(self, name: str, array: np.ndarray) -> None:
-        """Write the next tensor's bytes; refuses names out of order and mismatched arrays."""
+        """Write one tensor's bytes, in any order, from any thread; refuses unknown names,
+        second writes and mismatched arrays."""
         if self._zip is None:
             raise UsageError(f"{self.path}: write({name!r}) after close()")
-        if self._next >= len(self._pending):
-            raise UsageError(f"{self.path}: write({name!r}) but every tensor is already written")
-        spec = self._pending[self._next]
-        if name != spec.name:
-            raise UsageError(f"{self.path}: write({name!r}) out of order: expected {spec.name!r} "
-                             f"(tensor {self._next + 1} of {len(self._pending)})")
+        if name not in self._index:
+            raise UsageError(f"{self.path}: write({name!r}): not a tensor declared to be written")
+        if name in self._written:
+            raise UsageError(f"{self.path}: write({name!r}) twice")
+        spec = self._pending[self._index[name] - 4]
         array = np.asarray(array)
         if array.dtype != spec.dtype.numpy or tuple(array.shape) != spec.shape:
             raise UsageError(f"{self.path}: tensor {name!r} was declared {spec.dtype} "
                              f"{list(spec.shape)} but write() got {array.dtype} "
                              f"{list(array.shape)}")
-        flat = as_bytes(array)
-        with write_errors(self.path), self._open(f"data/{self._keys[name]}", flat.nbytes) as f:
-            f.write(flat.data)
-        self._next += 1
+        with write_errors(self.path):
+            self._zip.write(self._index[name], as_bytes(array).data)
+        self._written.add(name)
 
     def close(self) -> None:
         """Finish the archive; refuses (and leaves it unfinished) if a tensor was never written."""
         if self._zip is None:
             return
-        missing = [s.name for s in self._pending[self._next:]]
+        missing = [s.name for s in self._pending if s.name not in self._written]
         if missing:
             more = " ..." if len(missing) > 10 else ""
             raise UsageError(f"{self.path}: {len(missing)} tensors were never written: "
                              f"{', '.join(map(repr, missing[:10]))}{more}")
         with write_errors(self.path):
-            self._member("version", b"3\n")
             self._zip.close()
         self._zip = None
         self._finished = True
 
     def abort(self) -> None:
-        """Stop writing and remove the partial file. The archive is dropped, not finished:
-        ZipFile.close() would write the central directory (failing again on a full disk, and
-        from ZipFile.__del__ with a traceback if left to the garbage collector)."""
+        """Stop writing and remove the partial file."""
         if getattr(self, "_finished", False):
             return
-        zf, self._zip = self._zip, None
+        zf, self._zip = getattr(self, "_zip", None), None
         if zf is not None:
-            fp, zf.fp = zf.fp, None     # close() and __del__ now return at once
-            zf._writing = False
-            try:
-                fp.close()
-            except OSError:             # flushing onto the full disk fails again
-                pass
-        if os.path.exists(self.path):
+            zf.abort()
+        elif os.path.exists(self.path):
             os.remove(self.path)
 
     def __enter__(self):

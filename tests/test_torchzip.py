@@ -218,6 +218,26 @@ def test_written_file_loads_in_torch_bit_exact(tmp_path):
     assert torchzip.find_aliases(tensors) == {"lm_head": "bf16", "decoder": "f8_e4m3"}
 
 
+def test_writes_in_any_order_from_threads_give_the_same_file(tmp_path):
+    # The zip's layout is fixed when the writer is made: the order (and thread) of the
+    # writes changes no byte, and torch reads every tensor back.
+    from concurrent.futures import ThreadPoolExecutor
+    arrays = {f"t{i}": random_array(DTYPES["F32" if i % 2 else "BF16"], (i + 1, 3)) for i in range(12)}
+    specs = [TensorSpec(n, DTYPES_BY_NP[a.dtype], a.shape) for n, a in arrays.items()]
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    in_order = tmp_path / "a" / "m.bin"       # the archive's name is the file's
+    write(in_order, arrays, aliases={"tied": "t3"}, specs=specs)
+    shuffled = tmp_path / "b" / "m.bin"
+    with torchzip.TorchZipWriter(shuffled, specs, {"tied": "t3"}) as w, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda n: w.write(n, arrays[n]), reversed(list(arrays))))
+    assert shuffled.read_bytes() == in_order.read_bytes()
+    sd = torch.load(shuffled, weights_only=True)
+    assert list(sd) == list(arrays) + ["tied"]
+    assert all(torch_bytes(sd[n]) == np_bytes(a) for n, a in arrays.items())
+    with zipfile.ZipFile(shuffled) as zf:
+        assert zf.testzip() is None          # every member's CRC-32 holds
+
+
 def test_zip64_members_stay_aligned(tmp_path, monkeypatch):
     # Members >= 4 GiB get a zip64 extra in their local header; shrink the limit to test it.
     monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 100)
@@ -237,13 +257,15 @@ def test_writer_refuses_misuse_and_removes_partial_file(tmp_path):
     specs = [TensorSpec("a", f32, (2,)), TensorSpec("b", f32, (3,))]
     path = tmp_path / "m.pt"
     w = torchzip.TorchZipWriter(path, specs)
-    with pytest.raises(UsageError, match="out of order: expected 'a'"):
-        w.write("b", np.zeros(3, np.float32))
+    with pytest.raises(UsageError, match="'c'.*not a tensor declared"):
+        w.write("c", np.zeros(3, np.float32))
     with pytest.raises(UsageError, match=r"'a' was declared F32 \[2\] but write\(\) got float64"):
         w.write("a", np.zeros(2))
     with pytest.raises(UsageError, match=r"declared F32 \[2\] but write\(\) got float32 \[1, 2\]"):
         w.write("a", np.zeros((1, 2), np.float32))
     w.write("a", np.zeros(2, np.float32))
+    with pytest.raises(UsageError, match="'a'.* twice"):
+        w.write("a", np.zeros(2, np.float32))
     with pytest.raises(UsageError, match="1 tensors were never written: 'b'"):
         w.close()
     w.abort()
