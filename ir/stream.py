@@ -27,7 +27,6 @@ import stat
 import struct
 from typing import BinaryIO, Callable
 
-import crc32c as _crc32c
 import numpy as np
 
 from .checkpoint import Checkpoint, check_names
@@ -39,6 +38,7 @@ from .pipeline import loaded
 from .stages import stage
 from .tensor import Tensor, TensorSpec, as_bytes
 
+_crc32c = lazy_module("crc32c")    # its import reads package metadata (~10 ms): only when a stream runs
 msgpack = lazy_module("msgpack")   # the header only; imported when a stream is first used
 
 MAGIC = b"IRCONV\x00\x02"

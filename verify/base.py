@@ -4,7 +4,6 @@ transformers' loading report."""
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -134,6 +133,7 @@ def _keras_is_2() -> bool:
     """A Keras 2 `keras` serves transformers' TF classes as well as tf_keras does. Asked of
     the package metadata: importing keras would start tensorflow."""
     try:
+        import importlib.metadata     # here, not at start-up: it pulls in email, platform ...
         return importlib.metadata.version("keras").split(".")[0] == "2"
     except importlib.metadata.PackageNotFoundError:
         return False
