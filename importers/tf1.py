@@ -11,6 +11,7 @@ from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError
 from ..models import FAMILIES
 from .base import Importer, read_json, require_exists, resolve_family
+from .keras import KerasImporter
 from .tf2 import strip_model_name
 
 
@@ -66,6 +67,10 @@ class Tf1Importer(Importer):
         if not raw:
             raise FormatError("holds no model variables", path=bundle.prefix)
         family = resolve_family(model, config, raw, view, str(path))
+        if bundle.objects is None and view == "tf1" and view not in family.views and "keras" in family.views:
+            # A family with only Keras names (efficientnet), which `--to tf1` writes name-based
+            # under those names: it is the keras importer's TF-format checkpoint.
+            return KerasImporter().load(path, model=family.name, config=config)
         ckpt = family.view(view).to_canonical(raw, config, str(path))
         if config is not None and view in family.view_configs:
             # A release config (bert_config.json) lacks what only the heads tell (num_labels).
