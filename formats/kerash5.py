@@ -473,7 +473,27 @@ def _loader(source, label: str, dset_path: str, spec: TensorSpec, reinterpret: b
 def _weight(source, layer: str, name: str, ds: h5py.Dataset, scope: Scope) -> H5Weight:
     """A lazy weight of dataset `ds` in the file `source` (a path or a file object) is."""
     spec, reinterpret = _spec(ds, name, scope)
-    return H5Weight(layer, name, Tensor(spec, _loader(source, scope.label, ds.name, spec, reinterpret)))
+    tensor = Tensor(spec, _loader(source, scope.label, ds.name, spec, reinterpret))
+    tensor.extent = _extent(source, ds, spec, reinterpret)
+    return H5Weight(layer, name, tensor)
+
+
+def _extent(source, ds: h5py.Dataset, spec: TensorSpec, reinterpret: bool) -> tuple[str, int] | None:
+    """(file, offset) of a dataset whose bytes lie in the file as the tensor's (contiguous,
+    unfiltered, little-endian or opaque; _check_storage has bounded it), for writers that copy
+    them in the kernel (ir/tensor.py); None for any other."""
+    if not isinstance(source, (str, os.PathLike)) or not spec.numel:
+        return None
+    try:
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters():
+            return None
+        if not reinterpret and ds.dtype != spec.dtype.numpy:
+            return None           # big-endian: the values are converted on load
+        offset = ds.id.get_offset()
+    except _H5_ERRORS:
+        return None
+    return (os.fspath(source), offset) if offset is not None else None
 
 
 def _weights_root(f: h5py.File, scope: Scope) -> h5py.Group:
