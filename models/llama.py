@@ -172,6 +172,15 @@ def class_limits(framework: str, classes: tuple[str, ...], fixed_head_dim: bool 
 
 
 tf_mistral_limits = class_limits("TF", TF_MISTRAL_CLASSES)
+_flax_mistral_classes = class_limits("Flax", ("MistralModel", "MistralForCausalLM"), fixed_rope=True)
+
+
+def flax_mistral_limits(config: dict) -> str | None:
+    """HF's Flax Mistral also masks with triu(causal, -(sliding_window or 0)): with no window
+    (null) each token attends to itself alone."""
+    if "sliding_window" in config and config["sliding_window"] is None:
+        return "sliding_window=null, with which HF's Flax Mistral attends to each token alone"
+    return _flax_mistral_classes(config)
 
 
 def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, description: str,
@@ -219,7 +228,7 @@ LLAMA = decoder_family(
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
     "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2", "flax"),
-    view_limits={"tf2": tf_mistral_limits, "flax": class_limits("Flax", ("MistralModel", "MistralForCausalLM"), fixed_rope=True)},
+    view_limits={"tf2": tf_mistral_limits, "flax": flax_mistral_limits},
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
     required=("sliding_window",), defaults={"max_position_embeddings": 131072},
     description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"
