@@ -140,3 +140,26 @@ def test_verify_runs_flax(tmp_path):
     lines = []
     assert verify(tmp_path / "src", tmp_path / "flax", atol=1e-5, echo=lines.append), lines
     assert any("flax FlaxGPT2LMHeadModel" in line for line in lines), lines
+
+
+def _jax_version() -> tuple[int, ...]:
+    import jax
+    return tuple(int(p) for p in jax.__version__.split(".")[:2])
+
+
+def test_flax_classes_that_cannot_run_here():
+    """What transformers 4.57.6's Flax classes cannot do under the pinned jax, shown on their
+    own models (README, Flax): T5 calls jnp.clip(a_max=...), which jax 0.10 removed (0.9.2 still
+    takes it, with a DeprecationWarning); Wav2Vec2 builds only do_stable_layer_norm=True, in any
+    jax. So irconv declares no flax view for t5 and wav2vec2."""
+    import transformers
+    t5 = transformers.T5Config(**zoo.CONFIGS["t5"][1])
+    ids = np.ones((1, 5), dtype=np.int64)
+    if _jax_version() >= (0, 10):
+        with pytest.raises(TypeError, match="a_max"):
+            transformers.FlaxT5ForConditionalGeneration(t5)(input_ids=ids, decoder_input_ids=ids)
+    else:
+        transformers.FlaxT5ForConditionalGeneration(t5)(input_ids=ids, decoder_input_ids=ids)
+    w2v = zoo.config_for("wav2vec2", "Wav2Vec2Model", do_stable_layer_norm=False)
+    with pytest.raises(NotImplementedError, match="do_stable_layer_norm"):
+        transformers.FlaxWav2Vec2Model(w2v)
