@@ -31,6 +31,8 @@ FAST = [
     ("llama", "LlamaForCausalLM", _ROPE),
     ("mistral", "MistralForCausalLM", dict(_ROPE, sliding_window=64)),
     ("gemma", "GemmaForCausalLM", _ROPE),
+    ("bart", "BartForConditionalGeneration", {}),
+    ("vit", "ViTForImageClassification", {}),
 ]
 SLOW = [
     ("bert", "BertModel", {}), ("bert", "BertForMaskedLM", {}), ("bert", "BertForSequenceClassification", {}),
@@ -42,6 +44,8 @@ SLOW = [
     ("gpt2", "GPT2Model", {}), ("gpt2", "GPT2LMHeadModel", {"tie_word_embeddings": False}),
     ("llama", "LlamaModel", _ROPE), ("mistral", "MistralModel", dict(_ROPE, sliding_window=64)),
     ("gemma", "GemmaModel", _ROPE), ("gemma", "GemmaForCausalLM", dict(_ROPE, tie_word_embeddings=False)),
+    ("bart", "BartModel", {}), ("bart", "BartForSequenceClassification", {}),
+    ("vit", "ViTModel", {}),
 ]
 CASES = [pytest.param(*c, id=f"{c[1]}{'-' + '-'.join(map(str, c[2].values())) if c in SLOW and c[2] else ''}")
          for c in FAST] + [pytest.param(*c, id=c[1] + "".join(f"-{k}" for k in c[2]), marks=pytest.mark.slow)
