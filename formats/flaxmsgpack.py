@@ -7,8 +7,8 @@ an array over 2**30 bytes is a map {"__msgpack_chunked_array__": true, "shape": 
 headers, each payload's small header) and records where every array's bytes lie, without
 touching them; each tensor reads its bytes on demand. Every declared length is checked against
 the bytes left, nesting and node counts are bounded. Writing lays the whole file out from the
-specs first (keys in the specs' first-seen order at every level, encoded as msgpack encodes
-them, so the bytes are what flax writes for that tree), then takes tensors in any order, from any thread.
+specs first (keys sorted at every level, as jax's tree functions leave a params dict and so
+as HF's save_pretrained writes it; encoded as msgpack encodes them, so the bytes are flax's own), then takes tensors in any order, from any thread.
 """
 from __future__ import annotations
 
@@ -314,7 +314,7 @@ def _tree(specs) -> dict:
 
 class FlaxMsgpackWriter(PartialWriter):
     """A Flax msgpack file laid out from the specs up front (what flax.serialization.to_bytes
-    of the nested dict writes), its tensors written in any order from any thread
+    writes for the nested dict with its keys sorted), its tensors written in any order from any thread
     into `<path>.partial`, renamed onto `path` by close()."""
 
     concurrent = True
@@ -348,7 +348,7 @@ class FlaxMsgpackWriter(PartialWriter):
 
         def walk(node: dict) -> None:
             emit(_map_header(len(node)))
-            for key in node:
+            for key in sorted(node):
                 emit(msgpack.packb(key))
                 value = node[key]
                 if isinstance(value, dict):

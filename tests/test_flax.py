@@ -17,6 +17,7 @@ import zoo
 from conftest import assert_one_line_error, run_irconv, run_pipe
 from flax_oracle import assert_same_params, flat_params, flax_from_pretrained, flax_loads_cleanly, run_flax
 
+FX = "flax_model.msgpack"
 # Flax Llama, Mistral and Gemma compute rotary positions with base 10000 whatever rope_theta
 # says, and build a (max_position_embeddings,)^2 mask; Flax Mistral needs a window (see README).
 _ROPE = dict(rope_theta=10000.0, max_position_embeddings=64)
@@ -73,6 +74,8 @@ def test_pt_to_flax_and_back(family, cls_name, overrides, tmp_path):
     assert_same_params(cross.params, model.params)
 
     model.save_pretrained(tmp_path / "flax-saved")
+    # The Flax class saves the very bytes irconv wrote (keys sorted, msgpack's own encoding).
+    assert (tmp_path / "flax-saved" / FX).read_bytes() == (tmp_path / "flax" / FX).read_bytes()
     irconv.convert(tmp_path / "flax-saved", tmp_path / "back", to="pt")
     pt_loads_cleanly(cls_name, tmp_path / "back")
     zoo.assert_same_tensors(zoo.hf_safetensors(tmp_path / "src"), zoo.hf_safetensors(tmp_path / "back"))
