@@ -7,6 +7,8 @@ by default, the rest are marked slow."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -34,6 +36,7 @@ FAST = [
     ("gemma", "GemmaForCausalLM", _ROPE),
     ("bart", "BartForConditionalGeneration", {}),
     ("vit", "ViTForImageClassification", {}),
+    ("wav2vec2", "Wav2Vec2Model", {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}),
 ]
 SLOW = [
     ("bert", "BertModel", {}), ("bert", "BertForMaskedLM", {}), ("bert", "BertForSequenceClassification", {}),
@@ -157,8 +160,9 @@ def _jax_version() -> tuple[int, ...]:
 def test_flax_classes_that_cannot_run_here():
     """What transformers 4.57.6's Flax classes cannot do under the pinned jax, shown on their
     own models (README, Flax): T5 calls jnp.clip(a_max=...), which jax 0.10 removed (0.9.2 still
-    takes it, with a DeprecationWarning); Wav2Vec2 builds only do_stable_layer_norm=True, in any
-    jax. So irconv declares no flax view for t5 and wav2vec2."""
+    takes it, with a DeprecationWarning): irconv declares no flax view for t5. Wav2Vec2 builds
+    only do_stable_layer_norm=True (with feat_extract_norm 'layer'), in any jax: the flax view of
+    wav2vec2 refuses the post-LN base layout."""
     import transformers
     t5 = transformers.T5Config(**zoo.CONFIGS["t5"][1])
     ids = np.ones((1, 5), dtype=np.int64)
@@ -170,3 +174,9 @@ def test_flax_classes_that_cannot_run_here():
     w2v = zoo.config_for("wav2vec2", "Wav2Vec2Model", do_stable_layer_norm=False)
     with pytest.raises(NotImplementedError, match="do_stable_layer_norm"):
         transformers.FlaxWav2Vec2Model(w2v)
+    pt = zoo.make_pt("wav2vec2", "Wav2Vec2Model")
+    with tempfile.TemporaryDirectory() as d:
+        pt.save_pretrained(d)
+        with pytest.raises(irconv.IrconvError, match="do_stable_layer_norm"):
+            irconv.convert(d, os.path.join(d, "out"), to="flax")
+        assert not os.path.exists(os.path.join(d, "out"))
