@@ -114,8 +114,9 @@ def infer_wav2vec2_config(specs, counts) -> tuple[dict, list[str]]:
 WAV2VEC2 = Family(
     name="wav2vec2", model_types=("wav2vec2",), declared_views=("pt", "tf2", "flax"),
     # transformers 4.57.6's FlaxWav2Vec2 builds only the stable (pre-LN) layer norm layout.
-    view_limits={"flax": lambda c: None if c.get("do_stable_layer_norm") and c.get("feat_extract_norm") == "layer"
-                 else "HF's Flax Wav2Vec2 builds only do_stable_layer_norm: true with feat_extract_norm: 'layer'"},
+    # (A config that leaves the fields out is let through: the Flax class itself refuses it, loudly.)
+    view_limits={"flax": lambda c: None if c.get("do_stable_layer_norm", True) and c.get("feat_extract_norm", "layer")
+                 == "layer" else "HF's Flax Wav2Vec2 builds only do_stable_layer_norm: true with feat_extract_norm: 'layer'"},
     blocks=(MASKED_SPEC, FEATURE_CONV, FEATURE_CONV_BIAS, FEATURE_NORM, FEATURE_PROJECTION, POS_CONV,
             ENCODER_NORM, LAYER),
     base_prefix={"pt": "wav2vec2.", "tf2": "wav2vec2/"},
