@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .base import Exporter, ExportOptions
+from .flax import FlaxExporter
 from .keras import KerasExporter
 from .meta import MetaExporter
 from .pt import PtExporter
@@ -10,6 +11,7 @@ from .tf1 import Tf1Exporter
 from .tf2 import Tf2Exporter
 
 EXPORTERS: Registry[Exporter] = Registry("output format")
+EXPORTERS.add("flax", FlaxExporter())
 EXPORTERS.add("keras", KerasExporter())
 EXPORTERS.add("meta", MetaExporter())
 EXPORTERS.add("pt", PtExporter())

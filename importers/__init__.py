@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Importer
 from .fairseq import FairseqImporter
+from .flax import FlaxImporter
 from .keras import KerasImporter
 from .meta import MetaImporter
 from .pt import PtImporter
@@ -17,4 +18,5 @@ IMPORTERS.add("meta", MetaImporter())
 IMPORTERS.add("pt", PtImporter())
 IMPORTERS.add("tf1", Tf1Importer())
 IMPORTERS.add("tf2", Tf2Importer())
+IMPORTERS.add("flax", FlaxImporter())    # last: a directory holding PyTorch weights too is read as pt
 IMPORTERS.alias_formats()

@@ -9,7 +9,7 @@ inner layers, never over num_hidden_layers. The pooler is a bare Linear.
 from __future__ import annotations
 
 from .bert import BERT, EMBEDDINGS
-from .engine import Block, Family, linear, norm, param
+from .engine import Block, Family, Spelling, linear, norm, param
 
 # Always present in ALBERT (HF creates it even when embedding_size == hidden_size); canonically
 # the same block as ELECTRA's optional projection. Not under 'embeddings.': the MLM head's TF
@@ -44,8 +44,9 @@ POOLER = Block.of("pooler", [linear("dense", pt="")], role="pooler", pt="pooler"
 MLM_HEAD = Block.of("heads.mlm", [
     linear("transform.dense", pt="dense"),
     norm("transform.norm", pt="LayerNorm"),
-    param("bias", ("rows",), pt="bias", tf2="decoder/bias"),
-    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
+    param("bias", ("rows",), pt="bias", tf2="decoder/bias", flax="bias"),
+    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight",
+          flax=Spelling("decoder/kernel", ("hidden", "rows"), tied_copy=False)),
     param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
     param("unused_bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, tf2="bias"),
 ], role="mlm", base=False, pt="predictions", lists_also={"tf2": ("embeddings",)})
@@ -88,7 +89,7 @@ def infer_albert_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 ALBERT = Family(
-    name="albert", model_types=("albert",), declared_views=("pt", "tf2"),
+    name="albert", model_types=("albert",), declared_views=("pt", "tf2", "flax"),
     blocks=(EMBEDDINGS, EMBEDDINGS_PROJECT, LAYER, POOLER, MLM_HEAD, SOP_HEAD),
     base_prefix={"pt": "albert.", "tf2": "albert/"},
     arch_prefixes={"pt": {"AlbertModel": ""}},

@@ -14,7 +14,7 @@ spelled in full (no tf2 base prefix), and the shared block declares its h5 layer
 from __future__ import annotations
 
 from ..ir.layout import UNIT
-from .engine import Block, Family, embedding, linear, norm, param
+from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 
 def attention(name: str, pt: str) -> list:
@@ -43,7 +43,7 @@ def stack(side: str, cross: bool) -> tuple[Block, Block]:
     return embeddings, layers
 
 
-SHARED = Block.of("shared", [param("weight", ("rows", "hidden"), pt="weight", tf2="embeddings")],
+SHARED = Block.of("shared", [param("weight", ("rows", "hidden"), pt="weight", tf2="embeddings", flax="embedding")],
                   pt="shared", tf2="model.shared", h5_layer={"tf2": "model"}, h5_scope={"tf2": "model.shared"})
 
 # The LM head: the shared matrix (unless tie_word_embeddings is false; TF always ties, so it
@@ -51,8 +51,10 @@ SHARED = Block.of("shared", [param("weight", ("rows", "hidden"), pt="weight", tf
 # which both frameworks keep outside any module: PyTorch at the top of the state dict, TF as
 # a bare variable 'final_logits_bias:0' in its own Keras layer.
 LM_HEAD = Block.of("heads.lm", [
-    param("bias", (UNIT, "rows"), pt="final_logits_bias", tf2="final_logits_bias"),
-    param("decoder.weight", ("rows", "hidden"), tied_to="shared.weight", pt="lm_head.weight"),
+    param("bias", (UNIT, "rows"), pt="final_logits_bias", tf2="final_logits_bias", flax="final_logits_bias"),
+    # Flax BART applies the shared matrix when tied, and has an lm_head Dense only untied.
+    param("decoder.weight", ("rows", "hidden"), tied_to="shared.weight", pt="lm_head.weight",
+          flax=Spelling("lm_head/kernel", ("hidden", "rows"), tied_copy=False)),
 ], role="lm", base=False, pt="", tf2="")
 
 # BartClassificationHead: dense + tanh on the last <eos> state of the decoder, then the labels.
@@ -89,7 +91,7 @@ def infer_bart_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 BART = Family(
-    name="bart", model_types=("bart",), declared_views=("pt", "tf2"),
+    name="bart", model_types=("bart",), declared_views=("pt", "tf2", "flax"),
     blocks=(SHARED, *stack("encoder", cross=False), *stack("decoder", cross=True), LM_HEAD, CLASSIFIER_HEAD),
     # TF2 names are spelled in full from the root (see the module docstring).
     base_prefix={"pt": "model."},

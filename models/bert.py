@@ -36,8 +36,9 @@ POOLER = Block.of("pooler", [linear("dense", pt="dense")], role="pooler", pt="po
 MLM_HEAD = Block.of("heads.mlm", [
     linear("transform.dense", pt="transform.dense"),
     norm("transform.norm", pt="transform.LayerNorm"),
-    param("bias", ("rows",), pt="bias", tf2="bias", tf1="output_bias"),
-    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
+    param("bias", ("rows",), pt="bias", tf2="bias", tf1="output_bias", flax="bias"),
+    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight",
+          flax=Spelling("decoder/kernel", ("hidden", "rows"), tied_copy=False)),
     param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
 ], role="mlm", base=False, pt="cls.predictions", tf2="mlm___cls/predictions",
    lists_also={"tf2": ("embeddings",)})
@@ -126,5 +127,5 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
 
 
 BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)",
-                 views=("pt", "tf1", "tf2"), view_configs={"tf1": BERT_CONFIG_JSON})
+                 views=("pt", "tf1", "tf2", "flax"), view_configs={"tf1": BERT_CONFIG_JSON})
 FAMILIES = [BERT]

@@ -7,7 +7,7 @@ canonical names are BERT's, so the same tensor has the same name in both familie
 from __future__ import annotations
 
 from .bert import BERT, QA_HEAD
-from .engine import Block, Family, embedding, linear, norm, param
+from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
     embedding("word", pt="word_embeddings", tf_leaf="weight"),
@@ -37,8 +37,9 @@ MLM_TRANSFORM = Block.of("heads.mlm.transform", [
 # vocab_projector: its weight is the word embeddings (unless tie_word_embeddings is false; TF
 # always ties, so stores no name for it); its bias is the head's own, real bias.
 MLM_DECODER = Block.of("heads.mlm.decoder", [
-    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight"),
-    param("bias", ("rows",), pt="bias", tf2="bias"),
+    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight",
+          flax=Spelling("kernel", ("hidden", "rows"), tied_copy=False)),
+    param("bias", ("rows",), pt="bias", tf2="bias", flax="bias"),
 ], role="mlm", base=False, pt="vocab_projector", lists_also={"tf2": ("embeddings",)})
 
 
@@ -66,7 +67,7 @@ def infer_distilbert_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 DISTILBERT = Family(
-    name="distilbert", model_types=("distilbert",), declared_views=("pt", "tf2"),
+    name="distilbert", model_types=("distilbert",), declared_views=("pt", "tf2", "flax"),
     blocks=(EMBEDDINGS, LAYER, MLM_TRANSFORM, MLM_DECODER, QA_HEAD),
     base_prefix={"pt": "distilbert.", "tf2": "distilbert/"},
     # PyTorch DistilBertModel keys have no 'distilbert.'; TF's bare model keeps its main layer.

@@ -48,7 +48,7 @@ def infer_electra_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 ELECTRA = Family(
-    name="electra", model_types=("electra",), declared_views=("pt", "tf2"),
+    name="electra", model_types=("electra",), declared_views=("pt", "tf2", "flax"),
     blocks=(EMBEDDINGS, EMBEDDINGS_PROJECT, encoder_layer(pt="encoder.layer.{i}"), DISCRIMINATOR_HEAD),
     base_prefix={"pt": "electra.", "tf2": "electra/"},
     arch_prefixes={"pt": {"ElectraModel": ""}},

@@ -41,13 +41,15 @@ PT_STYLE = Style(".", "weight", DENSE_PT, "bias", "weight", "bias", "weight")
 TF_STYLE = Style("/", "kernel", DENSE_TF, "bias", "gamma", "beta", "embeddings")
 # TF1 code (google-research/bert) made embedding tables plain variables: no leaf name.
 TF1_STYLE = Style("/", "kernel", DENSE_TF, "bias", "gamma", "beta", "")
+# HF Flax (flax_model.msgpack): linen Dense kernels (in, out), LayerNorm scale/bias, nn.Embed.
+FLAX_STYLE = Style("/", "kernel", DENSE_TF, "bias", "scale", "bias", "embedding")
 
 # Every view a family may declare, and the style its module helpers use.
 VIEW_STYLES: dict[str, Style] = {"pt": PT_STYLE, "tf2": TF_STYLE, "tf1": TF1_STYLE, "fairseq": PT_STYLE, "keras": TF_STYLE,
                                    # research releases' PyTorch code ("orig"), DALL-E's module tree
                                    "orig": PT_STYLE, "dalle": PT_STYLE,
                                    # the original Meta Llama release (consolidated.NN.pth)
-                                   "meta": PT_STYLE}
+                                   "meta": PT_STYLE, "flax": FLAX_STYLE}
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,10 @@ def google_tf1_path(pt_path: str) -> str:
 # google-research/bert's TF1 scopes ('layer_3'). So "tf2" and "tf1" spellings follow from
 # the "pt" one and the module kind; descriptors spell only the exceptions ('mlm___cls'
 # scopes, 'output_weights'). A family only claims the views it declares (and tests).
-DERIVED_VIEWS = {"tf2": ("pt", hf_tf_path), "tf1": ("pt", google_tf1_path)}
+# HF's Flax modules are named after the PyTorch ones too (transformers' PT<->Flax rule only
+# renames the leaf: weight -> kernel/scale/embedding), with '/' between all path parts
+# ('encoder/layer/3/attention').
+DERIVED_VIEWS = {"tf2": ("pt", hf_tf_path), "tf1": ("pt", google_tf1_path), "flax": ("pt", lambda p: p.replace(".", "/"))}
 
 
 def _with_derived(views: dict) -> dict:
@@ -208,7 +213,8 @@ def conv1d(name: str, **views) -> list[Param]:
     """HF's Conv1D (GPT-2, OpenAI GPT): a dense layer whose PyTorch weight is already stored
     (in, out), as TF stores it, so its canonical axes are (in, out) and nothing moves. TF
     names that weight 'weight', not 'kernel', and keeps the bias as a (1, out) matrix."""
-    return _module(name, [("weight", ("in", "out"), lambda s: ("weight", ("in", "out"))),
+    return _module(name, [("weight", ("in", "out"), lambda s: ("kernel", ("out", "in")) if s is FLAX_STYLE
+                           else ("weight", ("in", "out"))),
                           ("bias", ("out",), lambda s: ("bias", (UNIT, "out") if s is TF_STYLE else ("out",)))],
                    **views)
 
@@ -458,6 +464,12 @@ class Family:
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}
+        if "flax" in self.declared_views:
+            # Flax's base-model prefixes are PyTorch's ('bert/' for 'bert.'), unless spelled.
+            flax = lambda p: p.replace(".", "/")
+            self.base_prefix = {**self.base_prefix, "flax": self.base_prefix.get("flax", flax(self.base_prefix.get("pt", "")))}
+            if "pt" in self.arch_prefixes and "flax" not in self.arch_prefixes:
+                self.arch_prefixes = {**self.arch_prefixes, "flax": {a: flax(p) for a, p in self.arch_prefixes["pt"].items()}}
 
     def required_fields(self, architectures) -> tuple[str, ...]:
         """`required`, plus what the classes named in `architectures` need (required_for)."""

@@ -14,10 +14,12 @@ hidden_size / heads in the 27B) and sliding_window are given, never guessed.
 """
 from __future__ import annotations
 
-from .llama import decoder_family, decoder_layer
+from .llama import LM_HEAD_UNLESS_TIED, class_limits, decoder_family, decoder_layer
 
 GEMMA = decoder_family(
     "gemma", "Gemma", (decoder_layer(),), qa_prefix=None, tie_default=True,
+    views=("pt", "flax"), lm_head=LM_HEAD_UNLESS_TIED,
+    view_limits={"flax": class_limits("Flax", ("GemmaModel", "GemmaForCausalLM"), fixed_head_dim=False, fixed_rope=True)},
     defaults={"max_position_embeddings": 8192, "hidden_act": "gelu_pytorch_tanh"},
     description="Gemma (google; HF GemmaModel/GemmaForCausalLM/GemmaFor{Sequence,Token}Classification)")
 GEMMA2 = decoder_family(

@@ -14,7 +14,7 @@ ties lm_head to them, TF has no head variable at all).
 """
 from __future__ import annotations
 
-from .engine import Block, Family, conv1d, embedding, norm, param
+from .engine import Block, Family, Spelling, conv1d, embedding, norm, param
 
 # Canonical name -> params, in GPT-2's order (pre-LN: ln_1, attn, ln_2, mlp).
 _LAYER_PARTS = {
@@ -40,7 +40,8 @@ FINAL_NORM = Block.of("decoder", [norm("norm", pt="ln_f")], pt="")
 # reuses the embedding matrix and stores nothing, so tf2 spells no name for it; the config's
 # class then tells whether the model has the head (engine: heads made only of ties).
 LM_HEAD = Block.of("heads.lm", [
-    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight"),
+    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight",
+          flax=Spelling("kernel", ("hidden", "rows"), tied_copy=False)),
 ], role="lm", base=False, pt="lm_head")
 
 GPT2_EMBEDDINGS = Block.of("embeddings", [
@@ -84,9 +85,9 @@ def gpt_config(model_type: str, inner_key: str | None):
 
 def gpt_family(name: str, classes: str, embeddings: Block, layer: Block, final: tuple[Block, ...],
                inner_key: str | None, ignore: tuple[str, ...], description: str,
-               defaults: dict | None = None) -> Family:
+               defaults: dict | None = None, views: tuple[str, ...] = ("pt", "tf2")) -> Family:
     return Family(
-        name=name, model_types=(name,), declared_views=("pt", "tf2"),
+        name=name, model_types=(name,), declared_views=views,
         blocks=(embeddings, layer, *final, LM_HEAD),
         base_prefix={"pt": "transformer.", "tf2": "transformer/"},
         # The bare PyTorch model saves its keys unprefixed; TF always nests its main layer.
@@ -105,7 +106,7 @@ GPT2 = gpt_family(
     # that checkpoints saved before transformers made them non-persistent still carry.
     (r"(^|\.)h\.\d+\.(attn|crossattention)\.(bias|masked_bias)$",),
     "GPT-2 (openai/gpt-2; HF GPT2Model/GPT2LMHeadModel)",
-    defaults={"activation_function": "gelu_new", "layer_norm_epsilon": 1e-5})
+    defaults={"activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}, views=("pt", "tf2", "flax"))
 OPENAI_GPT = gpt_family(
     "openai-gpt", "OpenAIGPT", GPT_EMBEDDINGS, POST_LN_LAYER, (), None,
     # The causal mask buffer, and position_ids, as older checkpoints saved them.

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .engine import Block, Family, Param, embedding, linear, param
+from .engine import Block, Family, Param, Spelling, embedding, linear, param
 from .t5 import rms_norm
 from .llama_meta import with_meta_view
 
@@ -57,12 +57,12 @@ def decoder_layer(*, qkv_bias: bool = False, qk_norm: bool = False, mlp: list[Pa
 # Llama's attention_bias and mlp_bias (off in every Llama release, on in some derivatives):
 # optional parts, present when the file has the biases.
 ATTENTION_BIAS = Block.of("decoder.layers.{i}", [
-    param(f"{name}.bias", ("out",), pt=f"self_attn.{raw}.bias")
+    param(f"{name}.bias", ("out",), pt=f"self_attn.{raw}.bias", flax=f"self_attn/{raw}/bias")
     for name, raw in (*ATTENTION, ("attn.out", "o_proj"))], repeat="num_hidden_layers", role="attention_bias",
     **LAYER_PREFIX)
 MLP_BIAS = Block.of("decoder.layers.{i}", [
     param(f"{name}.bias", ("out",), pt=f"mlp.{raw}.bias") for name, raw in MLP],
-    repeat="num_hidden_layers", role="mlp_bias", **LAYER_PREFIX)
+    repeat="num_hidden_layers", role="mlp_bias", flax=None, **LAYER_PREFIX)
 
 EMBEDDINGS = Block.of("embeddings", [embedding("word", pt="embed_tokens")], pt="")
 FINAL_NORM = Block.of("decoder", [rms_norm("norm", "norm")], pt="")
@@ -71,16 +71,22 @@ FINAL_NORM = Block.of("decoder", [rms_norm("norm", "norm")], pt="")
 # TF Mistral's own Dense layer stores it either way, as a (hidden, vocab) kernel.
 LM_HEAD = Block.of("heads.lm", [
     param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight",
-          tf2=("kernel", ("hidden", "rows"))),
+          tf2=("kernel", ("hidden", "rows")), flax=("kernel", ("hidden", "rows"))),
+], role="lm", base=False, pt="lm_head")
+# FlaxLlamaForCausalLM and FlaxMistralForCausalLM store lm_head even when tied (as TF Mistral);
+# FlaxGemmaForCausalLM applies the embedding then and stores none.
+LM_HEAD_UNLESS_TIED = Block.of("heads.lm", [
+    param("weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="weight",
+          flax=Spelling("kernel", ("hidden", "rows"), tied_copy=False)),
 ], role="lm", base=False, pt="lm_head")
 # ForSequenceClassification's `score` has no bias, ForTokenClassification's has one: the same
 # module, so the bias is a part of its own that only the token classifier has. TF has no token
 # classifier (nor a QA class), so those parts have no tf2 names.
 SCORE = Block.of("heads.score", [param("weight", ("out", "in"), pt="weight", tf2=("kernel", ("in", "out")))],
-                 role="score", base=False, pt="score")
+                 role="score", base=False, pt="score", flax=None)
 SCORE_BIAS = Block.of("heads.score", [param("bias", ("out",), pt="bias")], role="token", base=False,
-                      pt="score", tf2=None)
-QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs", tf2=None)
+                      pt="score", tf2=None, flax=None)
+QA_HEAD = Block.of("heads.qa", [linear("dense", pt="")], role="qa", base=False, pt="qa_outputs", tf2=None, flax=None)
 HEADS = (LM_HEAD, SCORE, SCORE_BIAS, QA_HEAD)
 
 # Each HF class and its heads (roles).
@@ -143,23 +149,45 @@ REQUIRED = ("num_attention_heads", "rope_theta", "rms_norm_eps")
 TF_MISTRAL_CLASSES = ("MistralModel", "MistralForCausalLM", "MistralForSequenceClassification")
 
 
-def tf_mistral_limits(config: dict) -> str | None:
-    """What HF's TF Mistral cannot run: a class it lacks, and a head_dim other than
-    hidden_size // num_attention_heads (it has no head_dim setting)."""
-    archs = config.get("architectures") or []
-    if archs and archs[0] not in TF_MISTRAL_CLASSES:
-        return f"transformers has no TF{archs[0]} (its TF classes: {', '.join('TF' + c for c in TF_MISTRAL_CLASSES)})"
-    heads, hidden, head_dim = (config.get(k) for k in ("num_attention_heads", "hidden_size", "head_dim"))
-    if isinstance(heads, int) and heads > 0 and isinstance(hidden, int) and head_dim not in (None, hidden // heads):
-        return (f"head_dim={head_dim}, but HF's TF class computes hidden_size / num_attention_heads = "
-                f"{hidden} / {heads} and has no head_dim setting")
-    return None
+def class_limits(framework: str, classes: tuple[str, ...], fixed_head_dim: bool = True, fixed_rope: bool = False):
+    """What a framework's classes (HF's TF Mistral, Flax Llama and Mistral) cannot run: a class
+    they lack, and (`fixed_head_dim`) a head_dim other than hidden_size // num_attention_heads
+    (they have no head_dim setting); `fixed_rope`: rotary positions of base 10000 and no
+    rope_scaling whatever the config says (HF's Flax Llama, Mistral and Gemma)."""
+    def limits(config: dict) -> str | None:
+        archs = config.get("architectures") or []
+        if archs and archs[0] not in classes:
+            return (f"transformers has no {framework}{archs[0]} (its {framework} classes: "
+                    f"{', '.join(framework + c for c in classes)})")
+        heads, hidden, head_dim = (config.get(k) for k in ("num_attention_heads", "hidden_size", "head_dim"))
+        if fixed_head_dim and isinstance(heads, int) and heads > 0 and isinstance(hidden, int) \
+                and head_dim not in (None, hidden // heads):
+            return (f"head_dim={head_dim}, but HF's {framework} class computes hidden_size / num_attention_heads = "
+                    f"{hidden} / {heads} and has no head_dim setting")
+        if fixed_rope and (config.get("rope_theta") not in (None, 10000, 10000.0) or config.get("rope_scaling")):
+            return (f"rope_theta={config.get('rope_theta')!r}, rope_scaling={config.get('rope_scaling')!r}, but HF's "
+                    f"{framework} class computes rotary positions with base 10000 and no scaling")
+        return None
+    return limits
+
+
+tf_mistral_limits = class_limits("TF", TF_MISTRAL_CLASSES)
+_flax_mistral_classes = class_limits("Flax", ("MistralModel", "MistralForCausalLM"), fixed_rope=True)
+
+
+def flax_mistral_limits(config: dict) -> str | None:
+    """HF's Flax Mistral also masks with triu(causal, -(sliding_window or 0)): with no window
+    (null) each token attends to itself alone."""
+    if "sliding_window" in config and config["sliding_window"] is None:
+        return "sliding_window=null, with which HF's Flax Mistral attends to each token alone"
+    return _flax_mistral_classes(config)
 
 
 def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, description: str,
                    qa_prefix: str | None = "model.", required: tuple[str, ...] = (),
                    defaults: dict | None = None, views: tuple[str, ...] = ("pt",),
-                   infer=None, tie_default: bool = False, view_limits: dict | None = None) -> Family:
+                   infer=None, tie_default: bool = False, view_limits: dict | None = None,
+                   lm_head: Block = LM_HEAD) -> Family:
     """A Llama-layout family: `classes` is HF's class prefix ('Llama'), `qa_prefix` the base
     prefix of its ForQuestionAnswering (None: it has none; Llama's and Qwen's nest the model as
     'transformer.'), `required` and `defaults` what its config adds to REQUIRED and max_position_embeddings."""
@@ -170,7 +198,8 @@ def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, 
         arch_prefixes[f"{classes}ForQuestionAnswering"] = qa_prefix
     return Family(
         name=name, model_types=(name,), declared_views=views,
-        blocks=(EMBEDDINGS, *layer_blocks, FINAL_NORM, *(h for h in HEADS if qa_prefix or h is not QA_HEAD)),
+        blocks=(EMBEDDINGS, *layer_blocks, FINAL_NORM,
+                *(lm_head if h is LM_HEAD else h for h in HEADS if qa_prefix or h is not QA_HEAD)),
         base_prefix={"pt": "model.", "tf2": "model/"},
         arch_prefixes={"pt": arch_prefixes},
         architectures=arch,
@@ -191,13 +220,15 @@ def decoder_family(name: str, classes: str, layer_blocks: tuple[Block, ...], *, 
 
 LLAMA = decoder_family(
     "llama", "Llama", (decoder_layer(), ATTENTION_BIAS, MLP_BIAS), qa_prefix="transformer.",
+    views=("pt", "flax"), view_limits={"flax": class_limits("Flax", ("LlamaModel", "LlamaForCausalLM"), fixed_rope=True)},
     defaults={"rope_scaling": None}, infer=infer_decoder_config("llama", bias_flags=True),
     description="Llama (meta-llama; HF LlamaModel/LlamaForCausalLM/LlamaFor{Sequence,Token}Classification/"
                 "LlamaForQuestionAnswering)")
 # The original Meta release's layout, a view of its own (models/llama_meta.py).
 LLAMA = with_meta_view(LLAMA)
 MISTRAL = decoder_family(
-    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2"), view_limits={"tf2": tf_mistral_limits},
+    "mistral", "Mistral", (decoder_layer(),), views=("pt", "tf2", "flax"),
+    view_limits={"tf2": tf_mistral_limits, "flax": flax_mistral_limits},
     # Attention beyond the window is masked: v0.1 has 4096, later releases none (null).
     required=("sliding_window",), defaults={"max_position_embeddings": 131072},
     description="Mistral (mistralai; HF MistralModel/MistralForCausalLM/MistralFor{Sequence,Token}Classification/"

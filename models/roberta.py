@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bert import BERT, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
-from .engine import INFERRED, Block, Family, ViewConfig, linear, norm, param, with_view
+from .engine import INFERRED, Block, Family, Spelling, ViewConfig, linear, norm, param, with_view
 
 # RobertaLMHead: BERT's prediction head (dense, gelu, LayerNorm, decoder) under other names,
 # so it takes BERT's canonical names. The decoder is tied to the word embeddings unless
@@ -20,8 +20,9 @@ from .engine import INFERRED, Block, Family, ViewConfig, linear, norm, param, wi
 LM_HEAD = Block.of("heads.mlm", [
     linear("transform.dense", pt="dense"),
     norm("transform.norm", pt="layer_norm"),
-    param("bias", ("rows",), pt="bias", tf2="bias"),
-    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight"),
+    param("bias", ("rows",), pt="bias", tf2="bias", flax="bias"),
+    param("decoder.weight", ("rows", "hidden"), tied_to="embeddings.word.weight", pt="decoder.weight",
+          flax=Spelling("decoder/kernel", ("hidden", "rows"), tied_copy=False)),
     param("decoder.bias", ("rows",), tied_to="heads.mlm.bias", tie_key=None, pt="decoder.bias"),
 ], role="lm", base=False, pt="lm_head", lists_also={"tf2": ("embeddings",)})
 
@@ -132,10 +133,10 @@ def fairseq_config(model_type: str, classes: str):
 
 
 def roberta_like(name: str, model_type: str, classes: str, kinds: tuple[str, ...], description: str,
-                 fairseq_claims=None) -> Family:
+                 fairseq_claims=None, flax: bool = False) -> Family:
     """A RoBERTa-architecture family whose HF classes are `classes` + each of `kinds`;
     `fairseq_claims(fairseq_args, shapes)` says which fairseq checkpoints are this family."""
-    views = ("pt", "tf2") + (("fairseq",) if fairseq_claims else ())
+    views = ("pt", "tf2") + (("fairseq",) if fairseq_claims else ()) + (("flax",) if flax else ())
     blocks = (FAIRSEQ_EMBEDDINGS, FAIRSEQ_LAYER, POOLER, FAIRSEQ_LM_HEAD, FAIRSEQ_CLASSIFIER)
     return Family(
         name=name, model_types=(model_type,), declared_views=views,
@@ -176,10 +177,10 @@ XLMR_VOCAB = 250_000
 ROBERTA = roberta_like("roberta", "roberta", "Roberta",
                        ("ForMaskedLM", "ForCausalLM", "ForSequenceClassification", "Model"),
                        "RoBERTa (fairseq; HF Roberta*)",
-                       fairseq_claims=lambda c, shapes: _post_ln(c) and 0 < _vocab(shapes) < XLMR_VOCAB)
+                       fairseq_claims=lambda c, shapes: _post_ln(c) and 0 < _vocab(shapes) < XLMR_VOCAB, flax=True)
 XLM_ROBERTA = roberta_like("xlm-roberta", "xlm-roberta", "XLMRoberta", ("ForMaskedLM", "Model"),
                            "XLM-RoBERTa (fairseq; HF XLMRoberta*)",
-                           fairseq_claims=lambda c, shapes: _post_ln(c) and _vocab(shapes) >= XLMR_VOCAB)
+                           fairseq_claims=lambda c, shapes: _post_ln(c) and _vocab(shapes) >= XLMR_VOCAB, flax=True)
 CAMEMBERT = roberta_like("camembert", "camembert", "Camembert", ("ForMaskedLM", "Model"),
                          "CamemBERT (fairseq; HF Camembert*)")
 

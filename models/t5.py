@@ -22,7 +22,8 @@ DENSE_FFN, GATED_FFN = "dense_ffn", "gated_ffn"
 def rms_norm(name: str, pt: str) -> list:
     """T5LayerNorm: a scale only, named `weight` in PyTorch and TF alike (it is no keras
     LayerNormalization, so no gamma)."""
-    return param(f"{name}.weight", ("hidden",), pt=f"{pt}.weight", tf2=f"{hf_tf_path(pt)}/weight")
+    return param(f"{name}.weight", ("hidden",), pt=f"{pt}.weight", tf2=f"{hf_tf_path(pt)}/weight",
+                 flax=f"{pt.replace('.', '/')}/weight")
 
 
 def attention(name: str, pt: str) -> list:

@@ -14,16 +14,18 @@ from . import flava
 from .engine import INFERRED, Block, Family, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
-    param("cls_token", (UNIT, UNIT, "hidden"), pt="cls_token", tf2="cls_token"),
-    param("position", (UNIT, "rows", "hidden"), pt="position_embeddings", tf2="position_embeddings"),
+    param("cls_token", (UNIT, UNIT, "hidden"), pt="cls_token", tf2="cls_token", flax="cls_token"),
+    param("position", (UNIT, "rows", "hidden"), pt="position_embeddings", tf2="position_embeddings",
+          flax="position_embeddings"),
     param("patch.weight", CONV2D_PT, pt="patch_embeddings.projection.weight",
-          tf2=("patch_embeddings/projection/kernel", CONV2D_TF)),
-    param("patch.bias", ("out",), pt="patch_embeddings.projection.bias", tf2="patch_embeddings/projection/bias"),
+          tf2=("patch_embeddings/projection/kernel", CONV2D_TF), flax=("patch_embeddings/projection/kernel", CONV2D_TF)),
+    param("patch.bias", ("out",), pt="patch_embeddings.projection.bias", tf2="patch_embeddings/projection/bias",
+          flax="patch_embeddings/projection/bias"),
 ], pt="embeddings")
 
 # Built only with use_mask_token (ViTForMaskedImageModeling); HF's TF class has none.
 MASK_TOKEN = Block.of("embeddings", [param("mask_token", (UNIT, UNIT, "hidden"), pt="mask_token")],
-                      role="mask_token", pt="embeddings", tf2=None)
+                      role="mask_token", pt="embeddings", tf2=None, flax=None)
 
 FINAL_NORM = Block.of("", [norm("norm", pt="layernorm")], pt="")
 POOLER = Block.of("pooler", [linear("dense", pt="dense")], role="pooler", pt="pooler")
@@ -35,7 +37,7 @@ CLASSIFIER_HEAD = Block.of("heads.classifier", [linear("dense", pt="")], role="c
 MIM_HEAD = Block.of("heads.mim", [
     param("conv.weight", CONV2D_PT, pt="0.weight"),
     param("conv.bias", ("out",), pt="0.bias"),
-], role="mim", base=False, pt="decoder", tf2=None)
+], role="mim", base=False, pt="decoder", tf2=None, flax=None)
 
 
 def infer_vit_config(specs, counts) -> tuple[dict, list[str]]:
@@ -71,7 +73,7 @@ def infer_vit_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 VIT = Family(
-    name="vit", model_types=("vit",), declared_views=("pt", "tf2"),
+    name="vit", model_types=("vit",), declared_views=("pt", "tf2", "flax"),
     blocks=(EMBEDDINGS, MASK_TOKEN, flava.encoder_layer(), FINAL_NORM, POOLER, CLASSIFIER_HEAD, MIM_HEAD),
     base_prefix={"pt": "vit.", "tf2": "vit/"},
     # PyTorch's bare ViTModel keys have no prefix; TF's keeps its main layer 'vit'.

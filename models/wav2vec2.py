@@ -12,12 +12,15 @@ from .engine import Block, Family, linear, norm, param
 
 # Conv kernels: PyTorch Conv1d stores (out, in, kernel), Keras Conv1D (kernel, in, out).
 PT_CONV, TF_CONV = CONV1D_PT, CONV1D_TF
+FLAX_CONV = tuple(reversed(CONV1D_PT))     # flax.linen.Conv: (width, in, out), the PyTorch weight transposed
 
 
 def conv1d(name: str, pt: str, tf2: str, bias: bool) -> list:
-    out = param(f"{name}.weight", PT_CONV, pt=f"{pt}.weight", tf2=(f"{tf2}/kernel", TF_CONV))
+    flax = pt.replace(".", "/")
+    out = param(f"{name}.weight", PT_CONV, pt=f"{pt}.weight", tf2=(f"{tf2}/kernel", TF_CONV),
+                flax=(f"{flax}/kernel", FLAX_CONV))
     if bias:
-        out += param(f"{name}.bias", ("out",), pt=f"{pt}.bias", tf2=f"{tf2}/bias")
+        out += param(f"{name}.bias", ("out",), pt=f"{pt}.bias", tf2=f"{tf2}/bias", flax=f"{flax}/bias")
     return out
 
 
@@ -28,7 +31,7 @@ FEATURE_CONV = Block.of("feature_extractor.conv_layers.{i}", [
 
 # conv_bias=True (wav2vec2-large-lv60 and its kin) gives every conv a bias.
 FEATURE_CONV_BIAS = Block.of("feature_extractor.conv_layers.{i}", [
-    param("conv.bias", ("out",), pt="conv.bias", tf2="conv/bias"),
+    param("conv.bias", ("out",), pt="conv.bias", tf2="conv/bias", flax="conv/bias"),
 ], repeat="num_feat_extract_layers", role="conv_bias", pt="feature_extractor.conv_layers.{i}",
    tf2="feature_extractor/conv_layers.{i}")
 
@@ -53,9 +56,10 @@ FEATURE_PROJECTION = Block.of("feature_projection", [
 # (kernel, 1, 1), which it transposes before use: the same values with the axes reversed,
 # so both are plain permutations of named axes.
 POS_CONV = Block.of("encoder.pos_conv", [
-    param("weight_g", PT_CONV, pt="parametrizations.weight.original0", tf2=("weight_g", TF_CONV)),
-    param("weight_v", PT_CONV, pt="parametrizations.weight.original1", tf2="weight_v"),
-    param("bias", ("out",), pt="bias", tf2="bias"),
+    # Flax's weight-normed conv keeps PyTorch's g and v as they are (transformers' rule 7).
+    param("weight_g", PT_CONV, pt="parametrizations.weight.original0", tf2=("weight_g", TF_CONV), flax="weight_g"),
+    param("weight_v", PT_CONV, pt="parametrizations.weight.original1", tf2="weight_v", flax="weight_v"),
+    param("bias", ("out",), pt="bias", tf2="bias", flax="bias"),
 ], pt="encoder.pos_conv_embed.conv")
 
 ENCODER_NORM = Block.of("encoder", [norm("norm", pt="layer_norm")], pt="encoder")
@@ -74,7 +78,7 @@ LAYER = Block.of("encoder.layers.{i}", [
 
 # Only built when mask_time_prob or mask_feature_prob is above zero (SpecAugment's fill).
 MASKED_SPEC = Block.of("", [param("masked_spec_embed", ("hidden",), pt="masked_spec_embed",
-                                  tf2="masked_spec_embed")], role="masked_spec", pt="", tf2="")
+                                  tf2="masked_spec_embed", flax="masked_spec_embed")], role="masked_spec", pt="", tf2="")
 
 
 def infer_wav2vec2_config(specs, counts) -> tuple[dict, list[str]]:
@@ -108,7 +112,11 @@ def infer_wav2vec2_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 WAV2VEC2 = Family(
-    name="wav2vec2", model_types=("wav2vec2",), declared_views=("pt", "tf2"),
+    name="wav2vec2", model_types=("wav2vec2",), declared_views=("pt", "tf2", "flax"),
+    # transformers 4.57.6's FlaxWav2Vec2 builds only the stable (pre-LN) layer norm layout.
+    # (A config that leaves the fields out is let through: the Flax class itself refuses it, loudly.)
+    view_limits={"flax": lambda c: None if c.get("do_stable_layer_norm", True) and c.get("feat_extract_norm", "layer")
+                 == "layer" else "HF's Flax Wav2Vec2 builds only do_stable_layer_norm: true with feat_extract_norm: 'layer'"},
     blocks=(MASKED_SPEC, FEATURE_CONV, FEATURE_CONV_BIAS, FEATURE_NORM, FEATURE_PROJECTION, POS_CONV,
             ENCODER_NORM, LAYER),
     base_prefix={"pt": "wav2vec2.", "tf2": "wav2vec2/"},

@@ -330,6 +330,10 @@ def _h5(path: Path) -> dict:
             if isinstance(obj, h5py.Dataset):
                 array = obj[()] if obj.shape == () else obj[...]
                 weight = name.split("/", 1)[-1]
+                if weight in out and out[weight].tobytes() != array.tobytes():
+                    # An HF TF shard stores datasets by their whole name, without a layer group:
+                    # 'vocab_transform/bias:0' and 'vocab_projector/bias:0' are two weights.
+                    weight = name
                 assert weight not in out or out[weight].tobytes() == array.tobytes(), (path, name)
                 out[weight] = array
         f.visititems(visit)
@@ -343,8 +347,20 @@ def _tf_checkpoint(index: Path) -> dict:
             if not k.startswith("_CHECKPOINTABLE_OBJECT_GRAPH")}
 
 
+def _msgpack(path: Path) -> dict:
+    from flax.serialization import msgpack_restore
+    out = {}
+
+    def walk(tree, prefix):
+        for k, v in tree.items():
+            walk(v, f"{prefix}{k}/") if isinstance(v, dict) else out.__setitem__(prefix + k, np.asarray(v))
+    walk(msgpack_restore(path.read_bytes()), "")
+    return out
+
+
 # file name pattern -> the framework's own reader: {stored name: array}
-INDEPENDENT = {"*.safetensors": _safetensors, "*.bin": _torch_bin, "*.h5": _h5, "*.index": _tf_checkpoint}
+INDEPENDENT = {"*.safetensors": _safetensors, "*.bin": _torch_bin, "*.h5": _h5, "*.index": _tf_checkpoint,
+               "*.msgpack": _msgpack}
 
 
 def read_independently(out: Path) -> tuple[set[str], Counter]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..importers.base import read_json
 from ..ir.errors import IrconvError, UsageError
-from . import hf, keras  # noqa: F401  (register their loaders)
+from . import flax, hf, keras  # noqa: F401  (register their loaders)
 from .base import INSTALL_HINT, LOADERS, LoadedModel, Loader, _import_frameworks  # noqa: F401  (the API)
 from .compare import Result, _shape, compare, max_abs_diff  # noqa: F401
 from .inputs import INPUTS, _text_inputs, make_inputs  # noqa: F401

@@ -21,7 +21,7 @@ INSTALL_HINT = "pip install 'irconv[test]'"
 
 # import name -> pip name, for the missing-dependency message
 PIP_NAMES = {"torch": "torch", "tensorflow": "tensorflow-cpu", "tf_keras": "tf-keras",
-             "transformers": "transformers"}
+             "transformers": "transformers", "jax": "jax", "flax": "flax"}
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _import_frameworks(needs: set[str], why: str) -> None:
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # bit-stable numbers run to run
     # Look before importing: importing tensorflow writes to stderr, which must not precede
     # a one-line error about torch.
-    wanted = [m for m in ("torch", "tensorflow", "tf_keras", "transformers") if m in needs]
+    wanted = [m for m in ("torch", "tensorflow", "tf_keras", "jax", "flax", "transformers") if m in needs]
     if "tf_keras" in wanted and not _findable("tf_keras") and _keras_is_2():
         wanted.remove("tf_keras")
     missing = [m for m in wanted if not _findable(m)]
