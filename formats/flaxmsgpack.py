@@ -24,7 +24,7 @@ from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import MAX_DEPTH, MAX_RANK, check_shape, open_regular
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
-from .partial import PartialWriter
+from .partial import PartialWriter, pwrite_at
 from .sharding import write_errors
 
 EXT_NDARRAY, EXT_SCALAR = 1, 3            # flax's _MsgpackExtType (2 is a native complex scalar)
@@ -381,20 +381,13 @@ class FlaxMsgpackWriter(PartialWriter):
                 run_at, run = 0, bytearray()
                 for at, data in struct_parts:
                     if at != run_at + len(run):
-                        self._pwrite(fd, bytes(run), run_at)
+                        pwrite_at(fd, bytes(run), run_at)
                         run_at, run = at, bytearray()
                     run += data
-                self._pwrite(fd, bytes(run), run_at)
+                pwrite_at(fd, bytes(run), run_at)
         except BaseException:
             self.abort()
             raise
-
-    @staticmethod
-    def _pwrite(fd: int, data, at: int) -> None:
-        data = memoryview(data)
-        while data:
-            n = os.pwrite(fd, data, at)
-            data, at = data[n:], at + n
 
     def write(self, name: str, array: np.ndarray) -> None:
         spec, array = self._accept(name, array)
@@ -402,7 +395,7 @@ class FlaxMsgpackWriter(PartialWriter):
         done = 0
         with write_errors(self.path):
             for at, n in self._slots.get(name, ()):
-                self._pwrite(self._file.fileno(), data[done:done + n], at)
+                pwrite_at(self._file.fileno(), data[done:done + n], at)
                 done += n
         self._wrote(name)
 
