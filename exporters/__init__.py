@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..registry import Registry
 from .base import Exporter, ExportOptions
 from .keras import KerasExporter
+from .kerashub import KerasHubExporter
 from .meta import MetaExporter
 from .pt import PtExporter
 from .tf1 import Tf1Exporter
@@ -11,6 +12,7 @@ from .tf2 import Tf2Exporter
 
 EXPORTERS: Registry[Exporter] = Registry("output format")
 EXPORTERS.add("keras", KerasExporter())
+EXPORTERS.add("kerashub", KerasHubExporter())
 EXPORTERS.add("meta", MetaExporter())
 EXPORTERS.add("pt", PtExporter())
 EXPORTERS.add("tf1", Tf1Exporter())

@@ -5,6 +5,7 @@ from ..registry import Registry
 from .base import Importer
 from .fairseq import FairseqImporter
 from .keras import KerasImporter
+from .kerashub import KerasHubImporter
 from .meta import MetaImporter
 from .pt import PtImporter
 from .tf1 import Tf1Importer
@@ -13,6 +14,7 @@ from .tf2 import Tf2Importer
 IMPORTERS: Registry[Importer] = Registry("input format")
 IMPORTERS.add("fairseq", FairseqImporter())
 IMPORTERS.add("keras", KerasImporter())
+IMPORTERS.add("kerashub", KerasHubImporter())
 IMPORTERS.add("meta", MetaImporter())
 IMPORTERS.add("pt", PtImporter())
 IMPORTERS.add("tf1", Tf1Importer())

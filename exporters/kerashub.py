@@ -1,0 +1,123 @@
+"""keras-hub preset directory (FORMATS.md §12.1): config.json serializing the family's keras_hub
+Backbone with the constructor arguments its HubConfig maps from the HF config, metadata.json,
+and model.weights.h5 in Keras 3's layout, which `keras_hub.models.Backbone.from_preset(dir)`
+loads (by path: every variable at `layers/<key>/.../vars/N`).
+
+A preset holds the Backbone: a head the Backbone does not hold (BERT's MLM and NSP heads, a
+classifier) has no place, and the export is refused rather than dropping it. A decoder's LM
+head is the Backbone's own (ReversibleEmbedding's reverse_embeddings when untied); the tie
+flag is written into config.json even where the class's get_config() would leave it out
+(LlamaBackbone, keras-hub#3098), so the preset reloads as it was written.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+from ..formats import kerashub as fmt
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import DTypeError, MappingError, UsageError
+from ..ir.tensor import Tensor
+from ..models import FAMILIES
+from ..models import kerashub as kh
+from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
+
+# The Keras dtype policy of a preset whose floating tensors all have this dtype.
+POLICIES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16"}
+LAYOUT_VERSIONS = {"keras_version": "3.15.1", "keras_hub_version": "0.32.0"}   # the layout written
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def policy_of(tensors: list[Tensor]) -> str:
+    floats = sorted({t.dtype.name for t in tensors if t.dtype.name in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")})
+    if len(floats) > 1:
+        raise DTypeError(f"a keras-hub Backbone has one dtype policy, but the tensors are {', '.join(floats)}; "
+                         "pass --cast to make them one")
+    name = floats[0] if floats else "F32"
+    if name not in POLICIES:
+        raise DTypeError(f"a keras-hub Backbone cannot hold {name} variables (float32, bfloat16, float16); "
+                         "pass --cast F32")
+    return POLICIES[name]
+
+
+def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str], dict]:
+    """The preset's tensors (stored shapes), tied aliases, and its config.json."""
+    family = FAMILIES.get(ckpt.family)
+    hub = kh.hub_config(family.name)
+    if hub is None or kh.VIEW not in family.views:
+        raise UsageError(f"family {family.name!r} has no keras-hub Backbone irconv writes")
+    view = family.view(kh.VIEW)
+    foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
+    if foreign:
+        raise MappingError(f"keras-hub's {hub.backbone} holds no place for {len(foreign)} tensor(s) of this model "
+                           f"({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}): a preset holds the "
+                           "backbone only; convert the base model", path=where)
+    try:
+        args = kh.hf_to_hub(hub, ckpt.config)
+    except (ValueError, TypeError) as exc:
+        raise MappingError(f"the config does not fit keras-hub's {hub.backbone}: {exc}", path=where) from None
+    tensors, aliases = view.from_canonical(ckpt, where)
+    out = []
+    for t in tensors:
+        hit = view.canonical_name(t.name, "")
+        transform = kh.stored_transform(hit[0].param.spellings[kh.VIEW], ckpt.config) if hit else None
+        if transform is not None:
+            try:
+                t = t.transformed(transform.inverse())
+            except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+                raise MappingError(f"{t.name!r}: {exc}", path=where) from None
+        out.append(t)
+    policy = policy_of(out)
+    config = {"module": hub.module, "class_name": hub.backbone,
+              "config": {"name": _snake(hub.backbone), "trainable": True,
+                         "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": policy},
+                                   "registered_name": None},
+                         **args},
+              "registered_name": f"keras_hub>{hub.backbone}"}
+    return out, aliases, config
+
+
+class KerasHubExporter(Exporter):
+    name = "kerashub"
+    description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
+    views = (kh.VIEW,)
+
+    def writes(self, options):
+        return (fmt.WEIGHTS, fmt.METADATA)
+
+    def competes(self, options):
+        return (fmt.WEIGHTS, fmt.METADATA, fmt.SHARD_INDEX, "model_*.weights.h5", "task.json", "task.weights.h5",
+                "preprocessor.json", fmt.TOKENIZER)
+
+    def save(self, ckpt, out, options, progress=None, check=None):
+        # An HF directory's other files (its tokenizer.json above all, which keras-hub would
+        # read as its own tokenizer config) do not belong in a preset.
+        from dataclasses import replace
+        return super().save(ckpt, out, replace(options, extras_from=None), progress, check)
+
+    def plan(self, ckpt, options):
+        from .base import cast_floats
+        if options.cast:
+            ckpt = cast_floats(ckpt, options.cast)
+        tensors, aliases, config = hub_tensors(ckpt, "<plan>")
+        specs, _ = tied_copies(tensors, aliases)
+        return [(fmt.WEIGHTS, s) for s in specs], fmt.CONFIG, config
+
+    def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
+        self.view_for(FAMILIES.get(ckpt.family))
+        if options.max_shard_size:
+            raise UsageError("irconv writes a keras-hub preset's weights as one model.weights.h5; "
+                             "--max-shard-size does not apply")
+        tensors, aliases, config = hub_tensors(ckpt, str(tmp))
+        specs, copies = tied_copies(tensors, aliases)
+        fmt.write_json(tmp / fmt.CONFIG, config)
+        fmt.write_json(tmp / fmt.METADATA, {
+            **LAYOUT_VERSIONS, "parameter_count": sum(s.numel for s in specs),
+            "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+            "tasks": list(kh.hub_config(ckpt.family).tasks)})
+        writer = fmt.PresetWeightsWriter(tmp / fmt.WEIGHTS, specs)
+        write_all(writer, tensors, copies, progress, ckpt=ckpt, options=options)
