@@ -61,6 +61,10 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     except (ValueError, TypeError) as exc:
         raise MappingError(f"the config does not fit keras-hub's {hub.backbone}: {exc}", path=where) from None
     tensors, aliases = view.from_canonical(ckpt, where)
+    tied = args.get("tie_word_embeddings", False) and not hub.always_untied
+    if hub.lm_head and not tied and hub.lm_head not in {t.name for t in tensors} | set(aliases):
+        raise MappingError(f"keras-hub's {hub.backbone} computes logits with its own LM head, and this "
+                           "untied model has none (a bare base model): convert the ForCausalLM model", path=where)
     out = []
     for t in tensors:
         hit = view.canonical_name(t.name, "")

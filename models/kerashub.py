@@ -154,6 +154,10 @@ class HubConfig:
     to_hf: Callable[[dict, set], dict] = lambda hub, names: {}
     architecture: str = ""                # the HF class a preset's backbone is written back as
     tasks: tuple[str, ...] = ()           # metadata.json "tasks"
+    # The raw name of a decoder's untied LM head, which the Backbone always has unless tied;
+    # `always_untied`: the class has no tie argument (MistralBackbone) and always stores it.
+    lm_head: str = ""
+    always_untied: bool = False
     # Other Backbone classes of the same layout (Llama3Backbone subclasses LlamaBackbone).
     backbone_class_aliases: tuple[str, ...] = ()
 
