@@ -287,6 +287,8 @@ def _back(*, head_dim: bool = False, extra=None):
         out = {"attention_dropout": args.get("dropout", 0.0), **_tie_back(args, names)}
         if head_dim and args.get("head_dim") is not None:
             out["head_dim"] = args["head_dim"]
+        elif not head_dim:      # the class computes it so
+            out["head_dim"] = args["hidden_dim"] // args["num_query_heads"]
         if extra:
             out.update(extra(args))
         return out
@@ -328,11 +330,42 @@ QWEN2 = kh.with_kerashub(QWEN2, kh.HubConfig(
     architecture="Qwen2ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
     _hub_blocks("qwen_transformer_decoder", "qwen_layer_norm", _hub_layer(qkv_bias=True), head_copy=False),
     roles=frozenset({"lm"}))
+def _qwen3_window(hf: dict):
+    """Qwen3Backbone masks every layer beyond sliding_window_size (null: none), HF only the
+    layers from max_window_layers on, and only with use_sliding_window."""
+    if not hf.get("use_sliding_window"):
+        return None
+    first, layers = kh.require(hf, "max_window_layers"), kh.require(hf, "num_hidden_layers")
+    if first >= layers:
+        return None
+    if first != 0:
+        raise ValueError(f"max_window_layers={first}: keras-hub's Qwen3 windows all layers or none")
+    return kh.require(hf, "sliding_window")
+
+
+def _qwen3_hub(hf: dict) -> dict:
+    # Qwen3Attention builds its q/k norms with its default epsilon, 1e-5, whatever the
+    # Backbone's layer_norm_epsilon; HF uses rms_norm_eps for all of them.
+    if kh.require(hf, "rms_norm_eps") != 1e-5:
+        raise ValueError(f"rms_norm_eps={hf['rms_norm_eps']}, but keras-hub's Qwen3 computes its q/k norms with "
+                         "1e-5 whatever its layer_norm_epsilon: it cannot hold this model")
+    return {**_with_tie(_hub_checks(head_dim=True, flags=("attention_bias",)))(hf),
+            "sliding_window_size": _qwen3_window(hf)}
+
+
+def _qwen3_back(args: dict) -> dict:
+    if args.get("layer_norm_epsilon") != 1e-5:
+        raise ValueError(f"layer_norm_epsilon={args.get('layer_norm_epsilon')}, but its q/k norms compute with "
+                         "1e-5, and an HF Qwen3 has one epsilon for all")
+    window = args.get("sliding_window_size")
+    return {"use_sliding_window": window is not None, "sliding_window": window,
+            **({"max_window_layers": 0} if window is not None else {})}
+
+
 QWEN3 = kh.with_kerashub(QWEN3, kh.HubConfig(
     "Qwen3Backbone", "keras_hub.src.models.qwen3.qwen3_backbone", "qwen3", pairs=CORE_PAIRS,
     fixed={"hidden_act": "silu"},
-    to_hub=_with_tie(_hub_checks(head_dim=True, flags=("attention_bias", "use_sliding_window"))),
-    to_hf=_back(head_dim=True), architecture="Qwen3ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
+    to_hub=_qwen3_hub, to_hf=_back(head_dim=True, extra=_qwen3_back), architecture="Qwen3ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
     _hub_blocks("qwen3_transformer_decoder", "qwen3_layer_norm", _hub_layer(qk_norm=True), head_copy=False),
     roles=frozenset({"lm"}))
 FAMILIES = [LLAMA, MISTRAL, QWEN2, QWEN3]
