@@ -51,20 +51,16 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     if hub is None or kh.VIEW not in family.views:
         raise UsageError(f"family {family.name!r} has no keras-hub Backbone irconv writes")
     view = family.view(kh.VIEW)
+    problem = family.view_limits[kh.VIEW](ckpt.config)
+    if problem:
+        raise MappingError(f"the {family.name} {kh.VIEW!r} view cannot hold this model: {problem}", path=where)
     foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
     if foreign:
-        raise MappingError(f"keras-hub's {hub.backbone} holds no place for {len(foreign)} tensor(s) of this model "
-                           f"({', '.join(foreign[:4])}{' ...' if len(foreign) > 4 else ''}): a preset holds the "
-                           "backbone only; convert the base model", path=where)
-    try:
-        args = kh.hf_to_hub(hub, ckpt.config)
-    except (ValueError, TypeError) as exc:
-        raise MappingError(f"the config does not fit keras-hub's {hub.backbone}: {exc}", path=where) from None
+        raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
+                           f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
+                           + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
+    args = kh.hf_to_hub(hub, ckpt.config)
     tensors, aliases = view.from_canonical(ckpt, where)
-    tied = args.get("tie_word_embeddings", False) and not hub.always_untied
-    if hub.lm_head and not tied and hub.lm_head not in {t.name for t in tensors} | set(aliases):
-        raise MappingError(f"keras-hub's {hub.backbone} computes logits with its own LM head, and this "
-                           "untied model has none (a bare base model): convert the ForCausalLM model", path=where)
     out = []
     for t in tensors:
         hit = view.canonical_name(t.name, "")

@@ -222,12 +222,31 @@ def with_kerashub(family: Family, hub: HubConfig, blocks: Mapping[str, tuple[str
     if unknown:
         raise ValueError(f"family {family.name!r}: no blocks {sorted(map(str, unknown))} for the kerashub view")
     out = replace(family, blocks=tuple(new_blocks), declared_views=(*family.declared_views, VIEW),
-                  base_prefix={**family.base_prefix, VIEW: ""})
+                  base_prefix={**family.base_prefix, VIEW: ""},
+                  view_limits={**family.view_limits, VIEW: lambda config: hub_limits(family, hub, config)})
     HUB_CONFIGS[family.name] = hub
     return out
 
 
 HUB_CONFIGS: dict[str, HubConfig] = {}
+
+
+def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
+    """Why the Backbone would compute another model than `config` (the view's limit), or None."""
+    try:
+        args = hf_to_hub(hub, config)
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        return f"keras-hub's {hub.backbone}: {exc}"
+    archs = config.get("architectures") or []
+    roles = family.architectures.get(archs[0], frozenset()) if archs else frozenset({"lm"})
+    if hub.always_untied and config.get("tie_word_embeddings", family.tie_default):
+        return (f"keras-hub's {hub.backbone} always has an LM head of its own (no tie setting), and this model "
+                "ties it to the embeddings")
+    tied = args.get("tie_word_embeddings", False) and not hub.always_untied
+    if hub.lm_head and not tied and "lm" not in roles:
+        return (f"keras-hub's {hub.backbone} computes logits with its own LM head, and this untied "
+                f"{archs[0]} has none: convert the model with its LM head")
+    return None
 
 
 def hub_config(family_name: str) -> HubConfig | None:

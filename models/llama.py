@@ -271,7 +271,9 @@ def _hub_checks(*, head_dim: bool, flags: tuple[str, ...] = ()):
         if not head_dim and dim != hidden // n:
             raise ValueError(f"head_dim={dim}, but the keras-hub class computes hidden_size / num_attention_heads "
                              f"= {hidden // n} and takes no head_dim")
-        return {"dropout": hf.get("attention_dropout", 0.0), **({"head_dim": dim} if head_dim else {})}
+        # A null head_dim (Mistral's default) stays null: both classes then compute hidden / heads.
+        return {"dropout": hf.get("attention_dropout", 0.0),
+                **({"head_dim": hf["head_dim"] if "head_dim" in hf else dim} if head_dim else {})}
     return to_hub
 
 
@@ -285,9 +287,9 @@ def _tie_back(args: dict, names: set) -> dict:
 def _back(*, head_dim: bool = False, extra=None):
     def to_hf(args: dict, names: set) -> dict:
         out = {"attention_dropout": args.get("dropout", 0.0), **_tie_back(args, names)}
-        if head_dim and args.get("head_dim") is not None:
-            out["head_dim"] = args["head_dim"]
-        elif not head_dim:      # the class computes it so
+        if head_dim:
+            out["head_dim"] = args.get("head_dim")
+        else:      # the class computes it so
             out["head_dim"] = args["hidden_dim"] // args["num_query_heads"]
         if extra:
             out.update(extra(args))
@@ -314,8 +316,8 @@ LLAMA = kh.with_kerashub(LLAMA, kh.HubConfig(
     backbone_class_aliases=("Llama3Backbone",)),
     _hub_blocks("llama_transformer_decoder", "llama_layer_norm", _hub_layer(), head_copy=False),
     roles=frozenset({"lm"}))
-# MistralBackbone always has its own head (no tie argument): a tied model writes the
-# embedding matrix again as reverse_embeddings, which computes the same.
+# MistralBackbone always has its own head (no tie argument): a tied model is refused (its
+# view limit), so that a preset read back is the model that was written.
 MISTRAL = kh.with_kerashub(MISTRAL, kh.HubConfig(
     "MistralBackbone", "keras_hub.src.models.mistral.mistral_backbone", "mistral",
     pairs=(*CORE_PAIRS, ("sliding_window", "sliding_window")), fixed={"hidden_act": "silu"},
