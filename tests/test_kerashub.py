@@ -26,6 +26,7 @@ pytest.importorskip("keras_hub")
 h5py = pytest.importorskip("h5py")
 from safetensors.numpy import load_file  # noqa: E402
 
+import irconv  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 
 IDS = [[1, 5, 7, 9, 3, 2, 11, 40]]
@@ -43,6 +44,7 @@ HF_CASES = {
     "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(DECODER, rms_norm_eps=1e-6)),
     # keras-hub's Qwen3 computes its q/k norms with 1e-5 whatever its epsilon: only that one fits.
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(DECODER, rms_norm_eps=1e-5, head_dim=16)),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(DECODER, head_dim=16, rms_norm_eps=1e-6, rope_theta=10000.0)),
 }
 # keras-hub Backbones built and saved by keras_hub itself: class -> constructor arguments.
 HUB_ARGS = dict(vocabulary_size=64, num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=32,
@@ -55,6 +57,7 @@ HUB_CASES = {
     "mistral": ("MistralBackbone", dict(HUB_ARGS, head_dim=16, sliding_window=4), "MistralForCausalLM"),
     "qwen2": ("QwenBackbone", dict(HUB_ARGS), "Qwen2ForCausalLM"),
     "qwen3": ("Qwen3Backbone", dict(HUB_ARGS, head_dim=16, layer_norm_epsilon=1e-5), "Qwen3ForCausalLM"),
+    "gemma": ("GemmaBackbone", dict(HUB_ARGS, head_dim=16), "GemmaForCausalLM"),
 }
 
 ORACLE = r"""
@@ -136,7 +139,7 @@ def world(tmp_path_factory):
     for family in HF_CASES:
         model = make_hf(family, root / f"hf-{family}")
         hf[family] = hf_outputs(model)
-        run_irconv("convert", root / f"hf-{family}", root / f"to-{family}", "--to", "kerashub", check=True)
+        irconv.convert(root / f"hf-{family}", root / f"to-{family}", to="kerashub")
         jobs.append({"dir": str(root / f"to-{family}"), "out": str(root / f"to-{family}.npz")})
         # keras-hub's own loader on the same HF directory (it reads model.safetensors).
         jobs.append({"dir": str(root / f"hf-{family}"), "out": str(root / f"hf-{family}.npz")})
@@ -182,7 +185,7 @@ def test_keras_hubs_llama_loader_drops_the_epsilon(world):
 @pytest.mark.parametrize("family", list(HF_CASES))
 def test_hf_to_kerashub_to_pt_is_bit_exact(family, world, tmp_path):
     root, _, _ = world
-    run_irconv("convert", root / f"to-{family}", tmp_path / "back", "--to", "pt", check=True)
+    irconv.convert(root / f"to-{family}", tmp_path / "back", to="pt")
     ref, got = load_file(root / f"hf-{family}" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
     assert sorted(ref) == sorted(got)
     for name, tensor in ref.items():
@@ -202,7 +205,7 @@ def test_keras_hub_preset_to_pt(case, world, tmp_path):
     root, _, report = world
     assert "error" not in report[str(root / f"hub-{case}")], report[str(root / f"hub-{case}")]
     _, _, cls = HUB_CASES[case]
-    run_irconv("convert", root / f"hub-{case}", tmp_path / "pt", "--to", "pt", check=True)
+    irconv.convert(root / f"hub-{case}", tmp_path / "pt", to="pt")
     dtype = torch.bfloat16 if case.endswith("bf16") else torch.float32
     model, info = getattr(transformers, cls).from_pretrained(tmp_path / "pt", output_loading_info=True, dtype=dtype)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
@@ -211,7 +214,7 @@ def test_keras_hub_preset_to_pt(case, world, tmp_path):
     for key in ref:
         assert np.abs(ref[key] - got[key]).max() < tolerance, (key, np.abs(ref[key] - got[key]).max())
     # And back: the preset's weights, dataset for dataset, byte for byte.
-    run_irconv("convert", tmp_path / "pt", tmp_path / "hub", "--to", "kerashub", check=True)
+    irconv.convert(tmp_path / "pt", tmp_path / "hub", to="kerashub")
     assert h5_datasets(root / f"hub-{case}" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
 
 
@@ -269,9 +272,19 @@ def test_kerashub_through_tf1_and_back_composes(world, tmp_path):
     """No code of its own: a preset -> tf1 checkpoint -> preset gives the same datasets.
     Google's bert_config.json has no epsilon field, so the way back must be told it."""
     root, _, _ = world
-    run_irconv("convert", root / "hub-bert", tmp_path / "tf1", "--to", "tf1", check=True)
+    irconv.convert(root / "hub-bert", tmp_path / "tf1", to="tf1")
     proc = run_irconv("convert", tmp_path / "tf1", tmp_path / "refused", "--to", "kerashub", "--from", "tf1")
     assert_one_line_error(proc, "layer_norm_eps")
     run_irconv("convert", tmp_path / "tf1", tmp_path / "hub", "--to", "kerashub", "--from", "tf1",
                "--set", "layer_norm_eps=1e-12", check=True)
     assert h5_datasets(root / "hub-bert" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_irconv_verify_runs_a_preset_beside_hf(family, world):
+    root, _, _ = world
+    proc = run_irconv("verify", root / f"hf-{family}", root / f"to-{family}")
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
+    assert "kerashub" in out and "verified:" in out
+    assert ("logits" if family == "llama" else "pooler_output") in out
