@@ -59,7 +59,11 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
                            f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
                            + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
-    args = kh.hf_to_hub(hub, ckpt.config)
+    try:
+        args = kh.hf_to_hub(hub, ckpt.config)
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise MappingError(f"the config does not give what keras-hub's {hub.backbone} needs: {exc}",
+                           path=where) from None
     tensors, aliases = view.from_canonical(ckpt, where)
     out = []
     for t in tensors:

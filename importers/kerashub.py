@@ -45,7 +45,7 @@ def hf_config(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> dict:
     names = {t.name for t in preset.tensors}
     try:
         config = kh.hub_to_hf(hub, args, names)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
         raise FormatError(f"config.json: {exc}", path=where) from None
     policy = args.get("dtype")
     name = policy.get("config", {}).get("name") if isinstance(policy, dict) and isinstance(policy.get("config"), dict) \

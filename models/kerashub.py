@@ -165,10 +165,14 @@ class HubConfig:
         return (self.backbone, *self.backbone_class_aliases)
 
 
+class Missing(ValueError):
+    """A field the Backbone needs that the config does not give (not a contradiction)."""
+
+
 def require(config: dict, key: str):
-    """config[key], or a ValueError saying that the HF config must give it."""
+    """config[key], or a Missing error saying that the HF config must give it."""
     if config.get(key, ABSENT) is ABSENT:
-        raise ValueError(f"the config has no {key!r}, which the keras-hub Backbone needs "
+        raise Missing(f"the config has no {key!r}, which the keras-hub Backbone needs "
                          f"(give it with --set {key}=...)")
     return config[key]
 
@@ -178,7 +182,7 @@ def hf_to_hub(hub: HubConfig, config: dict) -> dict:
     for key, want in hub.fixed.items():
         have = config.get(key, ABSENT)
         if have is ABSENT:
-            raise ValueError(f"the config has no {key!r}; keras-hub's {hub.backbone} computes with "
+            raise Missing(f"the config has no {key!r}; keras-hub's {hub.backbone} computes with "
                              f"{key}={want!r} (give it with --set {key}=...)")
         if have != want and not (isinstance(want, float) and isinstance(have, (int, float))
                                  and float(have) == want):
@@ -232,9 +236,12 @@ HUB_CONFIGS: dict[str, HubConfig] = {}
 
 
 def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
-    """Why the Backbone would compute another model than `config` (the view's limit), or None."""
+    """Why the Backbone would compute another model than `config` (the view's limit), or None.
+    A field the config leaves out is no contradiction: the exporter asks for it (hf_to_hub)."""
     try:
         args = hf_to_hub(hub, config)
+    except Missing:
+        return None
     except (ValueError, TypeError, ZeroDivisionError) as exc:
         return f"keras-hub's {hub.backbone}: {exc}"
     archs = config.get("architectures") or []
