@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -290,3 +291,35 @@ def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
     assert "kerashub" in out and "verified:" in out
     assert ("logits" if family == "llama" else "pooler_output") in out
+
+
+TOKENIZE = r"""
+import os, sys, json
+os.environ["KERAS_BACKEND"] = "jax"
+import numpy as np, keras_hub
+tokenizer = keras_hub.models.Tokenizer.from_preset(sys.argv[1])
+print(json.dumps([type(tokenizer).__name__, np.asarray(tokenizer(sys.argv[2])).tolist()]))
+"""
+
+
+def test_a_wordpiece_vocabulary_becomes_the_presets_tokenizer(world, tmp_path):
+    """vocab.txt + tokenizer_config.json beside the weights -> keras-hub's BertTokenizer
+    assets; keras_hub tokenizes as HF's BertTokenizer does (HF adds [CLS]/[SEP] itself)."""
+    root, _, _ = world
+    src = tmp_path / "src"
+    shutil.copytree(root / "hf-bert", src)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s", "the", "cafe"]
+    (tmp_path / "vocab.txt").write_text("".join(f"{w}\n" for w in words + [f"w{i}" for i in range(40)]))
+    transformers.BertTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True).save_pretrained(src)
+    run_irconv("convert", src, tmp_path / "out", "--to", "kerashub", check=True)
+    assert (tmp_path / "out" / "assets" / "tokenizer" / "vocabulary.txt").read_bytes() == (src / "vocab.txt").read_bytes()
+    text = "Hello worlds, the Café!"
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    proc = subprocess.run([sys.executable, "-c", TOKENIZE, str(tmp_path / "out"), text], capture_output=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    cls, ids = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    hf_ids = transformers.BertTokenizer.from_pretrained(src)(text)["input_ids"]
+    assert cls == "BertTokenizer"
+    assert ids == hf_ids[1:-1]
+    assert 1 in hf_ids and 9 in hf_ids      # [UNK] for the comma; 'Café' lowercased, accent stripped
