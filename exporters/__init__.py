@@ -5,6 +5,7 @@ from ..registry import Registry
 from .base import Exporter, ExportOptions
 from .flax import FlaxExporter
 from .keras import KerasExporter
+from .kerashub import KerasHubExporter
 from .meta import MetaExporter
 from .pt import PtExporter
 from .tf1 import Tf1Exporter
@@ -13,6 +14,7 @@ from .tf2 import Tf2Exporter
 EXPORTERS: Registry[Exporter] = Registry("output format")
 EXPORTERS.add("flax", FlaxExporter())
 EXPORTERS.add("keras", KerasExporter())
+EXPORTERS.add("kerashub", KerasHubExporter())
 EXPORTERS.add("meta", MetaExporter())
 EXPORTERS.add("pt", PtExporter())
 EXPORTERS.add("tf1", Tf1Exporter())

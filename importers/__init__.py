@@ -6,6 +6,7 @@ from .base import Importer
 from .fairseq import FairseqImporter
 from .flax import FlaxImporter
 from .keras import KerasImporter
+from .kerashub import KerasHubImporter
 from .meta import MetaImporter
 from .pt import PtImporter
 from .tf1 import Tf1Importer
@@ -14,6 +15,7 @@ from .tf2 import Tf2Importer
 IMPORTERS: Registry[Importer] = Registry("input format")
 IMPORTERS.add("fairseq", FairseqImporter())
 IMPORTERS.add("keras", KerasImporter())
+IMPORTERS.add("kerashub", KerasHubImporter())
 IMPORTERS.add("meta", MetaImporter())
 IMPORTERS.add("pt", PtImporter())
 IMPORTERS.add("tf1", Tf1Importer())

@@ -5,6 +5,7 @@ declared once here and reused by the families built on BERT's encoder.
 """
 from __future__ import annotations
 
+from . import kerashub as kh
 from .engine import Block, Family, Param, Spelling, ViewConfig, embedding, linear, norm, param
 
 
@@ -128,4 +129,46 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
 
 BERT = bert_like("bert", ("bert",), "bert", "Bert", "BERT (google-research/bert, HF Bert*)",
                  views=("pt", "tf1", "tf2", "flax"), view_configs={"tf1": BERT_CONFIG_JSON})
+
+
+def _bert_hub_args(hf: dict) -> dict:
+    """BertBackbone's computed arguments: one dropout for attention and hidden states."""
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}; keras-hub's "
+                         "BertBackbone has absolute positions only")
+    return {"dropout": hf.get("hidden_dropout_prob", 0.1)}
+
+
+# keras-hub's BertBackbone (FORMATS.md §12.3): its GELU is the tanh approximation and its
+# epsilons 1e-12, fixed by the class.
+BERT_HUB = kh.HubConfig(
+    "BertBackbone", "keras_hub.src.models.bert.bert_backbone", "bert",
+    pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("hidden_size", "hidden_dim"),
+           ("intermediate_size", "intermediate_dim"), ("max_position_embeddings", "max_sequence_length"),
+           ("type_vocab_size", "num_segments")),
+    fixed={"layer_norm_eps": 1e-12, "hidden_act": "gelu_pytorch_tanh"},
+    to_hub=_bert_hub_args,
+    to_hf=lambda hub, names: {"hidden_dropout_prob": hub.get("dropout", 0.1),
+                       "attention_probs_dropout_prob": hub.get("dropout", 0.1)},
+    architecture="BertModel", tasks=("MaskedLM", "TextClassifier", "TextEmbedder"))
+_SELF = "_self_attention_layer"
+BERT_HUB_LAYER = {
+    "attn.q.weight": kh.head_kernel(f"{_SELF}/query_dense/vars/0"), "attn.q.bias": kh.head_bias(f"{_SELF}/query_dense/vars/1"),
+    "attn.k.weight": kh.head_kernel(f"{_SELF}/key_dense/vars/0"), "attn.k.bias": kh.head_bias(f"{_SELF}/key_dense/vars/1"),
+    "attn.v.weight": kh.head_kernel(f"{_SELF}/value_dense/vars/0"), "attn.v.bias": kh.head_bias(f"{_SELF}/value_dense/vars/1"),
+    "attn.out.weight": kh.out_kernel(f"{_SELF}/output_dense/vars/0"), "attn.out.bias": kh.plain(f"{_SELF}/output_dense/vars/1"),
+    **kh.layer_norm("_self_attention_layer_norm", "attn.norm"),
+    **kh.dense("_feedforward_intermediate_dense", "ffn.up"),
+    **kh.dense("_feedforward_output_dense", "ffn.down"),
+    **kh.layer_norm("_feedforward_layer_norm", "ffn.norm"),
+}
+BERT = kh.with_kerashub(BERT, BERT_HUB, {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        "position.weight": kh.plain("position_embedding_0/vars/0"),
+                        "token_type.weight": kh.plain("embedding_0/vars/0"),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
+    "pooler": ("", kh.dense("dense_0", "dense")),
+}, roles=frozenset({"pooler"}))
 FAMILIES = [BERT]

@@ -14,6 +14,7 @@ hidden_size / heads in the 27B) and sliding_window are given, never guessed.
 """
 from __future__ import annotations
 
+from . import kerashub as kh
 from .llama import LM_HEAD_UNLESS_TIED, class_limits, decoder_family, decoder_layer
 
 GEMMA = decoder_family(
@@ -31,4 +32,54 @@ GEMMA2 = decoder_family(
     defaults={"max_position_embeddings": 8192, "hidden_act": "gelu_pytorch_tanh",
               "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0},
     description="Gemma 2 (google; HF Gemma2Model/Gemma2ForCausalLM/Gemma2For{Sequence,Token}Classification)")
+
+
+# keras-hub's GemmaBackbone (FORMATS.md §12.3): per-head kernels stored (heads, in, head_dim),
+# its two feed-forward halves counted as one intermediate_dim, rope at 10000 and the tanh GELU
+# fixed by the class, the LM head always the embeddings. Appended, so GEMMA stays as declared.
+def _gemma_hub(hf: dict) -> dict:
+    for flag in ("attention_bias",):
+        if hf.get(flag):
+            raise ValueError(f"{flag}=true, which keras-hub's Gemma has no variables for")
+    if hf.get("rope_scaling") is not None:
+        raise ValueError(f"rope_scaling={hf['rope_scaling']!r}; keras-hub's Gemma has plain rotary positions")
+    if hf.get("hidden_activation") not in (None, "gelu_pytorch_tanh"):
+        raise ValueError(f"hidden_activation={hf['hidden_activation']!r}; keras-hub's Gemma computes the tanh GELU")
+    if not hf.get("tie_word_embeddings", True):
+        raise ValueError("tie_word_embeddings=false; keras-hub's Gemma always ties its LM head to the embeddings")
+    return {"intermediate_dim": 2 * kh.require(hf, "intermediate_size"), "query_head_dim_normalize": True,
+            "use_post_ffw_norm": False, "use_post_attention_norm": False, "dropout": hf.get("attention_dropout", 0.0)}
+
+
+def _gemma_back(args: dict, names: set) -> dict:
+    if args.get("intermediate_dim", 0) % 2 or not args.get("query_head_dim_normalize", True) \
+            or args.get("use_post_ffw_norm") or args.get("use_post_attention_norm") \
+            or args.get("use_sliding_window_attention") or args.get("attention_logit_soft_cap") is not None \
+            or args.get("final_logit_soft_cap") is not None:
+        raise ValueError("a GemmaBackbone with post norms, soft caps, sliding windows or another query "
+                         "normalization is no HF Gemma (Gemma 2 presets are not mapped yet)")
+    return {"intermediate_size": args["intermediate_dim"] // 2, "tie_word_embeddings": True,
+            "attention_dropout": args.get("dropout", 0.0)}
+
+
+_ATT = "attention"
+GEMMA = kh.with_kerashub(GEMMA, kh.HubConfig(
+    "GemmaBackbone", "keras_hub.src.models.gemma.gemma_backbone", "gemma",
+    pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_query_heads"), ("num_key_value_heads", "num_key_value_heads"),
+           ("hidden_size", "hidden_dim"), ("head_dim", "head_dim"), ("rms_norm_eps", "layer_norm_epsilon")),
+    fixed={"hidden_act": "gelu_pytorch_tanh", "rope_theta": 10000.0},
+    to_hub=_gemma_hub, to_hf=_gemma_back, architecture="GemmaForCausalLM", tasks=("CausalLM",)), {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0")}),
+    "decoder.layers.{i}": ("gemma_decoder_block_{i}", {
+        "attn.q.weight": kh.gemma_head_kernel(f"{_ATT}/query_dense/vars/0", "q"),
+        "attn.k.weight": kh.gemma_head_kernel(f"{_ATT}/key_dense/vars/0", "kv"),
+        "attn.v.weight": kh.gemma_head_kernel(f"{_ATT}/value_dense/vars/0", "kv"),
+        "attn.out.weight": kh.out_kernel(f"{_ATT}/output_dense/vars/0"),
+        "ffn.gate.weight": kh.kernel("gating_ffw/vars/0"), "ffn.up.weight": kh.kernel("gating_ffw_2/vars/0"),
+        "ffn.down.weight": kh.kernel("ffw_linear/vars/0"),
+        "attn.norm.weight": kh.plain("pre_attention_norm/vars/0"), "ffn.norm.weight": kh.plain("pre_ffw_norm/vars/0")}),
+    "decoder": ("", {"norm.weight": kh.plain("rms_normalization_0/vars/0")}),
+    "heads.lm": ("", {}),            # the embeddings, never stored again
+}, roles=frozenset({"lm"}))
 FAMILIES = [GEMMA, GEMMA2]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from . import kerashub as kh
 from .engine import Block, Family, Param, Spelling, embedding, linear, param
 from .t5 import rms_norm
 from .llama_meta import with_meta_view
@@ -243,4 +244,161 @@ QWEN3 = decoder_family(
     defaults={"max_position_embeddings": 32768, "use_sliding_window": False, "rope_scaling": None},
     description="Qwen3 (Qwen; HF Qwen3Model/Qwen3ForCausalLM/Qwen3For{Sequence,Token}Classification/"
                 "Qwen3ForQuestionAnswering)")
+
+
+# --------------------------------------------------------------------------- keras-hub views
+# keras-hub's Llama, Mistral, Qwen (Qwen2) and Qwen3 Backbones (FORMATS.md §12.3): one tree,
+# under each class's own keys. The LM head is the ReversibleEmbedding's second variable when
+# untied. Appended here, so the families above stay as declared.
+
+def _hub_layer(qkv_bias: bool = False, qk_norm: bool = False) -> dict:
+    att = "_self_attention_layer"
+    out = {}
+    for name, dense, kind in (("attn.q", "_query_dense", "q"), ("attn.k", "_key_dense", "kv"),
+                              ("attn.v", "_value_dense", "kv")):
+        out[f"{name}.weight"] = kh.head_kernel(f"{att}/{dense}/vars/0", kind)
+        if qkv_bias:
+            out[f"{name}.bias"] = kh.head_bias(f"{att}/{dense}/vars/1", kind)
+    out["attn.out.weight"] = kh.out_kernel(f"{att}/_output_dense/vars/0")
+    if qk_norm:
+        out["attn.q_norm.weight"] = kh.plain(f"{att}/_query_dense_layer_norm/vars/0")
+        out["attn.k_norm.weight"] = kh.plain(f"{att}/_key_dense_layer_norm/vars/0")
+    out.update({"ffn.gate.weight": kh.kernel("_feedforward_gate_dense/vars/0"),
+                "ffn.up.weight": kh.kernel("_feedforward_intermediate_dense/vars/0"),
+                "ffn.down.weight": kh.kernel("_feedforward_output_dense/vars/0"),
+                "attn.norm.weight": kh.plain("_self_attention_layernorm/vars/0"),
+                "ffn.norm.weight": kh.plain("_feedforward_layernorm/vars/0")})
+    return out
+
+
+HUB_LM_HEAD = "reversible_embedding_0/vars/1"
+
+
+def _hub_blocks(decoder: str, final_norm: str, layer: dict, head_copy: bool) -> dict:
+    head = kh.HubSpelling(HUB_LM_HEAD, ("hidden", "rows"), tied_copy=head_copy)
+    return {"embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0")}),
+            "decoder.layers.{i}": (f"{decoder}_{{i}}", layer),
+            "decoder": ("", {"norm.weight": kh.plain(f"{final_norm}_0/vars/0")}),
+            "heads.lm": ("", {"weight": head})}
+
+
+CORE_PAIRS = (("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+              ("num_attention_heads", "num_query_heads"), ("num_key_value_heads", "num_key_value_heads"),
+              ("hidden_size", "hidden_dim"), ("intermediate_size", "intermediate_dim"),
+              ("rope_theta", "rope_max_wavelength"), ("rms_norm_eps", "layer_norm_epsilon"))
+
+
+def _hub_checks(*, head_dim: bool, flags: tuple[str, ...] = ()):
+    """to_hub of a keras-hub decoder: what its classes cannot compute is refused (rope
+    scaling, biases that the layer has no variable for, a head_dim the class does not take)."""
+    def to_hub(hf: dict) -> dict:
+        if hf.get("rope_scaling") is not None:
+            raise ValueError(f"rope_scaling={hf['rope_scaling']!r}; irconv maps plain rotary positions only")
+        for flag in flags:
+            if hf.get(flag):
+                raise ValueError(f"{flag}=true, which keras-hub's decoder has no variables for")
+        hidden, n = kh.require(hf, "hidden_size"), kh.require(hf, "num_attention_heads")
+        dim = hf.get("head_dim") or hidden // n
+        if not head_dim and dim != hidden // n:
+            raise ValueError(f"head_dim={dim}, but the keras-hub class computes hidden_size / num_attention_heads "
+                             f"= {hidden // n} and takes no head_dim")
+        # A null head_dim (Mistral's default) stays null: both classes then compute hidden / heads.
+        return {"dropout": hf.get("attention_dropout", 0.0),
+                **({"head_dim": hf["head_dim"] if "head_dim" in hf else dim} if head_dim else {})}
+    return to_hub
+
+
+def _tie_back(args: dict, names: set) -> dict:
+    """tie_word_embeddings from the Backbone config, or (LlamaBackbone's get_config drops it,
+    keras-hub#3098) from whether the preset stores the untied head."""
+    tied = args.get("tie_word_embeddings", HUB_LM_HEAD not in names)
+    return {"tie_word_embeddings": bool(tied)}
+
+
+def _back(*, head_dim: bool = False, extra=None):
+    def to_hf(args: dict, names: set) -> dict:
+        out = {"attention_dropout": args.get("dropout", 0.0), **_tie_back(args, names)}
+        if head_dim:
+            out["head_dim"] = args.get("head_dim")
+        else:      # the class computes it so
+            out["head_dim"] = args["hidden_dim"] // args["num_query_heads"]
+        if extra:
+            out.update(extra(args))
+        return out
+    return to_hf
+
+
+def _with_tie(to_hub):
+    return lambda hf: {**to_hub(hf), "tie_word_embeddings": bool(kh.require(hf, "tie_word_embeddings"))}
+
+
+def _qwen2_hub(hf: dict) -> dict:
+    if hf.get("use_sliding_window"):
+        raise ValueError("use_sliding_window=true: Qwen2's per-layer windows (max_window_layers) are not "
+                         "keras-hub's; irconv maps full attention only")
+    return _with_tie(_hub_checks(head_dim=False))(hf)
+
+
+LLAMA = kh.with_kerashub(LLAMA, kh.HubConfig(
+    "LlamaBackbone", "keras_hub.src.models.llama.llama_backbone", "llama", pairs=CORE_PAIRS,
+    fixed={"hidden_act": "silu"},
+    to_hub=_with_tie(_hub_checks(head_dim=False, flags=("attention_bias", "mlp_bias"))),
+    to_hf=_back(), architecture="LlamaForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD,
+    backbone_class_aliases=("Llama3Backbone",)),
+    _hub_blocks("llama_transformer_decoder", "llama_layer_norm", _hub_layer(), head_copy=False),
+    roles=frozenset({"lm"}))
+# MistralBackbone always has its own head (no tie argument): a tied model is refused (its
+# view limit), so that a preset read back is the model that was written.
+MISTRAL = kh.with_kerashub(MISTRAL, kh.HubConfig(
+    "MistralBackbone", "keras_hub.src.models.mistral.mistral_backbone", "mistral",
+    pairs=(*CORE_PAIRS, ("sliding_window", "sliding_window")), fixed={"hidden_act": "silu"},
+    to_hub=_hub_checks(head_dim=True), to_hf=_back(head_dim=True), architecture="MistralForCausalLM",
+    tasks=("CausalLM",), lm_head=HUB_LM_HEAD, always_untied=True),
+    _hub_blocks("mistral_transformer_decoder", "mistral_layer_normalization", _hub_layer(), head_copy=True),
+    roles=frozenset({"lm"}))
+QWEN2 = kh.with_kerashub(QWEN2, kh.HubConfig(
+    "QwenBackbone", "keras_hub.src.models.qwen.qwen_backbone", "qwen2", pairs=CORE_PAIRS,
+    fixed={"hidden_act": "silu"}, to_hub=_qwen2_hub,
+    to_hf=_back(extra=lambda a: {"use_sliding_window": bool(a.get("use_sliding_window_attention", False))}),
+    architecture="Qwen2ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
+    _hub_blocks("qwen_transformer_decoder", "qwen_layer_norm", _hub_layer(qkv_bias=True), head_copy=False),
+    roles=frozenset({"lm"}))
+def _qwen3_window(hf: dict):
+    """Qwen3Backbone masks every layer beyond sliding_window_size (null: none), HF only the
+    layers from max_window_layers on, and only with use_sliding_window."""
+    if not hf.get("use_sliding_window"):
+        return None
+    first, layers = kh.require(hf, "max_window_layers"), kh.require(hf, "num_hidden_layers")
+    if first >= layers:
+        return None
+    if first != 0:
+        raise ValueError(f"max_window_layers={first}: keras-hub's Qwen3 windows all layers or none")
+    return kh.require(hf, "sliding_window")
+
+
+def _qwen3_hub(hf: dict) -> dict:
+    # Qwen3Attention builds its q/k norms with its default epsilon, 1e-5, whatever the
+    # Backbone's layer_norm_epsilon; HF uses rms_norm_eps for all of them.
+    if kh.require(hf, "rms_norm_eps") != 1e-5:
+        raise ValueError(f"rms_norm_eps={hf['rms_norm_eps']}, but keras-hub's Qwen3 computes its q/k norms with "
+                         "1e-5 whatever its layer_norm_epsilon: it cannot hold this model")
+    return {**_with_tie(_hub_checks(head_dim=True, flags=("attention_bias",)))(hf),
+            "sliding_window_size": _qwen3_window(hf)}
+
+
+def _qwen3_back(args: dict) -> dict:
+    if args.get("layer_norm_epsilon") != 1e-5:
+        raise ValueError(f"layer_norm_epsilon={args.get('layer_norm_epsilon')}, but its q/k norms compute with "
+                         "1e-5, and an HF Qwen3 has one epsilon for all")
+    window = args.get("sliding_window_size")
+    return {"use_sliding_window": window is not None, "sliding_window": window,
+            **({"max_window_layers": 0} if window is not None else {})}
+
+
+QWEN3 = kh.with_kerashub(QWEN3, kh.HubConfig(
+    "Qwen3Backbone", "keras_hub.src.models.qwen3.qwen3_backbone", "qwen3", pairs=CORE_PAIRS,
+    fixed={"hidden_act": "silu"},
+    to_hub=_qwen3_hub, to_hf=_back(head_dim=True, extra=_qwen3_back), architecture="Qwen3ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
+    _hub_blocks("qwen3_transformer_decoder", "qwen3_layer_norm", _hub_layer(qk_norm=True), head_copy=False),
+    roles=frozenset({"lm"}))
 FAMILIES = [LLAMA, MISTRAL, QWEN2, QWEN3]

@@ -93,7 +93,8 @@ CONFIGS = {
     "qwen3": ("Qwen3Config", dict(_LLM, head_dim=16)),
     # Four experts, two per token; Gemma's head_dim (GemmaConfig's default is 256) is given.
     "mixtral": ("MixtralConfig", dict(_LLM, num_local_experts=4, num_experts_per_tok=2)),
-    "gemma": ("GemmaConfig", dict(_LLM, head_dim=16)),
+    # rope_theta 10000: every Gemma release's, and the one keras-hub's GemmaBackbone computes with.
+    "gemma": ("GemmaConfig", dict(_LLM, head_dim=16, rope_theta=10000.0)),
     "gemma2": ("Gemma2Config", dict(_LLM, head_dim=16, sliding_window=5, query_pre_attn_scalar=12)),
     # Different encoder and decoder depths, so the two repeat counts cannot be confused.
     "t5": ("T5Config", dict(vocab_size=99, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3,

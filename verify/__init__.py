@@ -10,7 +10,8 @@ framework-free.
 
 Layout: base.py (the Loader record, its registry, importing the frameworks), inputs.py (what
 both sides run on), compare.py, and one module of loaders per framework family: hf.py
-(transformers' PyTorch, TF2 and TF1 BERT loading), keras.py (tf_keras.applications). A new
+(transformers' PyTorch, TF2 and TF1 BERT loading), keras.py (tf_keras.applications), kerashub.py
+(keras_hub presets). A new
 framework is one module here with its loader functions and `LOADERS.add` lines, imported below;
 a new input kind is one entry in inputs.INPUTS.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from ..importers.base import read_json
 from ..ir.errors import IrconvError, UsageError
-from . import flax, hf, keras  # noqa: F401  (register their loaders)
+from . import flax, hf, keras, kerashub  # noqa: F401  (register their loaders)
 from .base import INSTALL_HINT, LOADERS, LoadedModel, Loader, _import_frameworks  # noqa: F401  (the API)
 from .compare import Result, _shape, compare, max_abs_diff  # noqa: F401
 from .inputs import INPUTS, _text_inputs, make_inputs  # noqa: F401

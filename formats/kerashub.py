@@ -1,0 +1,217 @@
+"""keras-hub preset directories in h5py + json (FORMATS.md §12): config.json (the serialized
+Backbone: module, class_name, config, registered_name "keras_hub>..."), metadata.json, and
+the Backbone's weights as Keras 3 writes them (§2.1): model.weights.h5, or shards
+model_NNNNN.weights.h5 listed by model.weights.json (§2.3).
+
+Tensors are named by their path below `layers/`, the first component (a class-derived key,
+'transformer_encoder', 'transformer_encoder_1') with its ordinal written out
+('transformer_encoder_0'), so that the k-th layer of a class is always `<class>_<k>`
+(models/kerashub.py). Nothing here imports keras.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..ir import limits
+from ..ir.errors import FormatError, UsageError
+from ..ir.tensor import Tensor, TensorSpec
+from .kerash5 import (KerasH5Writer, _H5Out, _check_paths, _create_dataset, _one_line, _weight, child, members,
+                      open_h5, scope_of)
+from .keras3 import _datasets
+from .partial import PartialWriter
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+SHARD_INDEX = "model.weights.json"
+TOKENIZER = "tokenizer.json"
+ASSETS = "assets/tokenizer"
+MAX_JSON = 64 << 20
+_SHARD_NAME = re.compile(r"model_\d{5}\.weights\.h5")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    with limits.open_regular(path, what) as f:
+        data = f.read(MAX_JSON + 1)
+    if len(data) > MAX_JSON:
+        raise FormatError(f"{what} is over {MAX_JSON >> 20} MiB: not a preset file", path=str(path))
+    try:
+        value = limits.loads_json(data.decode("utf-8"), path=str(path), what=what)
+    except UnicodeDecodeError:
+        raise FormatError(f"{what} is not UTF-8 text", path=str(path)) from None
+    if not isinstance(value, dict):
+        raise FormatError(f"{what} is not a JSON object", path=str(path))
+    return value
+
+
+def backbone_class(config: dict) -> str | None:
+    """The keras_hub Backbone class a preset config.json serializes, or None."""
+    registered, cls = config.get("registered_name"), config.get("class_name")
+    module = config.get("module")
+    if not isinstance(cls, str) or not cls.endswith("Backbone") or not isinstance(config.get("config"), dict):
+        return None
+    if (isinstance(registered, str) and registered.startswith("keras_hub>")) or \
+            (isinstance(module, str) and module.startswith("keras_hub.")):
+        return cls
+    return None
+
+
+def looks_like(path) -> bool:
+    """Cheap: a directory with metadata.json and a config.json naming a keras_hub Backbone."""
+    path = Path(path)
+    if not path.is_dir() or not (path / CONFIG).is_file() or not (path / METADATA).is_file():
+        return False
+    try:
+        return backbone_class(_read_json(path / CONFIG, CONFIG)) is not None
+    except (FormatError, OSError):
+        return False
+
+
+# --------------------------------------------------------------------------- names
+
+def _split_key(key: str) -> tuple[str, int]:
+    m = re.fullmatch(r"(.*\D)_(\d+)", key)
+    return (m.group(1), int(m.group(2))) if m else (key, 0)
+
+
+def raw_name(h5_path: str) -> str:
+    """'layers/transformer_encoder/x/vars/0' -> 'transformer_encoder_0/x/vars/0'."""
+    top, _, rest = h5_path.removeprefix("layers/").partition("/")
+    base, n = _split_key(top)
+    return f"{base}_{n}/{rest}" if rest else f"{base}_{n}"
+
+
+def h5_path(raw: str) -> str:
+    """The inverse of raw_name."""
+    top, _, rest = raw.partition("/")
+    base, n = _split_key(top)
+    if f"{base}_{n}" != top:
+        raise UsageError(f"kerashub name {raw!r} does not start with <layer class>_<n>")
+    key = base if n == 0 else f"{base}_{n}"
+    return f"layers/{key}/{rest}" if rest else f"layers/{key}"
+
+
+# --------------------------------------------------------------------------- reading
+
+@dataclass
+class Preset:
+    config: dict                 # config.json
+    metadata: dict               # metadata.json
+    tensors: list[Tensor]        # named by raw_name
+    files: list[str]             # the weights files read
+    skipped: list[str]           # h5 paths that are not layer weights
+
+
+def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str]) -> None:
+    spath = os.fspath(path)
+    try:
+        with open_h5(spath, label) as f:
+            scope = scope_of(spath, label)
+            paths = _datasets(f, scope, set())     # hard links only, every group once
+            for rel in paths:
+                parts = rel.split("/")
+                if len(parts) < 4 or parts[0] != "layers" or parts[-2] != "vars" or not parts[-1].isdigit():
+                    skipped.append(rel)
+                    continue
+                ds = f
+                for part in parts:
+                    ds = child(ds, part, scope)
+                w = _weight(spath, "", raw_name(rel), ds, scope)
+                out.append(w.tensor)
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError) as e:
+        raise FormatError(f"unreadable Keras 3 weights: {_one_line(e)}", path=label) from None
+
+
+def _shards(directory: Path) -> list[Path]:
+    index = _read_json(directory / SHARD_INDEX, SHARD_INDEX)
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise FormatError(f"{SHARD_INDEX} has no weight_map object", path=str(directory / SHARD_INDEX))
+    names: list[str] = []
+    for value in weight_map.values():
+        for name in value if isinstance(value, list) else [value]:
+            if not isinstance(name, str) or not _SHARD_NAME.fullmatch(name):
+                raise FormatError(f"{SHARD_INDEX} names shard {name!r}, not a model_NNNNN.weights.h5 "
+                                  "file beside it", path=str(directory / SHARD_INDEX))
+            if name not in names:
+                names.append(name)
+    return [directory / n for n in sorted(names)]
+
+
+def read(directory) -> Preset:
+    """The preset at `directory`: its configs and its Backbone's weights (lazy)."""
+    directory = Path(directory)
+    config = _read_json(directory / CONFIG, CONFIG)
+    if backbone_class(config) is None:
+        raise FormatError(f"{CONFIG} does not serialize a keras_hub Backbone (class_name "
+                          f"{config.get('class_name')!r})", path=str(directory / CONFIG))
+    metadata = _read_json(directory / METADATA, METADATA) if (directory / METADATA).exists() else {}
+    if (directory / WEIGHTS).exists():
+        files = [directory / WEIGHTS]
+    elif (directory / SHARD_INDEX).exists():
+        files = _shards(directory)
+    else:
+        raise FormatError(f"no {WEIGHTS} (or {SHARD_INDEX} with its shards)", path=str(directory))
+    tensors: list[Tensor] = []
+    skipped: list[str] = []
+    for path in files:
+        limits.require_regular(path)
+        _read_h5(path, str(path), tensors, skipped)
+    seen: dict[str, int] = {}
+    for t in tensors:
+        seen[t.name] = seen.get(t.name, 0) + 1
+    dupes = sorted(n for n, k in seen.items() if k > 1)
+    if dupes:
+        raise FormatError(f"weights stored twice (in two shards?): {dupes[:5]!r}", path=str(directory))
+    if not tensors:
+        raise FormatError("the preset's weights file holds no layer weights", path=str(files[0]))
+    return Preset(config, metadata, tensors, [p.name for p in files], skipped)
+
+
+# --------------------------------------------------------------------------- writing
+
+class PresetWeightsWriter(KerasH5Writer):
+    """model.weights.h5 as Keras 3's H5IOStore writes it: a root `vars` group and every
+    declared tensor at h5_path(name) (`layers/<key>/.../vars/N`). Written, closed and aborted
+    as the Keras 2 writer is: datasets laid out now, tensors pwritten in any order from any
+    thread, a .partial file renamed into place once every tensor is written."""
+
+    def __init__(self, path, specs: Sequence[TensorSpec]):
+        PartialWriter.__init__(self, os.fspath(path))
+        paths = [h5_path(s.name) for s in specs]
+        _check_paths(paths, "kerashub weights", self.path)
+        self._specs = {s.name: s for s in specs}
+        self._tmps, self._finals = [self.path + ".partial"], [self.path]
+        self._places = {name: [] for name in self._specs}
+        out = None
+        try:
+            out = _H5Out(self._tmps[0], self.path)
+            out.file.create_group("vars")
+            for spec, where in zip(specs, paths):
+                group, _, leaf = where.rpartition("/")
+                at = _create_dataset(out.file.require_group(group), leaf, spec)
+                if at is not None:
+                    self._places[spec.name].append((0, at))
+            out.check()
+            out, closing = None, out
+            closing.close()
+        except BaseException:
+            if out is not None:
+                out.discard()
+            self.abort()
+            raise
+
+
+def write_json(path: Path, value: dict) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=4)
+        f.write("\n")
+
+
+__all__ = ["Preset", "read", "looks_like", "backbone_class", "raw_name", "h5_path", "PresetWeightsWriter",
+           "write_json", "CONFIG", "METADATA", "WEIGHTS", "SHARD_INDEX", "TOKENIZER", "ASSETS", "members"]

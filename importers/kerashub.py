@@ -1,0 +1,100 @@
+"""keras-hub presets: a directory whose config.json serializes a keras_hub Backbone
+(`Backbone.save_to_preset(dir)` / `Task.save_to_preset(dir)`), with metadata.json and the
+Backbone's Keras 3 weights (formats/kerashub.py; FORMATS.md §12).
+
+The Backbone class names the family (its "kerashub" view, models/kerashub.py); its
+constructor arguments become the HF config (HubConfig), so every computing field has a
+source; the per-head kernels are reshaped to the canonical matrices before the view's
+mapping places them. Task files (task.json, task.weights.h5, preprocessor.json) and the
+tokenizer are not read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..formats import kerashub as fmt
+from ..ir.checkpoint import Checkpoint
+from ..ir.errors import FormatError, MappingError, UsageError
+from ..ir.tensor import Tensor
+from ..models import FAMILIES
+from ..models import kerashub as kh
+from .base import Importer, require_exists
+
+# Files of a preset that are the preset's own, not extras to carry to another format.
+PRESET_FILES = (fmt.CONFIG, fmt.METADATA, fmt.TOKENIZER, "task.json", "task.weights.h5", "preprocessor.json",
+                fmt.SHARD_INDEX)
+
+# keras DTypePolicy names -> the torch_dtype an HF config states.
+POLICY_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+def family_of(preset: fmt.Preset, where: str, model: str | None):
+    cls = fmt.backbone_class(preset.config)
+    name = kh.family_for_backbone(cls)
+    if model and model != name:
+        raise UsageError(f"the preset holds a keras_hub {cls}, which is irconv's {name or 'no'} family, "
+                         f"not {model!r}", path=where)
+    if name is None:
+        known = sorted(b for hub in kh.HUB_CONFIGS.values() for b in hub.backbone_names())
+        raise FormatError(f"keras_hub {cls} is not a Backbone irconv knows ({', '.join(known)})", path=where)
+    return FAMILIES.get(name)
+
+
+def hf_config(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> dict:
+    args = dict(preset.config["config"])
+    names = {t.name for t in preset.tensors}
+    try:
+        config = kh.hub_to_hf(hub, args, names)
+    except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+        raise FormatError(f"config.json: {exc}", path=where) from None
+    policy = args.get("dtype")
+    name = policy.get("config", {}).get("name") if isinstance(policy, dict) and isinstance(policy.get("config"), dict) \
+        else policy if isinstance(policy, str) else None
+    if name in POLICY_DTYPES:
+        config["torch_dtype"] = POLICY_DTYPES[name]
+    return config
+
+
+def reshaped(view, tensors: list[Tensor], config: dict, where: str) -> list[Tensor]:
+    """Each tensor through its spelling's `stored` transform (per-head kernels as matrices)."""
+    out = []
+    for t in tensors:
+        hit = view.canonical_name(t.name, "")
+        transform = kh.stored_transform(hit[0].param.spellings[kh.VIEW], config) if hit else None
+        if transform is not None:
+            try:
+                t = t.transformed(transform)
+            except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+                raise MappingError(f"{t.name!r}: {exc}", path=where) from None
+        out.append(t)
+    return out
+
+
+class KerasHubImporter(Importer):
+    name = "kerashub"
+    description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
+
+    def detect(self, path: Path) -> bool:
+        return fmt.looks_like(path)
+
+    def raw(self, path):
+        return fmt.read(require_exists(Path(path))).tensors
+
+    def load(self, path, *, model=None, view=None, config=None) -> Checkpoint:
+        path = require_exists(Path(path))
+        if not path.is_dir():
+            raise FormatError("a keras-hub preset is a directory (config.json, metadata.json, model.weights.h5)",
+                              path=str(path))
+        if view not in (None, kh.VIEW):
+            raise UsageError(f"a keras-hub preset is named in the {kh.VIEW!r} view, not {view!r}")
+        preset = fmt.read(path)
+        where = str(path)
+        family = family_of(preset, where, model)
+        hub = kh.hub_config(family.name)
+        settled = config if config is not None else hf_config(hub, preset, where)
+        family_view = family.view(kh.VIEW)
+        ckpt = family_view.to_canonical(reshaped(family_view, preset.tensors, settled, where), settled, where)
+        files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
+        ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
+        ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped
+        return ckpt
