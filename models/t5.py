@@ -9,6 +9,10 @@ matrix (`shared`) feeds both stacks; the LM head reuses it unless tie_word_embed
 HF's TF classes spell every name like PyTorch (`block_._{i}/layer_._0/SelfAttention/q/kernel`),
 but create the shared matrix as its own top-level Keras layer `shared`, under its own name
 scope ('shared/shared/embeddings:0'), and the encoder and decoder layers list it again.
+
+HF's Flax classes spell every name like PyTorch too ('encoder/block/0/layer/0/SelfAttention/q/
+kernel'), the norms' scale included ('layer_norm/weight', no `scale`); the embeddings (shared,
+the position bias) are nn.Embed's `embedding`. The stacks hold no embed_tokens of their own.
 """
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ def stack(side: str, sublayers: tuple[tuple[str, str], ...]) -> tuple[Block, ...
     # The relative position bias: only block 0's self-attention has the table.
     position = Block.of(f"{side}.position_bias", [
         param("weight", ("buckets", "heads"), pt="relative_attention_bias.weight",
-              tf2="relative_attention_bias/embeddings"),
+              tf2="relative_attention_bias/embeddings", flax="relative_attention_bias/embedding"),
     ], pt=f"{side}.block.0.layer.0.SelfAttention")
     top = Block.of(side, [
         # The stack's embed_tokens is the shared module itself in HF's PyTorch T5 (whatever
@@ -64,14 +68,15 @@ def stack(side: str, sublayers: tuple[tuple[str, str], ...]) -> tuple[Block, ...
     return top, position, layers, dense, gated
 
 
-SHARED = Block.of("shared", [param("weight", ("rows", "hidden"), pt="weight", tf2="embeddings")],
+SHARED = Block.of("shared", [param("weight", ("rows", "hidden"), pt="weight", tf2="embeddings", flax="embedding")],
                   pt="shared", h5_scope={"tf2": "shared"})
 
-# The LM head: the shared matrix unless tie_word_embeddings is false. TF's class then makes an
-# `lm_head` Dense layer (kernel (hidden, vocab)); while tied it has no such layer at all.
+# The LM head: the shared matrix unless tie_word_embeddings is false. TF's and Flax's classes
+# then make an `lm_head` Dense layer (kernel (hidden, vocab)); while tied they have no such layer.
+_UNTIED_KERNEL = Spelling("kernel", ("hidden", "rows"), tied_copy=False)
 LM_HEAD = Block.of("heads.lm", [
     param("decoder.weight", ("rows", "hidden"), tied_to="shared.weight", pt="weight",
-          tf2=Spelling("kernel", ("hidden", "rows"), tied_copy=False)),
+          tf2=_UNTIED_KERNEL, flax=_UNTIED_KERNEL),
 ], role="lm", pt="lm_head")
 
 ENCODER = stack("encoder", (("self_attn", "SelfAttention"),))
@@ -105,9 +110,9 @@ def infer_t5_config(specs, counts) -> tuple[dict, list[str]]:
 
 
 T5 = Family(
-    name="t5", model_types=("t5",), declared_views=("pt", "tf2"),
+    name="t5", model_types=("t5",), declared_views=("pt", "tf2", "flax"),
     blocks=(SHARED, *ENCODER, *DECODER, LM_HEAD),
-    # Neither framework nests T5 in a base-model prefix.
+    # No framework nests T5 in a base-model prefix.
     base_prefix={},
     architectures={
         "T5ForConditionalGeneration": frozenset({"lm"}),
