@@ -66,7 +66,7 @@ def stored_transform(spelling: Spelling, config: dict) -> Transform | None:
 def heads(config: dict, kind: str) -> tuple[int, int, int]:
     """(hidden, heads, head_dim) of the q ('q') or k/v ('kv') projection from an HF config."""
     hidden = config.get("hidden_size", config.get("n_embd", config.get("dim")))
-    n_q = config.get("num_attention_heads", config.get("n_head"))
+    n_q = config.get("num_attention_heads", config.get("n_head", config.get("n_heads")))
     n_kv = config.get("num_key_value_heads", n_q) if kind == "kv" else n_q
     head_dim = config.get("head_dim") or hidden // n_q
     return hidden, n_kv, head_dim
