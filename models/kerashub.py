@@ -160,6 +160,9 @@ class HubConfig:
     always_untied: bool = False
     # Other Backbone classes of the same layout (Llama3Backbone subclasses LlamaBackbone).
     backbone_class_aliases: tuple[str, ...] = ()
+    # Backbone args -> whether a preset of this class is this family (GemmaBackbone holds
+    # Gemma and Gemma 2, told apart by its post-norm flags).
+    claims: Callable[[dict], bool] = lambda args: True
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)
@@ -260,8 +263,8 @@ def hub_config(family_name: str) -> HubConfig | None:
     return HUB_CONFIGS.get(family_name)
 
 
-def family_for_backbone(class_name: str) -> str | None:
+def family_for_backbone(class_name: str, args: dict | None = None) -> str | None:
     for name, hub in HUB_CONFIGS.items():
-        if class_name in hub.backbone_names():
+        if class_name in hub.backbone_names() and hub.claims(args if isinstance(args, dict) else {}):
             return name
     return None
