@@ -30,7 +30,8 @@ POLICY_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float
 
 def family_of(preset: fmt.Preset, where: str, model: str | None):
     cls = fmt.backbone_class(preset.config)
-    name = kh.family_for_backbone(cls)
+    args = preset.config.get("config")
+    name = kh.family_for_backbone(cls, args if isinstance(args, dict) else None)
     if model and model != name:
         raise UsageError(f"the preset holds a keras_hub {cls}, which is irconv's {name or 'no'} family, "
                          f"not {model!r}", path=where)

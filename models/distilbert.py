@@ -6,7 +6,8 @@ canonical names are BERT's, so the same tensor has the same name in both familie
 """
 from __future__ import annotations
 
-from .bert import BERT, QA_HEAD
+from . import kerashub as kh
+from .bert import BERT, BERT_HUB_LAYER, QA_HEAD
 from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
@@ -83,4 +84,31 @@ DISTILBERT = Family(
     ignore=BERT.ignore,
     description="DistilBERT (HF DistilBertModel/DistilBertForMaskedLM/DistilBertForQuestionAnswering)",
 )
+
+
+# keras-hub's DistilBertBackbone (FORMATS.md §12.3): BERT's TransformerEncoder layers under a
+# TokenAndPositionEmbedding, no token types, no pooler; its exact GELU and its epsilons 1e-12
+# are fixed by the class, as HF DistilBERT fixes its own epsilon.
+def _distilbert_hub_args(hf: dict) -> dict:
+    if hf.get("sinusoidal_pos_embds", False):
+        raise ValueError("sinusoidal_pos_embds=true; keras-hub's DistilBertBackbone has learned positions only")
+    if hf.get("dropout", 0.1) != hf.get("attention_dropout", 0.1):
+        raise ValueError(f"dropout={hf.get('dropout', 0.1)} but attention_dropout={hf.get('attention_dropout', 0.1)}; "
+                         "keras-hub's DistilBertBackbone has one dropout for both")
+    return {"dropout": hf.get("dropout", 0.1)}
+
+
+DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
+    "DistilBertBackbone", "keras_hub.src.models.distil_bert.distil_bert_backbone", "distilbert",
+    pairs=(("vocab_size", "vocabulary_size"), ("n_layers", "num_layers"), ("n_heads", "num_heads"),
+           ("dim", "hidden_dim"), ("hidden_dim", "intermediate_dim"), ("max_position_embeddings", "max_sequence_length")),
+    fixed={"activation": "gelu"}, to_hub=_distilbert_hub_args,
+    to_hf=lambda hub, names: {"sinusoidal_pos_embds": False, "dropout": hub.get("dropout", 0.1),
+                              "attention_dropout": hub.get("dropout", 0.1)},
+    architecture="DistilBertModel", tasks=("MaskedLM", "TextClassifier")), {
+    "embeddings": ("", {"word.weight": kh.plain("token_and_position_embedding_0/token_embedding/vars/0"),
+                        "position.weight": kh.plain("token_and_position_embedding_0/position_embedding/vars/0"),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
+})
 FAMILIES = [DISTILBERT]

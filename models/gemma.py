@@ -37,7 +37,8 @@ GEMMA2 = decoder_family(
 # keras-hub's GemmaBackbone (FORMATS.md §12.3): per-head kernels stored (heads, in, head_dim),
 # its two feed-forward halves counted as one intermediate_dim, rope at 10000 and the tanh GELU
 # fixed by the class, the LM head always the embeddings. Appended, so GEMMA stays as declared.
-def _gemma_hub(hf: dict) -> dict:
+def _gemma_checks(hf: dict) -> dict:
+    """What both Gemma generations' GemmaBackbone cannot compute is refused; the arguments they share."""
     for flag in ("attention_bias",):
         if hf.get(flag):
             raise ValueError(f"{flag}=true, which keras-hub's Gemma has no variables for")
@@ -48,7 +49,15 @@ def _gemma_hub(hf: dict) -> dict:
     if not hf.get("tie_word_embeddings", True):
         raise ValueError("tie_word_embeddings=false; keras-hub's Gemma always ties its LM head to the embeddings")
     return {"intermediate_dim": 2 * kh.require(hf, "intermediate_size"), "query_head_dim_normalize": True,
-            "use_post_ffw_norm": False, "use_post_attention_norm": False, "dropout": hf.get("attention_dropout", 0.0)}
+            "dropout": hf.get("attention_dropout", 0.0)}
+
+
+def _gemma_hub(hf: dict) -> dict:
+    return {**_gemma_checks(hf), "use_post_ffw_norm": False, "use_post_attention_norm": False}
+
+
+def _is_gemma2(args: dict) -> bool:
+    return bool(args.get("use_post_ffw_norm") or args.get("use_post_attention_norm"))
 
 
 def _gemma_back(args: dict, names: set) -> dict:
@@ -56,30 +65,73 @@ def _gemma_back(args: dict, names: set) -> dict:
             or args.get("use_post_ffw_norm") or args.get("use_post_attention_norm") \
             or args.get("use_sliding_window_attention") or args.get("attention_logit_soft_cap") is not None \
             or args.get("final_logit_soft_cap") is not None:
-        raise ValueError("a GemmaBackbone with post norms, soft caps, sliding windows or another query "
-                         "normalization is no HF Gemma (Gemma 2 presets are not mapped yet)")
+        raise ValueError("a GemmaBackbone with soft caps, sliding windows or another query normalization "
+                         "but no post norms is neither an HF Gemma nor a Gemma 2")
     return {"intermediate_size": args["intermediate_dim"] // 2, "tie_word_embeddings": True,
             "attention_dropout": args.get("dropout", 0.0)}
 
 
 _ATT = "attention"
+GEMMA_PAIRS = (("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+               ("num_attention_heads", "num_query_heads"), ("num_key_value_heads", "num_key_value_heads"),
+               ("hidden_size", "hidden_dim"), ("head_dim", "head_dim"), ("rms_norm_eps", "layer_norm_epsilon"))
+GEMMA_FIXED = {"hidden_act": "gelu_pytorch_tanh", "rope_theta": 10000.0}
+GEMMA_HUB_LAYER = {
+    "attn.q.weight": kh.gemma_head_kernel(f"{_ATT}/query_dense/vars/0", "q"),
+    "attn.k.weight": kh.gemma_head_kernel(f"{_ATT}/key_dense/vars/0", "kv"),
+    "attn.v.weight": kh.gemma_head_kernel(f"{_ATT}/value_dense/vars/0", "kv"),
+    "attn.out.weight": kh.out_kernel(f"{_ATT}/output_dense/vars/0"),
+    "ffn.gate.weight": kh.kernel("gating_ffw/vars/0"), "ffn.up.weight": kh.kernel("gating_ffw_2/vars/0"),
+    "ffn.down.weight": kh.kernel("ffw_linear/vars/0"),
+    "attn.norm.weight": kh.plain("pre_attention_norm/vars/0"), "ffn.norm.weight": kh.plain("pre_ffw_norm/vars/0")}
+
+
+def _gemma_blocks(layer: dict) -> dict:
+    return {"embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0")}),
+            "decoder.layers.{i}": ("gemma_decoder_block_{i}", layer),
+            "decoder": ("", {"norm.weight": kh.plain("rms_normalization_0/vars/0")}),
+            "heads.lm": ("", {})}            # the embeddings, never stored again
+
+
 GEMMA = kh.with_kerashub(GEMMA, kh.HubConfig(
-    "GemmaBackbone", "keras_hub.src.models.gemma.gemma_backbone", "gemma",
-    pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
-           ("num_attention_heads", "num_query_heads"), ("num_key_value_heads", "num_key_value_heads"),
-           ("hidden_size", "hidden_dim"), ("head_dim", "head_dim"), ("rms_norm_eps", "layer_norm_epsilon")),
-    fixed={"hidden_act": "gelu_pytorch_tanh", "rope_theta": 10000.0},
-    to_hub=_gemma_hub, to_hf=_gemma_back, architecture="GemmaForCausalLM", tasks=("CausalLM",)), {
-    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0")}),
-    "decoder.layers.{i}": ("gemma_decoder_block_{i}", {
-        "attn.q.weight": kh.gemma_head_kernel(f"{_ATT}/query_dense/vars/0", "q"),
-        "attn.k.weight": kh.gemma_head_kernel(f"{_ATT}/key_dense/vars/0", "kv"),
-        "attn.v.weight": kh.gemma_head_kernel(f"{_ATT}/value_dense/vars/0", "kv"),
-        "attn.out.weight": kh.out_kernel(f"{_ATT}/output_dense/vars/0"),
-        "ffn.gate.weight": kh.kernel("gating_ffw/vars/0"), "ffn.up.weight": kh.kernel("gating_ffw_2/vars/0"),
-        "ffn.down.weight": kh.kernel("ffw_linear/vars/0"),
-        "attn.norm.weight": kh.plain("pre_attention_norm/vars/0"), "ffn.norm.weight": kh.plain("pre_ffw_norm/vars/0")}),
-    "decoder": ("", {"norm.weight": kh.plain("rms_normalization_0/vars/0")}),
-    "heads.lm": ("", {}),            # the embeddings, never stored again
-}, roles=frozenset({"lm"}))
+    "GemmaBackbone", "keras_hub.src.models.gemma.gemma_backbone", "gemma", pairs=GEMMA_PAIRS, fixed=GEMMA_FIXED,
+    to_hub=_gemma_hub, to_hf=_gemma_back, architecture="GemmaForCausalLM", tasks=("CausalLM",),
+    claims=lambda args: not _is_gemma2(args)), _gemma_blocks(GEMMA_HUB_LAYER), roles=frozenset({"lm"}))
+
+
+# Gemma 2 is the same GemmaBackbone with both post norms, soft caps and a sliding window on
+# every even layer (HF's layer_types default; keras-hub's `i % 2 == 0`, both masking keys
+# `sliding_window` or more behind). keras-hub's decoder block always scales queries by
+# 1/sqrt(head_dim), whatever query_head_dim_normalize says: query_pre_attn_scalar must be head_dim.
+def _gemma2_hub(hf: dict) -> dict:
+    head_dim = kh.require(hf, "head_dim")
+    if kh.require(hf, "query_pre_attn_scalar") != head_dim:
+        raise ValueError(f"query_pre_attn_scalar={hf['query_pre_attn_scalar']}, but keras-hub's Gemma scales "
+                         f"queries by head_dim={head_dim} whatever its query_head_dim_normalize")
+    layers = kh.require(hf, "num_hidden_layers")
+    pattern = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+    if hf.get("layer_types") is not None and list(hf["layer_types"]) != pattern:
+        raise ValueError(f"layer_types={hf['layer_types']!r}; keras-hub's Gemma windows the even layers only")
+    if kh.require(hf, "sliding_window") is None:
+        raise ValueError("sliding_window=null; keras-hub's Gemma 2 windows its even layers")
+    return {**_gemma_checks(hf), "use_post_ffw_norm": True, "use_post_attention_norm": True,
+            "use_sliding_window_attention": True}
+
+
+def _gemma2_back(args: dict, names: set) -> dict:
+    if args.get("intermediate_dim", 0) % 2 or not (args.get("use_post_ffw_norm") and args.get("use_post_attention_norm")) \
+            or not args.get("use_sliding_window_attention"):
+        raise ValueError("a GemmaBackbone with one post norm only, or no sliding window, is no HF Gemma 2")
+    return {"intermediate_size": args["intermediate_dim"] // 2, "tie_word_embeddings": True,
+            "attention_dropout": args.get("dropout", 0.0), "query_pre_attn_scalar": args["head_dim"]}
+
+
+GEMMA2 = kh.with_kerashub(GEMMA2, kh.HubConfig(
+    "GemmaBackbone", "keras_hub.src.models.gemma.gemma_backbone", "gemma2",
+    pairs=(*GEMMA_PAIRS, ("sliding_window", "sliding_window_size"),
+           ("attn_logit_softcapping", "attention_logit_soft_cap"), ("final_logit_softcapping", "final_logit_soft_cap")),
+    fixed={"hidden_activation": "gelu_pytorch_tanh", "rope_theta": 10000.0}, to_hub=_gemma2_hub, to_hf=_gemma2_back, architecture="Gemma2ForCausalLM",
+    tasks=("CausalLM",), claims=_is_gemma2), _gemma_blocks({
+        **GEMMA_HUB_LAYER, "attn.post_norm.weight": kh.plain("post_attention_norm/vars/0"),
+        "ffn.post_norm.weight": kh.plain("post_ffw_norm/vars/0")}), roles=frozenset({"lm"}))
 FAMILIES = [GEMMA, GEMMA2]

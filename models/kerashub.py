@@ -66,7 +66,7 @@ def stored_transform(spelling: Spelling, config: dict) -> Transform | None:
 def heads(config: dict, kind: str) -> tuple[int, int, int]:
     """(hidden, heads, head_dim) of the q ('q') or k/v ('kv') projection from an HF config."""
     hidden = config.get("hidden_size", config.get("n_embd", config.get("dim")))
-    n_q = config.get("num_attention_heads", config.get("n_head"))
+    n_q = config.get("num_attention_heads", config.get("n_head", config.get("n_heads")))
     n_kv = config.get("num_key_value_heads", n_q) if kind == "kv" else n_q
     head_dim = config.get("head_dim") or hidden // n_q
     return hidden, n_kv, head_dim
@@ -160,6 +160,9 @@ class HubConfig:
     always_untied: bool = False
     # Other Backbone classes of the same layout (Llama3Backbone subclasses LlamaBackbone).
     backbone_class_aliases: tuple[str, ...] = ()
+    # Backbone args -> whether a preset of this class is this family (GemmaBackbone holds
+    # Gemma and Gemma 2, told apart by its post-norm flags).
+    claims: Callable[[dict], bool] = lambda args: True
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)
@@ -260,8 +263,8 @@ def hub_config(family_name: str) -> HubConfig | None:
     return HUB_CONFIGS.get(family_name)
 
 
-def family_for_backbone(class_name: str) -> str | None:
+def family_for_backbone(class_name: str, args: dict | None = None) -> str | None:
     for name, hub in HUB_CONFIGS.items():
-        if class_name in hub.backbone_names():
+        if class_name in hub.backbone_names() and hub.claims(args if isinstance(args, dict) else {}):
             return name
     return None
