@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -422,6 +422,21 @@ def _write_or_refuse(source, hop: Hop, out: Path, k: int):
     return None, hop, why
 
 
+def as_read_from(want: Checkpoint, got: Checkpoint, hop: Hop) -> Checkpoint:
+    """What the walk expects from here on. A keras-hub decoder Backbone computes logits with its
+    embeddings and a preset names no HF class, so a bare decoder (GemmaModel) of a family that
+    ties its LM head comes back from kerashub as the model it computes: its LM head tied (the
+    alias, and nothing else, is new; the class is its task class). Anything else stays as drawn."""
+    extra = {a: t for a, t in got.aliases.items() if a not in want.aliases}
+    if hop.format != "kerashub" or not extra or got.aliases != {**want.aliases, **extra}:
+        return want
+    fam = FAMILIES.get(want.family)
+    if all(a not in want.tensors and _param(fam, want.config, a).tied_to for a in extra):
+        return replace(want, aliases=dict(got.aliases),
+                       config={**want.config, "architectures": got.config.get("architectures")})
+    return want
+
+
 # (format read from, hop) edges whose output a framework reader has opened in this process.
 READ_EDGES: set[tuple[str, Hop]] = set()
 
@@ -441,6 +456,9 @@ def walk(ckpt: Checkpoint, hops: list[Hop], root: Path, read_all: bool = False) 
             done.append(f"{hop} refused: {why}")
             continue
         config = kept_config(config, ckpt.family, hop.format)
+        ckpt = as_read_from(ckpt, reread(), hop)
+        if "architectures" in config:
+            config["architectures"] = ckpt.config.get("architectures")
         assert_same(ckpt, reread(), config, f"hop {k} {hop}")
         if hop.format != STREAM and (read_all or (came_from, hop) not in READ_EDGES):
             readers |= assert_read_independently(out, ckpt)
