@@ -692,6 +692,23 @@ class _Placed(PartialWriter):
         self._put(name, lambda fd, at: copy_range(extent[0], extent[1], fd, at, spec.nbytes, name))
         self._wrote(name)
 
+    def _lay_out(self, i: int, build) -> None:
+        """Make file i: build(file, place) creates its groups and attributes and calls
+        place(group, leaf, spec) for each dataset; libhdf5 is closed once it is done."""
+        def place(group, leaf: str, spec: TensorSpec) -> None:
+            at = _create_dataset(group, leaf, spec)
+            if at is not None:
+                self._places[spec.name].append((i, at))
+
+        out = _H5Out(self._tmps[i], self._finals[i])
+        try:
+            build(out.file, place)
+            out.check()
+        except BaseException:
+            out.discard()
+            raise
+        out.close()
+
     def _drop(self) -> None:
         for tmp in getattr(self, "_tmps", []):
             if os.path.exists(tmp):
@@ -835,30 +852,24 @@ class KerasH5Writer(_Placed):
 
         self._tmps, self._finals = [self.path + ".partial"], [self.path]
         self._places: dict[str, list[tuple[int, int]]] = {name: [] for name in self._specs}
-        out = None
-        try:
-            out = _H5Out(self._tmps[0], self.path)
-            f = out.file
+        by_layer = dict(zip(layer_names, zip(layers, encoded)))
+
+        def build(f, place) -> None:
             save_name_list(f, "layer_names", names)
             f.attrs["backend"] = backend.encode("utf-8")
             f.attrs["keras_version"] = str(keras_version).encode("utf-8")
-            by_layer = dict(zip(layer_names, zip(layers, encoded)))
             # tf-keras creates the groups in sorted name order ("to avoid prefix issues").
             for layer in sorted(layer_names):
                 (_, specs), (_, weight_names) = by_layer[layer]
                 g = f.create_group(layer)
                 save_name_list(g, "weight_names", weight_names)
                 for spec in specs:
-                    at = _create_dataset(g, spec.name, spec)
-                    if at is not None:
-                        self._places[spec.name].append((0, at))
+                    place(g, spec.name, spec)
             save_name_list(f.create_group(TOP_LEVEL_GROUP), "weight_names", [])
-            out.check()
-            out, closing = None, out
-            closing.close()
+
+        try:
+            self._lay_out(0, build)
         except BaseException:
-            if out is not None:
-                out.discard()
             self.abort()
             raise
 
@@ -921,20 +932,17 @@ class HFShardedH5Writer(_Placed):
         self._tmps = [os.path.join(self.directory, f + ".partial") for f in self.files]
         self._finals = [os.path.join(self.directory, f) for f in self.files]
         self._places: dict[str, list[tuple[int, int]]] = {name: [] for name in self._specs}
-        out = None
-        try:
-            for i, (fname, ordered, names) in enumerate(layouts):
-                out = _H5Out(self._tmps[i], self._finals[i])
+        def build(ordered, names):
+            def lay(f, place) -> None:
                 for spec in ordered:
-                    at = _create_dataset(out.file, strip_model_name(spec.name), spec)
-                    if at is not None:
-                        self._places[spec.name].append((i, at))
-                save_name_list(out.file, "layer_names", names)
-                out, closing = None, out
-                closing.close()
+                    place(f, strip_model_name(spec.name), spec)
+                save_name_list(f, "layer_names", names)
+            return lay
+
+        try:
+            for i, (_, ordered, names) in enumerate(layouts):
+                self._lay_out(i, build(ordered, names))
         except BaseException:
-            if out is not None:
-                out.discard()
             self.abort()
             raise
 

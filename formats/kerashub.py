@@ -20,7 +20,7 @@ from typing import Sequence
 from ..ir import limits
 from ..ir.errors import FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
-from .kerash5 import (KerasH5Writer, _H5Out, _check_paths, _create_dataset, _one_line, _weight, child, members,
+from .kerash5 import (KerasH5Writer, _check_paths, _one_line, _weight, child, members,
                       open_h5, scope_of)
 from .keras3 import _datasets
 from .partial import PartialWriter
@@ -188,21 +188,16 @@ class PresetWeightsWriter(KerasH5Writer):
         self._specs = {s.name: s for s in specs}
         self._tmps, self._finals = [self.path + ".partial"], [self.path]
         self._places = {name: [] for name in self._specs}
-        out = None
-        try:
-            out = _H5Out(self._tmps[0], self.path)
-            out.file.create_group("vars")
+
+        def build(f, place) -> None:
+            f.create_group("vars")
             for spec, where in zip(specs, paths):
                 group, _, leaf = where.rpartition("/")
-                at = _create_dataset(out.file.require_group(group), leaf, spec)
-                if at is not None:
-                    self._places[spec.name].append((0, at))
-            out.check()
-            out, closing = None, out
-            closing.close()
+                place(f.require_group(group), leaf, spec)
+
+        try:
+            self._lay_out(0, build)
         except BaseException:
-            if out is not None:
-                out.discard()
             self.abort()
             raise
 
