@@ -24,7 +24,7 @@ from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import MAX_DEPTH, MAX_RANK, check_shape, open_regular
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
-from .partial import PartialWriter, pwrite_at
+from .partial import OneFileWriter, pwrite_at
 from .sharding import write_errors
 
 EXT_NDARRAY, EXT_SCALAR = 1, 3            # flax's _MsgpackExtType (2 is a native complex scalar)
@@ -312,7 +312,7 @@ def _tree(specs) -> dict:
     return tree
 
 
-class FlaxMsgpackWriter(PartialWriter):
+class FlaxMsgpackWriter(OneFileWriter):
     """A Flax msgpack file laid out from the specs up front (what flax.serialization.to_bytes
     writes for the nested dict with its keys sorted), its tensors written in any order from any thread
     into `<path>.partial`, renamed onto `path` by close()."""
@@ -398,31 +398,6 @@ class FlaxMsgpackWriter(PartialWriter):
                 pwrite_at(self._file.fileno(), data[done:done + n], at)
                 done += n
         self._wrote(name)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._missing_check()
-        try:
-            with write_errors(self.path):
-                self._file.close()
-                os.replace(self._tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        self._file = None
-
-    def abort(self) -> None:
-        self._closed = True
-        if self._file is not None:
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError:
-                pass
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
 
 
 __all__ = ["read", "index", "looks_like", "FlaxMsgpackWriter", "FLAX_DTYPES", "CHUNK_BYTES"]

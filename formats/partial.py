@@ -16,6 +16,7 @@ import numpy as np
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import open_regular
 from ..ir.tensor import TensorSpec, as_bytes
+from .sharding import write_errors
 
 
 def check_array(path: str, name: str, spec: TensorSpec, array) -> np.ndarray:
@@ -94,6 +95,41 @@ class PartialWriter:
             self.close()
         else:
             self.abort()
+
+
+class OneFileWriter(PartialWriter):
+    """A PartialWriter of one file, written at `self._tmp` through `self._file` (opened by the
+    subclass) and renamed onto `path` by close()."""
+
+    _tmp: str
+    _file = None
+
+    def close(self) -> None:
+        """Finish the file; raises (and leaves no file at `path`) if a tensor is missing."""
+        if self._closed:
+            return
+        self._missing_check()
+        try:
+            with write_errors(self.path):
+                self._file.close()      # flushes: the last write may fail here
+                os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._file = None
+
+    def abort(self) -> None:
+        """Drop the unfinished file."""
+        self._closed = True
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError:     # flushing a full disk fails again; the file goes anyway
+                pass
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
 
 
 def pwrite_at(fd: int, array, offset: int) -> None:

@@ -22,7 +22,7 @@ from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import check_shape, open_regular
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
-from .partial import PartialWriter, copy_range, pwrite_at
+from .partial import OneFileWriter, copy_range, pwrite_at
 from .sharding import loads_json_unique, write_errors
 
 MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
@@ -190,7 +190,7 @@ def _check_metadata(path: str, metadata) -> dict[str, str]:
     return metadata
 
 
-class SafetensorsWriter(PartialWriter):
+class SafetensorsWriter(OneFileWriter):
     """Write a safetensors file whose layout is fixed up front from ordered specs; write()
     and copy() may come in any order, from several threads at once.
 
@@ -271,33 +271,6 @@ class SafetensorsWriter(PartialWriter):
                 copy_range(extent[0], extent[1], self._file.fileno(),
                            self._data_start + self._offsets[name], spec.nbytes, name)
         self._wrote(name)
-
-    def close(self) -> None:
-        """Finish the file; raises (and leaves no file at `path`) if a tensor is missing."""
-        if self._closed:
-            return
-        self._missing_check()
-        try:
-            with write_errors(self.path):
-                self._file.close()      # flushes: the last write may fail here
-                os.replace(self._tmp, self.path)
-        except BaseException:
-            self.abort()
-            raise
-        self._closed = True
-        self._file = None
-
-    def abort(self) -> None:
-        """Drop the unfinished file."""
-        self._closed = True
-        if self._file is not None:
-            file, self._file = self._file, None
-            try:
-                file.close()
-            except OSError:     # flushing a full disk fails again; the file goes anyway
-                pass
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
 
 
 def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = None) -> None:
