@@ -216,23 +216,19 @@ def cmd_import(args) -> None:
             if out.exists() and not args.force:
                 raise OutputExistsError(f"{out} already exists; pass --force to replace it")
             output.clean_stale(out)
-            tmp = output.make_tmp(out, directory=False)
             try:
-                with open(tmp, "wb") as f:
-                    write_stream(ckpt, f, progress=progress, where=str(out), jobs=args.jobs)
-                os.replace(tmp, out)
-                if not args.quiet:
-                    print(f"irconv: wrote {out}: an IR stream ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes; "
-                          f"{out.stat().st_size:,} on disk)", file=sys.stderr)
+                with output.temporary(out, directory=False) as tmp:
+                    with open(tmp, "wb") as f:
+                        write_stream(ckpt, f, progress=progress, where=str(out), jobs=args.jobs)
+                    os.replace(tmp, out)
             except OSError as exc:
-                os.unlink(tmp)
                 if exc.filename:        # a read of the input failed: it names its file
                     raise
                 raise IrconvError(f"cannot write the stream: {exc.strerror or exc}; nothing was written",
                                   path=str(out)) from None
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            if not args.quiet:
+                print(f"irconv: wrote {out}: an IR stream ({len(ckpt)} tensors, {ckpt.nbytes:,} bytes; "
+                      f"{out.stat().st_size:,} on disk)", file=sys.stderr)
     finally:
         progress.finish()
 

@@ -1,7 +1,6 @@
 """What every exporter shares: the contract, options, atomic output."""
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -59,8 +58,7 @@ class Exporter:
         inside_source = output.check_target(out, options.force, options.protect)
         self.check_clashes(out, options, inside_source)
         cleaned = output.clean_stale(out)
-        tmp = output.make_tmp(out)
-        try:
+        with output.temporary(out) as tmp:
             try:
                 self.write(ckpt, tmp, options, progress or (lambda t: None))
             except OSError as exc:
@@ -75,9 +73,6 @@ class Exporter:
             if check is not None:
                 check(tmp)
             written = output.commit(tmp, out, options.force, inside_source, self.competes(options))
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written.cleaned, written.extras = cleaned, carried
         return written
 

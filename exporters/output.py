@@ -21,9 +21,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import secrets
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ..ir.errors import OutputExistsError, UsageError
 
@@ -81,14 +83,36 @@ def clean_stale(out: Path) -> list[str]:
     return removed
 
 
-def make_tmp(out: Path, directory: bool = True) -> Path:
+@contextmanager
+def temporary(out: Path, directory: bool = True) -> Iterator[Path]:
+    """A fresh temporary sibling of `out` (a directory, or an empty file), removed if the block
+    raises. Its name is chosen before it is made, so an interrupt that lands anywhere, even
+    between the mkdir and the line after it, still finds it to remove."""
     parent = out.parent if str(out.parent) else Path(".")
     prefix = f".{out.name}.irconv-{os.getpid()}-"
-    if directory:
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    fd, name = tempfile.mkstemp(prefix=prefix, dir=parent)
-    os.close(fd)
-    return Path(name)
+    path = None
+    try:
+        while True:
+            # Every name with this process's PID is this process's (a stale one of a dead
+            # process with the same PID included): removing it on the way out is right.
+            path = parent / (prefix + secrets.token_hex(4))
+            try:
+                if directory:
+                    os.mkdir(path, 0o700)
+                else:
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
+        yield path
+    except BaseException:
+        if path is not None:
+            if directory:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    os.unlink(path)
+        raise
 
 
 def _real(path: Path) -> Path:

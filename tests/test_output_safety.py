@@ -187,6 +187,28 @@ def test_interrupt_during_a_conversion_is_one_line_and_leaves_nothing(tmp):
     assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
 
 
+@pytest.mark.parametrize("directory", [True, False])
+def test_an_interrupt_just_after_the_temporary_is_made_leaves_nothing(tmp, monkeypatch, directory):
+    """The window the test above can only hit by luck: Ctrl-C landing right after the
+    temporary sibling is made, before the code that would remove it is running. A made-up
+    KeyboardInterrupt on the return from the very call that creates it."""
+    from irconv.exporters import output
+    real = os.mkdir if directory else os.open
+
+    def made_then_interrupted(*args, **kwargs):
+        result = real(*args, **kwargs)
+        if not directory:
+            os.close(result)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir" if directory else "open", made_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with output.temporary(tmp / "out", directory=directory):
+            pass
+    monkeypatch.undo()
+    assert list(tmp.iterdir()) == []
+
+
 def test_a_stale_weights_file_of_the_same_format_is_a_clash(tmp):
     """--bin into a directory holding model.safetensors: transformers would load the old
     safetensors file, not the new .bin, so it is a clash, and --force removes it."""
