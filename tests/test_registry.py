@@ -166,9 +166,9 @@ def test_dtype_table_matches_torch_and_numpy():
 @pytest.mark.parametrize("shape", [(2048, 600), (130, 4099), (64, 64 * 300 + 1), (1, 70000)])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
 def test_tiled_transpose_is_the_transpose(shape, dtype):
-    """The tiled copy large 2-D relayouts take (ir/layout.transpose_2d, what Permute uses from
+    """The strip-wise copy large 2-D relayouts take (ir/layout.transpose_2d, what Permute uses from
     TILED_FROM bytes) equals numpy's transpose bit for bit, edges that are no multiple of the
-    tile included."""
+    strip included."""
     from irconv.ir.layout import Permute, transpose_2d
     a = (np.random.default_rng(0).standard_normal(shape) * 100).astype(dtype)
     want = np.ascontiguousarray(a.T)
