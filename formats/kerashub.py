@@ -195,11 +195,7 @@ class PresetWeightsWriter(KerasH5Writer):
                 group, _, leaf = where.rpartition("/")
                 place(f.require_group(group), leaf, spec)
 
-        try:
-            self._lay_out(0, build)
-        except BaseException:
-            self.abort()
-            raise
+        self._lay_out_behind([build])
 
 
 def write_json(path: Path, value: dict) -> None:
