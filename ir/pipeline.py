@@ -14,6 +14,7 @@ tensor, in order, once its work is done.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from typing import Callable, Iterable, Iterator
 
@@ -45,9 +46,18 @@ def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | 
     """(tensor, tensor.load()) for each tensor, in the given order.
 
     jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
-    ordered: the source must be read in order (an IR stream): loads then run on one thread.
+    ordered: the source must be read in order (an IR stream): the reads then take turns, one
+    tensor after the other, while the relayouts of the ones read run beside them.
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
     return _ahead(tensors, Tensor.load, jobs, budget, ordered, lambda t: t.nbytes)
+
+
+def mapped(tensors: Iterable[Tensor], fn: Callable[[Tensor], object], *, jobs: int | None = None,
+           budget: int | None = None, ordered: bool = False,
+           cost: Callable[[Tensor], int] = lambda t: t.nbytes) -> Iterator[tuple[Tensor, object]]:
+    """(tensor, fn(tensor)) for each tensor, in the given order, fn running ahead as in
+    loaded() (which is mapped(tensors, Tensor.load)); cost: as in done()."""
+    return _ahead(tensors, fn, jobs, budget, ordered, cost)
 
 
 def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int | None = None,
@@ -65,8 +75,6 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
     `budget` of cost() is submitted and not yet handed back and released."""
     tensors = list(tensors)
     jobs = default_jobs() if jobs is None else jobs
-    if ordered:
-        jobs = min(jobs, 1)
     if jobs <= 0 or len(tensors) <= 1:
         for t in tensors:
             yield t, fn(t)
@@ -74,6 +82,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
     if budget is None:
         budget = max(max(cost(t) for t in tensors), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
+    job = _in_turn(fn) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()
     in_flight = 0            # cost submitted and not yet handed back and released
     ahead = 0                # index of the next tensor to submit
@@ -82,7 +91,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
             for _ in range(len(tensors)):
                 while ahead < len(tensors) and (not pending or in_flight + cost(tensors[ahead]) <= budget):
                     t = tensors[ahead]
-                    pending.append((t, pool.submit(fn, t)))
+                    pending.append((t, pool.submit(job, t, ahead)))
                     in_flight += cost(t)
                     ahead += 1
                 t, future = pending.popleft()
@@ -93,3 +102,25 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+def _in_turn(fn):
+    """fn(tensor) for a source that must be read in order, on several threads: job i reads
+    its tensor's source bytes (Tensor.prefetched) once job i - 1 has read its own, then runs
+    fn (the relayout, the write) beside the next one's read. Jobs are taken from the pool's
+    queue in the order they were submitted, so the job whose turn it is has always started:
+    no turn is waited for that cannot come, and a failed read passes the turn on too."""
+    turn = [0]
+    changed = threading.Condition()
+
+    def job(t: Tensor, i: int):
+        with changed:
+            changed.wait_for(lambda: turn[0] == i)
+        try:
+            t = t.prefetched()
+        finally:
+            with changed:
+                turn[0] = i + 1
+                changed.notify_all()
+        return fn(t)
+    return job

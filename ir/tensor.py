@@ -110,6 +110,19 @@ class Tensor:
             out.extent = root.extent
         return out
 
+    def prefetched(self) -> "Tensor":
+        """This tensor with the part of load() that reads its source done now, and what
+        follows (a relayout) left for load(). A source that must be read in order (an IR
+        stream) is read this way, one tensor after the other, while the relayouts and writes
+        of the ones before run on other threads (ir/pipeline.py)."""
+        if self._chain is None:
+            array = self.load()
+            return Tensor(self.spec, lambda: array, self.source)
+        root, step = self._chain
+        array = root.load()
+        read = Tensor(root.spec, lambda: array, root.source)
+        return Tensor(self.spec, _relaid(read, step), self.source)
+
     def __repr__(self) -> str:
         return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}, axes={self.axes})"
 

@@ -63,12 +63,45 @@ def test_loading_ahead_stays_within_the_byte_budget():
     assert 1 <= peak[0] <= 3, peak      # 300 bytes of 100-byte tensors in flight at most
 
 
-def test_ordered_sources_load_on_one_thread_in_table_order():
+def test_ordered_sources_are_read_in_table_order_one_at_a_time():
     record = []
     tensors = _tensors([5] * 12, record, delay=0.001)
     assert [t.name for t, _ in loaded(tensors, jobs=4, ordered=True)] == [t.name for t in tensors]
     assert [n for _, n, _ in record] == list(range(12))
-    assert len({tid for _, _, tid in record}) == 1
+
+
+def test_an_ordered_sources_reads_take_turns_while_the_work_after_them_runs_beside():
+    """An IR stream is read one tensor after the other; the relayout and write of a tensor
+    read (here a 10 ms job) runs while the next one is read."""
+    events, lock = [], threading.Lock()
+
+    def note(*what):
+        with lock:
+            events.append((time.perf_counter(), *what))
+
+    def read(n):
+        note("read", n, "begin")
+        time.sleep(0.002)
+        note("read", n, "end")
+        return np.full((3, 4), n, np.float32)
+
+    roots = [Tensor(TensorSpec(f"t{n}", DTYPES["F32"], (3, 4), ("out", "in")), lambda n=n: read(n))
+             for n in range(8)]
+    tensors = [t.transformed(relayout(("out", "in"), ("in", "out"))) for t in roots]
+
+    def work(t):
+        array = t.load()
+        note("work", int(array[0, 0]), "begin")
+        assert array.shape == (4, 3)
+        time.sleep(0.01)
+        note("work", int(array[0, 0]), "end")
+
+    assert [t.name for t in done(tensors, work, jobs=2, ordered=True)] == [t.name for t in tensors]
+    reads = [(n, what) for _, kind, n, what in sorted(events) if kind == "read"]
+    assert reads == [(n, what) for n in range(8) for what in ("begin", "end")]   # in turn, never two at once
+    at = {(kind, n, what): when for when, kind, n, what in events}
+    assert any(at[("work", n, "begin")] < at[("read", n + 1, "begin")] < at[("work", n, "end")]
+               for n in range(7))
 
 
 def test_a_failed_load_is_raised_at_its_tensor_and_later_loads_are_not_started():
