@@ -21,6 +21,7 @@ write(), the reader readinto()s each body straight into the tensor's array, and 
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -31,10 +32,10 @@ import numpy as np
 
 from .checkpoint import Checkpoint, check_names
 from .dtypes import by_name
-from .errors import DTypeError, IrconvError, StreamError
+from .errors import DTypeError, FormatError, IrconvError, StreamError
 from .lazy import lazy_module
-from .limits import MAX_DEPTH, check_fits, check_shape
-from .pipeline import loaded
+from .limits import MAX_DEPTH, check_fits, check_shape, open_regular
+from .pipeline import mapped
 from .stages import stage
 from .tensor import Tensor, TensorSpec, as_bytes
 
@@ -102,25 +103,109 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
     def put(data) -> None:
         _write_op(out, where, out.write, data)
 
+    pipe = _pipe_fd(out)
+
+    def spliced(t: Tensor) -> bool:
+        # Bytes lying as stored in a file go into the pipe by splice(2): the kernel moves the
+        # file's pages in, and no byte is copied through this process but to checksum it.
+        return pipe is not None and t.extent is not None and t.nbytes > 0 and t.dtype.name != "BOOL"
+
+    def fetch(t: Tensor):
+        return _file_crcs(t, chunk_size) if spliced(t) else t.load()
+
     put(MAGIC)
     put(_HEAD.pack(b"H", len(header_bytes), _crc32c.crc32c(header_bytes)))
     put(header_bytes)
     total = 0
-    for index, (tensor, array) in enumerate(loaded(tensors, jobs=jobs, ordered=ckpt.ordered)):
-        data = memoryview(as_bytes(array))
-        for chunk_index, start in enumerate(range(0, len(data), chunk_size)):
-            chunk = data[start:start + chunk_size]
-            with stage("checksum", len(chunk)):
-                crc = _crc32c.crc32c(chunk)
-            with stage("stream write", len(chunk)):
-                put(_CHUNK.pack(b"C", index, chunk_index, len(chunk), crc))
-                put(chunk)
-        total += len(data)
-        del data, array
+    for index, (tensor, got) in enumerate(mapped(tensors, fetch, jobs=jobs, ordered=ckpt.ordered,
+                                                 cost=lambda t: 0 if spliced(t) else t.nbytes)):
+        if spliced(tensor):
+            path, offset = tensor.extent
+            for chunk_index, crc in enumerate(got):
+                start = chunk_index * chunk_size
+                length = min(chunk_size, tensor.nbytes - start)
+                with stage("stream write", length):
+                    put(_CHUNK.pack(b"C", index, chunk_index, length, crc))
+                    _write_op(out, where, out.flush)
+                    _write_op(out, where, _splice, path, offset + start, pipe, length, tensor.name)
+            total += tensor.nbytes
+            del got
+        else:
+            data = memoryview(as_bytes(got))
+            for chunk_index, start in enumerate(range(0, len(data), chunk_size)):
+                chunk = data[start:start + chunk_size]
+                with stage("checksum", len(chunk)):
+                    crc = _crc32c.crc32c(chunk)
+                with stage("stream write", len(chunk)):
+                    put(_CHUNK.pack(b"C", index, chunk_index, len(chunk), crc))
+                    put(chunk)
+            total += len(data)
+            del data, got
         if progress:
             progress(tensor)
     put(_END.pack(b"E", len(tensors), total))
     _write_op(out, where, out.flush)
+
+
+def _pipe_fd(out) -> int | None:
+    """out's file descriptor when it is a pipe splice(2) can fill (Linux), else None."""
+    if not hasattr(os, "splice"):
+        return None
+    try:
+        fd = out.fileno()
+        return fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_CRC_PIECE = 1 << 20
+
+
+def _file_crcs(t: Tensor, chunk_size: int) -> list[int]:
+    """The crc32c of each chunk of t's bytes, read where they lie in their file (t.extent)
+    a MiB at a time into one small buffer."""
+    path, offset = t.extent
+    buf = bytearray(min(_CRC_PIECE, t.nbytes))
+    view = memoryview(buf)
+    crcs = []
+    with stage("checksum", t.nbytes), open_regular(path) as f:
+        fd = f.fileno()
+        for start in range(0, t.nbytes, chunk_size):
+            end, crc, at = min(start + chunk_size, t.nbytes), 0, start
+            while at < end:
+                n = os.preadv(fd, [view[:min(len(buf), end - at)]], offset + at)
+                if n <= 0:
+                    raise FormatError(f"tensor {t.source!r}: the file ends before its bytes do; it is "
+                                      "truncated (changed since it was opened?)", path=path)
+                crc = _crc32c.crc32c(view[:n], crc)
+                at += n
+            crcs.append(crc)
+    return crcs
+
+
+def _splice(path: str, offset: int, pipe: int, n: int, name: str) -> None:
+    """n bytes of file `path` from `offset` into the pipe, moved by the kernel."""
+    with open_regular(path) as f:
+        done, fast = 0, True
+        while done < n:
+            if fast:
+                try:
+                    got = os.splice(f.fileno(), pipe, n - done, offset_src=offset + done)
+                except OSError as exc:
+                    if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+                    fast = False        # a file system splice cannot read: write what pread gives
+                    continue
+            else:
+                data = os.pread(f.fileno(), min(n - done, _CRC_PIECE * 8), offset + done)
+                got = len(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(pipe, view):]
+            if not got:
+                raise FormatError(f"tensor {name!r}: the file ends {n - done:,} bytes early; it is "
+                                  "truncated (changed since it was opened?)", path=path)
+            done += got
 
 
 def _write_op(out, where: str | None, op, *args) -> None:

@@ -223,3 +223,49 @@ def test_write_errors_name_the_output():
             raise BrokenPipeError(32, "Broken pipe")
     with pytest.raises(BrokenPipeError):
         write_stream(_base(), Gone())
+
+
+def _stream_through(ckpt, *, pipe: bool) -> bytes:
+    """The bytes write_stream puts into a regular file, or into a real OS pipe (read on a thread)."""
+    import os
+    import tempfile
+    import threading
+    if not pipe:
+        with tempfile.TemporaryFile() as f:
+            write_stream(ckpt, f, chunk_size=1 << 10)
+            f.seek(0)
+            return f.read()
+    r, w = os.pipe()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(os.fdopen(r, "rb").read()))
+    reader.start()
+    with os.fdopen(w, "wb") as f:
+        write_stream(ckpt, f, chunk_size=1 << 10)
+    reader.join()
+    return got[0]
+
+
+def test_tensors_spliced_from_their_file_into_a_pipe_are_the_same_stream(monkeypatch):
+    """Into a pipe, a safetensors tensor's bytes go by splice(2) (and, where a file system
+    cannot splice, by pread): the stream is the same bytes as one written to a file."""
+    import errno
+    import os
+    from pathlib import Path
+    import irconv
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    ckpt = irconv.load(tiny)
+    assert any(t.extent is not None for t in ckpt.tensors.values())
+    to_file = _stream_through(ckpt, pipe=False)
+    assert _stream_through(ckpt, pipe=True) == to_file
+    calls = []
+
+    def no_splice(*args, **kwargs):
+        calls.append(args)
+        raise OSError(errno.EINVAL, "splice not supported")
+
+    monkeypatch.setattr(os, "splice", no_splice)
+    assert _stream_through(ckpt, pipe=True) == to_file
+    assert calls                       # the splice path was taken, and fell back
+    back = read_stream(__import__("io").BytesIO(to_file))
+    for name, t in ckpt.tensors.items():
+        assert back.tensors[name].load().tobytes() == t.load().tobytes()
