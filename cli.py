@@ -23,7 +23,7 @@ from .ir.checkpoint import Checkpoint
 from .exporters import extras, output
 from .ir.errors import IrconvError, OutputExistsError, UsageError
 from .ir.limits import open_regular
-from .ir.stream import read_stream, write_stream
+from .ir.stream import read_stream, stdin_for_stream, write_stream
 from .models import FAMILIES
 from .models.engine import ConfigFamily
 from .checksum import checker
@@ -89,7 +89,7 @@ def _config_arg(args) -> dict | None:
 
 def _load(args) -> Checkpoint:
     if args.src == "-":
-        return read_stream(sys.stdin.buffer, "<stdin>")
+        return read_stream(stdin_for_stream(), "<stdin>")
     return _import(args.from_ or detect_format(args.src), args)
 
 
@@ -240,7 +240,7 @@ def cmd_export(args) -> None:
             raise UsageError("expected an IR stream on stdin (irconv import ... | irconv export ...) "
                              "or -i FILE")
         _widen_pipe(sys.stdin)
-        ckpt = read_stream(sys.stdin.buffer, "<stdin>")
+        ckpt = read_stream(stdin_for_stream(), "<stdin>")
         _save(args, ckpt, args.format)
     else:
         with open_regular(args.input, "an IR stream") as f:

@@ -194,8 +194,15 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
             with stage("write", array.nbytes):
                 writer.write(stored_name(raw), array)
 
+    def copied(t: Tensor) -> bool:
+        # Bytes lying as stored (in a file, or still in the stream's pipe) are copied into the
+        # file by the writer, holding no memory; a stream's bytes can be taken once only, so a
+        # tensor stored under tied names as well is loaded.
+        return (t.extent is not None and hasattr(writer, "copy")
+                and (isinstance(t.extent, tuple) or not copies.get(t.name)))
+
     def work(t: Tensor) -> None:
-        if t.extent is not None and hasattr(writer, "copy"):
+        if copied(t):
             for raw in [t.name, *copies.get(t.name, ())]:
                 with stage("copy", t.nbytes):
                     writer.copy(stored_name(raw), replace(t.spec, name=stored_name(raw)), t.extent)
@@ -208,7 +215,7 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
             # are loaded, relaid out, checksummed and written on the threads; one stored as it
             # will be written is copied file to file in the kernel, holding no memory.
             for t in done(tensors, work, jobs=options.jobs, ordered=ckpt.ordered,
-                          cost=lambda t: 0 if t.extent is not None else t.nbytes):
+                          cost=lambda t: 0 if copied(t) else t.nbytes, in_turn=copied):
                 progress(t)
         else:
             for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):

@@ -45,7 +45,7 @@ from ..ir.dtypes import DTYPES, DType, from_numpy
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
-from .partial import PartialWriter, copy_range, pwrite_at
+from .partial import PartialWriter, copy_extent, copy_range, pwrite_at
 from . import lazy_module
 from .sharding import write_errors, parse_size, plan_shards, read_index, shard_names, shard_weight_map, write_index
 
@@ -702,13 +702,13 @@ class _Placed(PartialWriter):
             self.abort()
             raise
 
-    def _put(self, name: str, put) -> None:
+    def _put(self, name: str, put, with_file: bool = False) -> None:
         self._ready()
         for i, at in self._places[name]:
             with write_errors(self._finals[i]):
-                fd = os.open(self._tmps[i], os.O_WRONLY)   # one open per tensor: shards are many
+                fd = os.open(self._tmps[i], os.O_RDWR)   # one open per tensor: shards are many
                 try:
-                    put(fd, at)
+                    put(i, fd, at) if with_file else put(fd, at)
                 finally:
                     os.close(fd)
 
@@ -722,7 +722,17 @@ class _Placed(PartialWriter):
         """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
         in the kernel, with no read into memory."""
         self._accept_copy(name, spec)
-        self._put(name, lambda fd, at: copy_range(extent[0], extent[1], fd, at, spec.nbytes, name))
+        first: list[tuple[int, int]] = []
+
+        def put(i: int, fd: int, at: int) -> None:
+            if first and not isinstance(extent, tuple):
+                # A stream's bytes come once: a tied weight's other copies are taken from the first.
+                copy_range(self._tmps[first[0][0]], first[0][1], fd, at, spec.nbytes, name)
+            else:
+                copy_extent(extent, fd, at, spec.nbytes, name)
+            first.append((i, at))
+
+        self._put(name, put, with_file=True)
         self._wrote(name)
 
     def _lay_out(self, i: int, build) -> None:

@@ -144,6 +144,16 @@ def pwrite_at(fd: int, array, offset: int) -> None:
 _COPY_CHUNK = 64 << 20
 
 
+def copy_extent(extent, dst_fd: int, dst_offset: int, n: int, name: str) -> None:
+    """A tensor's n bytes from where they lie (Tensor.extent) into `dst_fd` at `dst_offset`:
+    a (file, offset) range by copy_range, an IR stream's pipe by its own splice (which reads
+    them back from `dst_fd` for their checksum: open it for reading too)."""
+    if isinstance(extent, tuple):
+        copy_range(extent[0], extent[1], dst_fd, dst_offset, n, name)
+    else:
+        extent.copy_into(dst_fd, dst_offset)
+
+
 def copy_range(src: str, offset: int, dst_fd: int, dst_offset: int, n: int, name: str) -> None:
     """n bytes of file `src` from `offset` to `dst_fd` at `dst_offset`: os.copy_file_range
     (in the kernel, what `cp` does), or pread/pwrite where the kernel or file system cannot."""

@@ -22,7 +22,7 @@ from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import check_shape, open_regular
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec
-from .partial import OneFileWriter, copy_range, pwrite_at
+from .partial import OneFileWriter, copy_extent, pwrite_at
 from .sharding import loads_json_unique, write_errors
 
 MAX_HEADER_SIZE = 100_000_000   # same cap as the Rust crate: bounds memory before parsing
@@ -238,7 +238,7 @@ class SafetensorsWriter(OneFileWriter):
         self._file = None
         try:
             with write_errors(self.path):
-                self._file = open(self._tmp, "wb")
+                self._file = open(self._tmp, "w+b")     # readable: a spliced stream tensor is checked there
                 self._file.write(struct.pack("<Q", len(raw)))
                 self._file.write(raw)
                 self._file.truncate(self.size)  # sparse until filled; lets writes seek anywhere
@@ -268,8 +268,8 @@ class SafetensorsWriter(OneFileWriter):
         self._accept_copy(name, spec)
         if spec.nbytes:
             with write_errors(self.path):
-                copy_range(extent[0], extent[1], self._file.fileno(),
-                           self._data_start + self._offsets[name], spec.nbytes, name)
+                copy_extent(extent, self._file.fileno(), self._data_start + self._offsets[name],
+                            spec.nbytes, name)
         self._wrote(name)
 
 

@@ -62,15 +62,18 @@ def mapped(tensors: Iterable[Tensor], fn: Callable[[Tensor], object], *, jobs: i
 
 def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int | None = None,
          budget: int | None = None, ordered: bool = False,
-         cost: Callable[[Tensor], int] = lambda t: t.nbytes) -> Iterator[Tensor]:
+         cost: Callable[[Tensor], int] = lambda t: t.nbytes,
+         in_turn: Callable[[Tensor], bool] = lambda t: False) -> Iterator[Tensor]:
     """Run work(tensor) for each tensor on `jobs` threads (0: in line), at most `budget`
     bytes of cost(tensor) in flight (a job that holds no array, a kernel copy, costs 0);
     yield each tensor, in the given order, once its work is done. An error is raised at its
-    tensor; jobs not yet started are then cancelled."""
-    return (t for t, _ in _ahead(tensors, work, jobs, budget, ordered, cost))
+    tensor; jobs not yet started are then cancelled. in_turn(tensor): for an ordered source,
+    the work itself reads the source (it copies the bytes from the stream into the file), so
+    all of it runs in the stream's turn."""
+    return (t for t, _ in _ahead(tensors, work, jobs, budget, ordered, cost, in_turn))
 
 
-def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, object]]:
+def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) -> Iterator[tuple[Tensor, object]]:
     """(tensor, fn(tensor)) in order, fn running ahead on `jobs` threads while at most
     `budget` of cost() is submitted and not yet handed back and released."""
     tensors = list(tensors)
@@ -82,7 +85,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
     if budget is None:
         budget = max(max(cost(t) for t in tensors), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
-    job = _in_turn(fn) if ordered else (lambda t, i: fn(t))
+    job = _in_turn(fn, in_turn) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()
     in_flight = 0            # cost submitted and not yet handed back and released
     ahead = 0                # index of the next tensor to submit
@@ -104,7 +107,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost) -> Iterator[tuple[Tensor, o
                 future.cancel()
 
 
-def _in_turn(fn):
+def _in_turn(fn, whole=lambda t: False):
     """fn(tensor) for a source that must be read in order, on several threads: job i reads
     its tensor's source bytes (Tensor.prefetched) once job i - 1 has read its own, then runs
     fn (the relayout, the write) beside the next one's read. Jobs are taken from the pool's
@@ -117,6 +120,8 @@ def _in_turn(fn):
         with changed:
             changed.wait_for(lambda: turn[0] == i)
         try:
+            if whole(t):              # fn reads the source itself (a copy out of the stream)
+                return fn(t)
             t = t.prefetched()
         finally:
             with changed:

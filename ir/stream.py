@@ -17,15 +17,20 @@ reordered or corrupted stream is refused rather than written out. Tensor bytes t
 raw chunk bodies after a fixed 17-byte frame: the writer hands the tensor's own buffer to
 write(), the reader readinto()s each body straight into the tensor's array, and crc32c
 (several GB/s, releasing the GIL) checks it there: no copy of the data in between.
+Through a pipe it is less still: `import` splices a tensor lying as stored in its file into
+the pipe (write_stream), and `export` splices one its writer stores as it travels out of the
+pipe into the output file, reading each chunk back there for its checksum (copy_into).
 (Version 1 wrapped each chunk in msgpack and zlib.crc32, which cost two copies per side.)
 """
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import stat
 import struct
+import sys
 from typing import BinaryIO, Callable
 
 import numpy as np
@@ -108,7 +113,8 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
     def spliced(t: Tensor) -> bool:
         # Bytes lying as stored in a file go into the pipe by splice(2): the kernel moves the
         # file's pages in, and no byte is copied through this process but to checksum it.
-        return pipe is not None and t.extent is not None and t.nbytes > 0 and t.dtype.name != "BOOL"
+        return (pipe is not None and isinstance(t.extent, tuple) and t.nbytes > 0
+                and t.dtype.name != "BOOL")
 
     def fetch(t: Tensor):
         return _file_crcs(t, chunk_size) if spliced(t) else t.load()
@@ -165,22 +171,42 @@ def _file_crcs(t: Tensor, chunk_size: int) -> list[int]:
     """The crc32c of each chunk of t's bytes, read where they lie in their file (t.extent)
     a MiB at a time into one small buffer."""
     path, offset = t.extent
-    buf = bytearray(min(_CRC_PIECE, t.nbytes))
-    view = memoryview(buf)
     crcs = []
     with stage("checksum", t.nbytes), open_regular(path) as f:
-        fd = f.fileno()
         for start in range(0, t.nbytes, chunk_size):
-            end, crc, at = min(start + chunk_size, t.nbytes), 0, start
-            while at < end:
-                n = os.preadv(fd, [view[:min(len(buf), end - at)]], offset + at)
-                if n <= 0:
-                    raise FormatError(f"tensor {t.source!r}: the file ends before its bytes do; it is "
-                                      "truncated (changed since it was opened?)", path=path)
-                crc = _crc32c.crc32c(view[:n], crc)
-                at += n
+            crc = _crc_of_range(f.fileno(), offset + start, min(chunk_size, t.nbytes - start))
+            if crc is None:
+                raise FormatError(f"tensor {t.source!r}: the file ends before its bytes do; it is "
+                                  "truncated (changed since it was opened?)", path=path)
             crcs.append(crc)
     return crcs
+
+
+def _crc_of_range(fd: int, offset: int, n: int) -> int | None:
+    """crc32c of n bytes of file `fd` from `offset`, read a MiB at a time; None if it ends early."""
+    buf = memoryview(bytearray(min(_CRC_PIECE, max(n, 1))))
+    crc, at, end = 0, offset, offset + n
+    while at < end:
+        got = os.preadv(fd, [buf[:min(len(buf), end - at)]], at)
+        if got <= 0:
+            return None
+        crc = _crc32c.crc32c(buf[:got], crc)
+        at += got
+    return crc
+
+
+class StreamExtent:
+    """Where a stream tensor's bytes are: still in the pipe, at tensor `index` of `reader`.
+    A writer's copy() takes them from there into its file (copy_into), in table order: the
+    pipeline runs such a copy in the stream's turn (pipeline.done's in_turn)."""
+
+    __slots__ = ("reader", "index")
+
+    def __init__(self, reader, index: int):
+        self.reader, self.index = reader, index
+
+    def copy_into(self, fd: int, offset: int) -> None:
+        self.reader.copy_into(self.index, fd, offset)
 
 
 def _splice(path: str, offset: int, pipe: int, n: int, name: str) -> None:
@@ -286,7 +312,7 @@ class _StreamReader:
         self.where = where
         self.src = src
         start = _tell(src)
-        magic = src.read(len(MAGIC))
+        magic = self._upto(len(MAGIC))
         if magic != MAGIC:
             if magic[:6] == MAGIC[:6]:
                 raise StreamError(f"IR stream of format {magic[6:]!r}, this irconv reads {MAGIC[6:]!r}; "
@@ -370,8 +396,18 @@ class _StreamReader:
             check_fits(total, remaining, path=self.where, name=spec.name,
                        what="the rest of the stream (with the tensors before it)")
 
+    def _upto(self, n: int) -> bytes:
+        """n bytes, or fewer at the end of the stream (an unbuffered pipe returns what it has)."""
+        data = self.src.read(n) or b""
+        while 0 < len(data) < n:
+            more = self.src.read(n - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
     def _exact(self, n: int, what: str) -> bytes:
-        data = self.src.read(n)
+        data = self._upto(n)
         if len(data) != n:
             raise StreamError(f"IR stream truncated while reading {what}", path=self.where)
         return data
@@ -401,12 +437,8 @@ class _StreamReader:
         for chunk_index in range(n_chunks):
             what = f"tensor {spec.name!r} (chunk {chunk_index} of {n_chunks})"
             with stage("stream read"):
-                kind, got_index, got_chunk, length, crc = _CHUNK.unpack(self._exact(_CHUNK.size, what))
+                length, crc = self._frame(index, chunk_index, n_chunks)
                 start = chunk_index * self.chunk_size
-                expected_len = min(self.chunk_size, spec.nbytes - start)
-                if kind != b"C" or (got_index, got_chunk) != (index, chunk_index) or length != expected_len:
-                    raise StreamError(f"IR stream out of order or corrupted in tensor {spec.name!r} "
-                                      f"(chunk {chunk_index})", path=self.where)
                 if not chunk_index:
                     arr = self._allocate(spec)
                 body = memoryview(arr)[start:start + length]
@@ -421,12 +453,55 @@ class _StreamReader:
         self.position = index + 1
         return arr.view(spec.dtype.numpy).reshape(spec.shape)
 
-    def load(self, index: int) -> np.ndarray:
+    def _frame(self, index: int, chunk_index: int, n_chunks: int) -> tuple[int, int]:
+        """Read and check the frame of chunk `chunk_index` of tensor `index`: (length, crc)."""
+        spec = self.specs[index]
+        what = f"tensor {spec.name!r} (chunk {chunk_index} of {n_chunks})"
+        kind, got_index, got_chunk, length, crc = _CHUNK.unpack(self._exact(_CHUNK.size, what))
+        expected_len = min(self.chunk_size, spec.nbytes - chunk_index * self.chunk_size)
+        if kind != b"C" or (got_index, got_chunk) != (index, chunk_index) or length != expected_len:
+            raise StreamError(f"IR stream out of order or corrupted in tensor {spec.name!r} "
+                              f"(chunk {chunk_index})", path=self.where)
+        return length, crc
+
+    def _skip_to(self, index: int) -> None:
         if index < self.position:
             raise IrconvError(f"tensor {self.specs[index].name!r} was already read from the stream; "
                               "exporters must take stream tensors in table order")
         while self.position < index:       # skipped tensors are still checked
             self._read_tensor(self.position)
+
+    def copy_into(self, index: int, fd: int, offset: int) -> None:
+        """Tensor `index`'s bytes from the pipe straight into file `fd` at `offset` by
+        splice(2) (no copy through this process), each chunk then read back there for its
+        checksum: a corrupted stream is refused as load() refuses it, and the file it went
+        into is the exporter's unfinished one, which is then dropped."""
+        self._skip_to(index)
+        spec = self.specs[index]
+        n_chunks = -(-spec.nbytes // self.chunk_size)
+        pipe = self.src.fileno()
+        for chunk_index in range(n_chunks):
+            with stage("stream read"):
+                length, crc = self._frame(index, chunk_index, n_chunks)
+            at = offset + chunk_index * self.chunk_size
+            with stage("stream read", length):
+                done = 0
+                while done < length:
+                    got = os.splice(pipe, fd, length - done, offset_dst=at + done)
+                    if not got:
+                        raise StreamError(f"IR stream truncated while reading tensor {spec.name!r} "
+                                          f"(chunk {chunk_index} of {n_chunks})", path=self.where)
+                    done += got
+            with stage("checksum", length):
+                ok = _crc_of_range(fd, at, length) == crc
+            if not ok:
+                raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
+                                  "the stream was corrupted", path=self.where)
+        self.total += spec.nbytes
+        self.position = index + 1
+
+    def load(self, index: int) -> np.ndarray:
+        self._skip_to(index)
         return self._read_tensor(index)
 
     def finish(self) -> None:
@@ -440,14 +515,36 @@ class _StreamReader:
             raise StreamError("unexpected data after the IR stream trailer", path=self.where)
 
 
+def _splices_from(src) -> bool:
+    """True when `src` is an unbuffered pipe (io.FileIO on a FIFO): its tensors' bytes can
+    then go from it into a writer's file by splice(2). A buffered reader may hold bytes
+    ahead of its file position, which a splice from the descriptor would skip."""
+    if not hasattr(os, "splice") or not isinstance(src, io.FileIO):
+        return False
+    try:
+        return stat.S_ISFIFO(os.fstat(src.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def stdin_for_stream() -> BinaryIO:
+    """What read_stream should read standard input through: the unbuffered descriptor when it
+    is a pipe (nothing has read it yet), so that tensors can be spliced out of it."""
+    raw = getattr(sys.stdin.buffer, "raw", None)
+    return raw if raw is not None and _splices_from(raw) else sys.stdin.buffer
+
+
 def read_stream(src: BinaryIO, where: str = "<stdin>") -> Checkpoint:
     """A Checkpoint whose tensors load straight off `src`, in table order.
 
     Call `close()` on it after the last tensor: that verifies the trailer."""
     reader = _StreamReader(src, where)
     tensors = {}
+    splices = _splices_from(src)
     for index, spec in enumerate(reader.specs):
-        tensors[spec.name] = Tensor(spec, lambda i=index: reader.load(i), reader.sources[index])
+        t = tensors[spec.name] = Tensor(spec, lambda i=index: reader.load(i), reader.sources[index])
+        if splices and spec.nbytes and spec.dtype.name != "BOOL":
+            t.extent = StreamExtent(reader, index)
     h = reader.header
     return Checkpoint(family=h["family"], config=h["config"], tensors=tensors,
                       aliases=dict(h["aliases"]), source=dict(h["source"]), ordered=True,

@@ -269,3 +269,49 @@ def test_tensors_spliced_from_their_file_into_a_pipe_are_the_same_stream(monkeyp
     back = read_stream(__import__("io").BytesIO(to_file))
     for name, t in ckpt.tensors.items():
         assert back.tensors[name].load().tobytes() == t.load().tobytes()
+
+
+def _export_from_pipe(data: bytes, *argv):
+    """`irconv export ...` with `data` arriving through a real OS pipe (so it is spliced)."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "irconv", "export", *map(str, argv)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read()
+    proc.wait()
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.parametrize("target,weights", [("pt", "model.safetensors"), ("tf2", "tf_model.h5")])
+def test_a_stream_spliced_out_of_a_pipe_writes_what_convert_writes(tmp, target, weights):
+    from pathlib import Path
+    from conftest import run_irconv, run_pipe
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    run_irconv("convert", tiny, tmp / "c", "--to", target, check=True)
+    rc, _, proc = run_pipe(["import", "pt", tiny], ["export", target, tmp / "p"])
+    assert rc == 0 and proc.returncode == 0, proc.stderr
+    assert (tmp / "p" / weights).read_bytes() == (tmp / "c" / weights).read_bytes()
+
+
+def test_a_corrupt_or_cut_stream_spliced_out_of_a_pipe_is_refused(tmp):
+    """The bytes a splice puts into the output are checked there before anything appears."""
+    from pathlib import Path
+    from conftest import run_irconv
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    run_irconv("import", "pt", tiny, "-o", tmp / "s.irs", check=True)
+    data = (tmp / "s.irs").read_bytes()
+    flipped = bytearray(data)
+    flipped[-18] ^= 0x01                 # the last tensor's last byte, before the 17-byte trailer
+    rc, err = _export_from_pipe(bytes(flipped), "pt", tmp / "out")
+    assert rc == 2 and "checksum mismatch" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "out").exists()
+    rc, err = _export_from_pipe(data[:-100], "pt", tmp / "out")
+    assert rc == 2 and "truncated" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp / "out").exists()
+    rc, err = _export_from_pipe(data, "pt", tmp / "out")
+    assert rc == 0, err
