@@ -213,7 +213,12 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
         if getattr(writer, "concurrent", False):
             # The writer takes writes from any thread (a TensorBundle, Keras h5): whole tensors
             # are loaded, relaid out, checksummed and written on the threads; one stored as it
-            # will be written is copied file to file in the kernel, holding no memory.
+            # will be written is copied file to file in the kernel, holding no memory. Unless
+            # the source must be read in order, those copies go last: they need the file's
+            # layout (an h5 writer's is still being made on its own thread), the relayouts
+            # before them do not.
+            if not ckpt.ordered:
+                tensors = sorted(tensors, key=copied)
             for t in done(tensors, work, jobs=options.jobs, ordered=ckpt.ordered,
                           cost=lambda t: 0 if copied(t) else t.nbytes, in_turn=copied):
                 progress(t)

@@ -640,15 +640,21 @@ def _check_paths(names: Iterable[str], what: str, path: str) -> None:
                          path=path)
 
 
-def _create_dataset(group, name: str, spec: TensorSpec) -> int | None:
-    """Make the dataset with its storage in the file now (contiguous, allocated early, never
-    filled) and return where its bytes go, or None when it holds none. The writers then put
-    the tensors there with pwrite, from any thread, with libhdf5 long closed."""
+def _placed_dcpl():
+    """Dataset creation properties of a placed dataset: contiguous, allocated early, never filled."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_layout(h5py.h5d.CONTIGUOUS)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype), dcpl=dcpl)
+    return dcpl
+
+
+def _create_dataset(group, name: str, spec: TensorSpec, dcpl=None) -> int | None:
+    """Make the dataset with its storage in the file now (contiguous, allocated early, never
+    filled) and return where its bytes go, or None when it holds none. The writers then put
+    the tensors there with pwrite, from any thread, with libhdf5 long closed."""
+    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype),
+                              dcpl=dcpl if dcpl is not None else _placed_dcpl())
     if _is_ml_dtype(spec.dtype):
         ds.attrs[_DTYPE_ATTR] = spec.dtype.numpy.name
     if not spec.numel:
@@ -738,8 +744,19 @@ class _Placed(PartialWriter):
     def _lay_out(self, i: int, build) -> None:
         """Make file i: build(file, place) creates its groups and attributes and calls
         place(group, leaf, spec) for each dataset; libhdf5 is closed once it is done."""
+        dcpl = _placed_dcpl()
+        groups: dict[tuple[int, str], tuple] = {}
+
         def place(group, leaf: str, spec: TensorSpec) -> None:
-            at = _create_dataset(group, leaf, spec)
+            # A leaf 'a/b/c' goes into group a/b, made once: h5py would look the path up
+            # again for every dataset (a third of the layout's time for BERT's 200).
+            parent, _, base = leaf.rpartition("/")
+            if parent:
+                known = groups.get((id(group), parent))
+                if known is None:
+                    known = groups[(id(group), parent)] = (group, group.require_group(parent))
+                group = known[1]
+            at = _create_dataset(group, base, spec, dcpl)
             if at is not None:
                 self._places[spec.name].append((i, at))
 
