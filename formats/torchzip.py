@@ -709,23 +709,35 @@ class TorchZipWriter:
             self.abort()
             raise
 
+    def _declared(self, name: str, dtype, shape, what: str) -> None:
+        """Refuse a write of an unknown name, a second write, or bytes of another dtype or shape."""
+        if self._zip is None:
+            raise UsageError(f"{self.path}: {what}({name!r}) after close()")
+        if name not in self._index:
+            raise UsageError(f"{self.path}: {what}({name!r}): not a tensor declared to be written")
+        if name in self._written:
+            raise UsageError(f"{self.path}: {what}({name!r}) twice")
+        spec = self._pending[self._index[name] - 4]
+        if dtype != spec.dtype.numpy or tuple(shape) != spec.shape:
+            raise UsageError(f"{self.path}: tensor {name!r} was declared {spec.dtype} "
+                             f"{list(spec.shape)} but {what}() got {dtype} {list(shape)}")
+
     def write(self, name: str, array: np.ndarray) -> None:
         """Write one tensor's bytes, in any order, from any thread; refuses unknown names,
         second writes and mismatched arrays."""
-        if self._zip is None:
-            raise UsageError(f"{self.path}: write({name!r}) after close()")
-        if name not in self._index:
-            raise UsageError(f"{self.path}: write({name!r}): not a tensor declared to be written")
-        if name in self._written:
-            raise UsageError(f"{self.path}: write({name!r}) twice")
-        spec = self._pending[self._index[name] - 4]
         array = np.asarray(array)
-        if array.dtype != spec.dtype.numpy or tuple(array.shape) != spec.shape:
-            raise UsageError(f"{self.path}: tensor {name!r} was declared {spec.dtype} "
-                             f"{list(spec.shape)} but write() got {array.dtype} "
-                             f"{list(array.shape)}")
+        self._declared(name, array.dtype, array.shape, "write")
         with write_errors(self.path):
             self._zip.write(self._index[name], as_bytes(array).data)
+        self._written.add(name)
+
+    def copy(self, name: str, spec: TensorSpec, extent) -> None:
+        """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a
+        safetensors file's range, an IR stream's pipe) in the kernel; its CRC-32 is then read
+        from the archive's page cache, never from a copy in memory."""
+        self._declared(name, spec.dtype.numpy, spec.shape, "copy")
+        with write_errors(self.path):
+            self._zip.copy(self._index[name], extent, name)
         self._written.add(name)
 
     def close(self) -> None:

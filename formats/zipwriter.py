@@ -18,8 +18,9 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from ..ir.errors import UsageError
-from .partial import pwrite_at
+from ..ir.errors import FormatError, UsageError
+from ..ir.ranges import crc_of_range
+from .partial import copy_extent, pwrite_at
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")          # APPNOTE 4.3.7
 _CENTRAL = struct.Struct("<4sBBHHHHHLLLHHHHHLL")  # 4.3.12
@@ -96,6 +97,18 @@ class LaidOutZip:
                              path=self.path)
         pwrite_at(self._fd, view, m.data)
         crc = zlib.crc32(view)
+        if crc:
+            pwrite_at(self._fd, struct.pack("<L", crc), m.header + 14)
+        m.crc = crc
+
+    def copy(self, index: int, extent, name: str) -> None:
+        """Member `index`'s bytes from where they lie (Tensor.extent: a file range, an IR
+        stream's pipe) by a kernel copy or splice, the CRC-32 then read back from this file."""
+        m = self._members[index]
+        copy_extent(extent, self._fd, m.data, m.size, name)
+        crc = crc_of_range(self._fd, m.data, m.size, zlib.crc32)
+        if crc is None:
+            raise FormatError(f"zip member {m.name.decode()!r}: its bytes did not all arrive", path=self.path)
         if crc:
             pwrite_at(self._fd, struct.pack("<L", crc), m.header + 14)
         m.crc = crc

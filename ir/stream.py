@@ -41,6 +41,7 @@ from .errors import DTypeError, FormatError, IrconvError, StreamError
 from .lazy import lazy_module
 from .limits import MAX_DEPTH, check_fits, check_shape, open_regular
 from .pipeline import mapped
+from .ranges import PIECE, crc_of_range
 from .stages import stage
 from .tensor import Tensor, TensorSpec, as_bytes
 
@@ -164,7 +165,6 @@ def _pipe_fd(out) -> int | None:
         return None
 
 
-_CRC_PIECE = 1 << 20
 
 
 def _file_crcs(t: Tensor, chunk_size: int) -> list[int]:
@@ -174,25 +174,12 @@ def _file_crcs(t: Tensor, chunk_size: int) -> list[int]:
     crcs = []
     with stage("checksum", t.nbytes), open_regular(path) as f:
         for start in range(0, t.nbytes, chunk_size):
-            crc = _crc_of_range(f.fileno(), offset + start, min(chunk_size, t.nbytes - start))
+            crc = crc_of_range(f.fileno(), offset + start, min(chunk_size, t.nbytes - start), _crc32c.crc32c)
             if crc is None:
                 raise FormatError(f"tensor {t.source!r}: the file ends before its bytes do; it is "
                                   "truncated (changed since it was opened?)", path=path)
             crcs.append(crc)
     return crcs
-
-
-def _crc_of_range(fd: int, offset: int, n: int) -> int | None:
-    """crc32c of n bytes of file `fd` from `offset`, read a MiB at a time; None if it ends early."""
-    buf = memoryview(bytearray(min(_CRC_PIECE, max(n, 1))))
-    crc, at, end = 0, offset, offset + n
-    while at < end:
-        got = os.preadv(fd, [buf[:min(len(buf), end - at)]], at)
-        if got <= 0:
-            return None
-        crc = _crc32c.crc32c(buf[:got], crc)
-        at += got
-    return crc
 
 
 class StreamExtent:
@@ -223,7 +210,7 @@ def _splice(path: str, offset: int, pipe: int, n: int, name: str) -> None:
                     fast = False        # a file system splice cannot read: write what pread gives
                     continue
             else:
-                data = os.pread(f.fileno(), min(n - done, _CRC_PIECE * 8), offset + done)
+                data = os.pread(f.fileno(), min(n - done, PIECE * 8), offset + done)
                 got = len(data)
                 view = memoryview(data)
                 while view:
@@ -493,7 +480,7 @@ class _StreamReader:
                                           f"(chunk {chunk_index} of {n_chunks})", path=self.where)
                     done += got
             with stage("checksum", length):
-                ok = _crc_of_range(fd, at, length) == crc
+                ok = crc_of_range(fd, at, length, _crc32c.crc32c) == crc
             if not ok:
                 raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
                                   "the stream was corrupted", path=self.where)
