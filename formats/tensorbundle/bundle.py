@@ -28,7 +28,8 @@ from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.stages import stage
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
-from ..partial import PartialWriter, pwrite_at
+from ...ir.ranges import crc_of_range
+from ..partial import PartialWriter, copy_extent, pwrite_at
 from ..sharding import parse_size, plan_shards
 from .objectgraph import OBJECT_GRAPH_KEY, TrackableObject, decode_object_graph
 from .protowire import _Msg, _WireError, _expect, _fields, _get_varint, _put_varint, _signed, _text
@@ -611,6 +612,28 @@ class BundleWriter(PartialWriter):
         offset = self._offsets[name]
         self._put(shard, data.data, offset, abort=False)
         self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, len(data), crc, False)
+        self._wrote(name)
+
+    def copy(self, name: str, spec: TensorSpec, extent) -> None:
+        """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a
+        safetensors file's range, an IR stream's pipe) in the kernel; its crc32c is then read
+        back from the data shard. May be called from several threads at once."""
+        self._accept_copy(name, spec)
+        shard, offset = self._shard_of[name], self._offsets[name]
+        crc = 0
+        if spec.nbytes:
+            path = self._shards[shard]
+            with self._writing(path, abort=False):
+                fd = os.open(path + ".partial", os.O_RDWR)
+                try:
+                    copy_extent(extent, fd, offset, spec.nbytes, name)
+                    with stage("checksum", spec.nbytes):
+                        crc = crc_of_range(fd, offset, spec.nbytes, _crc)
+                finally:
+                    os.close(fd)
+            if crc is None:
+                raise FormatError(f"tensor {name!r}: its bytes did not all arrive", path=path)
+        self._entries[name] = _Entry(spec.dtype.tf, spec.shape, shard, offset, spec.nbytes, mask(crc), False)
         self._wrote(name)
 
     def close(self) -> None:
