@@ -67,3 +67,25 @@ def assert_one_line_error(proc, *needles):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+def written_both_ways(tmp_path, arrays: dict, make_writer, name: str) -> tuple:
+    """`arrays` saved as safetensors, then given to a writer twice: in tmp_path/write every
+    tensor by write(array), in tmp_path/copy each one copy() can take from its file range
+    (a kernel copy). make_writer(path, specs) -> a context-manager writer at path/name.
+    Returns the two paths written."""
+    from safetensors.numpy import save_file
+    from irconv.formats import safetensors as st_format
+    save_file(arrays, str(tmp_path / "src.safetensors"))
+    tensors = {t.name: t for t in st_format.read(tmp_path / "src.safetensors")}
+    assert any(t.extent is not None for t in tensors.values())
+    for how in ("write", "copy"):
+        (tmp_path / how).mkdir()
+        with make_writer(tmp_path / how / name, [tensors[n].spec for n in sorted(arrays)]) as w:
+            for n in sorted(arrays):
+                t = tensors[n]
+                if how == "copy" and t.extent is not None:
+                    w.copy(n, t.spec, t.extent)
+                else:
+                    w.write(n, t.load())
+    return tmp_path / "write" / name, tmp_path / "copy" / name

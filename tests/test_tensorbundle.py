@@ -737,23 +737,11 @@ def test_writer_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path):
 def test_tensors_copied_in_from_a_file_make_the_same_bundle_as_written_ones(tmp_path, num_shards):
     """copy() (a kernel copy from a safetensors file, the crc32c read back from the shard)
     and write() give the same files, and TensorFlow reads them (it checks each crc32c)."""
-    from safetensors.numpy import save_file
-    from irconv.formats import safetensors as st_format
+    from conftest import written_both_ways
     rng = np.random.default_rng(1)
     arrays = {"w": rng.standard_normal((300, 7)).astype(np.float32), "i": np.arange(9, dtype=np.int64),
               "e": np.zeros((0, 2), np.float32), "h": rng.standard_normal(5000).astype(np.float16)}
-    save_file(arrays, str(tmp_path / "src.safetensors"))
-    tensors = {t.name: t for t in st_format.read(tmp_path / "src.safetensors")}
-    for how in ("write", "copy"):
-        (tmp_path / how).mkdir()
-        with tb.BundleWriter(tmp_path / how / "m", [tensors[n].spec for n in sorted(arrays)],
-                             num_shards=num_shards) as w:
-            for name in sorted(arrays):
-                t = tensors[name]
-                if how == "copy" and t.extent is not None:
-                    w.copy(name, t.spec, t.extent)
-                else:
-                    w.write(name, t.load())
+    written_both_ways(tmp_path, arrays, lambda p, specs: tb.BundleWriter(p, specs, num_shards=num_shards), "m")
     assert snapshot_files(tmp_path / "copy") == snapshot_files(tmp_path / "write")
     reader = tf.train.load_checkpoint(str(tmp_path / "copy" / "m"))
     for name, a in arrays.items():
