@@ -494,9 +494,17 @@ def _subject(args) -> str:
     return ""
 
 
+_interrupts = []
+
+
+def _on_interrupt(signum, frame):
+    _interrupts.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _on_interrupt)
     except (ValueError, OSError):
         pass
     try:
@@ -539,6 +547,9 @@ def main(argv=None) -> int:
         print("irconv: interrupted; no output was written", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
+        if _interrupts:       # an error the interrupt caused (an import it cut short on a thread)
+            print("irconv: interrupted; no output was written", file=sys.stderr)
+            return 130
         if args.debug:
             traceback.print_exc()
         print(f"irconv: internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)",

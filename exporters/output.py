@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import time
 import secrets
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -108,7 +109,13 @@ def temporary(out: Path, directory: bool = True) -> Iterator[Path]:
     except BaseException:
         if path is not None:
             if directory:
-                shutil.rmtree(path, ignore_errors=True)
+                # A writer's thread interrupted mid-way (an h5 layout) may still add a file
+                # while the tree is removed: try again, a few times, briefly.
+                for _ in range(5):
+                    shutil.rmtree(path, ignore_errors=True)
+                    if not os.path.lexists(path):
+                        break
+                    time.sleep(0.05)
             else:
                 with suppress(OSError):
                     os.unlink(path)
