@@ -649,12 +649,11 @@ def _placed_dcpl():
     return dcpl
 
 
-def _create_dataset(group, name: str, spec: TensorSpec, dcpl=None) -> int | None:
+def _create_dataset(group, name: str, spec: TensorSpec, dcpl) -> int | None:
     """Make the dataset with its storage in the file now (contiguous, allocated early, never
     filled) and return where its bytes go, or None when it holds none. The writers then put
-    the tensors there with pwrite, from any thread, with libhdf5 long closed."""
-    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype),
-                              dcpl=dcpl if dcpl is not None else _placed_dcpl())
+    the tensors there with pwrite, from any thread, with libhdf5 long closed. dcpl: _placed_dcpl()."""
+    ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype), dcpl=dcpl)
     if _is_ml_dtype(spec.dtype):
         ds.attrs[_DTYPE_ATTR] = spec.dtype.numpy.name
     if not spec.numel:

@@ -154,17 +154,15 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
     _write_op(out, where, out.flush)
 
 
-def _pipe_fd(out) -> int | None:
-    """out's file descriptor when it is a pipe splice(2) can fill (Linux), else None."""
+def _pipe_fd(f) -> int | None:
+    """f's file descriptor when it is a pipe splice(2) can fill or drain (Linux), else None."""
     if not hasattr(os, "splice"):
         return None
     try:
-        fd = out.fileno()
+        fd = f.fileno()
         return fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
     except (AttributeError, OSError, ValueError):
         return None
-
-
 
 
 def _file_crcs(t: Tensor, chunk_size: int) -> list[int]:
@@ -506,12 +504,7 @@ def _splices_from(src) -> bool:
     """True when `src` is an unbuffered pipe (io.FileIO on a FIFO): its tensors' bytes can
     then go from it into a writer's file by splice(2). A buffered reader may hold bytes
     ahead of its file position, which a splice from the descriptor would skip."""
-    if not hasattr(os, "splice") or not isinstance(src, io.FileIO):
-        return False
-    try:
-        return stat.S_ISFIFO(os.fstat(src.fileno()).st_mode)
-    except (OSError, ValueError):
-        return False
+    return isinstance(src, io.FileIO) and _pipe_fd(src) is not None
 
 
 def stdin_for_stream() -> BinaryIO:
