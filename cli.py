@@ -497,8 +497,28 @@ def _subject(args) -> str:
 _interrupts = []
 
 
+def _importing(frame) -> bool:
+    """Whether the interrupted code is inside Python's import system (finding, loading or
+    running a module: irconv imports its codecs when first used, on any thread)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_interrupt(signum, frame):
     _interrupts.append(signum)
+    if _importing(frame):
+        # A KeyboardInterrupt raised inside importlib can leave its import lock held: the next
+        # import on another thread (a layout or load thread) then waits forever, and so does
+        # the cleanup that joins it. The interrupt is raised once the import is over instead.
+        try:
+            signal.signal(signal.SIGALRM, _on_interrupt)
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        except (ValueError, OSError, AttributeError):    # no timer here: raise it now
+            pass
     raise KeyboardInterrupt
 
 
