@@ -495,6 +495,7 @@ def _subject(args) -> str:
 
 
 _interrupts = []
+_armed = []          # the timer _on_interrupt set to raise an interrupt it deferred
 
 
 def _importing(frame) -> bool:
@@ -516,6 +517,7 @@ def _on_interrupt(signum, frame):
         try:
             signal.signal(signal.SIGALRM, _on_interrupt)
             signal.setitimer(signal.ITIMER_REAL, 0.01)
+            _armed.append(True)
             return
         except (ValueError, OSError, AttributeError):    # no timer here: raise it now
             pass
@@ -523,6 +525,18 @@ def _on_interrupt(signum, frame):
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if _armed:       # the work ended before a deferred interrupt was raised: no alarm after it
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            except (ValueError, OSError):
+                pass
+            _armed.clear()
+
+
+def _main(argv) -> int:
     try:
         signal.signal(signal.SIGINT, _on_interrupt)
     except (ValueError, OSError):
