@@ -24,9 +24,9 @@ class ForkServer:
         ready = json.loads(self.proc.stdout.readline())
         assert ready == {"ready": True}
 
-    def run(self, argv, cwd: Path, stdin=None, timeout=10.0, fsize=None):
+    def run(self, argv, cwd: Path, stdin=None, timeout=10.0, fsize=None, pipe=False):
         req = {"argv": [str(a) for a in argv], "cwd": str(cwd), "stdout": str(cwd / "stdout.txt"),
-               "stderr": str(cwd / "stderr.txt"), "stdin": str(stdin) if stdin else None,
+               "stderr": str(cwd / "stderr.txt"), "stdin": str(stdin) if stdin else None, "stdin_pipe": pipe,
                "timeout": timeout, "mem": MEM, "fsize": fsize}
         self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
@@ -77,7 +77,10 @@ def _written(work: Path):
             yield p
 
 
-PARAMS = [pytest.param(name, verb, id=f"{name}:{verb}") for name, c in CASES.items() for verb in c.verbs]
+# A stream case's convert and ls run twice: stdin the file itself, and stdin a pipe (as after
+# `irconv import ... |`), where export splices tensor bytes from the pipe into the output.
+PARAMS = [pytest.param(name, verb, id=f"{name}:{verb}") for name, c in CASES.items()
+          for verb in (*c.verbs, *(f"{v}|pipe" for v in c.verbs if c.stream and v in ("convert", "ls")))]
 
 
 @pytest.mark.parametrize("name,verb", PARAMS)
@@ -85,8 +88,10 @@ def test_attack(name, verb, server, ctx, tmp_path):
     c = CASES[name]
     src = materialize(c, tmp_path, ctx)
     out = tmp_path / "out"
+    verb, pipe = verb.split("|")[0], verb.endswith("|pipe")
     argv, stdin = _argv(c, verb, src, out)
-    r = server.run(argv, tmp_path, stdin=stdin, timeout=c.timeout, fsize=c.fsize if verb in ("convert", "export") else None)
+    r = server.run(argv, tmp_path, stdin=stdin, timeout=c.timeout, fsize=c.fsize if verb in ("convert", "export") else None,
+                   pipe=pipe)
     err = r["stderr"]
     what = f"{name} {verb}: rc={r['rc']} signal={r['signal']} {r['seconds']:.1f}s\n{err[-3000:]}"
     assert not r["timed_out"], f"did not finish within {c.timeout}s: " + what
@@ -101,7 +106,8 @@ def test_attack(name, verb, server, ctx, tmp_path):
         line = lines[0].lower()
         named = c.names if c.names is not None else src.name
         assert named.lower() in line, f"the error does not name {named!r}: " + what
-        for needle in (c.needle,) if isinstance(c.needle, str) else c.needle:
+        needles = c.pipe_needle if pipe and c.pipe_needle is not None else c.needle
+        for needle in (needles,) if isinstance(needles, str) else needles:
             assert needle.lower() in line, f"the error does not say {needle!r}: " + what
         assert not out.exists(), what
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")], "temporary sibling left: " + what

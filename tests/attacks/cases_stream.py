@@ -202,10 +202,11 @@ def shape_not_list(d, ctx):
     return _edited(d, ctx, lambda h: h["tensors"][0].__setitem__(2, 7))
 
 
-@stream_case("huge-shape", needle="declares")
+@stream_case("huge-shape", needle="declares", pipe_needle="corrupted")
 def huge_shape(d, ctx):
     """A 4 GiB tensor declared (nbytes consistent) in a stream of a few hundred KB: allocated
-    before a single chunk arrived, before."""
+    before a single chunk arrived, before. (Through a pipe the stream's size is not known up
+    front: its first chunk's frame, a few hundred KB where 4 GiB are declared, is refused.)"""
     def edit(h):
         row = h["tensors"][0]
         row[1], row[2], row[3], row[4] = "F32", [1 << 20, 1 << 10], None, 4 << 30

@@ -42,6 +42,7 @@ class Case:
     to: str = "pt"                    # convert/export target
     out_args: tuple = ()              # target options (--bin, --max-shard-size ...)
     needle: str | tuple = ()          # what the error line must also say (case-insensitive)
+    pipe_needle: str | tuple | None = None   # ... when a stream comes through a pipe (size unknown)
     names: str | None = None          # the file the error must name (default: the input's name)
     expect: str = "refuse"            # "refuse": exit 2; "clean": exit 0 or a clean exit 2
     fsize: int | None = None          # RLIMIT_FSIZE for the child: writes past it fail with EFBIG

@@ -5,7 +5,10 @@ dependencies, never the torch/TF the rest of the suite imports): it imports irco
 caches every command builds, then serves one JSON request per stdin line:
 
     {"argv": [...], "cwd": DIR, "stdout": FILE, "stderr": FILE, "stdin": FILE|null,
-     "timeout": S, "mem": BYTES, "fsize": BYTES|null}
+     "stdin_pipe": BOOL, "timeout": S, "mem": BYTES, "fsize": BYTES|null}
+
+(stdin_pipe: FILE reaches stdin through an OS pipe, fed by a process of its own, as in
+`irconv import ... | irconv export ...`, instead of as the regular file itself)
 
 and answers one JSON line: {"rc", "signal", "timed_out", "seconds", "maxrss"}. A child that
 crashes (segfault), exhausts its address-space allowance or outlives the timeout is reported,
@@ -43,14 +46,21 @@ def _warm() -> None:
 
 
 def _child(req: dict, cli) -> None:
+    feeder = None
     try:
         os.chdir(req["cwd"])
-        stdin = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
+        feeder = None
+        if req.get("stdin_pipe"):
+            stdin, feeder = _piped(req["stdin"])
+        else:
+            stdin = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
         out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(stdin, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
+        for fd in {stdin, out, err} - {0, 1, 2}:
+            os.close(fd)
         # Allow `mem` bytes of address space beyond what the interpreter already maps.
         limit = _vm_size() + int(req["mem"])
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -70,8 +80,28 @@ def _child(req: dict, cli) -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
+        if feeder is not None:           # the feeder ends on EPIPE once stdin is closed
+            os.close(0)
+            os.waitpid(feeder, 0)
     finally:
         os._exit(rc if isinstance(rc, int) else 1)
+
+
+def _piped(path: str) -> tuple[int, int]:
+    """(the read end of a pipe a child process fills with the file's bytes, its pid)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    os.write(write, chunk)      # a short write cannot happen on a blocking pipe
+        except OSError:                         # the reader went away (EPIPE)
+            pass
+        os._exit(0)
+    os.close(write)
+    return read, pid
 
 
 def serve() -> None:
