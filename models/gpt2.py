@@ -16,6 +16,8 @@ each) stacked: HF PyTorch, TF and Flax store it fused, keras-hub's GPT2Backbone 
 """
 from __future__ import annotations
 
+from . import kerashub as kh
+from .bert import BERT_HUB_LAYER
 from .engine import Block, Family, Fused, Spelling, conv1d, embedding, fused, norm, param
 
 _QKV = ("attn.q", "attn.k", "attn.v")
@@ -140,4 +142,46 @@ OPENAI_GPT = gpt_family(
     (r"(^|\.)h\.\d+\.attn\.bias$", r"(^|\.)position_ids$"),
     "OpenAI GPT (openai/finetune-transformer-lm; HF OpenAIGPTModel/OpenAIGPTLMHeadModel)",
     defaults={"afn": "gelu", "layer_norm_epsilon": 1e-5})
+
+
+# keras-hub's GPT2Backbone (FORMATS.md §12.3): BERT's per-head attention kernels and dense
+# layers in a pre-LN TransformerDecoder, the LM head always the token embeddings (reversed);
+# its epsilons (1e-5) and tanh GELU (HF's gelu_new) fixed by the class, one dropout for all.
+# n_inner maps to intermediate_dim (keras-hub's own converter assumes 4 * n_embd).
+def _gpt2_hub_args(hf: dict) -> dict:
+    for flag, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                       ("reorder_and_upcast_attn", False), ("add_cross_attention", False),
+                       ("tie_word_embeddings", True)):
+        if hf.get(flag, want) != want:
+            raise ValueError(f"{flag}={hf[flag]!r}; keras-hub's GPT2Backbone computes with {flag}={want!r}")
+    drops = {key: hf.get(key, 0.1) for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+    if len(set(drops.values())) > 1:
+        raise ValueError(", ".join(f"{k}={v}" for k, v in drops.items())
+                         + "; keras-hub's GPT2Backbone has one dropout for all three")
+    inner = hf.get("n_inner")
+    return {"intermediate_dim": inner if inner is not None else 4 * kh.require(hf, "n_embd"),
+            "dropout": drops["resid_pdrop"]}
+
+
+def _gpt2_hf_args(args: dict, names: set) -> dict:
+    inner = args.get("intermediate_dim")
+    if inner is None:
+        raise ValueError("config.json's GPT2Backbone config has no intermediate_dim")
+    dropout = args.get("dropout", 0.1)
+    return {"n_inner": None if inner == 4 * args["hidden_dim"] else inner, "tie_word_embeddings": True,
+            "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
+
+
+GPT2 = kh.with_kerashub(GPT2, kh.HubConfig(
+    "GPT2Backbone", "keras_hub.src.models.gpt2.gpt2_backbone", "gpt2",
+    pairs=(("vocab_size", "vocabulary_size"), ("n_layer", "num_layers"), ("n_head", "num_heads"),
+           ("n_embd", "hidden_dim"), ("n_positions", "max_sequence_length")),
+    fixed={"layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"},
+    to_hub=_gpt2_hub_args, to_hf=_gpt2_hf_args, architecture="GPT2LMHeadModel", tasks=("CausalLM",)), {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        "position.weight": kh.plain("position_embedding_0/vars/0")}),
+    "decoder.layers.{i}": ("transformer_decoder_{i}", BERT_HUB_LAYER),
+    "decoder": ("", kh.layer_norm("layer_normalization_0", "norm")),
+    "heads.lm": ("", {}),            # the token embeddings, run in reverse; never stored again
+}, roles=frozenset({"lm"}))
 FAMILIES = [GPT2, OPENAI_GPT]
