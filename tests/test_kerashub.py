@@ -93,7 +93,7 @@ ENCODERS = ("DistilBertBackbone",)
 
 def run(backbone):
     inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
-    if isinstance(backbone, keras_hub.models.BertBackbone):
+    if isinstance(backbone, (keras_hub.models.BertBackbone, keras_hub.models.ElectraBackbone)):
         inputs["segment_ids"] = np.zeros_like(ids)
         out = backbone(inputs)
         return {"hidden": np.asarray(out["sequence_output"], "float32"), "pooled": np.asarray(out["pooled_output"], "float32")}
@@ -335,14 +335,14 @@ def test_kerashub_through_tf1_and_back_composes(world, tmp_path):
     assert h5_datasets(root / "hub-bert" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
 
 
-@pytest.mark.parametrize("family", ["bert", "llama"])
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
 def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     root, _, _ = world
     proc = run_irconv("verify", root / f"hf-{family}", root / f"to-{family}")
     out = proc.stdout.decode()
     assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
     assert "kerashub" in out and "verified:" in out
-    assert ("logits" if family == "llama" else "pooler_output") in out
+    assert ("pooler_output" if family == "bert" else "logits") in out
 
 
 TOKENIZE = r"""
