@@ -167,6 +167,7 @@ def _gpt2_hf_args(args: dict, names: set) -> dict:
     if inner is None:
         raise ValueError("config.json's GPT2Backbone config has no intermediate_dim")
     dropout = args.get("dropout", 0.1)
+    # HF's null n_inner is 4 * n_embd; an explicit n_inner of that width comes back null (the same model).
     return {"n_inner": None if inner == 4 * args["hidden_dim"] else inner, "tie_word_embeddings": True,
             "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
 
