@@ -15,10 +15,12 @@ import datetime
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import DTypeError, MappingError, UsageError
-from ..ir.tensor import Tensor
+from ..ir.tensor import Tensor, from_array
 from ..models import FAMILIES
 from ..models import kerashub as kh
 from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
@@ -76,6 +78,10 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
                 raise MappingError(f"{t.name!r}: {exc}", path=where) from None
         out.append(t)
     policy = policy_of(out)
+    # The Backbone's variables no HF tensor is (HubConfig.unmapped): zeros, of the policy's dtype.
+    dtype = next((t.dtype for t in out if t.dtype.name in POLICIES), None)
+    for name, shape in hub.unmapped(args).items():
+        out.append(from_array(name, np.zeros(shape, dtype.numpy if dtype else np.float32)))
     config = {"module": hub.module, "class_name": hub.backbone,
               "config": {"name": _snake(hub.backbone), "trainable": True,
                          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": policy},

@@ -71,6 +71,14 @@ def reshaped(view, tensors: list[Tensor], config: dict, where: str) -> list[Tens
     return out
 
 
+def unmapped_names(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> set[str]:
+    """The Backbone's variables that no HF tensor is (HubConfig.unmapped), skipped on import."""
+    try:
+        return set(hub.unmapped(dict(preset.config["config"])))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise FormatError(f"config.json: {exc}", path=where) from None
+
+
 class KerasHubImporter(Importer):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
@@ -94,8 +102,11 @@ class KerasHubImporter(Importer):
         hub = kh.hub_config(family.name)
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
-        ckpt = family_view.to_canonical(reshaped(family_view, preset.tensors, settled, where), settled, where)
+        unmapped = unmapped_names(hub, preset, where)
+        tensors = [t for t in preset.tensors if t.name not in unmapped]
+        ckpt = family_view.to_canonical(reshaped(family_view, tensors, settled, where), settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
-        ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped
+        ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped + \
+            [t.name for t in preset.tensors if t.name in unmapped]
         return ckpt

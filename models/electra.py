@@ -6,7 +6,8 @@ width. There is no pooler. The generator (ElectraForMaskedLM) is not declared he
 """
 from __future__ import annotations
 
-from .bert import BERT, BERT_DEFAULTS, BERT_REQUIRED, EMBEDDINGS, encoder_layer
+from . import kerashub as kh
+from .bert import BERT, BERT_DEFAULTS, BERT_HUB, BERT_HUB_LAYER, BERT_REQUIRED, EMBEDDINGS, encoder_layer
 from .engine import Block, Family, linear
 
 # Optional, present exactly when the checkpoint has it: HF creates it only when
@@ -62,4 +63,35 @@ ELECTRA = Family(
     ignore=BERT.ignore,
     description="ELECTRA discriminator (google-research/electra, HF ElectraModel/ElectraForPreTraining)",
 )
+
+
+# keras-hub's ElectraBackbone (keras-hub has no HF loader for it): BERT's embeddings (width
+# embedding_dim) and TransformerEncoder layers, the projection a Dense `embeddings_projection`
+# exactly when hidden_dim != embedding_dim, as HF's. The class fixes BERT's tanh GELU and
+# epsilons 1e-12. It also has a tanh `pooled_dense` on the first token, which HF's ElectraModel
+# lacks: its pooled_output is no HF output, and keras-hub's tasks do not read it (there are
+# none for ELECTRA). It is the view's one unmapped pair of variables, the Dense after the
+# projection: zeros when written (pooled_output = tanh(0) = 0), skipped and listed when read.
+# The discriminator head has no place in the Backbone (no keras-hub task holds it): refused.
+def _pooled_dense(args: dict) -> dict[str, tuple[int, ...]]:
+    hidden = args["hidden_dim"]
+    key = f"dense_{int(args['embedding_dim'] != hidden)}"
+    return {f"{key}/vars/0": (hidden, hidden), f"{key}/vars/1": (hidden,)}
+
+
+ELECTRA = kh.with_kerashub(ELECTRA, kh.HubConfig(
+    "ElectraBackbone", "keras_hub.src.models.electra.electra_backbone", "electra",
+    pairs=(("vocab_size", "vocab_size"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("hidden_size", "hidden_dim"), ("embedding_size", "embedding_dim"),
+           ("intermediate_size", "intermediate_dim"), ("max_position_embeddings", "max_sequence_length"),
+           ("type_vocab_size", "num_segments")),
+    fixed=BERT_HUB.fixed, to_hub=BERT_HUB.to_hub, to_hf=BERT_HUB.to_hf, architecture="ElectraModel",
+    unmapped=_pooled_dense), {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        "position.weight": kh.plain("position_embedding_0/vars/0"),
+                        "token_type.weight": kh.plain("embedding_0/vars/0"),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "embeddings_project": ("", kh.dense("dense_0", "dense")),
+    "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
+}, roles=frozenset({"embeddings_project"}))
 FAMILIES = [ELECTRA]

@@ -242,10 +242,14 @@ class Fused:
     parts: tuple[str, ...]         # the params' names in the block, in storage order
     axis: str                      # the canonical axis they are stacked along
     sizes: Callable[[dict, int], tuple[int, ...]]   # (config, stored extent) -> each part's extent
+    # The stored tensor's axes, where they are not the parts' canonical ones (a TF Conv1D
+    # bias is (1, out), a Flax Conv1D kernel (out, in)).
+    axes: Axes | None = None
 
 
-def fused(template: str, parts: Iterable[str], axis: str, sizes: Callable[[dict, int], tuple[int, ...]]) -> Fused:
-    return Fused(template, tuple(parts), axis, sizes)
+def fused(template: str, parts: Iterable[str], axis: str, sizes: Callable[[dict, int], tuple[int, ...]],
+          axes: Axes | None = None) -> Fused:
+    return Fused(template, tuple(parts), axis, sizes, axes)
 
 
 @dataclass(frozen=True)
@@ -601,7 +605,7 @@ class FamilyView:
             by_name = {p.name: p for p in block.params}
             for f in block.fused.get(view, ()):
                 raw = _join(block.prefixes[view], f.template, self.sep)
-                parts = tuple(_Entry(block, by_name[n], _join(block.name, n, "."), raw, by_name[n].axes)
+                parts = tuple(_Entry(block, by_name[n], _join(block.name, n, "."), raw, f.axes or by_name[n].axes)
                               for n in f.parts)
                 self._raw.add(raw, parts[0])
                 for part in parts:

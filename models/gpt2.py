@@ -3,23 +3,51 @@
 Both are decoder-only transformers built from HF's Conv1D, a dense layer whose PyTorch weight
 is already stored (in, out) like a TF kernel: its canonical axes are (in, out), so neither
 view transposes it (engine.conv1d). TF keeps Conv1D's bias as a (1, out) matrix, declared as
-a 'unit' axis that ir.layout squeezes and restores. Attention keeps its fused q/k/v
-projection `c_attn` fused: both frameworks store it that way.
+a 'unit' axis that ir.layout squeezes and restores.
 
 The two layers have the same modules under the same names (attn.c_attn, attn.c_proj, ln_1,
 mlp.c_fc, mlp.c_proj, ln_2): GPT-2 normalises before each sub-block (pre-LN, plus a final
 ln_f), GPT after it (post-LN, no final norm). One layer declaration serves both; only the
 order its tensors are listed in follows each model. The LM head is the word embeddings (HF
 ties lm_head to them, TF has no head variable at all).
+
+The fused q/k/v projection `c_attn` is the canonical attn.q, attn.k and attn.v (n_embd columns
+each) stacked: HF PyTorch, TF and Flax store it fused, keras-hub's GPT2Backbone per head.
 """
 from __future__ import annotations
 
-from .engine import Block, Family, Spelling, conv1d, embedding, norm, param
+from . import kerashub as kh
+from .bert import BERT_HUB_LAYER
+from .engine import Block, Family, Fused, Spelling, conv1d, embedding, fused, norm, param
 
-# Canonical name -> params, in GPT-2's order (pre-LN: ln_1, attn, ln_2, mlp).
+_QKV = ("attn.q", "attn.k", "attn.v")
+
+
+def qkv_sizes(config: dict, columns: int) -> tuple[int, int, int]:
+    """c_attn's q, k and v columns: n_embd each (a c_attn of another width does not split so,
+    and is refused by the split)."""
+    width = config["n_embd"]
+    return width, width, width
+
+
+def _c_attn() -> dict[str, tuple[Fused, ...]]:
+    """view -> c_attn's weight and bias, each the q, k and v params stacked along 'out' (the
+    stored names and axes are those of one Conv1D named attn.c_attn in that view)."""
+    fused_conv = conv1d("attn.c_attn", pt="attn.c_attn")
+    return {view: tuple(fused(p.spellings[view].template, [f"{part}.{p.name.rsplit('.', 1)[1]}" for part in _QKV],
+                              "out", qkv_sizes, p.spellings[view].axes) for p in fused_conv)
+            for view in fused_conv[0].spellings}
+
+
+# Canonical name -> params, in GPT-2's order (pre-LN: ln_1, attn, ln_2, mlp). The q, k and v
+# projections are canonical params of their own (as every family names them), which HF's
+# fused Conv1D c_attn stores side by side: a declared split (engine.Fused) in the views that
+# fuse them, so a view that keeps them apart (keras-hub's per-head kernels) names each.
 _LAYER_PARTS = {
     "attn.norm": norm("attn.norm", pt="ln_1"),
-    "attn": [*conv1d("attn.qkv", pt="attn.c_attn"), *conv1d("attn.out", pt="attn.c_proj")],
+    # (weights, then biases: the order the fused weight and bias are stored in)
+    "attn": [*sorted((p for part in _QKV for p in conv1d(part)), key=lambda p: p.name.endswith(".bias")),
+             *conv1d("attn.out", pt="attn.c_proj")],
     "ffn.norm": norm("ffn.norm", pt="ln_2"),
     "ffn": [*conv1d("ffn.up", pt="mlp.c_fc"), *conv1d("ffn.down", pt="mlp.c_proj")],
 }
@@ -28,7 +56,7 @@ _LAYER_PARTS = {
 def decoder_layer(order: tuple[str, ...]) -> Block:
     """One Conv1D transformer layer, its parts listed in `order` (how the model lists them)."""
     return Block.of("decoder.layers.{i}", [_LAYER_PARTS[part] for part in order],
-                    repeat="n_layer", pt="h.{i}")
+                    repeat="n_layer", pt="h.{i}", fused=_c_attn())
 
 
 PRE_LN_LAYER = decoder_layer(("attn.norm", "attn", "ffn.norm", "ffn"))      # GPT-2
@@ -113,4 +141,47 @@ OPENAI_GPT = gpt_family(
     (r"(^|\.)h\.\d+\.attn\.bias$", r"(^|\.)position_ids$"),
     "OpenAI GPT (openai/finetune-transformer-lm; HF OpenAIGPTModel/OpenAIGPTLMHeadModel)",
     defaults={"afn": "gelu", "layer_norm_epsilon": 1e-5})
+
+
+# keras-hub's GPT2Backbone (FORMATS.md §12.3): BERT's per-head attention kernels and dense
+# layers in a pre-LN TransformerDecoder, the LM head always the token embeddings (reversed);
+# its epsilons (1e-5) and tanh GELU (HF's gelu_new) fixed by the class, one dropout for all.
+# n_inner maps to intermediate_dim (keras-hub's own converter assumes 4 * n_embd).
+def _gpt2_hub_args(hf: dict) -> dict:
+    for flag, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
+                       ("reorder_and_upcast_attn", False), ("add_cross_attention", False),
+                       ("tie_word_embeddings", True)):
+        if hf.get(flag, want) != want:
+            raise ValueError(f"{flag}={hf[flag]!r}; keras-hub's GPT2Backbone computes with {flag}={want!r}")
+    drops = {key: hf.get(key, 0.1) for key in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+    if len(set(drops.values())) > 1:
+        raise ValueError(", ".join(f"{k}={v}" for k, v in drops.items())
+                         + "; keras-hub's GPT2Backbone has one dropout for all three")
+    inner = hf.get("n_inner")
+    return {"intermediate_dim": inner if inner is not None else 4 * kh.require(hf, "n_embd"),
+            "dropout": drops["resid_pdrop"]}
+
+
+def _gpt2_hf_args(args: dict, names: set) -> dict:
+    inner = args.get("intermediate_dim")
+    if inner is None:
+        raise ValueError("config.json's GPT2Backbone config has no intermediate_dim")
+    dropout = args.get("dropout", 0.1)
+    # HF's null n_inner is 4 * n_embd; an explicit n_inner of that width comes back null (the same model).
+    return {"n_inner": None if inner == 4 * args["hidden_dim"] else inner, "tie_word_embeddings": True,
+            "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
+
+
+GPT2 = kh.with_kerashub(GPT2, kh.HubConfig(
+    "GPT2Backbone", "keras_hub.src.models.gpt2.gpt2_backbone", "gpt2",
+    pairs=(("vocab_size", "vocabulary_size"), ("n_layer", "num_layers"), ("n_head", "num_heads"),
+           ("n_embd", "hidden_dim"), ("n_positions", "max_sequence_length")),
+    fixed={"layer_norm_epsilon": 1e-5, "activation_function": "gelu_new"},
+    to_hub=_gpt2_hub_args, to_hf=_gpt2_hf_args, architecture="GPT2LMHeadModel", tasks=("CausalLM",)), {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        "position.weight": kh.plain("position_embedding_0/vars/0")}),
+    "decoder.layers.{i}": ("transformer_decoder_{i}", BERT_HUB_LAYER),
+    "decoder": ("", kh.layer_norm("layer_normalization_0", "norm")),
+    "heads.lm": ("", {}),            # the token embeddings, run in reverse; never stored again
+}, roles=frozenset({"lm"}))
 FAMILIES = [GPT2, OPENAI_GPT]

@@ -163,6 +163,11 @@ class HubConfig:
     # Backbone args -> whether a preset of this class is this family (GemmaBackbone holds
     # Gemma and Gemma 2, told apart by its post-norm flags).
     claims: Callable[[dict], bool] = lambda args: True
+    # Backbone variables that no HF tensor is (ElectraBackbone's pooled_dense: HF's ElectraModel
+    # has no pooler), Backbone args -> {raw name: stored shape}. Nothing the HF model computes
+    # reads them: an export writes them as zeros (the Backbone's extra output is then a
+    # constant), an import skips them and lists them so (`irconv ls`).
+    unmapped: Callable[[dict], Mapping[str, tuple[int, ...]]] = lambda args: {}
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)

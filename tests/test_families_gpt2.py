@@ -35,12 +35,13 @@ def test_conv1d_is_not_transposed_and_tf_bias_is_a_row(family, tmp):
     pt = load_file(tmp / "src" / "model.safetensors")
     tf = test_tf2.h5_datasets(tmp / "tf2" / "tf_model.h5")
     w = pt["transformer.h.0.attn.c_attn.weight"].numpy()
-    assert w.shape == (32, 96)                                     # fused q/k/v, kept fused
+    assert w.shape == (32, 96)              # fused q/k/v, stored fused again (the IR holds them apart)
     assert test_tf2.same_bytes(tf["transformer/transformer/h_._0/attn/c_attn/weight:0"], w)
     b = pt["transformer.h.1.mlp.c_fc.bias"].numpy()
     assert test_tf2.same_bytes(tf["transformer/transformer/h_._1/mlp/c_fc/bias:0"], b[None])
     ckpt = irconv.load(tmp / "src")
-    assert ckpt.tensors["decoder.layers.0.attn.qkv.weight"].axes == ("in", "out")
+    assert ckpt.tensors["decoder.layers.0.attn.q.weight"].axes == ("in", "out")
+    assert test_tf2.same_bytes(ckpt.tensors["decoder.layers.0.attn.k.weight"].load(), w[:, 32:64])
 
 
 @pytest.mark.parametrize("family", ["gpt2", "openai-gpt"])

@@ -32,6 +32,7 @@ from irconv.models.kerashub import heads  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 
 IDS = [[1, 5, 7, 9, 3, 2, 11, 40]]
+GPT2 = dict(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=16)
 DECODER = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                intermediate_size=48, rope_theta=500000.0)
 # family -> (HF config class, HF model class, config kwargs)
@@ -53,12 +54,17 @@ HF_CASES = {
                                                          attn_logit_softcapping=1.0, final_logit_softcapping=2.0)),
     "distilbert": ("DistilBertConfig", "DistilBertModel", dict(vocab_size=50, dim=16, n_layers=2, n_heads=2,
                                                                hidden_dim=24, max_position_embeddings=16)),
+    # The tied LM head is the Backbone's token embeddings, reversed. n_inner != 4 * n_embd, which
+    # keras-hub's own converter cannot load, is GPT2Backbone's intermediate_dim.
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(GPT2)),
+    "gpt2-inner": ("GPT2Config", "GPT2LMHeadModel", dict(GPT2, n_inner=48)),
 }
 # keras-hub Backbones built and saved by keras_hub itself: class -> constructor arguments.
 HUB_ARGS = dict(vocabulary_size=64, num_layers=2, num_query_heads=4, num_key_value_heads=2, hidden_dim=32,
                 intermediate_dim=48)
 HUB_CASES_ENCODER = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=24,
                          max_sequence_length=16)
+HUB_GPT2 = dict(vocabulary_size=64, num_layers=2, num_heads=4, hidden_dim=32, max_sequence_length=16)
 HUB_CASES = {
     "bert": ("BertBackbone", dict(HUB_CASES_ENCODER), "BertModel"),
     "llama": ("LlamaBackbone", dict(HUB_ARGS, layer_norm_epsilon=1e-5, tie_word_embeddings=False), "LlamaForCausalLM"),
@@ -71,10 +77,12 @@ HUB_CASES = {
                                      attention_logit_soft_cap=1.0, final_logit_soft_cap=2.0,
                                      use_sliding_window_attention=True, sliding_window_size=4), "Gemma2ForCausalLM"),
     "distilbert": ("DistilBertBackbone", dict(HUB_CASES_ENCODER), "DistilBertModel"),
+    "gpt2": ("GPT2Backbone", dict(HUB_GPT2, intermediate_dim=128), "GPT2LMHeadModel"),
+    "gpt2-inner": ("GPT2Backbone", dict(HUB_GPT2, intermediate_dim=48), "GPT2LMHeadModel"),
 }
 # Where keras-hub's HF loader cannot read a bare *Model directory, the variables are compared with
 # its own save_to_preset of the same class and arguments (HUB_CASES[family]).
-SAME_SHAPES = ("distilbert",)
+SAME_SHAPES = ("distilbert", "gpt2-inner")
 
 ORACLE = r"""
 import json, os, sys
@@ -85,7 +93,7 @@ ENCODERS = ("DistilBertBackbone",)
 
 def run(backbone):
     inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
-    if isinstance(backbone, keras_hub.models.BertBackbone):
+    if isinstance(backbone, (keras_hub.models.BertBackbone, keras_hub.models.ElectraBackbone)):
         inputs["segment_ids"] = np.zeros_like(ids)
         out = backbone(inputs)
         return {"hidden": np.asarray(out["sequence_output"], "float32"), "pooled": np.asarray(out["pooled_output"], "float32")}
@@ -209,16 +217,21 @@ def test_keras_hubs_llama_loader_drops_the_epsilon(world):
     assert np.abs(theirs["hidden"] - hf["llama"]["hidden"]).max() > 1e-3
 
 
-@pytest.mark.parametrize("family", list(HF_CASES))
-def test_hf_to_kerashub_to_pt_is_bit_exact(family, world, tmp_path):
-    root, _, _ = world
-    irconv.convert(root / f"to-{family}", tmp_path / "back", to="pt")
-    ref, got = load_file(root / f"hf-{family}" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
+def back_to_pt(root, case: str, tmp_path) -> tuple[dict, dict]:
+    """to-<case> -> pt: every tensor of hf-<case> byte for byte; (the config back, the source's)."""
+    irconv.convert(root / f"to-{case}", tmp_path / "back", to="pt")
+    ref, got = load_file(root / f"hf-{case}" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
     assert sorted(ref) == sorted(got)
     for name, tensor in ref.items():
         assert got[name].dtype == tensor.dtype and got[name].tobytes() == tensor.tobytes(), name
-    config = json.loads((tmp_path / "back" / "config.json").read_text())
-    source = json.loads((root / f"hf-{family}" / "config.json").read_text())
+    return (json.loads((tmp_path / "back" / "config.json").read_text()),
+            json.loads((root / f"hf-{case}" / "config.json").read_text()))
+
+
+@pytest.mark.parametrize("family", list(HF_CASES))
+def test_hf_to_kerashub_to_pt_is_bit_exact(family, world, tmp_path):
+    root, _, _ = world
+    config, source = back_to_pt(root, family, tmp_path)
     for key in ("rms_norm_eps", "rope_theta", "num_key_value_heads", "layer_norm_eps"):
         if key in config or key in source:
             assert config.get(key) == source.get(key), key
@@ -322,14 +335,14 @@ def test_kerashub_through_tf1_and_back_composes(world, tmp_path):
     assert h5_datasets(root / "hub-bert" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
 
 
-@pytest.mark.parametrize("family", ["bert", "llama"])
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
 def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     root, _, _ = world
     proc = run_irconv("verify", root / f"hf-{family}", root / f"to-{family}")
     out = proc.stdout.decode()
     assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
     assert "kerashub" in out and "verified:" in out
-    assert ("logits" if family == "llama" else "pooler_output") in out
+    assert ("pooler_output" if family == "bert" else "logits") in out
 
 
 TOKENIZE = r"""
