@@ -245,3 +245,24 @@ def test_keras_unknown_variant_is_one_line(efficientnet, tmp, capsys):
     odd_pt = odd_copy(efficientnet / "pt", tmp / "odd-pt", width_coefficient=1.3)
     lines = verify_error_lines(capsys, odd, odd_pt)
     assert len(lines) == 1 and "width_coefficient 1.3 / depth_coefficient 1 is no EfficientNetB0..B7" in lines[0], lines
+
+
+def test_encoder_decoder_runs_with_decoder_ids(tmp, capsys):
+    """T5 needs decoder_input_ids (verify makes them: the decoder's start token, then random
+    ids); a changed decoder weight is then seen in the logits."""
+    pytest.importorskip("tensorflow")
+    import zoo
+    model = zoo.make_pt("t5", "T5ForConditionalGeneration")
+    model.save_pretrained(tmp / "pt")
+    irconv.convert(tmp / "pt", tmp / "tf2", to="tf2")
+    code, text = verify_in_process(capsys, tmp / "pt", tmp / "tf2")
+    assert code == 0, text
+    assert "decoder_input_ids 2x6" in text, text
+    rows = result_rows(text)
+    assert rows["logits"][2] == "ok" and float(rows["logits"][1]) < 1e-4, text
+    tensors = load_file(tmp / "pt" / "model.safetensors")
+    tensors["decoder.final_layer_norm.weight"] = tensors["decoder.final_layer_norm.weight"] * 1.01
+    shutil.copytree(tmp / "pt", tmp / "changed")
+    save_file(tensors, tmp / "changed" / "model.safetensors", metadata={"format": "pt"})
+    code, text = verify_in_process(capsys, tmp / "changed", tmp / "tf2")
+    assert code != 0 and result_rows(text)["logits"][2] != "ok", text

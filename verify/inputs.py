@@ -31,6 +31,16 @@ def _token_type_ids(config: dict, rng: np.random.Generator) -> np.ndarray:
     return np.zeros((BATCH, SEQ), dtype=np.int64)
 
 
+def _decoder_input_ids(config: dict, rng: np.random.Generator) -> np.ndarray:
+    """The decoder's ids of an encoder-decoder model (T5 needs them; BART would shift its
+    input_ids right without): the decoder's start token, then random ids."""
+    ids = rng.integers(0, config["vocab_size"], size=(BATCH, SEQ - 2), dtype=np.int64)
+    start = config.get("decoder_start_token_id")
+    if start is None:
+        start = config.get("pad_token_id") or 0
+    return np.concatenate([np.full((BATCH, 1), start, dtype=np.int64), ids], axis=1)
+
+
 def _pixel_values(config: dict, rng: np.random.Generator) -> np.ndarray:
     """NCHW images in [0, 1], as HF's models take them (after the image processor)."""
     size = config["image_size"]
@@ -43,6 +53,7 @@ INPUTS: dict[str, Callable[[dict, np.random.Generator], np.ndarray]] = {
     "input_ids": _vocab_ids,
     "attention_mask": _attention_mask,
     "token_type_ids": _token_type_ids,
+    "decoder_input_ids": _decoder_input_ids,
     "pixel_values": _pixel_values,
 }
 
