@@ -199,7 +199,9 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
         # file by the writer, holding no memory; a stream's bytes can be taken once only, so a
         # tensor stored under tied names as well is loaded.
         return (t.extent is not None and hasattr(writer, "copy")
-                and (isinstance(t.extent, tuple) or not copies.get(t.name)))
+                and (isinstance(t.extent, tuple) or not copies.get(t.name))
+                and all(writer.copies(stored_name(raw), t.extent) for raw in [t.name, *copies.get(t.name, ())]
+                        if hasattr(writer, "copies")))
 
     def work(t: Tensor) -> None:
         if copied(t):

@@ -21,6 +21,12 @@ class _Shards:
     def write(self, name, array):
         self.writers[self.shard_of[name]].write(name, array)
 
+    def copies(self, name, extent) -> bool:
+        return self.writers[self.shard_of[name]].copies(name, extent)
+
+    def copy(self, name, spec, extent):
+        self.writers[self.shard_of[name]].copy(name, spec, extent)
+
     def close(self):
         for w in self.writers.values():
             w.close()

@@ -24,7 +24,7 @@ from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import MAX_DEPTH, MAX_RANK, check_shape, open_regular
 from ..ir.stages import stage
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
-from .partial import OneFileWriter, pwrite_at
+from .partial import OneFileWriter, copy_extent, pwrite_at
 from .sharding import write_errors
 
 EXT_NDARRAY, EXT_SCALAR = 1, 3            # flax's _MsgpackExtType (2 is a native complex scalar)
@@ -374,7 +374,7 @@ class FlaxMsgpackWriter(OneFileWriter):
         self._file = None
         try:
             with write_errors(self.path):
-                self._file = open(self._tmp, "wb")
+                self._file = open(self._tmp, "w+b")    # w+: a stream copy reads its bytes back
                 self._file.truncate(self.size)
                 fd = self._file.fileno()
                 # Runs of structure bytes between payloads, one pwrite each.
@@ -396,6 +396,26 @@ class FlaxMsgpackWriter(OneFileWriter):
         with write_errors(self.path):
             for at, n in self._slots.get(name, ()):
                 pwrite_at(self._file.fileno(), data[done:done + n], at)
+                done += n
+        self._wrote(name)
+
+    def copies(self, name: str, extent) -> bool:
+        """Whether copy() can take `name` from `extent`: a file range always; an IR stream's
+        pipe only into an array stored in one piece (one over 1 GiB is chunked here)."""
+        return isinstance(extent, tuple) or len(self._slots.get(name, ())) == 1
+
+    def copy(self, name: str, spec: TensorSpec, extent) -> None:
+        """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a file
+        range; an IR stream's pipe) in the kernel, with no read into memory."""
+        self._accept_copy(name, spec)
+        if not self.copies(name, extent):
+            raise UsageError(f"tensor {name!r} is stored in chunks here; it cannot be copied from a stream",
+                             path=self.path)
+        done = 0
+        with write_errors(self.path):
+            for at, n in self._slots.get(name, ()):
+                source = (extent[0], extent[1] + done) if isinstance(extent, tuple) else extent
+                copy_extent(source, self._file.fileno(), at, n, name)
                 done += n
         self._wrote(name)
 

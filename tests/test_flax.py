@@ -202,3 +202,19 @@ def test_flax_classes_that_cannot_run_here():
         with pytest.raises(irconv.IrconvError, match="do_stable_layer_norm"):
             irconv.convert(d, os.path.join(d, "out"), to="flax")
         assert not os.path.exists(os.path.join(d, "out"))
+
+
+def test_copied_tensors_make_the_file_written_ones_make(tmp_path, monkeypatch):
+    """copy() (a kernel copy from a safetensors range, into each piece of a chunked array too)
+    and write() give the same bytes, which flax.serialization reads back."""
+    from flax.serialization import msgpack_restore
+    from conftest import written_both_ways
+    from irconv.formats import flaxmsgpack
+    monkeypatch.setattr(flaxmsgpack, "CHUNK_BYTES", 1000)      # 'd' is stored in 280 chunks
+    rng = np.random.default_rng(0)
+    arrays = {"m/a": rng.standard_normal((30, 7)).astype(np.float32), "m/b": np.arange(10, dtype=np.int32),
+              "n/d": rng.standard_normal(70000).astype(np.float32)}
+    written, copied = written_both_ways(tmp_path, arrays, flaxmsgpack.FlaxMsgpackWriter, FX)
+    assert copied.read_bytes() == written.read_bytes()
+    tree = msgpack_restore(copied.read_bytes())
+    assert all(np.array_equal(np.asarray(tree[k.split("/")[0]][k.split("/")[1]]), v) for k, v in arrays.items())

@@ -287,7 +287,8 @@ def _export_from_pipe(data: bytes, *argv):
     return proc.returncode, err.decode()
 
 
-@pytest.mark.parametrize("target,weights", [("pt", "model.safetensors"), ("tf2", "tf_model.h5")])
+@pytest.mark.parametrize("target,weights", [("pt", "model.safetensors"), ("tf2", "tf_model.h5"),
+                                            ("flax", "flax_model.msgpack")])
 def test_a_stream_spliced_out_of_a_pipe_writes_what_convert_writes(tmp, target, weights):
     from pathlib import Path
     from conftest import run_irconv, run_pipe
