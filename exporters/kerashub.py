@@ -15,6 +15,8 @@ import datetime
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import DTypeError, MappingError, UsageError
@@ -54,6 +56,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     problem = family.view_limits[kh.VIEW](ckpt.config)
     if problem:
         raise MappingError(f"the {family.name} {kh.VIEW!r} view cannot hold this model: {problem}", path=where)
+    ckpt = without_zeros(ckpt, hub, where)
     foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
     if foreign:
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
@@ -75,6 +78,9 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
             except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
                 raise MappingError(f"{t.name!r}: {exc}", path=where) from None
         out.append(t)
+    out = kh.view_names(hub, out, ckpt.config, to_view=False)
+    aliases = {kh.renamed(hub, a, ckpt.config, False): kh.renamed(hub, b, ckpt.config, False)
+               for a, b in aliases.items()}
     policy = policy_of(out)
     config = {"module": hub.module, "class_name": hub.backbone,
               "config": {"name": _snake(hub.backbone), "trainable": True,
@@ -83,6 +89,22 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
                          **args},
               "registered_name": f"keras_hub>{hub.backbone}"}
     return out, aliases, config
+
+
+def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig, where: str) -> Checkpoint:
+    """`ckpt` without the head the Backbone computes without where its tensors are all zeros
+    (they add nothing) and without its tied aliases; a non-zero one is refused (HubConfig.zero_head)."""
+    from dataclasses import replace
+    if not hub.zero_head:
+        return ckpt
+    drop = [name for name in ckpt.tensors if name.startswith(hub.zero_head)]
+    for name in drop:
+        if np.any(ckpt.tensors[name].load() != 0):
+            raise MappingError(f"1 canonical tensor(s) have no name in the {ckpt.family} {kh.VIEW!r} view: {name!r} "
+                               f"is not zero, and keras-hub's {hub.backbone} computes without it (only a zero one "
+                               "is dropped)", path=where)
+    return replace(ckpt, tensors={k: t for k, t in ckpt.tensors.items() if k not in drop},
+                   aliases={a: b for a, b in ckpt.aliases.items() if not a.startswith(hub.zero_head)})
 
 
 class KerasHubExporter(Exporter):
