@@ -107,6 +107,28 @@ def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig, where: str) -> Checkpoint
                    aliases={a: b for a, b in ckpt.aliases.items() if not a.startswith(hub.zero_head)})
 
 
+def left_out(ckpt: Checkpoint) -> list[str]:
+    """What a written preset does not hold of `ckpt`, as the view declares it: a zero head
+    (HubConfig.zero_head) and rows a LeadingRows spelling drops, where they are not zero."""
+    family = FAMILIES.get(ckpt.family)
+    hub = kh.hub_config(family.name)
+    notes = []
+    head = [name for name in ckpt.tensors if hub.zero_head and name.startswith(hub.zero_head)]
+    if head:
+        notes.append(f"left out {', '.join(head)}: all zeros, which keras-hub's {hub.backbone} computes without "
+                     f"(its tied head is the token embedding); it comes back as {hub.architecture or 'the Backbone'}")
+    for block in family.blocks:
+        for param in block.params:
+            spelling = param.spellings.get(kh.VIEW)
+            transform = kh.stored_transform(spelling, ckpt.config) if spelling else None
+            name = f"{block.name}.{param.name}"
+            if isinstance(transform, kh.LeadingRows) and name in ckpt.tensors \
+                    and np.any(ckpt.tensors[name].load()[:transform.skip] != 0):
+                notes.append(f"left out rows 0-{transform.skip - 1} of {name}, which {family.name} never reads and a "
+                             "preset has no place for; they come back as zeros")
+    return notes
+
+
 class KerasHubExporter(Exporter):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
@@ -126,9 +148,11 @@ class KerasHubExporter(Exporter):
         from dataclasses import replace
         self._tokenizer_from = options.extras_from
         try:
-            return super().save(ckpt, out, replace(options, extras_from=None), progress, check)
+            written = super().save(ckpt, out, replace(options, extras_from=None), progress, check)
         finally:
             self._tokenizer_from = None
+        written.notes.extend(left_out(ckpt))
+        return written
 
     def plan(self, ckpt, options):
         from .base import cast_floats

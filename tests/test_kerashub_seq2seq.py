@@ -192,3 +192,13 @@ def test_a_bart_logits_bias_the_backbone_has_no_place_for_is_refused(world, tmp_
         "t5-act", "t5-untied-model", "t5-no-eps"])
 def test_what_the_backbone_cannot_compute_is_refused(case, change, needle, world, tmp_path):
     refused_with(world, tmp_path, case, change, needle)
+
+
+def test_what_a_preset_leaves_out_is_said(world, tmp_path):
+    root, _, _ = world
+    err = run_irconv("convert", root / "hf-bart-lm", tmp_path / "bart", "--to", "kerashub", check=True).stderr.decode()
+    assert "left out heads.lm.bias: all zeros" in err
+    for side in ("encoder", "decoder"):
+        assert f"left out rows 0-1 of {side}.embeddings.position.weight" in err
+    err = run_irconv("convert", root / "hf-t5-v1_1", tmp_path / "t5", "--to", "kerashub", check=True).stderr.decode()
+    assert "left out" not in err
