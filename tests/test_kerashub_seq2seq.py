@@ -202,3 +202,18 @@ def test_what_a_preset_leaves_out_is_said(world, tmp_path):
         assert f"left out rows 0-1 of {side}.embeddings.position.weight" in err
     err = run_irconv("convert", root / "hf-t5-v1_1", tmp_path / "t5", "--to", "kerashub", check=True).stderr.decode()
     assert "left out" not in err
+
+
+def test_a_t5_preset_hf_cannot_state_is_refused(world, tmp_path):
+    """keras' exact GELU gated: HF's T5 'gated-gelu' is the tanh one, and no feed_forward_proj says it."""
+    root, _, _ = world
+    src = tmp_path / "src"
+    src.mkdir()
+    config = json.loads((root / "hub-t5-v1_1" / "config.json").read_text())
+    config["config"]["activation"] = "gelu"
+    (src / "config.json").write_text(json.dumps(config))
+    for name in ("metadata.json", "model.weights.h5"):
+        (src / name).write_bytes((root / "hub-t5-v1_1" / name).read_bytes())
+    proc = run_irconv("convert", src, tmp_path / "out", "--to", "pt")
+    assert_one_line_error(proc, "activation='gelu' gated")
+    assert not (tmp_path / "out").exists()
