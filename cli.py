@@ -175,6 +175,8 @@ def _save(args, ckpt: Checkpoint, fmt: str, check=None) -> None:
     if not args.quiet:
         for name in written.cleaned:
             print(f"irconv: note: removed {name}, a temporary directory a killed run left", file=sys.stderr)
+        for note in written.notes:
+            print(f"irconv: note: {note}", file=sys.stderr)
         ex = written.extras
         skipped = len(ckpt.source.get("skipped", ()))
         extra = set(ex.carried) | {m.split(" ", 1)[0] for m in ex.made} if ex else set()

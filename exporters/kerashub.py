@@ -56,6 +56,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     problem = family.view_limits[kh.VIEW](ckpt.config)
     if problem:
         raise MappingError(f"the {family.name} {kh.VIEW!r} view cannot hold this model: {problem}", path=where)
+    ckpt = without_zeros(ckpt, hub, where)
     foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
     if foreign:
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
@@ -77,6 +78,9 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
             except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
                 raise MappingError(f"{t.name!r}: {exc}", path=where) from None
         out.append(t)
+    out = kh.view_names(hub, out, ckpt.config, to_view=False)
+    aliases = {kh.renamed(hub, a, ckpt.config, False): kh.renamed(hub, b, ckpt.config, False)
+               for a, b in aliases.items()}
     policy = policy_of(out)
     # The Backbone's variables no HF tensor is (HubConfig.unmapped): zeros, of the policy's dtype.
     dtype = next((t.dtype for t in out if t.dtype.name in POLICIES), None)
@@ -89,6 +93,44 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
                          **args},
               "registered_name": f"keras_hub>{hub.backbone}"}
     return out, aliases, config
+
+
+def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig, where: str) -> Checkpoint:
+    """`ckpt` without the head the Backbone computes without where its tensors are all zeros
+    (they add nothing) and without its tied aliases; a non-zero one is refused (HubConfig.zero_head)."""
+    from dataclasses import replace
+    if not hub.zero_head:
+        return ckpt
+    drop = [name for name in ckpt.tensors if name.startswith(hub.zero_head)]
+    for name in drop:
+        if np.any(ckpt.tensors[name].load() != 0):
+            raise MappingError(f"1 canonical tensor(s) have no name in the {ckpt.family} {kh.VIEW!r} view: {name!r} "
+                               f"is not zero, and keras-hub's {hub.backbone} computes without it (only a zero one "
+                               "is dropped)", path=where)
+    return replace(ckpt, tensors={k: t for k, t in ckpt.tensors.items() if k not in drop},
+                   aliases={a: b for a, b in ckpt.aliases.items() if not a.startswith(hub.zero_head)})
+
+
+def left_out(ckpt: Checkpoint) -> list[str]:
+    """What a written preset does not hold of `ckpt`, as the view declares it: a zero head
+    (HubConfig.zero_head) and rows a LeadingRows spelling drops, where they are not zero."""
+    family = FAMILIES.get(ckpt.family)
+    hub = kh.hub_config(family.name)
+    notes = []
+    head = [name for name in ckpt.tensors if hub.zero_head and name.startswith(hub.zero_head)]
+    if head:
+        notes.append(f"left out {', '.join(head)}: all zeros, which keras-hub's {hub.backbone} computes without "
+                     f"(its tied head is the token embedding); it comes back as {hub.architecture or 'the Backbone'}")
+    for block in family.blocks:
+        for param in block.params:
+            spelling = param.spellings.get(kh.VIEW)
+            transform = kh.stored_transform(spelling, ckpt.config) if spelling else None
+            name = f"{block.name}.{param.name}"
+            if isinstance(transform, kh.LeadingRows) and name in ckpt.tensors \
+                    and np.any(ckpt.tensors[name].load()[:transform.skip] != 0):
+                notes.append(f"left out rows 0-{transform.skip - 1} of {name}, which {family.name} never reads and a "
+                             "preset has no place for; they come back as zeros")
+    return notes
 
 
 class KerasHubExporter(Exporter):
@@ -110,9 +152,11 @@ class KerasHubExporter(Exporter):
         from dataclasses import replace
         self._tokenizer_from = options.extras_from
         try:
-            return super().save(ckpt, out, replace(options, extras_from=None), progress, check)
+            written = super().save(ckpt, out, replace(options, extras_from=None), progress, check)
         finally:
             self._tokenizer_from = None
+        written.notes.extend(left_out(ckpt))
+        return written
 
     def plan(self, ckpt, options):
         from .base import cast_floats

@@ -44,6 +44,7 @@ class Written:
     kept: int = 0                                       # other files of an existing OUT, untouched
     cleaned: list[str] = field(default_factory=list)    # stale temporary siblings removed
     extras: object = None                               # extras.Extras: what was carried beside the weights
+    notes: list[str] = field(default_factory=list)      # what the format left out, as its view declares
 
 
 def _tmp_pattern(name: str) -> re.Pattern:

@@ -14,6 +14,7 @@ spelled in full (no tf2 base prefix), and the shared block declares its h5 layer
 from __future__ import annotations
 
 from ..ir.layout import UNIT
+from . import kerashub as kh
 from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 
@@ -107,4 +108,72 @@ BART = Family(
     defaults={"activation_function": "gelu", "scale_embedding": False},
     description="BART (fairseq; HF BartModel/BartForConditionalGeneration/BartForSequenceClassification)",
 )
+
+
+# --------------------------------------------------------------------------- keras-hub view
+# keras-hub's BartBackbone (keras_hub/src/models/bart/bart_backbone.py): one token embedding for
+# both stacks (tied to the LM head: BartSeq2SeqLM computes logits with it in reverse, adding no
+# bias), per-stack PositionEmbedding and LayerNormalization, keras' TransformerEncoder and
+# TransformerDecoder layers. The class fixes what HF's config states: exact GELU, epsilon
+# 1e-5 (HF's nn.LayerNorm default, fixed there too), unscaled embeddings, one count, head
+# number and width for both stacks.
+#
+# HF's position tables have max_position_embeddings + 2 rows and HF's BART reads them from row
+# 2 on (BartLearnedPositionalEmbedding adds fairseq's offset of 2 to every position); keras-hub's
+# have max_sequence_length rows read from 0. Rows 0 and 1 are never read, and a preset has no
+# place for them: they are dropped on export and come back as zeros (LeadingRows), the one
+# thing of a BART backbone that does not come back byte for byte. final_logits_bias, which
+# keras-hub does not add, is dropped only where it is all zeros, and the tied head with it
+# (HubConfig.zero_head): a preset is the BartModel whose token embedding, in reverse, is that head.
+def _bart_hub_args(hf: dict) -> dict:
+    for key, other in (("decoder_layers", "encoder_layers"), ("decoder_attention_heads", "encoder_attention_heads"),
+                       ("decoder_ffn_dim", "encoder_ffn_dim")):
+        if kh.require(hf, key) != kh.require(hf, other):
+            raise ValueError(f"{key}={hf[key]} but {other}={hf[other]}; keras-hub's BartBackbone has one "
+                             "value for both stacks")
+    if not hf.get("tie_word_embeddings", True):
+        raise ValueError("tie_word_embeddings=false; keras-hub's BartBackbone ties its LM head to the token embeddings")
+    return {}
+
+
+def _bart_hf(hub: dict, names: set) -> dict:
+    return {"decoder_layers": hub["num_layers"], "decoder_attention_heads": hub["num_heads"],
+            "decoder_ffn_dim": hub["intermediate_dim"]}
+
+
+def _positions(config: dict):
+    return kh.LeadingRows(2, kh.require(config, "max_position_embeddings"))
+
+
+def _hub_embeddings(n: int) -> dict:
+    return {"embeddings.position.weight": kh.HubSpelling(f"position_embedding_{n}/vars/0", None, stored=_positions),
+            **kh.layer_norm(f"layer_normalization_{n}", "embeddings.norm")}
+
+
+def _hub_layer(cross: bool) -> dict:
+    out = {**kh.attention("_self_attention_layer", "self_attn"),
+           **kh.layer_norm("_self_attention_layer_norm", "self_attn.norm"),
+           **kh.dense("_feedforward_intermediate_dense", "ffn.up"),
+           **kh.dense("_feedforward_output_dense", "ffn.down"),
+           **kh.layer_norm("_feedforward_layer_norm", "ffn.norm")}
+    if cross:
+        out.update({**kh.attention("_cross_attention_layer", "cross_attn"),
+                    **kh.layer_norm("_cross_attention_layer_norm", "cross_attn.norm")})
+    return out
+
+
+BART = kh.with_kerashub(BART, kh.HubConfig(
+    "BartBackbone", "keras_hub.src.models.bart.bart_backbone", "bart",
+    pairs=(("vocab_size", "vocabulary_size"), ("encoder_layers", "num_layers"),
+           ("encoder_attention_heads", "num_heads"), ("d_model", "hidden_dim"), ("encoder_ffn_dim", "intermediate_dim"),
+           ("dropout", "dropout"), ("max_position_embeddings", "max_sequence_length")),
+    fixed={"activation_function": "gelu", "scale_embedding": False},
+    to_hub=_bart_hub_args, to_hf=_bart_hf, architecture="BartModel", tasks=("Seq2SeqLM",),
+    zero_head="heads.lm."), {
+    "shared": ("", {"weight": kh.plain("reversible_embedding_0/vars/0")}),
+    "encoder": ("", _hub_embeddings(0)),
+    "encoder.layers.{i}": ("transformer_encoder_{i}", _hub_layer(cross=False)),
+    "decoder": ("", _hub_embeddings(1)),
+    "decoder.layers.{i}": ("transformer_decoder_{i}", _hub_layer(cross=True)),
+})
 FAMILIES = [BART]

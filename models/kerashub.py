@@ -52,6 +52,45 @@ class Reshape(Transform):
 
 
 @dataclass(frozen=True)
+class LeadingRows(Transform):
+    """A stored (rows, ...) table as the canonical (skip + rows, ...) one: `skip` zero rows
+    first. Its inverse drops them, so it is exact only where they are zero; a view uses it
+    for rows no computation reads (BART's position table, indexed from row 2), documented
+    where the view uses it."""
+    skip: int
+    rows: int
+
+    def spec(self, shape, axes):
+        if not shape or shape[0] != self.rows:
+            raise ValueError(f"shape {list(shape)} does not have the {self.rows} rows the config gives")
+        return (self.skip + self.rows, *shape[1:]), axes
+
+    def apply(self, array):
+        return np.concatenate([np.zeros((self.skip, *array.shape[1:]), array.dtype), array])
+
+    def inverse(self):
+        return DropRows(self.skip, self.rows)
+
+
+@dataclass(frozen=True)
+class DropRows(Transform):
+    """The canonical (skip + rows, ...) table without its first `skip` rows."""
+    skip: int
+    rows: int
+
+    def spec(self, shape, axes):
+        if not shape or shape[0] != self.skip + self.rows:
+            raise ValueError(f"shape {list(shape)} does not have the {self.skip} + {self.rows} rows the config gives")
+        return (self.rows, *shape[1:]), axes
+
+    def apply(self, array):
+        return np.ascontiguousarray(array[self.skip:])
+
+    def inverse(self):
+        return LeadingRows(self.skip, self.rows)
+
+
+@dataclass(frozen=True)
 class HubSpelling(Spelling):
     # config -> the transform from the tensor as the preset stores it to `axes`.
     stored: Callable[[dict], Transform] | None = None
@@ -65,8 +104,8 @@ def stored_transform(spelling: Spelling, config: dict) -> Transform | None:
 
 def heads(config: dict, kind: str) -> tuple[int, int, int]:
     """(hidden, heads, head_dim) of the q ('q') or k/v ('kv') projection from an HF config."""
-    hidden = config.get("hidden_size", config.get("n_embd", config.get("dim")))
-    n_q = config.get("num_attention_heads", config.get("n_head", config.get("n_heads")))
+    hidden = config.get("hidden_size", config.get("n_embd", config.get("dim", config.get("d_model"))))
+    n_q = config.get("num_attention_heads", config.get("n_head", config.get("n_heads", config.get("encoder_attention_heads"))))
     n_kv = config.get("num_key_value_heads", n_q) if kind == "kv" else n_q
     head_dim = config.get("head_dim") or hidden // n_q
     return hidden, n_kv, head_dim
@@ -119,6 +158,18 @@ def gemma_head_kernel(raw: str, kind: str = "q") -> HubSpelling:
     return HubSpelling(raw, None, stored=_heads_in_d(kind))
 
 
+def attention(module: str, name: str) -> dict[str, HubSpelling]:
+    """keras MultiHeadAttention at `module` (query/key/value/output_dense, biased) as the
+    canonical `name`.{q,k,v,out}.{weight,bias}."""
+    out = {}
+    for leaf, dense_name in (("q", "query"), ("k", "key"), ("v", "value")):
+        out[f"{name}.{leaf}.weight"] = head_kernel(f"{module}/{dense_name}_dense/vars/0")
+        out[f"{name}.{leaf}.bias"] = head_bias(f"{module}/{dense_name}_dense/vars/1")
+    out[f"{name}.out.weight"] = out_kernel(f"{module}/output_dense/vars/0")
+    out[f"{name}.out.bias"] = plain(f"{module}/output_dense/vars/1")
+    return out
+
+
 def dense(module: str, name: str, bias: bool = True) -> dict[str, HubSpelling]:
     """The canonical `name`.weight/.bias of a keras Dense layer at `module`."""
     out = {f"{name}.weight": kernel(f"{module}/vars/0")}
@@ -168,9 +219,50 @@ class HubConfig:
     # reads them: an export writes them as zeros (the Backbone's extra output is then a
     # constant), an import skips them and lists them so (`irconv ls`).
     unmapped: Callable[[dict], Mapping[str, tuple[int, ...]]] = lambda args: {}
+    # The Backbone argument that ties its LM head to the token embeddings.
+    tie_arg: str = "tie_word_embeddings"
+    # The canonical prefix of a head the Backbone computes without: its tensors are dropped
+    # where every value is zero (they then add nothing: BART's final_logits_bias) and refused
+    # otherwise; its tied aliases go with them (the Backbone's token embedding is that head).
+    zero_head: str = ""
+    # (raw name, HF config, to_view) -> the name as the view spells it (to_view) or as the
+    # preset stores it, where the stored name alone does not say which param it is (both
+    # stacks of one layer class: `stacks`).
+    rename: Callable[[str, dict, bool], str] | None = None
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)
+
+
+def stacks(key: str, count: str, names: tuple[str, str]) -> Callable[[str, dict, bool], str]:
+    """A HubConfig.rename for one layer class both stacks use: the preset numbers its keys on
+    from the first stack to the second (T5's 't5_transformer_layer_0' .. '_{2L-1}'); the view
+    names the first `config[count]` as `names[0]`, the others as `names[1]` counted from 0."""
+    def rename(name: str, config: dict, to_view: bool) -> str:
+        top, sep, rest = name.partition("/")
+        base, _, n = top.rpartition("_")
+        layers = config.get(count)
+        if not isinstance(layers, int) or not n.isdigit():
+            return name
+        if to_view and base == key:
+            k = int(n)
+            return f"{names[0]}_{k}{sep}{rest}" if k < layers else f"{names[1]}_{k - layers}{sep}{rest}"
+        if not to_view and base in names:
+            return f"{key}_{int(n) + (layers if base == names[1] else 0)}{sep}{rest}"
+        return name
+    return rename
+
+
+def renamed(hub: HubConfig, name: str, config: dict, to_view: bool = True) -> str:
+    """A raw name as the view spells it (`to_view`) or as the preset stores it (hub.rename)."""
+    return hub.rename(name, config, to_view) if hub.rename else name
+
+
+def view_names(hub: HubConfig, tensors: list, config: dict, to_view: bool = True) -> list:
+    """The preset's tensors named as the view spells them (or back, `to_view=False`)."""
+    if hub.rename is None:
+        return tensors
+    return [t.with_spec(name=renamed(hub, t.name, config, to_view)) for t in tensors]
 
 
 class Missing(ValueError):
@@ -215,19 +307,23 @@ def hub_to_hf(hub: HubConfig, args: dict, names: set) -> dict:
 
 # --------------------------------------------------------------------------- the view
 
-def with_kerashub(family: Family, hub: HubConfig, blocks: Mapping[str, tuple[str, Mapping[str, Spelling]]],
+def with_kerashub(family: Family, hub: HubConfig, blocks: Mapping[object, tuple[str, Mapping[str, Spelling]]],
                   roles: frozenset[str] = frozenset()) -> Family:
-    """`family` with a "kerashub" view: `blocks` maps a block's canonical name to its raw
-    prefix and its params' spellings (a block left out, or an optional part whose role is not
-    in `roles`, is absent from presets); `hub` is its config mapping."""
+    """`family` with a "kerashub" view: `blocks` maps a block's canonical name (or its (name,
+    role), where blocks share a name) to its raw prefix and its params' spellings (a block left
+    out, or an optional part whose role is not in `roles`, is absent from presets); `hub` is
+    its config mapping."""
     new_blocks = []
     used = set()
     for block in family.blocks:
-        spec = blocks.get(block.name)
+        # Blocks of one name that are alternatives (T5's dense and gated feed-forwards) are
+        # keyed by (name, role).
+        key = (block.name, block.role) if (block.name, block.role) in blocks else block.name
+        spec = blocks.get(key)
         if spec is None or (block.role and block.role not in roles):
             new_blocks.append(block)
             continue
-        used.add(block.name)
+        used.add(key)
         prefix, spellings = spec
         new_blocks.append(with_view(block, VIEW, prefix, dict(spellings)))
     unknown = set(blocks) - used
@@ -257,7 +353,7 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
     if hub.always_untied and config.get("tie_word_embeddings", family.tie_default):
         return (f"keras-hub's {hub.backbone} always has an LM head of its own (no tie setting), and this model "
                 "ties it to the embeddings")
-    tied = args.get("tie_word_embeddings", False) and not hub.always_untied
+    tied = args.get(hub.tie_arg, False) and not hub.always_untied
     if hub.lm_head and not tied and "lm" not in roles:
         return (f"keras-hub's {hub.backbone} computes logits with its own LM head, and this untied "
                 f"{archs[0]} has none: convert the model with its LM head")

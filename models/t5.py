@@ -16,6 +16,7 @@ the position bias) are nn.Embed's `embedding`. The stacks hold no embed_tokens o
 """
 from __future__ import annotations
 
+from . import kerashub as kh
 from .engine import INFERRED, Block, Family, Spelling, hf_tf_path, linear, param
 
 # The feed-forward's two forms: ReLU/GELU (`wi`, T5 1.0) and gated (act(`wi_0`) * `wi_1`,
@@ -126,4 +127,109 @@ T5 = Family(
     ignore={"pt": (r"^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$",)},
     description="T5 (google-research/text-to-text-transfer-transformer, HF T5Model/T5ForConditionalGeneration)",
 )
+
+
+# --------------------------------------------------------------------------- keras-hub view
+# keras-hub's T5Backbone (keras_hub/src/models/t5/t5_backbone.py; keras-hub 0.32 has no HF
+# loader for T5, only for T5Gemma): one ReversibleEmbedding for both stacks and the LM head
+# (its reverse_embeddings, (hidden, vocab), is the untied lm_head), T5TransformerLayers whose
+# Dense kernels are (in, out), the relative bias table in layer 0's self-attention of each
+# stack, and a T5LayerNorm closing each stack. Both stacks are one layer class, numbered on in
+# the preset ('t5_transformer_layer_{L + i}' is decoder layer i: kh.stacks). The class fixes
+# 32 buckets and a maximum distance of 128, and has one count for both stacks.
+#
+# HF's feed_forward_proj '[gated-]act' is the activation and use_gated_activation; HF's
+# 'gated-gelu' computes the tanh GELU ('gelu_new'), which keras-hub registers as
+# keras_hub>gelu_approximate, while keras' 'gelu' is the exact one (HF 'gelu').
+GELU_APPROXIMATE = {"module": "builtins", "class_name": "function", "config": "keras_hub>gelu_approximate",
+                    "registered_name": "function"}
+HUB_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "gelu_new": GELU_APPROXIMATE}
+
+
+def _t5_hub_args(hf: dict) -> dict:
+    layers = kh.require(hf, "num_layers")
+    if kh.require(hf, "num_decoder_layers") != layers:
+        raise ValueError(f"num_decoder_layers={hf['num_decoder_layers']} but num_layers={layers}; keras-hub's "
+                         "T5Backbone has one count for both stacks")
+    proj = kh.require(hf, "feed_forward_proj")
+    parts = proj.split("-") if isinstance(proj, str) else []
+    gated = len(parts) == 2 and parts[0] == "gated"
+    act = "gelu_new" if proj == "gated-gelu" else parts[-1] if parts and (gated or len(parts) == 1) else None
+    if act not in HUB_ACTIVATIONS:
+        raise ValueError(f"feed_forward_proj={proj!r}; keras-hub's T5Backbone computes "
+                         f"{', '.join(sorted(HUB_ACTIVATIONS))}, gated or not")
+    return {"key_value_dim": kh.require(hf, "d_kv"), "activation": HUB_ACTIVATIONS[act],
+            "use_gated_activation": gated,
+            # a saved config leaves the tie out where it is HF's default, true
+            "tie_embedding_weights": bool(hf.get("tie_word_embeddings", True))}
+
+
+def _t5_hf(hub: dict, names: set) -> dict:
+    act = next((k for k, v in HUB_ACTIVATIONS.items() if v == hub.get("activation")), None)
+    gated = hub.get("use_gated_activation", True)
+    if act is None or (gated and act == "gelu"):
+        raise ValueError(f"activation={hub.get('activation')!r}{' gated' if gated else ''}, which HF's T5 "
+                         "feed_forward_proj cannot state")
+    proj = "gated-gelu" if gated and act == "gelu_new" else f"gated-{act}" if gated else act
+    dim = hub.get("key_value_dim") or hub["hidden_dim"] // hub["num_heads"]
+    return {"d_kv": dim, "feed_forward_proj": proj, "num_decoder_layers": hub["num_layers"],
+            "tie_word_embeddings": bool(hub.get("tie_embedding_weights", True)), "is_encoder_decoder": True}
+
+
+def _hub_attention(module: str, name: str) -> dict:
+    return {f"{name}.{leaf}.weight": kh.kernel(f"{module}/{raw}_projector/vars/0")
+            for leaf, raw in (("q", "query"), ("k", "key"), ("v", "value"), ("out", "output"))}
+
+
+def _hub_layer(cross: bool) -> dict:
+    out = {**_hub_attention("self_attention", "self_attn"),
+           "self_attn.norm.weight": kh.plain("self_attention_layer_norm/vars/0"),
+           "ffn.norm.weight": kh.plain("layer_norm/vars/0"),
+           "ffn.down.weight": kh.kernel("output_projector/vars/0")}
+    if cross:
+        out.update({**_hub_attention("cross_attention", "cross_attn"),
+                    "cross_attn.norm.weight": kh.plain("cross_attention_layer_norm/vars/0")})
+    return out
+
+
+def _hub_stack(side: str, n: int, cross: bool) -> dict:
+    layer = f"t5_{side}_layer_{{i}}"
+    return {
+        side: ("", {"final_norm.weight": kh.plain(f"t5_layer_norm_{n}/vars/0")}),
+        f"{side}.position_bias": ("", {"weight": kh.plain(f"t5_{side}_layer_0/self_attention/vars/0")}),
+        f"{side}.layers.{{i}}": (layer, _hub_layer(cross)),
+        (f"{side}.layers.{{i}}.ffn", DENSE_FFN): (layer, {"up.weight": kh.kernel("input_projector/vars/0")}),
+        # HF's wi_0 is the activated half, keras-hub's input_projector; wi_1 its gate_projector.
+        (f"{side}.layers.{{i}}.ffn", GATED_FFN): (layer, {"gate.weight": kh.kernel("gated_input_projector/vars/0"),
+                                                          "linear.weight": kh.kernel("gate_projector/vars/0")}),
+    }
+
+
+HUB_LM_HEAD = "reversible_embedding_0/vars/1"
+_STACKS = kh.stacks("t5_transformer_layer", "num_layers", ("t5_encoder_layer", "t5_decoder_layer"))
+
+
+def _hub_names(name: str, config: dict, to_view: bool) -> str:
+    """Both stacks' layers by stack (kh.stacks); and the activated input_projector, which is
+    wi_0 of a gated feed-forward and wi of a dense one, as 'gated_input_projector' where the
+    config says gated (the view keeps one name per param)."""
+    gated = str(config.get("feed_forward_proj", "")).startswith("gated-")
+    if to_view:
+        name = _STACKS(name, config, True)
+        return name.replace("/input_projector/", "/gated_input_projector/") if gated else name
+    return _STACKS(name.replace("/gated_input_projector/", "/input_projector/"), config, False)
+T5 = kh.with_kerashub(T5, kh.HubConfig(
+    "T5Backbone", "keras_hub.src.models.t5.t5_backbone", "t5",
+    pairs=(("vocab_size", "vocabulary_size"), ("num_layers", "num_layers"), ("num_heads", "num_heads"),
+           ("d_model", "hidden_dim"), ("d_ff", "intermediate_dim"), ("dropout_rate", "dropout"),
+           ("layer_norm_epsilon", "layer_norm_epsilon")),
+    fixed={"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128},
+    to_hub=_t5_hub_args, to_hf=_t5_hf, architecture="T5ForConditionalGeneration", tasks=("Seq2SeqLM",),
+    lm_head=HUB_LM_HEAD, tie_arg="tie_embedding_weights",
+    rename=_hub_names), {
+    "shared": ("", {"weight": kh.plain("reversible_embedding_0/vars/0")}),
+    **_hub_stack("encoder", 0, cross=False),
+    **_hub_stack("decoder", 1, cross=True),
+    "heads.lm": ("", {"decoder.weight": kh.HubSpelling(HUB_LM_HEAD, ("hidden", "rows"), tied_copy=False)}),
+}, roles=frozenset({DENSE_FFN, GATED_FFN, "lm"}))
 FAMILIES = [T5]

@@ -427,6 +427,8 @@ def as_read_from(want: Checkpoint, got: Checkpoint, hop: Hop) -> Checkpoint:
     embeddings and a preset names no HF class, so a bare decoder (GemmaModel) of a family that
     ties its LM head comes back from kerashub as the model it computes: its LM head tied (the
     alias, and nothing else, is new; the class is its task class). Anything else stays as drawn."""
+    if hop.format == "kerashub":
+        want = kept_by_preset(want)
     extra = {a: t for a, t in got.aliases.items() if a not in want.aliases}
     if hop.format != "kerashub" or not extra or got.aliases != {**want.aliases, **extra}:
         return want
@@ -435,6 +437,23 @@ def as_read_from(want: Checkpoint, got: Checkpoint, hop: Hop) -> Checkpoint:
         return replace(want, aliases=dict(got.aliases),
                        config={**want.config, "architectures": got.config.get("architectures")})
     return want
+
+
+def kept_by_preset(want: Checkpoint) -> Checkpoint:
+    """`want` as a preset keeps it: each tensor through its kerashub spelling's stored form and
+    back, which is itself where the view's reshape is exact, and zeroes what the view declares
+    it drops (BART's position rows 0-1, which HF never reads: kh.LeadingRows)."""
+    from irconv.models import kerashub as kh
+    fam = FAMILIES.get(want.family)
+    if kh.VIEW not in fam.views:
+        return want
+    tensors = dict(want.tensors)
+    for name, t in want.tensors.items():
+        spelling = _param(fam, want.config, name).spellings.get(kh.VIEW)
+        transform = kh.stored_transform(spelling, want.config) if spelling else None
+        if isinstance(transform, kh.LeadingRows):
+            tensors[name] = t.transformed(transform.inverse()).transformed(transform)
+    return replace(want, tensors=tensors)
 
 
 # (format read from, hop) edges whose output a framework reader has opened in this process.

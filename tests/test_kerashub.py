@@ -102,7 +102,8 @@ def run(backbone):
         return {"hidden": np.asarray(hidden, "float32")}
     return {"hidden": np.asarray(hidden, "float32"),
             "logits": np.asarray(backbone.token_embedding(hidden, reverse=True), "float32")}
-
+""" + r"""
+# The jobs, run by a script that defines run(backbone) (and may define build_args(args)).
 def variables(backbone):
     return [[v.path, list(v.shape)] for v in backbone.weights]
 
@@ -111,7 +112,7 @@ for job in json.load(open(sys.argv[1])):
     try:
         if "build" in job:
             keras.utils.set_random_seed(7)
-            backbone = getattr(keras_hub.models, job["build"])(**job["args"])
+            backbone = getattr(keras_hub.models, job["build"])(**globals().get("build_args", dict)(job["args"]))
             rng = np.random.default_rng(7)
             for v in backbone.weights:     # norms and biases off their initial ones and zeros
                 v.assign((np.asarray(v, "float32") + rng.normal(0, 0.05, v.shape)).astype(v.dtype))
@@ -124,13 +125,15 @@ for job in json.load(open(sys.argv[1])):
         report[job["dir"]] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
 json.dump(report, open(sys.argv[3], "w"))
 """
+ORACLE_JOBS = ORACLE[ORACLE.index("# The jobs, run by"):]
 
 
-def hub_oracle(jobs: list[dict], workdir) -> dict:
+def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, ids=IDS) -> dict:
+    """Run `script` (ORACLE, or another module's oracle of the same arguments) on `jobs`."""
     jobs_file, report_file = workdir / "jobs.json", workdir / "report.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    proc = subprocess.run([sys.executable, "-c", ORACLE, str(jobs_file), json.dumps(IDS), str(report_file)],
+    proc = subprocess.run([sys.executable, "-c", script, str(jobs_file), json.dumps(ids), str(report_file)],
                           capture_output=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return json.loads(report_file.read_text())
@@ -141,8 +144,8 @@ def attention(case: str) -> dict:
     return {"attn_implementation": "eager"} if case.startswith("gemma2") else {}
 
 
-def make_hf(family: str, directory, dtype=torch.float32):
-    config_cls, model_cls, kwargs = HF_CASES[family]
+def make_hf(family: str, directory, dtype=torch.float32, cases=None):
+    config_cls, model_cls, kwargs = (cases or HF_CASES)[family]
     torch.manual_seed(3)
     model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**kwargs, **attention(family)))
     with torch.no_grad():
@@ -163,22 +166,25 @@ def hf_outputs(model) -> dict:
     return got
 
 
+def build_world(root, cases: dict, hub_cases: dict, outputs_of, script: str = ORACLE, ids=IDS):
+    """Every HF model of `cases`, its outputs (`outputs_of`), its irconv preset, keras-hub's own
+    presets of `hub_cases`, and keras_hub's report (`script`) on all of them."""
+    hf, jobs = {}, []
+    for case in cases:
+        hf[case] = outputs_of(make_hf(case, root / f"hf-{case}", cases=cases))
+        irconv.convert(root / f"hf-{case}", root / f"to-{case}", to="kerashub")
+        jobs.append({"dir": str(root / f"to-{case}"), "out": str(root / f"to-{case}.npz")})
+        # keras-hub's own loader on the same HF directory (it reads model.safetensors).
+        jobs.append({"dir": str(root / f"hf-{case}"), "out": str(root / f"hf-{case}.npz")})
+    for case, (cls, args, _) in hub_cases.items():
+        jobs.append({"build": cls, "args": args, "dir": str(root / f"hub-{case}"), "out": str(root / f"hub-{case}.npz")})
+    return root, hf, hub_oracle(jobs, root, script, ids)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Every HF model, its irconv preset, keras-hub's own presets, and keras_hub's report on them."""
-    root = tmp_path_factory.mktemp("kerashub")
-    hf, jobs = {}, []
-    for family in HF_CASES:
-        model = make_hf(family, root / f"hf-{family}")
-        hf[family] = hf_outputs(model)
-        irconv.convert(root / f"hf-{family}", root / f"to-{family}", to="kerashub")
-        jobs.append({"dir": str(root / f"to-{family}"), "out": str(root / f"to-{family}.npz")})
-        # keras-hub's own loader on the same HF directory (it reads model.safetensors).
-        jobs.append({"dir": str(root / f"hf-{family}"), "out": str(root / f"hf-{family}.npz")})
-    for case, (cls, args, _) in HUB_CASES.items():
-        jobs.append({"build": cls, "args": args, "dir": str(root / f"hub-{case}"), "out": str(root / f"hub-{case}.npz")})
-    report = hub_oracle(jobs, root)
-    return root, hf, report
+    return build_world(tmp_path_factory.mktemp("kerashub"), HF_CASES, HUB_CASES, hf_outputs)
 
 
 def outputs(path) -> dict:
