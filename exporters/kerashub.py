@@ -59,6 +59,9 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
                            f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
                            + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
+    values = kh.value_problems(family, hub, ckpt.tensors)
+    if values:
+        raise MappingError(values[0], path=where)
     try:
         args = kh.hf_to_hub(hub, ckpt.config)
     except (ValueError, TypeError, ZeroDivisionError) as exc:
@@ -89,6 +92,11 @@ class KerasHubExporter(Exporter):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
     views = (kh.VIEW,)
+
+    def dropped_parts(self, ckpt) -> dict[str, str]:
+        """canonical name -> what of it a preset does not store (for `irconv ls --to kerashub`)."""
+        hub = kh.hub_config(ckpt.family)
+        return dict(hub.dropped_rows) if hub else {}
 
     def writes(self, options):
         return (fmt.WEIGHTS, fmt.METADATA)

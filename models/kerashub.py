@@ -52,6 +52,42 @@ class Reshape(Transform):
 
 
 @dataclass(frozen=True)
+class ReservedRows(Transform):
+    """A table the preset stores without its first `rows` rows, as the canonical one: those rows
+    written back as zeros (RoBERTa's positions start after padding_idx; FORMATS.md §12).
+    Its inverse drops them, so stored -> canonical -> stored is exact; canonical -> stored ->
+    canonical gives back zeros for the dropped rows, which is why a view using it documents
+    what those rows are (`dropped_rows`)."""
+    rows: int
+
+    def spec(self, shape, axes):
+        return (shape[0] + self.rows, *shape[1:]), axes
+
+    def apply(self, array):
+        return np.concatenate([np.zeros((self.rows, *array.shape[1:]), array.dtype), array])
+
+    def inverse(self):
+        return DropRows(self.rows)
+
+
+@dataclass(frozen=True)
+class DropRows(Transform):
+    """The first `rows` rows left out (ReservedRows' inverse)."""
+    rows: int
+
+    def spec(self, shape, axes):
+        if not shape or shape[0] <= self.rows:
+            raise ValueError(f"shape {list(shape)} has no rows after the {self.rows} reserved ones")
+        return (shape[0] - self.rows, *shape[1:]), axes
+
+    def apply(self, array):
+        return np.ascontiguousarray(array[self.rows:])
+
+    def inverse(self):
+        return ReservedRows(self.rows)
+
+
+@dataclass(frozen=True)
 class HubSpelling(Spelling):
     # config -> the transform from the tensor as the preset stores it to `axes`.
     stored: Callable[[dict], Transform] | None = None
@@ -115,6 +151,11 @@ def out_kernel(raw: str) -> HubSpelling:
     return HubSpelling(raw, ("in", "out"), stored=_heads_out)
 
 
+def reserved_rows(raw: str, rows: Callable[[dict], int]) -> HubSpelling:
+    """A table stored without its first rows(config) rows (ReservedRows)."""
+    return HubSpelling(raw, None, stored=lambda config: ReservedRows(rows(config)))
+
+
 def gemma_head_kernel(raw: str, kind: str = "q") -> HubSpelling:
     return HubSpelling(raw, None, stored=_heads_in_d(kind))
 
@@ -163,6 +204,13 @@ class HubConfig:
     # Backbone args -> whether a preset of this class is this family (GemmaBackbone holds
     # Gemma and Gemma 2, told apart by its post-norm flags).
     claims: Callable[[dict], bool] = lambda args: True
+    # Canonical tensors the Backbone has no place for, which the way back derives as zeros
+    # (RoBERTa's one token type row): an export holding anything else there is refused
+    # (value_problems), since leaving it out would change what the model computes.
+    zero_only: tuple[str, ...] = ()
+    # Canonical tensor -> what of it the preset does not store, and why that changes no output
+    # (RoBERTa's reserved position rows); said by `irconv ls --to kerashub`.
+    dropped_rows: Mapping[str, str] = field(default_factory=dict)
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)
@@ -257,6 +305,18 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
         return (f"keras-hub's {hub.backbone} computes logits with its own LM head, and this untied "
                 f"{archs[0]} has none: convert the model with its LM head")
     return None
+
+
+def value_problems(family: Family, hub: HubConfig, tensors: Mapping) -> list[str]:
+    """The zero_only tensors that hold a non-zero value (reads them)."""
+    out = []
+    for name in hub.zero_only:
+        t = tensors.get(name)
+        if t is not None and np.any(t.load()):
+            out.append(f"1 canonical tensor(s) have no name in the {family.name} {VIEW!r} view: {name!r} is not "
+                       f"all zeros, and keras-hub's {hub.backbone} has no place for it (HF adds it to every "
+                       "token; dropping it would change the outputs)")
+    return out
 
 
 def hub_config(family_name: str) -> HubConfig | None:

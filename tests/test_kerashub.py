@@ -76,7 +76,7 @@ HUB_CASES = {
 # its own save_to_preset of the same class and arguments (HUB_CASES[family]).
 SAME_SHAPES = ("distilbert",)
 
-ORACLE = r"""
+ORACLE_RUN = r"""
 import json, os, sys
 os.environ["KERAS_BACKEND"] = "jax"
 import numpy as np, keras, keras_hub
@@ -94,7 +94,9 @@ def run(backbone):
         return {"hidden": np.asarray(hidden, "float32")}
     return {"hidden": np.asarray(hidden, "float32"),
             "logits": np.asarray(backbone.token_embedding(hidden, reverse=True), "float32")}
-
+"""
+# What every oracle does with its jobs, given its run(backbone) -> {output name: array}.
+ORACLE_JOBS = r"""
 def variables(backbone):
     return [[v.path, list(v.shape)] for v in backbone.weights]
 
@@ -116,13 +118,14 @@ for job in json.load(open(sys.argv[1])):
         report[job["dir"]] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
 json.dump(report, open(sys.argv[3], "w"))
 """
+ORACLE = ORACLE_RUN + ORACLE_JOBS
 
 
-def hub_oracle(jobs: list[dict], workdir) -> dict:
+def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, ids=IDS) -> dict:
     jobs_file, report_file = workdir / "jobs.json", workdir / "report.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    proc = subprocess.run([sys.executable, "-c", ORACLE, str(jobs_file), json.dumps(IDS), str(report_file)],
+    proc = subprocess.run([sys.executable, "-c", script, str(jobs_file), json.dumps(ids), str(report_file)],
                           capture_output=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return json.loads(report_file.read_text())
@@ -155,22 +158,26 @@ def hf_outputs(model) -> dict:
     return got
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Every HF model, its irconv preset, keras-hub's own presets, and keras_hub's report on them."""
-    root = tmp_path_factory.mktemp("kerashub")
+def build_world(root, families, make, run_hf, hub_cases, script: str = ORACLE, ids=IDS):
+    """Each family's HF model made by make(family, dir), its outputs run_hf(model), its irconv
+    preset; keras-hub's own presets of hub_cases; and the oracle's report on all of them."""
     hf, jobs = {}, []
-    for family in HF_CASES:
-        model = make_hf(family, root / f"hf-{family}")
-        hf[family] = hf_outputs(model)
+    for family in families:
+        model = make(family, root / f"hf-{family}")
+        hf[family] = run_hf(model)
         irconv.convert(root / f"hf-{family}", root / f"to-{family}", to="kerashub")
         jobs.append({"dir": str(root / f"to-{family}"), "out": str(root / f"to-{family}.npz")})
         # keras-hub's own loader on the same HF directory (it reads model.safetensors).
         jobs.append({"dir": str(root / f"hf-{family}"), "out": str(root / f"hf-{family}.npz")})
-    for case, (cls, args, _) in HUB_CASES.items():
+    for case, (cls, args, _) in hub_cases.items():
         jobs.append({"build": cls, "args": args, "dir": str(root / f"hub-{case}"), "out": str(root / f"hub-{case}.npz")})
-    report = hub_oracle(jobs, root)
-    return root, hf, report
+    return root, hf, hub_oracle(jobs, root, script, ids)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Every HF model, its irconv preset, keras-hub's own presets, and keras_hub's report on them."""
+    return build_world(tmp_path_factory.mktemp("kerashub"), HF_CASES, make_hf, hf_outputs, HUB_CASES)
 
 
 def outputs(path) -> dict:
@@ -178,8 +185,8 @@ def outputs(path) -> dict:
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("family", list(HF_CASES))
-def test_hf_to_kerashub_computes_hf(family, world):
+def assert_preset_computes_hf(world, family: str) -> dict:
+    """irconv's preset of `family` loaded in keras_hub and computed HF's outputs (within 1e-4)."""
     root, hf, report = world
     got = report[str(root / f"to-{family}")]
     assert "error" not in got, got
@@ -187,6 +194,12 @@ def test_hf_to_kerashub_computes_hf(family, world):
     assert sorted(keras_out) == sorted(hf[family])
     for key, ref in hf[family].items():
         assert np.abs(keras_out[key] - ref).max() < 1e-4, (key, np.abs(keras_out[key] - ref).max())
+    return got
+
+
+@pytest.mark.parametrize("family", list(HF_CASES))
+def test_hf_to_kerashub_computes_hf(family, world):
+    assert_preset_computes_hf(world, family)
 
 
 @pytest.mark.parametrize("family", list(HF_CASES))
