@@ -319,8 +319,10 @@ def _destinations(ckpt: Checkpoint, fmt: str) -> dict[str, str]:
     prefix = view.export_prefix(ckpt)
     # What of a stored tensor the format leaves out (keras-hub's RoBERTa: the reserved position rows).
     partly = exporter.dropped_parts(ckpt) if hasattr(exporter, "dropped_parts") else {}
-    return {c: (f"{raw}  (partly: {partly[c]})" if c in partly else raw) if (raw := view.raw_name(c, prefix))
-            else f"(dropped: the {name} view has no place for it)" for c in ckpt.tensors}
+    stored = getattr(exporter, "stored_name", lambda ckpt, raw: raw)     # keras's ALBERT layer keys
+    return {c: (f"{stored(ckpt, raw)}  (partly: {partly[c]})" if c in partly else stored(ckpt, raw))
+            if (raw := view.raw_name(c, prefix)) else f"(dropped: the {name} view has no place for it)"
+            for c in ckpt.tensors}
 
 
 def cmd_diff(args) -> None:

@@ -68,6 +68,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
         raise MappingError(f"the config does not give what keras-hub's {hub.backbone} needs: {exc}",
                            path=where) from None
     tensors, aliases = view.from_canonical(ckpt, where)
+    aliases = {hub.stored_name(a, ckpt.config): hub.stored_name(b, ckpt.config) for a, b in aliases.items()}
     out = []
     for t in tensors:
         hit = view.canonical_name(t.name, "")
@@ -77,7 +78,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
                 t = t.transformed(transform.inverse())
             except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
                 raise MappingError(f"{t.name!r}: {exc}", path=where) from None
-        out.append(t)
+        out.append(t.with_spec(name=hub.stored_name(t.name, ckpt.config)))
     policy = policy_of(out)
     config = {"module": hub.module, "class_name": hub.backbone,
               "config": {"name": _snake(hub.backbone), "trainable": True,
@@ -97,6 +98,11 @@ class KerasHubExporter(Exporter):
         """canonical name -> what of it a preset does not store (for `irconv ls --to kerashub`)."""
         hub = kh.hub_config(ckpt.family)
         return dict(hub.dropped_rows) if hub else {}
+
+    def stored_name(self, ckpt, raw: str) -> str:
+        """The preset's name of the view's `raw` (for `irconv ls --to kerashub`)."""
+        hub = kh.hub_config(ckpt.family)
+        return hub.stored_name(raw, ckpt.config) if hub else raw
 
     def writes(self, options):
         return (fmt.WEIGHTS, fmt.METADATA)

@@ -94,7 +94,8 @@ class KerasHubImporter(Importer):
         hub = kh.hub_config(family.name)
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
-        ckpt = family_view.to_canonical(reshaped(family_view, preset.tensors, settled, where), settled, where)
+        tensors = [t.with_spec(name=hub.view_name(t.name, settled)) for t in preset.tensors]
+        ckpt = family_view.to_canonical(reshaped(family_view, tensors, settled, where), settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped

@@ -113,8 +113,7 @@ ALBERT = Family(
 # TransformerEncoder layers (tanh GELU, epsilon 1e-12, fixed by the class), each group run
 # num_layers // num_groups times in a row, as HF runs group int(i / (layers / groups)) at
 # pass i; the tanh pooler. Its layers are keras's transformer_encoder_<k> in creation order,
-# k = g * inner + j: this view names them transformer_encoder_{g}, so it holds one layer per
-# group (inner_group_num 1, every released ALBERT) and refuses more.
+# k = g * inner_group_num + j, which the view names transformer_encoder_{g}_{j} (FlatIndex).
 def _albert_hub_args(hf: dict) -> dict:
     if hf.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}; it has absolute positions only")
@@ -122,10 +121,7 @@ def _albert_hub_args(hf: dict) -> dict:
     if not groups or layers % groups:
         raise ValueError(f"num_hidden_layers={layers} is not a multiple of num_hidden_groups={groups}; it runs "
                          "each group the same number of times")
-    if kh.require(hf, "inner_group_num") != 1:
-        raise ValueError(f"inner_group_num={hf['inner_group_num']}; irconv's kerashub view maps one layer per "
-                         "group (transformer_encoder_<group>), not more")
-    return {"num_inner_repetitions": 1, "dropout": hf.get("hidden_dropout_prob", 0.0)}
+    return {"num_inner_repetitions": kh.require(hf, "inner_group_num"), "dropout": hf.get("hidden_dropout_prob", 0.0)}
 
 
 ALBERT = kh.with_kerashub(ALBERT, kh.HubConfig(
@@ -141,13 +137,14 @@ ALBERT = kh.with_kerashub(ALBERT, kh.HubConfig(
                               "position_embedding_type": "absolute",
                               "hidden_dropout_prob": hub.get("dropout", 0.0),
                               "attention_probs_dropout_prob": hub.get("dropout", 0.0)},
-    architecture="AlbertModel", tasks=("MaskedLM", "TextClassifier")), {
+    architecture="AlbertModel", tasks=("MaskedLM", "TextClassifier"),
+    flat_index=kh.FlatIndex("transformer_encoder", lambda config: config["inner_group_num"])), {
     "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
                         "position.weight": kh.plain("position_embedding_0/vars/0"),
                         "token_type.weight": kh.plain("embedding_0/vars/0"),
                         **kh.layer_norm("layer_normalization_0", "norm")}),
     "embeddings_project": ("", kh.dense("dense_0", "dense")),
-    "encoder.groups.{g}.layers.{j}": ("transformer_encoder_{g}", BERT_HUB_LAYER),
+    "encoder.groups.{g}.layers.{j}": ("transformer_encoder_{g}_{j}", BERT_HUB_LAYER),
     "pooler": ("", kh.dense("dense_1", "dense")),
 }, roles=frozenset({"pooler"}))
 FAMILIES = [ALBERT]

@@ -653,9 +653,6 @@ class FamilyView:
         if hit is None:
             return None
         entry, idx = hit
-        # A repeat field the view's raw name does not spell (keras-hub names ALBERT's layers by
-        # group alone, one layer per group: a view limit) is its first index.
-        idx = {**{f: entry.block.first.get(f, 0) for f, _ in entry.block.repeats}, **idx}
         return entry, entry.canonical.format(**idx), idx
 
     def stacked(self, canonical: str) -> tuple[Fused, list[str]] | None:

@@ -19,6 +19,7 @@ agree with the HF config, else the export is refused; nothing is filled from a d
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
@@ -178,6 +179,25 @@ def layer_norm(module: str, name: str, bias: bool = True) -> dict[str, HubSpelli
 # --------------------------------------------------------------------------- config mapping
 
 @dataclass(frozen=True)
+class FlatIndex:
+    """Layers a view names by two indices, `<key>_{g}_{j}`, which keras keys in creation order:
+    `<key>_<g * per + j>` (ALBERT's j-th layer of group g; per = config -> layers per group)."""
+    key: str
+    per: Callable[[dict], int]
+
+    def to_stored(self, raw: str, config: dict) -> str:
+        m = re.fullmatch(rf"{re.escape(self.key)}_(\d+)_(\d+)(/.*)", raw)
+        return f"{self.key}_{int(m[1]) * self.per(config) + int(m[2])}{m[3]}" if m else raw
+
+    def to_view(self, raw: str, config: dict) -> str:
+        m = re.fullmatch(rf"{re.escape(self.key)}_(\d+)(/.*)", raw)
+        if not m:
+            return raw
+        g, j = divmod(int(m[1]), self.per(config))
+        return f"{self.key}_{g}_{j}{m[2]}"
+
+
+@dataclass(frozen=True)
 class HubConfig:
     """A family's Backbone and its config mapping. `pairs` (HF key, Backbone arg) carry a value
     unchanged both ways. `fixed` are HF fields the Backbone class hard-codes: an HF config must
@@ -211,6 +231,14 @@ class HubConfig:
     # Canonical tensor -> what of it the preset does not store, and why that changes no output
     # (RoBERTa's reserved position rows); said by `irconv ls --to kerashub`.
     dropped_rows: Mapping[str, str] = field(default_factory=dict)
+    # Layers the view names by group and layer, keras by their count (ALBERT).
+    flat_index: FlatIndex | None = None
+
+    def stored_name(self, raw: str, config: dict) -> str:
+        return self.flat_index.to_stored(raw, config) if self.flat_index else raw
+
+    def view_name(self, raw: str, config: dict) -> str:
+        return self.flat_index.to_view(raw, config) if self.flat_index else raw
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)

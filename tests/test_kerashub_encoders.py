@@ -33,7 +33,8 @@ from test_kerashub import ORACLE_JOBS, assert_preset_computes_hf, build_world, h
 IDS = [[0, 5, 7, 9, 3, 2, 11, 40]]
 ENCODER = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24)
 ROBERTA = dict(ENCODER, max_position_embeddings=18, layer_norm_eps=1e-5, type_vocab_size=1)
-ALBERT = dict(ENCODER, embedding_size=8, num_hidden_layers=4, num_hidden_groups=2, inner_group_num=1,
+# 4 passes over 2 groups of 2 layers: keras's transformer_encoder_<k> is group k // 2's layer k % 2.
+ALBERT = dict(ENCODER, embedding_size=8, num_hidden_layers=4, num_hidden_groups=2, inner_group_num=2,
               max_position_embeddings=16)
 # family -> (HF config class, HF model class, config kwargs, model kwargs)
 HF_CASES = {
@@ -47,7 +48,8 @@ HUB_ENCODER = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16,
 HUB_CASES = {
     "roberta": ("RobertaBackbone", HUB_ENCODER, "RobertaModel"),
     "xlm-roberta": ("XLMRobertaBackbone", HUB_ENCODER, "XLMRobertaModel"),
-    "albert": ("AlbertBackbone", dict(HUB_ENCODER, num_layers=4, num_groups=2, embedding_dim=8), "AlbertModel"),
+    "albert": ("AlbertBackbone", dict(HUB_ENCODER, num_layers=4, num_groups=2, num_inner_repetitions=2,
+                                        embedding_dim=8), "AlbertModel"),
 }
 
 # An encoder's outputs: the sequence, and the pooled output where the Backbone has a pooler.
@@ -204,6 +206,7 @@ def refused(tmp_path, family, needles, cls=None, hf=None, config_changes=None, *
     ("roberta", "RobertaForMaskedLM", "'heads.mlm.transform.dense.weight'"),
     ("xlm-roberta", "XLMRobertaForMaskedLM", "'heads.mlm.transform.dense.weight'"),
     ("albert", "AlbertForPreTraining", "'heads.sop.dense.weight'"),
+    ("albert", "AlbertForMaskedLM", "'heads.mlm.transform.dense.weight'"),
     # RobertaModel's default pooler: RobertaBackbone has none.
     ("roberta", "RobertaModel", "'pooler.dense.weight'"),
 ])
@@ -228,11 +231,13 @@ def test_what_the_backbone_cannot_compute_is_refused(family, change, needle, tmp
     refused(tmp_path, family, [needle], config_changes=change)
 
 
-@pytest.mark.parametrize("change,needle", [
-    # AlbertBackbone holds it, but this view names one layer per group.
-    ({"inner_group_num": 2}, "inner_group_num=2"),
-    # HF runs 4 passes over 3 groups as 1, 1, 2; AlbertBackbone needs a multiple.
-    ({"num_hidden_groups": 3}, "num_hidden_groups=3"),
-], ids=["inner", "groups"])
-def test_albert_groups_the_view_cannot_hold_are_refused(change, needle, tmp_path):
-    refused(tmp_path, "albert", [needle], cls="AlbertModel", hf=change)
+def test_albert_groups_the_backbone_cannot_run_are_refused(tmp_path):
+    """HF runs 4 passes over 3 groups as 1, 1, 2; AlbertBackbone runs each group equally often."""
+    refused(tmp_path, "albert", ["num_hidden_groups=3"], cls="AlbertModel", hf={"num_hidden_groups": 3, "inner_group_num": 1})
+
+
+def test_ls_names_albert_layers_as_keras_keys_them(world):
+    root, _, _ = world
+    out = run_irconv("ls", root / "hf-albert", "--to", "kerashub", check=True).stdout.decode()
+    line = next(line for line in out.splitlines() if "albert_layer_groups.1.albert_layers.1.attention.query.weight" in line)
+    assert line.endswith("-> transformer_encoder_3/_self_attention_layer/query_dense/vars/0"), line
