@@ -18,7 +18,7 @@ from pathlib import Path
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import DTypeError, MappingError, UsageError
-from ..ir.tensor import Tensor
+from ..ir.tensor import Tensor, from_array
 from ..models import FAMILIES
 from ..models import kerashub as kh
 from .base import Exporter, ExportOptions, Progress, tied_copies, write_all
@@ -59,7 +59,9 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
                            f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
                            + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
-    values = kh.value_problems(family, hub, ckpt.tensors)
+    # A stream's tensors can be read once, in order: its zero_only ones are checked in their
+    # turn while writing (in_turn_checks), not here.
+    values = [] if ckpt.ordered else kh.value_problems(family, hub, ckpt.tensors)
     if values:
         raise MappingError(values[0], path=where)
     try:
@@ -144,7 +146,43 @@ class KerasHubExporter(Exporter):
             "tasks": list(kh.hub_config(ckpt.family).tasks)})
         write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
         writer = fmt.PresetWeightsWriter(tmp / fmt.WEIGHTS, specs)
+        if ckpt.ordered:
+            tensors, writer = in_turn_checks(ckpt, tensors, writer, str(tmp))
         write_all(writer, tensors, copies, progress, ckpt=ckpt, options=options)
+
+
+class _CheckingWriter:
+    """A preset writer that takes the zero_only tensors too, to check them (not write them)."""
+
+    def __init__(self, writer, family, hub, checked: set[str], where: str):
+        self._writer, self._family, self._hub, self._checked, self._where = writer, family, hub, checked, where
+
+    def write(self, name, array):
+        if name not in self._checked:
+            return self._writer.write(name, array)
+        problems = kh.value_problems(self._family, self._hub, {name: from_array(name, array)})
+        if problems:
+            raise MappingError(problems[0], path=self._where)
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+
+def in_turn_checks(ckpt: Checkpoint, tensors: list[Tensor], writer, where: str):
+    """`tensors` with the family's zero_only tensors put back in their place in the stream's
+    order, and a writer that checks them there."""
+    family = FAMILIES.get(ckpt.family)
+    hub = kh.hub_config(family.name)
+    view = family.view(kh.VIEW)
+    prefix = view.export_prefix(ckpt)
+    out, written = [], iter(tensors)
+    for name, t in ckpt.tensors.items():
+        if name in hub.zero_only:
+            out.append(Tensor(t.spec, t.load, t.source))      # loaded, never copied as stored
+        elif view.raw_name(name, prefix) is not None:
+            out.append(next(written))
+    out += list(written)
+    return out, _CheckingWriter(writer, family, hub, set(hub.zero_only), where)
 
 
 # family -> the keras_hub tokenizer class that reads an HF WordPiece vocab.txt as its vocabulary.

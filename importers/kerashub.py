@@ -94,7 +94,10 @@ class KerasHubImporter(Importer):
         hub = kh.hub_config(family.name)
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
-        tensors = [t.with_spec(name=hub.view_name(t.name, settled)) for t in preset.tensors]
+        try:
+            tensors = [t.with_spec(name=hub.view_name(t.name, settled)) for t in preset.tensors]
+        except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+            raise FormatError(f"config.json: the layers cannot be numbered from it ({exc!r})", path=where) from None
         ckpt = family_view.to_canonical(reshaped(family_view, tensors, settled, where), settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})

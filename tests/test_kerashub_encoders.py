@@ -241,3 +241,23 @@ def test_ls_names_albert_layers_as_keras_keys_them(world):
     out = run_irconv("ls", root / "hf-albert", "--to", "kerashub", check=True).stdout.decode()
     line = next(line for line in out.splitlines() if "albert_layer_groups.1.albert_layers.1.attention.query.weight" in line)
     assert line.endswith("-> transformer_encoder_3/_self_attention_layer/query_dense/vars/0"), line
+
+
+@pytest.mark.parametrize("zero", [True, False], ids=["zero", "not-zero"])
+def test_an_ir_stream_is_checked_in_its_turn(zero, world, tmp_path):
+    """A stream is read once, in order: the token type row is checked as it comes (and the
+    preset is the one a file gives), or refused in one line with nothing written."""
+    root, _, _ = world
+    src = root / "hf-roberta"
+    if not zero:
+        src = tmp_path / "src"
+        make_hf("roberta", src, **{"embeddings.token_type_embeddings.weight": torch.full((1, 16), 0.01)})
+    with open(tmp_path / "model.irs", "wb") as f:
+        irconv.write_stream(irconv.load(src), f)
+    proc = run_irconv("export", "kerashub", tmp_path / "out", "-i", tmp_path / "model.irs")
+    if zero:
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        assert h5_datasets(root / "to-roberta" / "model.weights.h5") == h5_datasets(tmp_path / "out" / "model.weights.h5")
+    else:
+        assert_one_line_error(proc, "'embeddings.token_type.weight' is not all zeros")
+        assert not (tmp_path / "out").exists()
