@@ -319,7 +319,12 @@ def _destinations(ckpt: Checkpoint, fmt: str) -> dict[str, str]:
     name = exporter.view_for(family)
     view = family.concrete(ckpt.config).view(name) if isinstance(family, ConfigFamily) else family.view(name)
     prefix = view.export_prefix(ckpt)
-    return {c: view.raw_name(c, prefix) or f"(dropped: the {name} view has no place for it)" for c in ckpt.tensors}
+    # What of a stored tensor the format leaves out (keras-hub's RoBERTa: the reserved position rows).
+    partly = exporter.dropped_parts(ckpt) if hasattr(exporter, "dropped_parts") else {}
+    stored = getattr(exporter, "stored_name", lambda ckpt, raw: raw)     # keras's ALBERT layer keys
+    return {c: (f"{stored(ckpt, raw)}  (partly: {partly[c]})" if c in partly else stored(ckpt, raw))
+            if (raw := view.raw_name(c, prefix)) else f"(dropped: the {name} view has no place for it)"
+            for c in ckpt.tensors}
 
 
 def cmd_diff(args) -> None:

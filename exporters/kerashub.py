@@ -62,6 +62,11 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
                            f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
                            + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
+    # A stream's tensors can be read once, in order: its zero_only ones are checked in their
+    # turn while writing (in_turn_checks), not here.
+    values = [] if ckpt.ordered else kh.value_problems(family, hub, ckpt.tensors)
+    if values:
+        raise MappingError(values[0], path=where)
     try:
         args = kh.hf_to_hub(hub, ckpt.config)
     except (ValueError, TypeError, ZeroDivisionError) as exc:
@@ -128,8 +133,9 @@ def left_out(ckpt: Checkpoint) -> list[str]:
             name = f"{block.name}.{param.name}"
             if isinstance(transform, kh.LeadingRows) and name in ckpt.tensors \
                     and np.any(ckpt.tensors[name].load()[:transform.skip] != 0):
-                notes.append(f"left out rows 0-{transform.skip - 1} of {name}, which {family.name} never reads and a "
-                             "preset has no place for; they come back as zeros")
+                why = hub.dropped_rows.get(name, f"which {family.name} never reads")
+                notes.append(f"left out rows 0-{transform.skip - 1} of {name} ({why}), which a preset has no "
+                             "place for; they come back as zeros")
     return notes
 
 
@@ -137,6 +143,16 @@ class KerasHubExporter(Exporter):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
     views = (kh.VIEW,)
+
+    def dropped_parts(self, ckpt) -> dict[str, str]:
+        """canonical name -> what of it a preset does not store (for `irconv ls --to kerashub`)."""
+        hub = kh.hub_config(ckpt.family)
+        return dict(hub.dropped_rows) if hub else {}
+
+    def stored_name(self, ckpt, raw: str) -> str:
+        """The preset's name of the view's `raw` (for `irconv ls --to kerashub`)."""
+        hub = kh.hub_config(ckpt.family)
+        return kh.renamed(hub, raw, ckpt.config, False) if hub else raw
 
     def writes(self, options):
         return (fmt.WEIGHTS, fmt.METADATA)
@@ -180,7 +196,43 @@ class KerasHubExporter(Exporter):
             "tasks": list(kh.hub_config(ckpt.family).tasks)})
         write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
         writer = fmt.PresetWeightsWriter(tmp / fmt.WEIGHTS, specs)
+        if ckpt.ordered:
+            tensors, writer = in_turn_checks(ckpt, tensors, writer, str(tmp))
         write_all(writer, tensors, copies, progress, ckpt=ckpt, options=options)
+
+
+class _CheckingWriter:
+    """A preset writer that takes the zero_only tensors too, to check them (not write them)."""
+
+    def __init__(self, writer, family, hub, checked: set[str], where: str):
+        self._writer, self._family, self._hub, self._checked, self._where = writer, family, hub, checked, where
+
+    def write(self, name, array):
+        if name not in self._checked:
+            return self._writer.write(name, array)
+        problems = kh.value_problems(self._family, self._hub, {name: from_array(name, array)})
+        if problems:
+            raise MappingError(problems[0], path=self._where)
+
+    def __getattr__(self, name):
+        return getattr(self._writer, name)
+
+
+def in_turn_checks(ckpt: Checkpoint, tensors: list[Tensor], writer, where: str):
+    """`tensors` with the family's zero_only tensors put back in their place in the stream's
+    order, and a writer that checks them there."""
+    family = FAMILIES.get(ckpt.family)
+    hub = kh.hub_config(family.name)
+    view = family.view(kh.VIEW)
+    prefix = view.export_prefix(ckpt)
+    out, written = [], iter(tensors)
+    for name, t in ckpt.tensors.items():
+        if name in hub.zero_only:
+            out.append(Tensor(t.spec, t.load, t.source))      # loaded, never copied as stored
+        elif view.raw_name(name, prefix) is not None:
+            out.append(next(written))
+    out += list(written)
+    return out, _CheckingWriter(writer, family, hub, set(hub.zero_only), where)
 
 
 # family -> the keras_hub tokenizer class that reads an HF WordPiece vocab.txt as its vocabulary.

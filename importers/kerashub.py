@@ -103,7 +103,10 @@ class KerasHubImporter(Importer):
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
         unmapped = unmapped_names(hub, preset, where)
-        tensors = kh.view_names(hub, [t for t in preset.tensors if t.name not in unmapped], settled)
+        try:
+            tensors = kh.view_names(hub, [t for t in preset.tensors if t.name not in unmapped], settled)
+        except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+            raise FormatError(f"config.json: the layers cannot be numbered from it ({exc!r})", path=where) from None
         ckpt = family_view.to_canonical(reshaped(family_view, tensors, settled, where), settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})

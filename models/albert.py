@@ -8,7 +8,8 @@ inner layers, never over num_hidden_layers. The pooler is a bare Linear.
 """
 from __future__ import annotations
 
-from .bert import BERT, EMBEDDINGS
+from . import kerashub as kh
+from .bert import BERT, BERT_HUB_LAYER, EMBEDDINGS
 from .engine import Block, Family, Spelling, linear, norm, param
 
 # Always present in ALBERT (HF creates it even when embedding_size == hidden_size); canonically
@@ -105,4 +106,45 @@ ALBERT = Family(
     ignore=BERT.ignore,
     description="ALBERT (google-research/albert, HF AlbertModel/AlbertForPreTraining)",
 )
+
+
+# ---- the "kerashub" view: keras-hub's AlbertBackbone (FORMATS.md §12). BERT's embeddings at
+# embedding_dim, a Dense projection to hidden_dim, num_groups groups of num_inner_repetitions
+# TransformerEncoder layers (tanh GELU, epsilon 1e-12, fixed by the class), each group run
+# num_layers // num_groups times in a row, as HF runs group int(i / (layers / groups)) at
+# pass i; the tanh pooler. Its layers are keras's transformer_encoder_<k> in creation order,
+# k = g * inner_group_num + j, which the view names transformer_encoder_{g}_{j} (FlatIndex).
+def _albert_hub_args(hf: dict) -> dict:
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}; it has absolute positions only")
+    layers, groups = kh.require(hf, "num_hidden_layers"), kh.require(hf, "num_hidden_groups")
+    if not groups or layers % groups:
+        raise ValueError(f"num_hidden_layers={layers} is not a multiple of num_hidden_groups={groups}; it runs "
+                         "each group the same number of times")
+    return {"num_inner_repetitions": kh.require(hf, "inner_group_num"), "dropout": hf.get("hidden_dropout_prob", 0.0)}
+
+
+ALBERT = kh.with_kerashub(ALBERT, kh.HubConfig(
+    "AlbertBackbone", "keras_hub.src.models.albert.albert_backbone", "albert",
+    pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("num_hidden_groups", "num_groups"),
+           ("embedding_size", "embedding_dim"), ("hidden_size", "hidden_dim"),
+           ("intermediate_size", "intermediate_dim"), ("max_position_embeddings", "max_sequence_length"),
+           ("type_vocab_size", "num_segments")),
+    fixed={"layer_norm_eps": 1e-12, "hidden_act": "gelu_new"},
+    to_hub=_albert_hub_args,
+    to_hf=lambda hub, names: {"inner_group_num": hub.get("num_inner_repetitions", 1),
+                              "position_embedding_type": "absolute",
+                              "hidden_dropout_prob": hub.get("dropout", 0.0),
+                              "attention_probs_dropout_prob": hub.get("dropout", 0.0)},
+    architecture="AlbertModel", tasks=("MaskedLM", "TextClassifier"),
+    rename=kh.FlatIndex("transformer_encoder", lambda config: config["inner_group_num"])), {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        "position.weight": kh.plain("position_embedding_0/vars/0"),
+                        "token_type.weight": kh.plain("embedding_0/vars/0"),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "embeddings_project": ("", kh.dense("dense_0", "dense")),
+    "encoder.groups.{g}.layers.{j}": ("transformer_encoder_{g}_{j}", BERT_HUB_LAYER),
+    "pooler": ("", kh.dense("dense_1", "dense")),
+}, roles=frozenset({"pooler"}))
 FAMILIES = [ALBERT]

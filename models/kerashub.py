@@ -19,6 +19,7 @@ agree with the HF config, else the export is refused; nothing is filled from a d
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
@@ -154,6 +155,11 @@ def out_kernel(raw: str) -> HubSpelling:
     return HubSpelling(raw, ("in", "out"), stored=_heads_out)
 
 
+def reserved_rows(raw: str, skip: Callable[[dict], int], rows: Callable[[dict], int]) -> HubSpelling:
+    """A table stored without its first skip(config) rows, rows(config) rows left (LeadingRows)."""
+    return HubSpelling(raw, None, stored=lambda config: LeadingRows(skip(config), rows(config)))
+
+
 def gemma_head_kernel(raw: str, kind: str = "q") -> HubSpelling:
     return HubSpelling(raw, None, stored=_heads_in_d(kind))
 
@@ -186,6 +192,28 @@ def layer_norm(module: str, name: str, bias: bool = True) -> dict[str, HubSpelli
 
 
 # --------------------------------------------------------------------------- config mapping
+
+@dataclass(frozen=True)
+class FlatIndex:
+    """Layers a view names by two indices, `<key>_{g}_{j}`, which keras keys in creation order:
+    `<key>_<g * per + j>` (ALBERT's j-th layer of group g; per = config -> layers per group)."""
+    key: str
+    per: Callable[[dict], int]
+
+    def to_stored(self, raw: str, config: dict) -> str:
+        m = re.fullmatch(rf"{re.escape(self.key)}_(\d+)_(\d+)(/.*)", raw)
+        return f"{self.key}_{int(m[1]) * self.per(config) + int(m[2])}{m[3]}" if m else raw
+
+    def to_view(self, raw: str, config: dict) -> str:
+        m = re.fullmatch(rf"{re.escape(self.key)}_(\d+)(/.*)", raw)
+        if not m:
+            return raw
+        g, j = divmod(int(m[1]), self.per(config))
+        return f"{self.key}_{g}_{j}{m[2]}"
+
+    def __call__(self, raw: str, config: dict, to_view: bool) -> str:      # a HubConfig.rename
+        return self.to_view(raw, config) if to_view else self.to_stored(raw, config)
+
 
 @dataclass(frozen=True)
 class HubConfig:
@@ -229,6 +257,13 @@ class HubConfig:
     # preset stores it, where the stored name alone does not say which param it is (both
     # stacks of one layer class: `stacks`).
     rename: Callable[[str, dict, bool], str] | None = None
+    # Canonical tensors the Backbone has no place for, which the way back derives as zeros
+    # (RoBERTa's one token type row): an export holding anything else there is refused
+    # (value_problems), since leaving it out would change what the model computes.
+    zero_only: tuple[str, ...] = ()
+    # Canonical tensor -> what of it the preset does not store, and why that changes no output
+    # (RoBERTa's reserved position rows); said by `irconv ls --to kerashub`.
+    dropped_rows: Mapping[str, str] = field(default_factory=dict)
 
     def backbone_names(self) -> tuple[str, ...]:
         return (self.backbone, *self.backbone_class_aliases)
@@ -358,6 +393,18 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
         return (f"keras-hub's {hub.backbone} computes logits with its own LM head, and this untied "
                 f"{archs[0]} has none: convert the model with its LM head")
     return None
+
+
+def value_problems(family: Family, hub: HubConfig, tensors: Mapping) -> list[str]:
+    """The zero_only tensors that hold a non-zero value (reads them)."""
+    out = []
+    for name in hub.zero_only:
+        t = tensors.get(name)
+        if t is not None and np.any(t.load()):
+            out.append(f"1 canonical tensor(s) have no name in the {family.name} {VIEW!r} view: {name!r} is not "
+                       f"all zeros, and keras-hub's {hub.backbone} has no place for it (HF adds it to every "
+                       "token; dropping it would change the outputs)")
+    return out
 
 
 def hub_config(family_name: str) -> HubConfig | None:

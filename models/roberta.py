@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bert import BERT, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
+from . import kerashub as kh
+from .bert import BERT, BERT_HUB_LAYER, EMBEDDINGS, POOLER, encoder_layer, infer_bert_config
 from .engine import INFERRED, Block, Family, Spelling, ViewConfig, linear, norm, param, with_view
 
 # RobertaLMHead: BERT's prediction head (dense, gelu, LayerNorm, decoder) under other names,
@@ -183,6 +184,70 @@ XLM_ROBERTA = roberta_like("xlm-roberta", "xlm-roberta", "XLMRoberta", ("ForMask
                            fairseq_claims=lambda c, shapes: _post_ln(c) and _vocab(shapes) >= XLMR_VOCAB, flax=True)
 CAMEMBERT = roberta_like("camembert", "camembert", "Camembert", ("ForMaskedLM", "Model"),
                          "CamemBERT (fairseq; HF Camembert*)")
+
+# ---- the "kerashub" view: keras-hub's RobertaBackbone / XLMRobertaBackbone (FORMATS.md §12).
+# A TokenAndPositionEmbedding (positions from 0), LayerNorm, BERT's TransformerEncoder layers
+# with exact GELU and epsilon 1e-5 (fixed by the class); no token types, no pooler, no heads.
+#
+# Positions: HF gives the non-pad token at index t (right padding) the position row
+# padding_idx + 1 + t, so rows 0..padding_idx are reserved; the Backbone holds the rows from
+# padding_idx + 1 on (max_sequence_length = max_position_embeddings - 2 for padding_idx 1,
+# which is what keras-hub's own converter slices). padding_idx is fixed at 1 (the class has
+# no argument for it; every release uses fairseq's <pad> = 1). The way back writes zeros for
+# rows 0 and 1: HF never reads row 0, and reads row 1 only at <pad> tokens, which a trained
+# model keeps at zero (nn.Embedding's padding_idx row: initialised zero, never updated), and
+# which the preset never held (keras-hub gives a pad token the row of its index).
+#
+# Token types: HF adds token_type_embeddings[0] (type_vocab_size 1) to every token; the
+# Backbone has no place for it. HF's conversion of fairseq's release zeroes it (as irconv's
+# fairseq view derives it), so a zero row is mapped (and derived as zeros on the way back); a
+# non-zero one (a fine-tuned model) is refused: folding it into the position rows (what
+# keras-hub's XLM-R loader does) would round differently and not come back bit for bit.
+RESERVED = "rows 0..padding_idx (HF's reserved rows: row 0 never read, row padding_idx only at <pad> tokens) " \
+           "are not stored; the way back writes zeros"
+
+
+def _roberta_hub_args(hf: dict) -> dict:
+    if hf.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}; it has absolute positions only")
+    for flag in ("is_decoder", "add_cross_attention"):
+        if hf.get(flag):
+            raise ValueError(f"{flag}=true; it is a bidirectional encoder without cross-attention")
+    rows = kh.require(hf, "max_position_embeddings")
+    if not isinstance(rows, int) or rows <= 2:
+        raise ValueError(f"max_position_embeddings={rows!r} leaves no position after the 2 reserved rows")
+    return {"dropout": hf.get("hidden_dropout_prob", 0.1), "max_sequence_length": rows - 2}
+
+
+def roberta_hub(backbone: str, module: str, model_type: str, classes: str) -> kh.HubConfig:
+    return kh.HubConfig(
+        backbone, f"keras_hub.src.models.{module}.{module}_backbone", model_type,
+        pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+               ("num_attention_heads", "num_heads"), ("hidden_size", "hidden_dim"),
+               ("intermediate_size", "intermediate_dim")),
+        fixed={"layer_norm_eps": 1e-5, "hidden_act": "gelu", "pad_token_id": 1, "type_vocab_size": 1},
+        to_hub=_roberta_hub_args,
+        to_hf=lambda hub, names: {"max_position_embeddings": hub["max_sequence_length"] + 2,
+                                  "position_embedding_type": "absolute",
+                                  "hidden_dropout_prob": hub.get("dropout", 0.1),
+                                  "attention_probs_dropout_prob": hub.get("dropout", 0.1)},
+        architecture=f"{classes}Model", tasks=("MaskedLM", "TextClassifier"),
+        zero_only=("embeddings.token_type.weight",),
+        dropped_rows={"embeddings.position.weight": RESERVED})
+
+
+ROBERTA_HUB_BLOCKS = {
+    "embeddings": ("", {"word.weight": kh.plain("token_and_position_embedding_0/token_embedding/vars/0"),
+                        "position.weight": kh.reserved_rows("token_and_position_embedding_0/position_embedding/vars/0",
+                                                            lambda config: config["pad_token_id"] + 1,
+                                                            lambda config: config["max_position_embeddings"]
+                                                            - config["pad_token_id"] - 1),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
+}
+ROBERTA = kh.with_kerashub(ROBERTA, roberta_hub("RobertaBackbone", "roberta", "roberta", "Roberta"), ROBERTA_HUB_BLOCKS)
+XLM_ROBERTA = kh.with_kerashub(XLM_ROBERTA, roberta_hub("XLMRobertaBackbone", "xlm_roberta", "xlm-roberta", "XLMRoberta"),
+                               ROBERTA_HUB_BLOCKS)
 
 # The three spell every tensor alike, so names cannot tell them apart: a weights file with no
 # config.json needs --model (bare RobertaModel keys are BertModel's too).

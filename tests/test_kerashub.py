@@ -84,7 +84,7 @@ HUB_CASES = {
 # its own save_to_preset of the same class and arguments (HUB_CASES[family]).
 SAME_SHAPES = ("distilbert", "gpt2-inner")
 
-ORACLE = r"""
+ORACLE_RUN = r"""
 import json, os, sys
 os.environ["KERAS_BACKEND"] = "jax"
 import numpy as np, keras, keras_hub
@@ -102,8 +102,10 @@ def run(backbone):
         return {"hidden": np.asarray(hidden, "float32")}
     return {"hidden": np.asarray(hidden, "float32"),
             "logits": np.asarray(backbone.token_embedding(hidden, reverse=True), "float32")}
-""" + r"""
-# The jobs, run by a script that defines run(backbone) (and may define build_args(args)).
+"""
+# What every oracle does with its jobs, given its run(backbone) -> {output name: array} (and,
+# where a Backbone's arguments need it, build_args(args)).
+ORACLE_JOBS = r"""
 def variables(backbone):
     return [[v.path, list(v.shape)] for v in backbone.weights]
 
@@ -125,11 +127,10 @@ for job in json.load(open(sys.argv[1])):
         report[job["dir"]] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
 json.dump(report, open(sys.argv[3], "w"))
 """
-ORACLE_JOBS = ORACLE[ORACLE.index("# The jobs, run by"):]
+ORACLE = ORACLE_RUN + ORACLE_JOBS
 
 
 def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, ids=IDS) -> dict:
-    """Run `script` (ORACLE, or another module's oracle of the same arguments) on `jobs`."""
     jobs_file, report_file = workdir / "jobs.json", workdir / "report.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -166,16 +167,17 @@ def hf_outputs(model) -> dict:
     return got
 
 
-def build_world(root, cases: dict, hub_cases: dict, outputs_of, script: str = ORACLE, ids=IDS):
-    """Every HF model of `cases`, its outputs (`outputs_of`), its irconv preset, keras-hub's own
-    presets of `hub_cases`, and keras_hub's report (`script`) on all of them."""
+def build_world(root, families, make, run_hf, hub_cases, script: str = ORACLE, ids=IDS):
+    """Each family's HF model made by make(family, dir), its outputs run_hf(model), its irconv
+    preset; keras-hub's own presets of hub_cases; and the oracle's report on all of them."""
     hf, jobs = {}, []
-    for case in cases:
-        hf[case] = outputs_of(make_hf(case, root / f"hf-{case}", cases=cases))
-        irconv.convert(root / f"hf-{case}", root / f"to-{case}", to="kerashub")
-        jobs.append({"dir": str(root / f"to-{case}"), "out": str(root / f"to-{case}.npz")})
+    for family in families:
+        model = make(family, root / f"hf-{family}")
+        hf[family] = run_hf(model)
+        irconv.convert(root / f"hf-{family}", root / f"to-{family}", to="kerashub")
+        jobs.append({"dir": str(root / f"to-{family}"), "out": str(root / f"to-{family}.npz")})
         # keras-hub's own loader on the same HF directory (it reads model.safetensors).
-        jobs.append({"dir": str(root / f"hf-{case}"), "out": str(root / f"hf-{case}.npz")})
+        jobs.append({"dir": str(root / f"hf-{family}"), "out": str(root / f"hf-{family}.npz")})
     for case, (cls, args, _) in hub_cases.items():
         jobs.append({"build": cls, "args": args, "dir": str(root / f"hub-{case}"), "out": str(root / f"hub-{case}.npz")})
     return root, hf, hub_oracle(jobs, root, script, ids)
@@ -184,7 +186,7 @@ def build_world(root, cases: dict, hub_cases: dict, outputs_of, script: str = OR
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Every HF model, its irconv preset, keras-hub's own presets, and keras_hub's report on them."""
-    return build_world(tmp_path_factory.mktemp("kerashub"), HF_CASES, HUB_CASES, hf_outputs)
+    return build_world(tmp_path_factory.mktemp("kerashub"), HF_CASES, make_hf, hf_outputs, HUB_CASES)
 
 
 def outputs(path) -> dict:
@@ -192,8 +194,8 @@ def outputs(path) -> dict:
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("family", list(HF_CASES))
-def test_hf_to_kerashub_computes_hf(family, world):
+def assert_preset_computes_hf(world, family: str) -> dict:
+    """irconv's preset of `family` loaded in keras_hub and computed HF's outputs (within 1e-4)."""
     root, hf, report = world
     got = report[str(root / f"to-{family}")]
     assert "error" not in got, got
@@ -201,6 +203,12 @@ def test_hf_to_kerashub_computes_hf(family, world):
     assert sorted(keras_out) == sorted(hf[family])
     for key, ref in hf[family].items():
         assert np.abs(keras_out[key] - ref).max() < 1e-4, (key, np.abs(keras_out[key] - ref).max())
+    return got
+
+
+@pytest.mark.parametrize("family", list(HF_CASES))
+def test_hf_to_kerashub_computes_hf(family, world):
+    assert_preset_computes_hf(world, family)
 
 
 @pytest.mark.parametrize("family", list(HF_CASES))

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from test_kerashub import ORACLE_JOBS, build_world, h5_datasets, outputs, refused_with  # noqa: E402  (skips without keras_hub)
+from test_kerashub import ORACLE_JOBS, build_world, h5_datasets, make_hf, outputs, refused_with  # noqa: E402  (skips without keras_hub)
 import irconv  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
@@ -85,7 +85,8 @@ def hf_outputs(model) -> dict:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return build_world(tmp_path_factory.mktemp("kerashub-seq2seq"), HF_CASES, HUB_CASES, hf_outputs,
+    return build_world(tmp_path_factory.mktemp("kerashub-seq2seq"), HF_CASES,
+                       lambda case, directory: make_hf(case, directory, cases=HF_CASES), hf_outputs, HUB_CASES,
                        ORACLE, [ENC_IDS, DEC_IDS])
 
 
