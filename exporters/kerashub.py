@@ -75,6 +75,10 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
             except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
                 raise MappingError(f"{t.name!r}: {exc}", path=where) from None
         out.append(t)
+    try:
+        out = kh.restack(out)
+    except ValueError as exc:
+        raise MappingError(str(exc), path=where) from None
     policy = policy_of(out)
     config = {"module": hub.module, "class_name": hub.backbone,
               "config": {"name": _snake(hub.backbone), "trainable": True,

@@ -94,7 +94,8 @@ class KerasHubImporter(Importer):
         hub = kh.hub_config(family.name)
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
-        ckpt = family_view.to_canonical(reshaped(family_view, preset.tensors, settled, where), settled, where)
+        tensors = reshaped(family_view, kh.unstack(family_view, preset.tensors), settled, where)
+        ckpt = family_view.to_canonical(tensors, settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped
