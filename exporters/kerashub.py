@@ -86,6 +86,10 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     out = kh.view_names(hub, out, ckpt.config, to_view=False)
     aliases = {kh.renamed(hub, a, ckpt.config, False): kh.renamed(hub, b, ckpt.config, False)
                for a, b in aliases.items()}
+    try:
+        out = kh.restack(out)
+    except ValueError as exc:
+        raise MappingError(str(exc), path=where) from None
     policy = policy_of(out)
     # The Backbone's variables no HF tensor is (HubConfig.unmapped): zeros, of the policy's dtype.
     dtype = next((t.dtype for t in out if t.dtype.name in POLICIES), None)

@@ -6,7 +6,11 @@ model_NNNNN.weights.h5 listed by model.weights.json (§2.3).
 Tensors are named by their path below `layers/`, the first component (a class-derived key,
 'transformer_encoder', 'transformer_encoder_1') with its ordinal written out
 ('transformer_encoder_0'), so that the k-th layer of a class is always `<class>_<k>`
-(models/kerashub.py). Nothing here imports keras.
+(models/kerashub.py). A layer's list attribute (ViT's `encoder_layers`) is a container as
+`layers/` is: a group with no `vars` of its own whose keys are class-derived the same way
+('vi_t_encoder_block', 'vi_t_encoder_block_1'), so its items get their ordinal written out
+too. Written back, a `<key>_0` below a group that holds no weights of its own and only such
+keys is the container's first item again. Nothing here imports keras.
 """
 from __future__ import annotations
 
@@ -79,21 +83,54 @@ def _split_key(key: str) -> tuple[str, int]:
     return (m.group(1), int(m.group(2))) if m else (key, 0)
 
 
-def raw_name(h5_path: str) -> str:
-    """'layers/transformer_encoder/x/vars/0' -> 'transformer_encoder_0/x/vars/0'."""
-    top, _, rest = h5_path.removeprefix("layers/").partition("/")
-    base, n = _split_key(top)
-    return f"{base}_{n}/{rest}" if rest else f"{base}_{n}"
+def _ordinal(key: str) -> str:
+    base, n = _split_key(key)
+    return f"{base}_{n}"
 
 
-def h5_path(raw: str) -> str:
-    """The inverse of raw_name."""
-    top, _, rest = raw.partition("/")
-    base, n = _split_key(top)
-    if f"{base}_{n}" != top:
+def raw_name(h5_path: str, containers: frozenset[str] = frozenset()) -> str:
+    """'layers/transformer_encoder/x/vars/0' -> 'transformer_encoder_0/x/vars/0'; the items of
+    the nested `containers` (h5 group paths) get their ordinal too."""
+    parts = h5_path.removeprefix("layers/").split("/")
+    out = [_ordinal(parts[0])]
+    for n in range(1, len(parts)):
+        parent = "layers/" + "/".join(parts[:n])
+        out.append(_ordinal(parts[n]) if parent in containers else parts[n])
+    return "/".join(out)
+
+
+def _first_item(key: str) -> str:
+    base, n = _split_key(key)
+    return base if n == 0 else f"{base}_{n}"
+
+
+def h5_path(raw: str, containers: frozenset[str] = frozenset()) -> str:
+    """The inverse of raw_name; `containers` are raw group paths (see h5_paths)."""
+    parts = raw.split("/")
+    top = parts[0]
+    if _ordinal(top) != top:
         raise UsageError(f"kerashub name {raw!r} does not start with <layer class>_<n>")
-    key = base if n == 0 else f"{base}_{n}"
-    return f"layers/{key}/{rest}" if rest else f"layers/{key}"
+    out = [_first_item(top)]
+    for n in range(1, len(parts)):
+        out.append(_first_item(parts[n]) if "/".join(parts[:n]) in containers else parts[n])
+    return "layers/" + "/".join(out)
+
+
+def h5_layout(raws: Sequence[str]) -> tuple[list[str], list[str]]:
+    """h5_path of every name, with the nested containers the names show (a group that holds no
+    `vars` of its own and whose every key ends in its ordinal), and the h5 paths of the layers'
+    `vars` groups, which Keras writes for every layer, weights or not (the containers have none:
+    that is how a reader tells them apart)."""
+    children: dict[str, set[str]] = {}
+    for raw in raws:
+        parts = raw.split("/")
+        for n in range(1, len(parts) - 1):
+            children.setdefault("/".join(parts[:n]), set()).add(parts[n])
+    containers = frozenset(group for group, keys in children.items()
+                           if "vars" not in keys and all(_ordinal(k) == k for k in keys))
+    layers = [group for group in children if group not in containers]
+    return ([h5_path(raw, containers) for raw in raws],
+            sorted(h5_path(f"{group}/vars", containers) for group in layers))
 
 
 # --------------------------------------------------------------------------- reading
@@ -113,6 +150,7 @@ def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str]) -> N
         with open_h5(spath, label) as f:
             scope = scope_of(spath, label)
             paths = _datasets(f, scope, set())     # hard links only, every group once
+            containers: dict[str, bool] = {}
             for rel in paths:
                 parts = rel.split("/")
                 if len(parts) < 4 or parts[0] != "layers" or parts[-2] != "vars" or not parts[-1].isdigit():
@@ -121,10 +159,22 @@ def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str]) -> N
                 ds = f
                 for part in parts:
                     ds = child(ds, part, scope)
-                w = _weight(spath, "", raw_name(rel), ds, scope)
+                w = _weight(spath, "", raw_name(rel, _containers(f, parts, containers)), ds, scope)
                 out.append(w.tensor)
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError) as e:
         raise FormatError(f"unreadable Keras 3 weights: {_one_line(e)}", path=label) from None
+
+
+def _containers(f, parts: list[str], known: dict[str, bool]) -> frozenset[str]:
+    """The nested groups on a dataset's path that are containers (hold no `vars` group)."""
+    out = []
+    for n in range(2, len(parts) - 2):
+        group = "/".join(parts[:n + 1])
+        if group not in known:
+            known[group] = "vars" not in f[group]
+        if known[group]:
+            out.append(group)
+    return frozenset(out)
 
 
 def _shards(directory: Path) -> list[Path]:
@@ -183,7 +233,7 @@ class PresetWeightsWriter(KerasH5Writer):
 
     def __init__(self, path, specs: Sequence[TensorSpec]):
         PartialWriter.__init__(self, os.fspath(path))
-        paths = [h5_path(s.name) for s in specs]
+        paths, layer_vars = h5_layout([s.name for s in specs])
         _check_paths(paths, "kerashub weights", self.path)
         self._specs = {s.name: s for s in specs}
         self._tmps, self._finals = [self.path + ".partial"], [self.path]
@@ -191,6 +241,8 @@ class PresetWeightsWriter(KerasH5Writer):
 
         def build(f, place) -> None:
             f.create_group("vars")
+            for group in layer_vars:
+                f.require_group(group)
             for spec, where in zip(specs, paths):
                 group, _, leaf = where.rpartition("/")
                 place(f.require_group(group), leaf, spec)
@@ -204,5 +256,5 @@ def write_json(path: Path, value: dict) -> None:
         f.write("\n")
 
 
-__all__ = ["Preset", "read", "looks_like", "backbone_class", "raw_name", "h5_path", "PresetWeightsWriter",
+__all__ = ["Preset", "read", "looks_like", "backbone_class", "raw_name", "h5_path", "h5_layout", "PresetWeightsWriter",
            "write_json", "CONFIG", "METADATA", "WEIGHTS", "SHARD_INDEX", "TOKENIZER", "ASSETS", "members"]

@@ -107,7 +107,8 @@ class KerasHubImporter(Importer):
             tensors = kh.view_names(hub, [t for t in preset.tensors if t.name not in unmapped], settled)
         except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
             raise FormatError(f"config.json: the layers cannot be numbered from it ({exc!r})", path=where) from None
-        ckpt = family_view.to_canonical(reshaped(family_view, tensors, settled, where), settled, where)
+        tensors = reshaped(family_view, kh.unstack(family_view, tensors), settled, where)
+        ckpt = family_view.to_canonical(tensors, settled, where)
         files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped + \

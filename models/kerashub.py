@@ -25,7 +25,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..ir.layout import Axes, Compose, Permute, Transform
+from ..ir.layout import Axes, Compose, Permute, Split, Transform
+from ..ir.tensor import Tensor
 from .engine import TF_STYLE, VIEW_STYLES, Family, Spelling, with_view
 
 VIEW = "kerashub"
@@ -188,6 +189,57 @@ def layer_norm(module: str, name: str, bias: bool = True) -> dict[str, HubSpelli
     out = {f"{name}.weight": plain(f"{module}/vars/0")}
     if bias:
         out[f"{name}.bias"] = plain(f"{module}/vars/1")
+    return out
+
+
+# --------------------------------------------------------------------------- stacked tensors
+# A preset may hold a repeated module's kernels in one variable, stacked along a leading axis
+# (Mixtral's expert bank: (experts, in, out)). The view spells each slice as the variable's
+# raw name, STACK and the slice's index ('.../expert_bank/vars/0#{j}'); the importer cuts the
+# variable into them (unstack) and the exporter stacks them back (restack), both lazily.
+STACK = "#"
+
+
+def stacked(raw: str, axes: Axes | None = None, index: str = "j") -> HubSpelling:
+    """Slice {index} of the stacked variable `raw`."""
+    return HubSpelling(f"{raw}{STACK}{{{index}}}", axes)
+
+
+def unstack(view, tensors: list[Tensor]) -> list[Tensor]:
+    """Each variable the view spells as stacked, cut into its slices along its first axis."""
+    out = []
+    for t in tensors:
+        if not t.shape or view.canonical_name(f"{t.name}{STACK}0", "") is None:
+            out.append(t)
+            continue
+        n, rest = t.shape[0], tuple(t.shape[1:])
+        parts = Split(0, (1,) * n).apply(t, tuple(f"{t.name}{STACK}{k}" for k in range(n)))
+        out.extend(part.transformed(Reshape((1, *rest), rest)) for part in parts)
+    return out
+
+
+def restack(tensors: list[Tensor]) -> list[Tensor]:
+    """The inverse of unstack: slices `<raw>#<k>` stacked into `raw`, in the first slice's place.
+    ValueError if the slices are not 0..n-1 or do not stack."""
+    groups: dict[str, dict[int, Tensor]] = {}
+    for t in tensors:
+        raw, sep, k = t.name.rpartition(STACK)
+        if sep and k.isdigit():
+            groups.setdefault(raw, {})[int(k)] = t
+    out = []
+    for t in tensors:
+        raw, sep, k = t.name.rpartition(STACK)
+        if not (sep and k.isdigit()):
+            out.append(t)
+            continue
+        slices = groups.pop(raw, None)
+        if slices is None:
+            continue                     # stacked at its first slice
+        if sorted(slices) != list(range(len(slices))):
+            raise ValueError(f"{raw!r}: slices {sorted(slices)} are not 0..{len(slices) - 1}")
+        parts = [slices[k].transformed(Reshape(tuple(slices[k].shape), (1, *slices[k].shape)))
+                 for k in range(len(slices))]
+        out.append(Split(0, (1,) * len(parts)).merge(parts, raw))
     return out
 
 

@@ -11,6 +11,7 @@ import math
 
 from ..ir.layout import CONV2D_PT, CONV2D_TF, UNIT
 from . import flava
+from . import kerashub as kh
 from .engine import INFERRED, Block, Family, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
@@ -89,4 +90,84 @@ VIT = Family(
     defaults={"image_size": INFERRED, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "pooler_act": "tanh"},
     description="ViT (google-research/vision_transformer, HF ViT*)",
 )
+
+
+# --------------------------------------------------------------------------- keras-hub view
+# keras-hub's ViTBackbone: the patch embedding, class token and positions in one layer, the
+# encoder blocks a list attribute of the encoder layer (formats/kerashub.py: its items are
+# `vi_t_encoder_block_<i>`), and the final norm. It has no pooler: HF's ViTModel pooler and the
+# classifier of ViTForImageClassification (a task's weights, not the Backbone's) are refused.
+
+def _pair(value, field_name: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ValueError(f"{field_name}={value!r} is not a size or a (height, width) pair")
+
+
+def _one(pair):
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _positions(config: dict) -> int:
+    """Patches and the class token: the position table's rows."""
+    (h, w), (ph, pw) = _pair(config["image_size"], "image_size"), _pair(config["patch_size"], "patch_size")
+    return (h // ph) * (w // pw) + 1
+
+
+def _position_table(config: dict) -> kh.Reshape:
+    rows, hidden = _positions(config), config["hidden_size"]
+    return kh.Reshape((rows, hidden), (1, rows, hidden))
+
+
+def _vit_hub_args(hf: dict) -> dict:
+    (h, w) = _pair(kh.require(hf, "image_size"), "image_size")
+    patch = _pair(kh.require(hf, "patch_size"), "patch_size")
+    if h % patch[0] or w % patch[1]:
+        raise ValueError(f"image_size={hf['image_size']!r} is not a whole number of {hf['patch_size']!r} patches")
+    # The class is always built with a class token and patch/MLP biases, as HF's ViT is.
+    return {"image_shape": [h, w, kh.require(hf, "num_channels")], "patch_size": list(patch),
+            "use_mha_bias": True, "use_mlp_bias": True, "use_class_token": True, "use_patch_bias": True}
+
+
+def _vit_hf_config(args: dict, names: set) -> dict:
+    for flag in ("use_class_token", "use_patch_bias", "use_mlp_bias", "use_mha_bias"):
+        if not args.get(flag, True):
+            raise ValueError(f"{flag}=false: HF's ViT always has it")
+    if args.get("data_format", "channels_last") != "channels_last":
+        raise ValueError(f"data_format={args['data_format']!r}: irconv reads channels-last ViT presets only")
+    h, w, channels = args["image_shape"]
+    return {"image_size": _one((h, w)), "num_channels": channels, "patch_size": _one(_pair(args["patch_size"], "patch_size"))}
+
+
+# keras-hub's ViTBackbone (keras_hub/src/models/vit): exact GELU, its epsilon an argument; its
+# MultiHeadAttention's use_mha_bias drops the output bias too, which HF's ViT always has.
+VIT_HUB = kh.HubConfig(
+    "ViTBackbone", "keras_hub.src.models.vit.vit_backbone", "vit",
+    pairs=(("num_hidden_layers", "num_layers"), ("num_attention_heads", "num_heads"), ("hidden_size", "hidden_dim"),
+           ("intermediate_size", "mlp_dim"), ("hidden_dropout_prob", "dropout_rate"),
+           ("attention_probs_dropout_prob", "attention_dropout"), ("layer_norm_eps", "layer_norm_epsilon")),
+    fixed={"hidden_act": "gelu", "qkv_bias": True},
+    to_hub=_vit_hub_args, to_hf=_vit_hf_config, architecture="ViTModel", tasks=("ImageClassifier",))
+_MHA = "mha"
+VIT_HUB_LAYER = {
+    **{f"attn.{x}.{leaf}": make(f"{_MHA}/{dense}_dense/vars/{n}")
+       for x, dense in (("q", "query"), ("k", "key"), ("v", "value"))
+       for leaf, make, n in (("weight", kh.head_kernel, 0), ("bias", kh.head_bias, 1))},
+    "attn.out.weight": kh.out_kernel(f"{_MHA}/output_dense/vars/0"), "attn.out.bias": kh.plain(f"{_MHA}/output_dense/vars/1"),
+    **kh.dense("mlp/dense_1", "ffn.up"),
+    **kh.dense("mlp/dense_2", "ffn.down"),
+    **kh.layer_norm("layer_norm_1", "attn.norm"),
+    **kh.layer_norm("layer_norm_2", "ffn.norm"),
+}
+_EMBED = "vi_t_patching_and_embedding_0"
+VIT = kh.with_kerashub(VIT, VIT_HUB, {
+    "embeddings": ("", {"cls_token": kh.plain(f"{_EMBED}/vars/0"),
+                        "position": kh.HubSpelling(f"{_EMBED}/position_embedding/vars/0", None, stored=_position_table),
+                        "patch.weight": kh.plain(f"{_EMBED}/patch_embedding/vars/0", CONV2D_TF),
+                        "patch.bias": kh.plain(f"{_EMBED}/patch_embedding/vars/1")}),
+    "encoder.layers.{i}": ("vi_t_encoder_0/encoder_layers/vi_t_encoder_block_{i}", VIT_HUB_LAYER),
+    "": ("", kh.layer_norm("vi_t_encoder_0/layer_norm", "norm")),
+})
 FAMILIES = [VIT]
