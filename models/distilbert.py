@@ -110,5 +110,14 @@ DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
                         "position.weight": kh.plain("token_and_position_embedding_0/position_embedding/vars/0"),
                         **kh.layer_norm("layer_normalization_0", "norm")}),
     "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
-})
+}, tasks=(
+    # keras-hub's DistilBertMaskedLM: HF's head weights (the projector tied to the token
+    # embedding), but its norm's epsilon is 1e-5 where HF's class fixes 1e-12: refused.
+    kh.HubTask("DistilBertForMaskedLM", "DistilBertMaskedLM", "keras_hub.src.models.distil_bert.distil_bert_masked_lm",
+               blocks={"heads.mlm.transform": ("masked_lm_head_0", {
+                           **kh.dense("_intermediate_dense", "dense"), **kh.layer_norm("_intermediate_layer_norm", "norm")}),
+                       "heads.mlm.decoder": ("masked_lm_head_0", {"bias": kh.plain("vars/0")})},
+               limit=lambda hf: "keras-hub's DistilBertMaskedLM normalizes its head with epsilon 1e-5, HF's "
+                                "DistilBertForMaskedLM with 1e-12 (both fixed by the classes)"),
+))
 FAMILIES = [DISTILBERT]
