@@ -229,15 +229,6 @@ class PresetWeightsWriter(KerasH5Writer):
             builds.append(build(listed, paths))
         self._lay_out_behind(builds)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._ready_or_abort()
-        self._missing_check()
-        self._closed = True
-        for tmp, final in zip(self._tmps, self._finals):
-            os.replace(tmp, final)
-
 
 def write_json(path: Path, value: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:

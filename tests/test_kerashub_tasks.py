@@ -18,12 +18,12 @@ import pytest
 from test_kerashub import (HF_CASES, HUB_ARGS, HUB_CASES_ENCODER, attention, h5_datasets, hf_outputs,  # noqa: E402
                            hub_oracle, make_hf, outputs)
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
+from zoo import assert_same_safetensors  # noqa: E402
 
 import irconv  # noqa: E402
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from safetensors.numpy import load_file  # noqa: E402
 
 BERT = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
             max_position_embeddings=16, hidden_act="gelu_pytorch_tanh")
@@ -140,10 +140,7 @@ def test_same_task_variables_as_keras_hubs_own_loader(case, world):
 def test_hf_task_to_kerashub_to_pt_is_bit_exact(case, world, tmp_path):
     root, _, _ = world
     irconv.convert(root / f"to-{case}", tmp_path / "back", to="pt")
-    ref, got = load_file(root / f"hf-{case}" / "model.safetensors"), load_file(tmp_path / "back" / "model.safetensors")
-    assert sorted(ref) == sorted(got)
-    for name, tensor in ref.items():
-        assert got[name].dtype == tensor.dtype and got[name].tobytes() == tensor.tobytes(), name
+    assert_same_safetensors(root / f"hf-{case}", tmp_path / "back")
     config = json.loads((tmp_path / "back" / "config.json").read_text())
     source = json.loads((root / f"hf-{case}" / "config.json").read_text())
     assert config["architectures"] == source["architectures"]
