@@ -116,7 +116,7 @@ class KerasHubImporter(Importer):
         settled = config if config is not None else hf_config(hub, preset, where)
         if task is not None and config is None:
             try:
-                settled.update(task.to_hf(args))
+                settled.update(task.to_hf(args, preset.config["config"]))
             except (ValueError, TypeError, KeyError) as exc:
                 raise FormatError(f"task.json: keras-hub's {task.task} is no HF {task.hf_class}: {exc}",
                                   path=where) from None

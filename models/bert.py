@@ -177,7 +177,7 @@ def _classifier_dropout(hf: dict) -> float:
     return own if own is not None else hf.get("hidden_dropout_prob", 0.1)
 
 
-def _bert_classifier_back(args: dict) -> dict:
+def _bert_classifier_back(args: dict, backbone: dict) -> dict:
     kh.logits_out(args)
     return {"num_labels": args["num_classes"], "classifier_dropout": args.get("dropout", 0.1)}
 

@@ -291,7 +291,7 @@ class HubTask:
     spellings), keyed like the Backbone's ('dense_0' is the task's first Dense; the Backbone's
     layers are skipped in that file, not counted). `to_task(hf)` gives its constructor arguments
     beside backbone/preprocessor/name (ValueError: the task cannot hold this config),
-    `to_hf(args)` the HF config fields of them. `limit(hf)` says why the task would compute
+    `to_hf(args, backbone args)` the HF config fields of them. `limit(hf)` says why the task would compute
     another model than the HF class with this config (checked both ways), or None. `sizes`:
     canonical tensor -> (axis, argument) whose extent the argument must equal."""
     hf_class: str
@@ -299,7 +299,7 @@ class HubTask:
     module: str
     blocks: Mapping[str, tuple[str, Mapping[str, Spelling]]] = field(default_factory=dict)
     to_task: Callable[[dict], dict] = lambda hf: {}
-    to_hf: Callable[[dict], dict] = lambda args: {}
+    to_hf: Callable[[dict, dict], dict] = lambda args, backbone: {}
     limit: Callable[[dict], str | None] = lambda hf: None
     sizes: Mapping[str, tuple[int, str]] = field(default_factory=dict)
 

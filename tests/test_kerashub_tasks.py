@@ -31,14 +31,19 @@ DISTILBERT = HF_CASES["distilbert"][2]
 # case -> (HF config class, HF model class, config kwargs); the decoders are test_kerashub's.
 TASK_HF = {
     "bert-classifier": ("BertConfig", "BertForSequenceClassification", dict(BERT, num_labels=3, classifier_dropout=0.2)),
+    "distilbert-classifier": ("DistilBertConfig", "DistilBertForSequenceClassification",
+                              dict(DISTILBERT, num_labels=3, seq_classif_dropout=0.3)),
     **{case: HF_CASES[case] for case in ("llama", "llama-tied", "mistral", "qwen2", "qwen3", "gemma", "gemma2")},
 }
 # The keras-hub task base class that loads each case's preset, and keras-hub's own HF loader's kwargs.
-TASK_BASE = {"bert-classifier": ("TextClassifier", {"num_classes": 3})}
+TASK_BASE = {"bert-classifier": ("TextClassifier", {"num_classes": 3}),
+             "distilbert-classifier": ("TextClassifier", {"num_classes": 3})}
 # keras_hub tasks built and saved by keras_hub: case -> (task, backbone, backbone args, task args, HF class)
 HUB_TASKS = {
     "bert-classifier": ("BertTextClassifier", "BertBackbone", HUB_CASES_ENCODER, {"num_classes": 3, "dropout": 0.3},
                         "BertForSequenceClassification"),
+    "distilbert-classifier": ("DistilBertTextClassifier", "DistilBertBackbone", HUB_CASES_ENCODER,
+                              {"num_classes": 3, "dropout": 0.3}, "DistilBertForSequenceClassification"),
     "llama": ("LlamaCausalLM", "LlamaBackbone", dict(HUB_ARGS, layer_norm_epsilon=1e-5, tie_word_embeddings=False), {},
               "LlamaForCausalLM"),
     "qwen2": ("QwenCausalLM", "QwenBackbone", HUB_ARGS, {}, "Qwen2ForCausalLM"),
@@ -144,7 +149,7 @@ def test_hf_task_to_kerashub_to_pt_is_bit_exact(case, world, tmp_path):
     config = json.loads((tmp_path / "back" / "config.json").read_text())
     source = json.loads((root / f"hf-{case}" / "config.json").read_text())
     assert config["architectures"] == source["architectures"]
-    for key in ("classifier_dropout", "hidden_dropout_prob"):
+    for key in ("classifier_dropout", "hidden_dropout_prob", "seq_classif_dropout"):
         assert config.get(key) == source.get(key), key
     assert len(transformers.AutoConfig.from_pretrained(tmp_path / "back").id2label) == \
         len(transformers.AutoConfig.from_pretrained(root / f"hf-{case}").id2label)
