@@ -81,11 +81,23 @@ def hub_task(family, view, ckpt: Checkpoint, where: str) -> tuple[kh.HubTask | N
 
 def task_json(task: kh.HubTask, backbone: dict, args: dict) -> dict:
     """task.json as `Task.save_to_preset` writes it: the class, its Backbone's config (that of
-    config.json), no preprocessor (the task then takes token ids, as HF's class does) and its
-    own arguments."""
+    config.json), no preprocessor (the task then takes token ids, as HF's class does; see
+    with_preprocessor) and its own arguments."""
     return {"module": task.module, "class_name": task.task,
             "config": {"backbone": backbone, "preprocessor": None, "name": _snake(task.task), **args},
             "registered_name": f"keras_hub>{task.task}"}
+
+
+def with_preprocessor(serialized: dict, task: kh.HubTask, tokenizer: dict, hf: dict) -> dict:
+    """task.json with the task's preprocessor around the preset's tokenizer (tokenizer.json)."""
+    cls, module, args = task.preprocessor
+    preprocessor = {"module": module, "class_name": cls,
+                    "config": {"name": _snake(cls), "trainable": True,
+                               "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                                         "registered_name": None},
+                               "tokenizer": tokenizer, "config_file": fmt.PREPROCESSOR, **args(hf)},
+                    "registered_name": f"keras_hub>{cls}"}
+    return {**serialized, "config": {**serialized["config"], "preprocessor": preprocessor}}
 
 
 def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str], dict, dict | None]:
@@ -165,13 +177,18 @@ class KerasHubExporter(Exporter):
         tensors, aliases, config, task = hub_tensors(ckpt, str(tmp))
         specs, copies = tied_copies(tensors, aliases)
         fmt.write_json(tmp / fmt.CONFIG, config)
-        if task is not None:
-            fmt.write_json(tmp / fmt.TASK_CONFIG, task)
         fmt.write_json(tmp / fmt.METADATA, {
             **LAYOUT_VERSIONS, "parameter_count": sum(s.numel for s in specs if not fmt.is_task(s.name)),
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "tasks": list(kh.hub_config(ckpt.family).tasks)})
         write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
+        if task is not None:
+            hub_task = kh.task_for(ckpt.family, task=task["class_name"])
+            if hub_task.preprocessor and (tmp / fmt.TOKENIZER).is_file():
+                from ..importers.base import read_json
+                task = with_preprocessor(task, hub_task, read_json(tmp / fmt.TOKENIZER), ckpt.config)
+                fmt.write_json(tmp / fmt.PREPROCESSOR, task["config"]["preprocessor"])
+            fmt.write_json(tmp / fmt.TASK_CONFIG, task)
         writer = fmt.PresetWeightsWriter(tmp / fmt.WEIGHTS, specs)
         write_all(writer, tensors, copies, progress, ckpt=ckpt, options=options)
 

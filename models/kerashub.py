@@ -293,7 +293,9 @@ class HubTask:
     beside backbone/preprocessor/name (ValueError: the task cannot hold this config),
     `to_hf(args, backbone args)` the HF config fields of them. `limit(hf)` says why the task would compute
     another model than the HF class with this config (checked both ways), or None. `sizes`:
-    canonical tensor -> (axis, argument) whose extent the argument must equal."""
+    canonical tensor -> (axis, argument) whose extent the argument must equal. `preprocessor`:
+    (class, module, hf -> its arguments beside the tokenizer), the task's preprocessor where the
+    preset has a tokenizer (otherwise the task takes token ids, as HF's class does)."""
     hf_class: str
     task: str
     module: str
@@ -302,6 +304,7 @@ class HubTask:
     to_hf: Callable[[dict, dict], dict] = lambda args, backbone: {}
     limit: Callable[[dict], str | None] = lambda hf: None
     sizes: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    preprocessor: tuple[str, str, Callable[[dict], dict]] | None = None
 
 
 HUB_TASKS: dict[str, tuple[HubTask, ...]] = {}

@@ -11,6 +11,7 @@ logits; back to kerashub gives the same datasets. What a task cannot hold is ref
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -67,7 +68,11 @@ os.environ["KERAS_BACKEND"] = "jax"
 import numpy as np, keras, keras_hub
 ids = np.array(json.loads(sys.argv[2]))
 
-def run(task):
+def run(task, text):
+    if text is not None:           # raw strings through the task's own preprocessor
+        x = task.preprocessor(text)
+        x = x[0] if isinstance(x, tuple) else x
+        return np.asarray(task({k: np.asarray(v) for k, v in x.items()}), "float32")
     given = {"token_ids": ids, "padding_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids),
              "mask_positions": np.arange(ids.shape[1])[None]}
     return np.asarray(task({k: given[k] for k in task.input}), "float32")
@@ -90,13 +95,17 @@ for job in json.load(open(sys.argv[1])):
             task.save_to_preset(job["dir"])
         else:
             task = getattr(keras_hub.models, job["task"]).from_preset(job["dir"], **job.get("kwargs", {}))
-        np.savez(job["out"], logits=run(task))
+        np.savez(job["out"], logits=run(task, job.get("text")))
         report[job["dir"]] = {"class": type(task).__name__, "variables": [[v.path, list(v.shape)] for v in task.weights],
-                              "head": head(task)}
+                              "head": head(task), "preprocessor": type(task.preprocessor).__name__ if task.preprocessor else None}
     except Exception as exc:
         report[job["dir"]] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
 json.dump(report, open(sys.argv[3], "w"))
 """
+
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s", "the", "cafe"]
+TEXTS = ["Hello worlds, the Café!", "the world"]
 
 
 def base_of(case: str) -> tuple[str, dict]:
@@ -116,6 +125,12 @@ def world(tmp_path_factory):
         # keras-hub's own HF loader on the same directory (the head it has no weights for is new).
         jobs.append({"dir": str(root / f"hf-{case}"), "task": base, "kwargs": {**own_kwargs, "preprocessor": None},
                      "out": str(root / f"hf-{case}.npz")})
+    # With a WordPiece vocabulary beside it, the classifier's preset takes raw strings.
+    shutil.copytree(root / "hf-bert-classifier", root / "hf-text")
+    (root / "vocab.txt").write_text("".join(f"{w}\n" for w in WORDS + [f"w{i}" for i in range(50 - len(WORDS))]))
+    transformers.BertTokenizer(str(root / "vocab.txt"), do_lower_case=True).save_pretrained(root / "hf-text")
+    run_irconv("convert", root / "hf-text", root / "to-text", "--to", "kerashub", check=True)    # the CLI carries it
+    jobs.append({"dir": str(root / "to-text"), "task": "TextClassifier", "text": TEXTS, "out": str(root / "to-text.npz")})
     for case, (task, backbone, backbone_args, args, *_) in {**HUB_TASKS, **HUB_REFUSED}.items():
         jobs.append({"build": task, "backbone": backbone, "backbone_args": backbone_args, "args": args,
                      "dir": str(root / f"hub-{case}"), "out": str(root / f"hub-{case}.npz")})
@@ -153,6 +168,23 @@ def test_hf_task_to_kerashub_to_pt_is_bit_exact(case, world, tmp_path):
         assert config.get(key) == source.get(key), key
     assert len(transformers.AutoConfig.from_pretrained(tmp_path / "back").id2label) == \
         len(transformers.AutoConfig.from_pretrained(root / f"hf-{case}").id2label)
+
+
+def test_a_classifier_with_a_vocabulary_gets_its_preprocessor(world):
+    """task.json holds BertTextClassifierPreprocessor around the preset's BertTokenizer:
+    keras_hub's predict on raw strings computes HF's tokenizer + model (padded to 16)."""
+    root, _, report = world
+    got = report[str(root / "to-text")]
+    assert "error" not in got, got
+    assert got["preprocessor"] == "BertTextClassifierPreprocessor"
+    assert json.loads((root / "to-text" / "preprocessor.json").read_text()) == \
+        json.loads((root / "to-text" / "task.json").read_text())["config"]["preprocessor"]
+    tokenizer = transformers.BertTokenizer.from_pretrained(root / "hf-text")
+    model = transformers.BertForSequenceClassification.from_pretrained(root / "hf-text").eval()
+    with torch.no_grad():
+        ref = model(**tokenizer(TEXTS, padding="max_length", max_length=16, return_tensors="pt")).logits.numpy()
+    diff = np.abs(outputs(root / "to-text.npz")["logits"] - ref).max()
+    assert diff < 1e-4, diff
 
 
 def task_datasets(path) -> dict:
