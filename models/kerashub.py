@@ -305,6 +305,8 @@ class HubTask:
     limit: Callable[[dict], str | None] = lambda hf: None
     sizes: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     preprocessor: tuple[str, str, Callable[[dict], dict]] | None = None
+    # Other task classes read as this one (Llama3CausalLM, over a Llama3Backbone); written as `task`.
+    aliases: tuple[str, ...] = ()
 
 
 HUB_TASKS: dict[str, tuple[HubTask, ...]] = {}
@@ -319,10 +321,10 @@ def size_problems(task: HubTask, args: dict, shapes: Mapping[str, tuple]) -> lis
     return out
 
 
-def causal_lm(hf_class: str, task: str, module: str) -> tuple[HubTask]:
+def causal_lm(hf_class: str, task: str, module: str, aliases: tuple[str, ...] = ()) -> tuple[HubTask]:
     """A decoder's CausalLM task: no weights of its own (the Backbone holds the LM head);
     `module` below keras_hub.src.models."""
-    return (HubTask(hf_class, task, f"keras_hub.src.models.{module}"),)
+    return (HubTask(hf_class, task, f"keras_hub.src.models.{module}", aliases=aliases),)
 
 
 def num_labels(hf: dict) -> int:
@@ -346,7 +348,7 @@ def logits_out(args: dict) -> None:
 def task_for(family_name: str, *, hf_class: str | None = None, task: str | None = None) -> HubTask | None:
     """The family's keras-hub task of an HF class, or of a task.json class name."""
     for t in HUB_TASKS.get(family_name, ()):
-        if (hf_class is not None and t.hf_class == hf_class) or (task is not None and t.task == task):
+        if (hf_class is not None and t.hf_class == hf_class) or (task is not None and task in (t.task, *t.aliases)):
             return t
     return None
 

@@ -346,7 +346,8 @@ LLAMA = kh.with_kerashub(LLAMA, kh.HubConfig(
     to_hf=_back(), architecture="LlamaForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD,
     backbone_class_aliases=("Llama3Backbone",)),
     _hub_blocks("llama_transformer_decoder", "llama_layer_norm", _hub_layer(), head_copy=False),
-    roles=frozenset({"lm"}), tasks=kh.causal_lm("LlamaForCausalLM", "LlamaCausalLM", "llama.llama_causal_lm"))
+    roles=frozenset({"lm"}), tasks=kh.causal_lm("LlamaForCausalLM", "LlamaCausalLM", "llama.llama_causal_lm",
+                                               aliases=("Llama3CausalLM",)))
 # MistralBackbone always has its own head (no tie argument): a tied model is refused (its
 # view limit), so that a preset read back is the model that was written.
 MISTRAL = kh.with_kerashub(MISTRAL, kh.HubConfig(
