@@ -8,7 +8,8 @@ A preset holds the Backbone, and, where the HF class is one of the family's kera
 LlamaForCausalLM LlamaCausalLM), the task: task.json (its class, the Backbone's config nested,
 its own arguments from the HF config) and task.weights.h5 (its heads' weights). A head no
 task holds (BERT's NSP head), or a task that computes otherwise than the HF class (its limit),
-is refused rather than dropped. A decoder's LM
+is refused rather than dropped. A classifier's label names (id2label) have no place in a task
+(only their count, num_classes): read back, they are transformers' LABEL_i. A decoder's LM
 head is the Backbone's own (ReversibleEmbedding's reverse_embeddings when untied); the tie
 flag is written into config.json even where the class's get_config() would leave it out
 (LlamaBackbone, keras-hub#3098), so the preset reloads as it was written.

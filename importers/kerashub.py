@@ -129,7 +129,7 @@ class KerasHubImporter(Importer):
         problems = kh.size_problems(task, args, {c: t.shape for c, t in ckpt.tensors.items()}) if task else []
         if problems:
             raise FormatError(f"keras-hub's {task.task} is no HF {task.hf_class}: {'; '.join(problems)}", path=where)
-        files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
+        files = list(dict.fromkeys([f for f in PRESET_FILES if (path / f).exists()] + preset.files))
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped
         return ckpt

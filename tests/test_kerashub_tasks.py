@@ -190,6 +190,15 @@ def test_a_classifier_with_a_vocabulary_gets_its_preprocessor(world):
     assert diff < 1e-4, diff
 
 
+@pytest.mark.parametrize("case", ["bert-classifier", "distilbert-classifier"])
+def test_irconv_verify_runs_a_task_preset_beside_hf(case, world):
+    root, _, _ = world
+    proc = run_irconv("verify", root / f"hf-{case}", root / f"to-{case}")
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
+    assert "kerashub" in out and "verified:" in out and "logits" in out
+
+
 def task_datasets(path) -> dict:
     """task.weights.h5's layer weights (its optimizer state is training state irconv does not carry)."""
     return {k: v for k, v in h5_datasets(path).items() if not k.startswith("optimizer/")}
