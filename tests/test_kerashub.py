@@ -324,14 +324,19 @@ def test_kerashub_through_tf1_and_back_composes(world, tmp_path):
     assert h5_datasets(root / "hub-bert" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
 
 
-@pytest.mark.parametrize("family", ["bert", "llama"])
-def test_irconv_verify_runs_a_preset_beside_hf(family, world):
-    root, _, _ = world
-    proc = run_irconv("verify", root / f"hf-{family}", root / f"to-{family}")
+def verified(root, case: str) -> str:
+    """`irconv verify` of hf-<case> beside its preset to-<case>: its report, once it verified."""
+    proc = run_irconv("verify", root / f"hf-{case}", root / f"to-{case}")
     out = proc.stdout.decode()
     assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
     assert "kerashub" in out and "verified:" in out
-    assert ("logits" if family == "llama" else "pooler_output") in out
+    return out
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_irconv_verify_runs_a_preset_beside_hf(family, world):
+    root, _, _ = world
+    assert ("logits" if family == "llama" else "pooler_output") in verified(root, family)
 
 
 TOKENIZE = r"""
