@@ -3,8 +3,13 @@ Backbone with the constructor arguments its HubConfig maps from the HF config, m
 and model.weights.h5 in Keras 3's layout, which `keras_hub.models.Backbone.from_preset(dir)`
 loads (by path: every variable at `layers/<key>/.../vars/N`).
 
-A preset holds the Backbone: a head the Backbone does not hold (BERT's MLM and NSP heads, a
-classifier) has no place, and the export is refused rather than dropping it. A decoder's LM
+A preset holds the Backbone, and, where the HF class is one of the family's keras-hub tasks
+(models/kerashub.py HubTask: BertForSequenceClassification is BertTextClassifier,
+LlamaForCausalLM LlamaCausalLM), the task: task.json (its class, the Backbone's config nested,
+its own arguments from the HF config) and task.weights.h5 (its heads' weights). A head no
+task holds (BERT's NSP head), or a task that computes otherwise than the HF class (its limit),
+is refused rather than dropped. A classifier's label names (id2label) have no place in a task
+(only their count, num_classes): read back, they are transformers' LABEL_i. A decoder's LM
 head is the Backbone's own (ReversibleEmbedding's reverse_embeddings when untied); the tie
 flag is written into config.json even where the class's get_config() would leave it out
 (LlamaBackbone, keras-hub#3098), so the preset reloads as it was written.
@@ -31,7 +36,8 @@ LAYOUT_VERSIONS = {"keras_version": "3.15.1", "keras_hub_version": "0.32.0"}   #
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """A class's default layer name, as Keras makes it ('LlamaCausalLM' -> 'llama_causal_lm')."""
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
 
 
 def policy_of(tensors: list[Tensor]) -> str:
@@ -46,8 +52,61 @@ def policy_of(tensors: list[Tensor]) -> str:
     return POLICIES[name]
 
 
-def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str], dict]:
-    """The preset's tensors (stored shapes), tied aliases, and its config.json."""
+def hub_task(family, view, ckpt: Checkpoint, where: str) -> tuple[kh.HubTask | None, dict]:
+    """The keras-hub task the checkpoint's HF class is (None: a Backbone only) and its
+    arguments; refused (MappingError) where a head has no place in it."""
+    archs = ckpt.config.get("architectures") or []
+    arch = archs[0] if archs else None
+    task = kh.task_for(family.name, hf_class=arch) if arch else None
+    known = "; ".join(f"{t.hf_class} as {t.task}" for t in kh.HUB_TASKS.get(family.name, ())) or "none"
+    foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
+    if foreign:
+        blocks = sorted({c.rsplit(".", 2)[0] for c in foreign})
+        raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view: "
+                           f"keras-hub's {kh.hub_config(family.name).backbone} holds the backbone only, and no keras-hub "
+                           f"task holds {arch or 'this model'}'s {', '.join(blocks)} (the tasks irconv knows: "
+                           f"{known}; convert the base model): " + ", ".join(map(repr, foreign[:20]))
+                           + (" ..." if len(foreign) > 20 else ""), path=where)
+    heads = sorted({view.block_of(c).name for c in ckpt.tensors if fmt.is_task(view.raw_name(c, "") or "")})
+    if heads and (task is None or not set(heads) <= set(task.blocks)):
+        raise MappingError(f"{arch or 'this model'} is no keras-hub task irconv knows ({known}), and a Backbone "
+                           f"preset has no place for its {', '.join(heads)}", path=where)
+    if task is None:
+        return None, {}
+    try:      # (what the task computes otherwise, task.limit, is the view's limit: hub_limits)
+        args = task.to_task(ckpt.config)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise MappingError(f"the config does not give what keras-hub's {task.task} needs: {exc}", path=where) from None
+    problems = kh.size_problems(task, args, {c: t.shape for c, t in ckpt.tensors.items()})
+    if problems:
+        raise MappingError(f"keras-hub's {task.task}: " + "; ".join(problems), path=where)
+    return task, args
+
+
+def task_json(task: kh.HubTask, backbone: dict, args: dict) -> dict:
+    """task.json as `Task.save_to_preset` writes it: the class, its Backbone's config (that of
+    config.json), no preprocessor (the task then takes token ids, as HF's class does; see
+    with_preprocessor) and its own arguments."""
+    return {"module": task.module, "class_name": task.task,
+            "config": {"backbone": backbone, "preprocessor": None, "name": _snake(task.task), **args},
+            "registered_name": f"keras_hub>{task.task}"}
+
+
+def with_preprocessor(serialized: dict, task: kh.HubTask, tokenizer: dict, hf: dict) -> dict:
+    """task.json with the task's preprocessor around the preset's tokenizer (tokenizer.json)."""
+    cls, module, args = task.preprocessor
+    preprocessor = {"module": module, "class_name": cls,
+                    "config": {"name": _snake(cls), "trainable": True,
+                               "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                                         "registered_name": None},
+                               "tokenizer": tokenizer, "config_file": fmt.PREPROCESSOR, **args(hf)},
+                    "registered_name": f"keras_hub>{cls}"}
+    return {**serialized, "config": {**serialized["config"], "preprocessor": preprocessor}}
+
+
+def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, str], dict, dict | None]:
+    """The preset's tensors (stored shapes; a task's named 'task/...'), tied aliases, its
+    config.json and its task.json (None: a Backbone preset)."""
     family = FAMILIES.get(ckpt.family)
     hub = kh.hub_config(family.name)
     if hub is None or kh.VIEW not in family.views:
@@ -57,11 +116,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     if problem:
         raise MappingError(f"the {family.name} {kh.VIEW!r} view cannot hold this model: {problem}", path=where)
     ckpt = without_zeros(ckpt, hub, where)
-    foreign = [c for c in ckpt.tensors if view.block_of(c) is None]
-    if foreign:
-        raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view "
-                           f"(keras-hub's {hub.backbone} holds the backbone only; convert the base model): "
-                           + ", ".join(map(repr, foreign[:40])) + (" ..." if len(foreign) > 40 else ""), path=where)
+    task, task_args = hub_task(family, view, ckpt, where)
     # A stream's tensors can be read once, in order: its zero_only ones are checked in their
     # turn while writing (in_turn_checks), not here.
     values = [] if ckpt.ordered else kh.value_problems(family, hub, ckpt.tensors)
@@ -101,7 +156,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
                                    "registered_name": None},
                          **args},
               "registered_name": f"keras_hub>{hub.backbone}"}
-    return out, aliases, config
+    return out, aliases, config, task_json(task, config, task_args) if task else None
 
 
 def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig, where: str) -> Checkpoint:
@@ -182,23 +237,30 @@ class KerasHubExporter(Exporter):
         from .base import cast_floats
         if options.cast:
             ckpt = cast_floats(ckpt, options.cast)
-        tensors, aliases, config = hub_tensors(ckpt, "<plan>")
+        tensors, aliases, config, _ = hub_tensors(ckpt, "<plan>")
         specs, _ = tied_copies(tensors, aliases)
-        return [(fmt.WEIGHTS, s) for s in specs], fmt.CONFIG, config
+        return [(fmt.TASK_WEIGHTS if fmt.is_task(s.name) else fmt.WEIGHTS, s) for s in specs], fmt.CONFIG, config
 
     def write(self, ckpt: Checkpoint, tmp: Path, options: ExportOptions, progress: Progress) -> None:
         self.view_for(FAMILIES.get(ckpt.family))
         if options.max_shard_size:
             raise UsageError("irconv writes a keras-hub preset's weights as one model.weights.h5; "
                              "--max-shard-size does not apply")
-        tensors, aliases, config = hub_tensors(ckpt, str(tmp))
+        tensors, aliases, config, task = hub_tensors(ckpt, str(tmp))
         specs, copies = tied_copies(tensors, aliases)
         fmt.write_json(tmp / fmt.CONFIG, config)
         fmt.write_json(tmp / fmt.METADATA, {
-            **LAYOUT_VERSIONS, "parameter_count": sum(s.numel for s in specs),
+            **LAYOUT_VERSIONS, "parameter_count": sum(s.numel for s in specs if not fmt.is_task(s.name)),
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "tasks": list(kh.hub_config(ckpt.family).tasks)})
         write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
+        if task is not None:
+            hub_task = kh.task_for(ckpt.family, task=task["class_name"])
+            if hub_task.preprocessor and (tmp / fmt.TOKENIZER).is_file():
+                from ..importers.base import read_json
+                task = with_preprocessor(task, hub_task, read_json(tmp / fmt.TOKENIZER), ckpt.config)
+                fmt.write_json(tmp / fmt.PREPROCESSOR, task["config"]["preprocessor"])
+            fmt.write_json(tmp / fmt.TASK_CONFIG, task)
         writer = fmt.PresetWeightsWriter(tmp / fmt.WEIGHTS, specs)
         if ckpt.ordered:
             tensors, writer = in_turn_checks(ckpt, tensors, writer, str(tmp))

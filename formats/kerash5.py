@@ -930,13 +930,15 @@ class KerasH5Writer(_Placed):
         self._lay_out_behind([build])
 
     def close(self) -> None:
-        """Rename the file into place; raises (and leaves no file at `path`) if a weight is missing."""
+        """Rename the file (or, in a subclass, each file) into place; raises (and leaves no file at
+        `path`) if a weight is missing."""
         if self._closed:
             return
         self._ready_or_abort()
         self._missing_check()
         self._closed = True
-        os.replace(self._tmps[0], self.path)
+        for tmp, final in zip(self._tmps, self._finals):
+            os.replace(tmp, final)
 
     def abort(self) -> None:
         """Drop the unfinished file."""

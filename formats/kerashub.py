@@ -10,7 +10,12 @@ Tensors are named by their path below `layers/`, the first component (a class-de
 `layers/` is: a group with no `vars` of its own whose keys are class-derived the same way
 ('vi_t_encoder_block', 'vi_t_encoder_block_1'), so its items get their ordinal written out
 too. Written back, a `<key>_0` below a group that holds no weights of its own and only such
-keys is the container's first item again. Nothing here imports keras.
+keys is the container's first item again.
+
+A Task preset adds task.json (the serialized task, its Backbone config nested) and, where
+the task has weights beyond the Backbone's, task.weights.h5 (the same layout, keyed by the
+task's own layers; its optimizer state is training state, not read). Those weights are
+named 'task/<name as above>'. Nothing here imports keras.
 """
 from __future__ import annotations
 
@@ -34,6 +39,10 @@ METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
 SHARD_INDEX = "model.weights.json"
 TOKENIZER = "tokenizer.json"
+TASK_CONFIG = "task.json"
+TASK_WEIGHTS = "task.weights.h5"
+TASK = "task"           # raw names of task.weights.h5's weights start 'task/'
+PREPROCESSOR = "preprocessor.json"
 ASSETS = "assets/tokenizer"
 MAX_JSON = 64 << 20
 _SHARD_NAME = re.compile(r"model_\d{5}\.weights\.h5")
@@ -88,9 +97,12 @@ def _ordinal(key: str) -> str:
     return f"{base}_{n}"
 
 
-def raw_name(h5_path: str, containers: frozenset[str] = frozenset()) -> str:
+def raw_name(h5_path: str, containers: frozenset[str] = frozenset(), task: bool = False) -> str:
     """'layers/transformer_encoder/x/vars/0' -> 'transformer_encoder_0/x/vars/0'; the items of
-    the nested `containers` (h5 group paths) get their ordinal too."""
+    the nested `containers` (h5 group paths) get their ordinal too (in task.weights.h5:
+    'task/transformer_encoder_0/...')."""
+    if task:
+        return f"{TASK}/{raw_name(h5_path, containers)}"
     parts = h5_path.removeprefix("layers/").split("/")
     out = [_ordinal(parts[0])]
     for n in range(1, len(parts)):
@@ -104,8 +116,14 @@ def _first_item(key: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+def is_task(raw: str) -> bool:
+    return raw.startswith(f"{TASK}/")
+
+
 def h5_path(raw: str, containers: frozenset[str] = frozenset()) -> str:
-    """The inverse of raw_name; `containers` are raw group paths (see h5_paths)."""
+    """The inverse of raw_name (the path in its file, task.weights.h5 for a task weight);
+    `containers` are raw group paths (see h5_layout)."""
+    raw = raw.removeprefix(f"{TASK}/")
     parts = raw.split("/")
     top = parts[0]
     if _ordinal(top) != top:
@@ -142,9 +160,10 @@ class Preset:
     tensors: list[Tensor]        # named by raw_name
     files: list[str]             # the weights files read
     skipped: list[str]           # h5 paths that are not layer weights
+    task: dict | None = None     # task.json
 
 
-def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str]) -> None:
+def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str], task: bool = False) -> None:
     spath = os.fspath(path)
     try:
         with open_h5(spath, label) as f:
@@ -154,12 +173,12 @@ def _read_h5(path: Path, label: str, out: list[Tensor], skipped: list[str]) -> N
             for rel in paths:
                 parts = rel.split("/")
                 if len(parts) < 4 or parts[0] != "layers" or parts[-2] != "vars" or not parts[-1].isdigit():
-                    skipped.append(rel)
+                    skipped.append(f"{TASK_WEIGHTS}:{rel}" if task else rel)
                     continue
                 ds = f
                 for part in parts:
                     ds = child(ds, part, scope)
-                w = _weight(spath, "", raw_name(rel, _containers(f, parts, containers)), ds, scope)
+                w = _weight(spath, "", raw_name(rel, _containers(f, parts, containers), task), ds, scope)
                 out.append(w.tensor)
     except (OSError, RuntimeError, KeyError, TypeError, ValueError, UnicodeError) as e:
         raise FormatError(f"unreadable Keras 3 weights: {_one_line(e)}", path=label) from None
@@ -212,6 +231,11 @@ def read(directory) -> Preset:
     for path in files:
         limits.require_regular(path)
         _read_h5(path, str(path), tensors, skipped)
+    task = _read_json(directory / TASK_CONFIG, TASK_CONFIG) if (directory / TASK_CONFIG).exists() else None
+    if task is not None and (directory / TASK_WEIGHTS).exists():
+        limits.require_regular(directory / TASK_WEIGHTS)
+        _read_h5(directory / TASK_WEIGHTS, str(directory / TASK_WEIGHTS), tensors, skipped, task=True)
+        files.append(directory / TASK_WEIGHTS)
     seen: dict[str, int] = {}
     for t in tensors:
         seen[t.name] = seen.get(t.name, 0) + 1
@@ -220,34 +244,43 @@ def read(directory) -> Preset:
         raise FormatError(f"weights stored twice (in two shards?): {dupes[:5]!r}", path=str(directory))
     if not tensors:
         raise FormatError("the preset's weights file holds no layer weights", path=str(files[0]))
-    return Preset(config, metadata, tensors, [p.name for p in files], skipped)
+    return Preset(config, metadata, tensors, [p.name for p in files], skipped, task)
 
 
 # --------------------------------------------------------------------------- writing
 
 class PresetWeightsWriter(KerasH5Writer):
     """model.weights.h5 as Keras 3's H5IOStore writes it: a root `vars` group and every
-    declared tensor at h5_path(name) (`layers/<key>/.../vars/N`). Written, closed and aborted
-    as the Keras 2 writer is: datasets laid out now, tensors pwritten in any order from any
-    thread, a .partial file renamed into place once every tensor is written."""
+    declared tensor at h5_path(name) (`layers/<key>/.../vars/N`), and the task's weights
+    ('task/...' names) so in task.weights.h5 beside it. Written, closed and aborted as the
+    Keras 2 writer is: datasets laid out now, tensors pwritten in any order from any thread,
+    .partial files renamed into place once every tensor is written."""
 
     def __init__(self, path, specs: Sequence[TensorSpec]):
         PartialWriter.__init__(self, os.fspath(path))
-        paths, layer_vars = h5_layout([s.name for s in specs])
-        _check_paths(paths, "kerashub weights", self.path)
         self._specs = {s.name: s for s in specs}
-        self._tmps, self._finals = [self.path + ".partial"], [self.path]
+        files = [(self.path, [s for s in specs if not is_task(s.name)])]
+        if any(is_task(s.name) for s in specs):
+            files.append((os.path.join(os.path.dirname(self.path), TASK_WEIGHTS), [s for s in specs if is_task(s.name)]))
+        self._tmps, self._finals = [p + ".partial" for p, _ in files], [p for p, _ in files]
         self._places = {name: [] for name in self._specs}
 
-        def build(f, place) -> None:
-            f.create_group("vars")
-            for group in layer_vars:
-                f.require_group(group)
-            for spec, where in zip(specs, paths):
-                group, _, leaf = where.rpartition("/")
-                place(f.require_group(group), leaf, spec)
+        def build(listed, paths, layer_vars):
+            def lay(f, place) -> None:
+                f.create_group("vars")
+                for group in layer_vars:
+                    f.require_group(group)
+                for spec, where in zip(listed, paths):
+                    group, _, leaf = where.rpartition("/")
+                    place(f.require_group(group), leaf, spec)
+            return lay
 
-        self._lay_out_behind([build])
+        builds = []
+        for final, listed in files:
+            paths, layer_vars = h5_layout([s.name.removeprefix(f"{TASK}/") for s in listed])
+            _check_paths(paths, "kerashub weights", final)
+            builds.append(build(listed, paths, layer_vars))
+        self._lay_out_behind(builds)
 
 
 def write_json(path: Path, value: dict) -> None:
@@ -257,4 +290,5 @@ def write_json(path: Path, value: dict) -> None:
 
 
 __all__ = ["Preset", "read", "looks_like", "backbone_class", "raw_name", "h5_path", "h5_layout", "PresetWeightsWriter",
-           "write_json", "CONFIG", "METADATA", "WEIGHTS", "SHARD_INDEX", "TOKENIZER", "ASSETS", "members"]
+           "write_json", "is_task", "CONFIG", "METADATA", "WEIGHTS", "SHARD_INDEX", "TOKENIZER", "ASSETS", "TASK",
+           "TASK_CONFIG", "TASK_WEIGHTS", "PREPROCESSOR", "members"]

@@ -5,7 +5,10 @@ Backbone's Keras 3 weights (formats/kerashub.py; FORMATS.md §12).
 The Backbone class names the family (its "kerashub" view, models/kerashub.py); its
 constructor arguments become the HF config (HubConfig), so every computing field has a
 source; the per-head kernels are reshaped to the canonical matrices before the view's
-mapping places them. Task files (task.json, task.weights.h5, preprocessor.json) and the
+mapping places them. A Task preset's task.json names a keras-hub task the family declares
+(HubTask), which gives the HF class and the config fields of the task's arguments; its
+task.weights.h5 holds the heads' weights (its optimizer state is skipped). A task irconv
+does not know is refused, never read as its Backbone alone. preprocessor.json and the
 tokenizer are not read.
 """
 from __future__ import annotations
@@ -39,6 +42,23 @@ def family_of(preset: fmt.Preset, where: str, model: str | None):
         known = sorted(b for hub in kh.HUB_CONFIGS.values() for b in hub.backbone_names())
         raise FormatError(f"keras_hub {cls} is not a Backbone irconv knows ({', '.join(known)})", path=where)
     return FAMILIES.get(name)
+
+
+def task_of(preset: fmt.Preset, family, where: str) -> tuple[kh.HubTask | None, dict]:
+    """The family's keras-hub task that task.json serializes (None: no task.json) and its own
+    arguments; a task irconv does not know, or one whose Backbone is not config.json's, is refused."""
+    serialized = preset.task
+    if serialized is None:
+        return None, {}
+    cls, args = serialized.get("class_name"), serialized.get("config")
+    task = kh.task_for(family.name, task=cls) if isinstance(cls, str) else None
+    if task is None:
+        known = ", ".join(t.task for t in kh.HUB_TASKS.get(family.name, ())) or "none"
+        raise FormatError(f"task.json holds keras_hub {cls}, a {family.name} task irconv does not read "
+                          f"(it reads {known}); it is not read as its Backbone only", path=where)
+    if not isinstance(args, dict) or args.get("backbone") != preset.config:
+        raise FormatError(f"task.json's {cls} nests another Backbone config than config.json's", path=where)
+    return task, {k: v for k, v in args.items() if k not in ("backbone", "preprocessor", "name")}
 
 
 def hf_config(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> dict:
@@ -100,7 +120,18 @@ class KerasHubImporter(Importer):
         where = str(path)
         family = family_of(preset, where, model)
         hub = kh.hub_config(family.name)
+        task, args = task_of(preset, family, where)
         settled = config if config is not None else hf_config(hub, preset, where)
+        if task is not None and config is None:
+            try:
+                settled.update(task.to_hf(args, preset.config["config"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise FormatError(f"task.json: keras-hub's {task.task} is no HF {task.hf_class}: {exc}",
+                                  path=where) from None
+            settled["architectures"] = [task.hf_class]
+        problem = task.limit(settled) if task is not None else None
+        if problem:
+            raise FormatError(f"keras-hub's {task.task} is no HF {task.hf_class}: {problem}", path=where)
         family_view = family.view(kh.VIEW)
         unmapped = unmapped_names(hub, preset, where)
         try:
@@ -109,7 +140,10 @@ class KerasHubImporter(Importer):
             raise FormatError(f"config.json: the layers cannot be numbered from it ({exc!r})", path=where) from None
         tensors = reshaped(family_view, kh.unstack(family_view, tensors), settled, where)
         ckpt = family_view.to_canonical(tensors, settled, where)
-        files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
+        problems = kh.size_problems(task, args, {c: t.shape for c, t in ckpt.tensors.items()}) if task else []
+        if problems:
+            raise FormatError(f"keras-hub's {task.task} is no HF {task.hf_class}: {'; '.join(problems)}", path=where)
+        files = list(dict.fromkeys([f for f in PRESET_FILES if (path / f).exists()] + preset.files))
         ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped + \
             [t.name for t in preset.tensors if t.name in unmapped]

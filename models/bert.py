@@ -163,6 +163,46 @@ BERT_HUB_LAYER = {
     **kh.dense("_feedforward_output_dense", "ffn.down"),
     **kh.layer_norm("_feedforward_layer_norm", "ffn.norm"),
 }
+
+
+def _bert_mlm_limit(hf: dict) -> str:
+    return (f"keras-hub's BertMaskedLM computes its head with exact GELU and epsilon 1e-5, and its BertBackbone "
+            f"with tanh GELU and 1e-12; an HF BertForMaskedLM computes both with hidden_act="
+            f"{hf.get('hidden_act', 'gelu')!r} and layer_norm_eps={hf.get('layer_norm_eps', 1e-12)}")
+
+
+def _classifier_dropout(hf: dict) -> float:
+    """BertForSequenceClassification's dropout: classifier_dropout, else hidden_dropout_prob."""
+    own = hf.get("classifier_dropout")
+    return own if own is not None else hf.get("hidden_dropout_prob", 0.1)
+
+
+def _bert_classifier_back(args: dict, backbone: dict) -> dict:
+    kh.logits_out(args)
+    return {"num_labels": args["num_classes"], "classifier_dropout": args.get("dropout", 0.1)}
+
+
+# keras-hub's BERT tasks (task.json + task.weights.h5). BertTextClassifier is HF's
+# BertForSequenceClassification: the pooled output, a dropout, the logits Dense. The MaskedLM
+# head holds the same weights as HF's (transform dense and norm, the decoder tied to the token
+# embedding, its own bias), but computes with other constants: refused (its limit).
+BERT_TASKS = (
+    kh.HubTask("BertForSequenceClassification", "BertTextClassifier", "keras_hub.src.models.bert.bert_text_classifier",
+               blocks={"heads.classifier": ("", kh.dense("dense_0", "dense"))},
+               to_task=lambda hf: {"num_classes": kh.num_labels(hf), "activation": "linear",
+                                   "dropout": _classifier_dropout(hf)},
+               to_hf=_bert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes")},
+               # Inputs padded or cut to the longest the model takes (a preprocessing choice).
+               preprocessor=("BertTextClassifierPreprocessor", "keras_hub.src.models.bert.bert_text_classifier_preprocessor",
+                             lambda hf: {"sequence_length": kh.require(hf, "max_position_embeddings"),
+                                         "truncate": "round_robin"})),
+    kh.HubTask("BertForMaskedLM", "BertMaskedLM", "keras_hub.src.models.bert.bert_masked_lm",
+               blocks={"heads.mlm": ("masked_lm_head_0", {
+                   **kh.dense("_intermediate_dense", "transform.dense"),
+                   **kh.layer_norm("_intermediate_layer_norm", "transform.norm"),
+                   "bias": kh.plain("vars/0")})},
+               limit=_bert_mlm_limit),
+)
 BERT = kh.with_kerashub(BERT, BERT_HUB, {
     "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
                         "position.weight": kh.plain("position_embedding_0/vars/0"),
@@ -170,5 +210,5 @@ BERT = kh.with_kerashub(BERT, BERT_HUB, {
                         **kh.layer_norm("layer_normalization_0", "norm")}),
     "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
     "pooler": ("", kh.dense("dense_0", "dense")),
-}, roles=frozenset({"pooler"}))
+}, roles=frozenset({"pooler"}), tasks=BERT_TASKS)
 FAMILIES = [BERT]

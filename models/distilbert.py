@@ -1,4 +1,5 @@
-"""DistilBERT (HF DistilBertModel, DistilBertForMaskedLM, DistilBertForQuestionAnswering).
+"""DistilBERT (HF DistilBertModel, DistilBertForMaskedLM, DistilBertForSequenceClassification,
+DistilBertForQuestionAnswering).
 
 BERT's post-LN encoder under other names (q_lin/k_lin/v_lin/out_lin, sa_layer_norm, ffn.lin1/
 lin2, output_layer_norm), counted by `n_layers`, and embeddings without token types. The
@@ -44,6 +45,14 @@ MLM_DECODER = Block.of("heads.mlm.decoder", [
 ], role="mlm", base=False, pt="vocab_projector", lists_also={"tf2": ("embeddings",)})
 
 
+# DistilBertForSequenceClassification: the first token's state through pre_classifier (dim ->
+# dim), ReLU, dropout and the logits layer; top-level modules, as the MLM head's.
+CLASSIFIER_HEAD = Block.of("heads.classifier", [
+    linear("pre", pt="pre_classifier"),
+    linear("dense", pt="classifier"),
+], role="classifier", base=False, pt="")
+
+
 def infer_distilbert_config(specs, counts) -> tuple[dict, list[str]]:
     """HF DistilBertConfig fields from tensor shapes, for a weights file that came without one."""
     word = specs["embeddings.word.weight"].shape
@@ -62,6 +71,8 @@ def infer_distilbert_config(specs, counts) -> tuple[dict, list[str]]:
     # A decoder that came as its own tensor was not tied (tied ones become aliases).
     if "heads.mlm.decoder.weight" in specs:
         config["tie_word_embeddings"] = False
+    if "heads.classifier.dense.weight" in specs:
+        config["num_labels"] = specs["heads.classifier.dense.weight"].shape[0]
     notes = [f"no config given: inferred from tensor shapes; n_heads={config['n_heads']} "
              "is a guess (64 per head), pass --config to set it"]
     return config, notes
@@ -69,20 +80,22 @@ def infer_distilbert_config(specs, counts) -> tuple[dict, list[str]]:
 
 DISTILBERT = Family(
     name="distilbert", model_types=("distilbert",), declared_views=("pt", "tf2", "flax"),
-    blocks=(EMBEDDINGS, LAYER, MLM_TRANSFORM, MLM_DECODER, QA_HEAD),
+    blocks=(EMBEDDINGS, LAYER, MLM_TRANSFORM, MLM_DECODER, CLASSIFIER_HEAD, QA_HEAD),
     base_prefix={"pt": "distilbert.", "tf2": "distilbert/"},
     # PyTorch DistilBertModel keys have no 'distilbert.'; TF's bare model keeps its main layer.
     arch_prefixes={"pt": {"DistilBertModel": ""}},
     architectures={
         "DistilBertModel": frozenset(),
         "DistilBertForMaskedLM": frozenset({"mlm"}),
+        "DistilBertForSequenceClassification": frozenset({"classifier"}),
         "DistilBertForQuestionAnswering": frozenset({"qa"}),
     },
     infer_config=infer_distilbert_config,
     required=("n_heads",), defaults={"activation": "gelu", "sinusoidal_pos_embds": False},
     # The same non-learned embeddings buffers (position_ids) older transformers saved.
     ignore=BERT.ignore,
-    description="DistilBERT (HF DistilBertModel/DistilBertForMaskedLM/DistilBertForQuestionAnswering)",
+    description="DistilBERT (HF DistilBertModel/DistilBertForMaskedLM/DistilBertForSequenceClassification/"
+                "DistilBertForQuestionAnswering)",
 )
 
 
@@ -98,6 +111,14 @@ def _distilbert_hub_args(hf: dict) -> dict:
     return {"dropout": hf.get("dropout", 0.1)}
 
 
+def _distilbert_classifier_back(args: dict, backbone: dict) -> dict:
+    kh.logits_out(args)
+    if args.get("hidden_dim") not in (None, backbone.get("hidden_dim")):
+        raise ValueError(f"hidden_dim={args['hidden_dim']}, but HF's pre_classifier keeps the hidden size "
+                         f"{backbone.get('hidden_dim')}")
+    return {"num_labels": args["num_classes"], "seq_classif_dropout": args.get("dropout", 0.2)}
+
+
 DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
     "DistilBertBackbone", "keras_hub.src.models.distil_bert.distil_bert_backbone", "distilbert",
     pairs=(("vocab_size", "vocabulary_size"), ("n_layers", "num_layers"), ("n_heads", "num_heads"),
@@ -110,5 +131,21 @@ DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
                         "position.weight": kh.plain("token_and_position_embedding_0/position_embedding/vars/0"),
                         **kh.layer_norm("layer_normalization_0", "norm")}),
     "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
-})
+}, tasks=(
+    # keras-hub's DistilBertTextClassifier is HF's DistilBertForSequenceClassification.
+    kh.HubTask("DistilBertForSequenceClassification", "DistilBertTextClassifier",
+               "keras_hub.src.models.distil_bert.distil_bert_text_classifier",
+               blocks={"heads.classifier": ("", {**kh.dense("dense_0", "pre"), **kh.dense("dense_1", "dense")})},
+               to_task=lambda hf: {"num_classes": kh.num_labels(hf), "activation": "linear",
+                                   "hidden_dim": kh.require(hf, "dim"), "dropout": hf.get("seq_classif_dropout", 0.2)},
+               to_hf=_distilbert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes")}),
+    # keras-hub's DistilBertMaskedLM: HF's head weights (the projector tied to the token
+    # embedding), but its norm's epsilon is 1e-5 where HF's class fixes 1e-12: refused.
+    kh.HubTask("DistilBertForMaskedLM", "DistilBertMaskedLM", "keras_hub.src.models.distil_bert.distil_bert_masked_lm",
+               blocks={"heads.mlm.transform": ("masked_lm_head_0", {
+                           **kh.dense("_intermediate_dense", "dense"), **kh.layer_norm("_intermediate_layer_norm", "norm")}),
+                       "heads.mlm.decoder": ("masked_lm_head_0", {"bias": kh.plain("vars/0")})},
+               limit=lambda hf: "keras-hub's DistilBertMaskedLM normalizes its head with epsilon 1e-5, HF's "
+                                "DistilBertForMaskedLM with 1e-12 (both fixed by the classes)"),
+))
 FAMILIES = [DISTILBERT]

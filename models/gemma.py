@@ -96,7 +96,8 @@ def _gemma_blocks(layer: dict) -> dict:
 GEMMA = kh.with_kerashub(GEMMA, kh.HubConfig(
     "GemmaBackbone", "keras_hub.src.models.gemma.gemma_backbone", "gemma", pairs=GEMMA_PAIRS, fixed=GEMMA_FIXED,
     to_hub=_gemma_hub, to_hf=_gemma_back, architecture="GemmaForCausalLM", tasks=("CausalLM",),
-    claims=lambda args: not _is_gemma2(args)), _gemma_blocks(GEMMA_HUB_LAYER), roles=frozenset({"lm"}))
+    claims=lambda args: not _is_gemma2(args)), _gemma_blocks(GEMMA_HUB_LAYER), roles=frozenset({"lm"}),
+    tasks=kh.causal_lm("GemmaForCausalLM", "GemmaCausalLM", "gemma.gemma_causal_lm"))
 
 
 # Gemma 2 is the same GemmaBackbone with both post norms, soft caps and a sliding window on
@@ -133,5 +134,6 @@ GEMMA2 = kh.with_kerashub(GEMMA2, kh.HubConfig(
     fixed={"hidden_activation": "gelu_pytorch_tanh", "rope_theta": 10000.0}, to_hub=_gemma2_hub, to_hf=_gemma2_back, architecture="Gemma2ForCausalLM",
     tasks=("CausalLM",), claims=_is_gemma2), _gemma_blocks({
         **GEMMA_HUB_LAYER, "attn.post_norm.weight": kh.plain("post_attention_norm/vars/0"),
-        "ffn.post_norm.weight": kh.plain("post_ffw_norm/vars/0")}), roles=frozenset({"lm"}))
+        "ffn.post_norm.weight": kh.plain("post_ffw_norm/vars/0")}), roles=frozenset({"lm"}),
+    tasks=kh.causal_lm("Gemma2ForCausalLM", "GemmaCausalLM", "gemma.gemma_causal_lm"))
 FAMILIES = [GEMMA, GEMMA2]

@@ -395,11 +395,19 @@ def hub_to_hf(hub: HubConfig, args: dict, names: set) -> dict:
 # --------------------------------------------------------------------------- the view
 
 def with_kerashub(family: Family, hub: HubConfig, blocks: Mapping[object, tuple[str, Mapping[str, Spelling]]],
-                  roles: frozenset[str] = frozenset()) -> Family:
+                  roles: frozenset[str] = frozenset(), tasks: tuple["HubTask", ...] = ()) -> Family:
     """`family` with a "kerashub" view: `blocks` maps a block's canonical name (or its (name,
     role), where blocks share a name) to its raw prefix and its params' spellings (a block left
     out, or an optional part whose role is not in `roles`, is absent from presets); `hub` is
-    its config mapping."""
+    its config mapping; `tasks` the keras-hub tasks a preset of it may be, whose heads' blocks
+    are named in task.weights.h5 (TASK/...)."""
+    blocks = dict(blocks)
+    for task in tasks:
+        for name, (prefix, spellings) in task.blocks.items():
+            if name in blocks:
+                raise ValueError(f"family {family.name!r}: block {name!r} is in two tasks, or in the Backbone too")
+            blocks[name] = (f"{TASK}/{prefix}" if prefix else TASK, spellings)
+        roles = roles | {b.role for b in family.blocks if b.name in task.blocks and b.role}
     new_blocks = []
     used = set()
     for block in family.blocks:
@@ -420,6 +428,7 @@ def with_kerashub(family: Family, hub: HubConfig, blocks: Mapping[object, tuple[
                   base_prefix={**family.base_prefix, VIEW: ""},
                   view_limits={**family.view_limits, VIEW: lambda config: hub_limits(family, hub, config)})
     HUB_CONFIGS[family.name] = hub
+    HUB_TASKS[family.name] = tuple(tasks)
     return out
 
 
@@ -444,6 +453,91 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
     if hub.lm_head and not tied and "lm" not in roles:
         return (f"keras-hub's {hub.backbone} computes logits with its own LM head, and this untied "
                 f"{archs[0]} has none: convert the model with its LM head")
+    task = task_for(family.name, hf_class=archs[0]) if archs else None
+    if task is not None:
+        try:
+            problem = task.limit(config)
+            task.to_task(config)
+        except Missing:
+            return None
+        except (ValueError, TypeError) as exc:
+            problem = str(exc)
+        if problem:
+            return f"keras-hub's {task.task} cannot hold this {task.hf_class}: {problem}"
+    return None
+
+
+# --------------------------------------------------------------------------- tasks
+
+TASK = "task"        # raw names of task.weights.h5's weights: 'task/<layer key>_<n>/.../vars/N'
+
+
+@dataclass(frozen=True)
+class HubTask:
+    """A keras-hub task class a preset may hold (task.json), as the HF class it computes.
+    `blocks` are its heads' weights in task.weights.h5 (block -> raw prefix below its `layers/`,
+    spellings), keyed like the Backbone's ('dense_0' is the task's first Dense; the Backbone's
+    layers are skipped in that file, not counted). `to_task(hf)` gives its constructor arguments
+    beside backbone/preprocessor/name (ValueError: the task cannot hold this config),
+    `to_hf(args, backbone args)` the HF config fields of them. `limit(hf)` says why the task would compute
+    another model than the HF class with this config (checked both ways), or None. `sizes`:
+    canonical tensor -> (axis, argument) whose extent the argument must equal. `preprocessor`:
+    (class, module, hf -> its arguments beside the tokenizer), the task's preprocessor where the
+    preset has a tokenizer (otherwise the task takes token ids, as HF's class does)."""
+    hf_class: str
+    task: str
+    module: str
+    blocks: Mapping[str, tuple[str, Mapping[str, Spelling]]] = field(default_factory=dict)
+    to_task: Callable[[dict], dict] = lambda hf: {}
+    to_hf: Callable[[dict, dict], dict] = lambda args, backbone: {}
+    limit: Callable[[dict], str | None] = lambda hf: None
+    sizes: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    preprocessor: tuple[str, str, Callable[[dict], dict]] | None = None
+    # Other task classes read as this one (Llama3CausalLM, over a Llama3Backbone); written as `task`.
+    aliases: tuple[str, ...] = ()
+
+
+HUB_TASKS: dict[str, tuple[HubTask, ...]] = {}
+
+
+def size_problems(task: HubTask, args: dict, shapes: Mapping[str, tuple]) -> list[str]:
+    """Where a task argument disagrees with the extent of the tensor it sizes."""
+    out = []
+    for canonical, (axis, arg) in task.sizes.items():
+        if canonical in shapes and args.get(arg) != shapes[canonical][axis]:
+            out.append(f"{arg}={args.get(arg)!r}, but {canonical} has {shapes[canonical][axis]}")
+    return out
+
+
+def causal_lm(hf_class: str, task: str, module: str, aliases: tuple[str, ...] = ()) -> tuple[HubTask]:
+    """A decoder's CausalLM task: no weights of its own (the Backbone holds the LM head);
+    `module` below keras_hub.src.models."""
+    return (HubTask(hf_class, task, f"keras_hub.src.models.{module}", aliases=aliases),)
+
+
+def num_labels(hf: dict) -> int:
+    """A sequence classifier's class count: HF's num_labels, or its saved id2label's size."""
+    if hf.get("num_labels") is not None:
+        return hf["num_labels"]
+    if isinstance(hf.get("id2label"), dict):
+        return len(hf["id2label"])
+    raise Missing("the config has neither 'num_labels' nor 'id2label', which the keras-hub classifier's "
+                  "num_classes needs (give it with --set num_labels=...)")
+
+
+def logits_out(args: dict) -> None:
+    """A keras-hub classifier's `activation` must leave its logits as they are (HF's output)."""
+    act = args.get("activation")
+    if act not in (None, "linear"):
+        raise ValueError(f"activation={act!r}: the keras-hub classifier outputs activation(logits), "
+                         "HF's class the logits")
+
+
+def task_for(family_name: str, *, hf_class: str | None = None, task: str | None = None) -> HubTask | None:
+    """The family's keras-hub task of an HF class, or of a task.json class name."""
+    for t in HUB_TASKS.get(family_name, ()):
+        if (hf_class is not None and t.hf_class == hf_class) or (task is not None and task in (t.task, *t.aliases)):
+            return t
     return None
 
 

@@ -346,7 +346,8 @@ LLAMA = kh.with_kerashub(LLAMA, kh.HubConfig(
     to_hf=_back(), architecture="LlamaForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD,
     backbone_class_aliases=("Llama3Backbone",)),
     _hub_blocks("llama_transformer_decoder", "llama_layer_norm", _hub_layer(), head_copy=False),
-    roles=frozenset({"lm"}))
+    roles=frozenset({"lm"}), tasks=kh.causal_lm("LlamaForCausalLM", "LlamaCausalLM", "llama.llama_causal_lm",
+                                               aliases=("Llama3CausalLM",)))
 # MistralBackbone always has its own head (no tie argument): a tied model is refused (its
 # view limit), so that a preset read back is the model that was written.
 MISTRAL = kh.with_kerashub(MISTRAL, kh.HubConfig(
@@ -355,14 +356,14 @@ MISTRAL = kh.with_kerashub(MISTRAL, kh.HubConfig(
     to_hub=_hub_checks(head_dim=True), to_hf=_back(head_dim=True), architecture="MistralForCausalLM",
     tasks=("CausalLM",), lm_head=HUB_LM_HEAD, always_untied=True),
     _hub_blocks("mistral_transformer_decoder", "mistral_layer_normalization", _hub_layer(), head_copy=True),
-    roles=frozenset({"lm"}))
+    roles=frozenset({"lm"}), tasks=kh.causal_lm("MistralForCausalLM", "MistralCausalLM", "mistral.mistral_causal_lm"))
 QWEN2 = kh.with_kerashub(QWEN2, kh.HubConfig(
     "QwenBackbone", "keras_hub.src.models.qwen.qwen_backbone", "qwen2", pairs=CORE_PAIRS,
     fixed={"hidden_act": "silu"}, to_hub=_qwen2_hub,
     to_hf=_back(extra=lambda a: {"use_sliding_window": bool(a.get("use_sliding_window_attention", False))}),
     architecture="Qwen2ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
     _hub_blocks("qwen_transformer_decoder", "qwen_layer_norm", _hub_layer(qkv_bias=True), head_copy=False),
-    roles=frozenset({"lm"}))
+    roles=frozenset({"lm"}), tasks=kh.causal_lm("Qwen2ForCausalLM", "QwenCausalLM", "qwen.qwen_causal_lm"))
 def _qwen3_window(hf: dict):
     """Qwen3Backbone masks every layer beyond sliding_window_size (null: none), HF only the
     layers from max_window_layers on, and only with use_sliding_window."""
@@ -400,5 +401,5 @@ QWEN3 = kh.with_kerashub(QWEN3, kh.HubConfig(
     fixed={"hidden_act": "silu"},
     to_hub=_qwen3_hub, to_hf=_back(head_dim=True, extra=_qwen3_back), architecture="Qwen3ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
     _hub_blocks("qwen3_transformer_decoder", "qwen3_layer_norm", _hub_layer(qk_norm=True), head_copy=False),
-    roles=frozenset({"lm"}))
+    roles=frozenset({"lm"}), tasks=kh.causal_lm("Qwen3ForCausalLM", "Qwen3CausalLM", "qwen3.qwen3_causal_lm"))
 FAMILIES = [LLAMA, MISTRAL, QWEN2, QWEN3]

@@ -58,6 +58,7 @@ SLOW = [
     ("roberta", "RobertaForCausalLM", {"is_decoder": True}),
     ("xlm-roberta", "XLMRobertaModel", {}), ("electra", "ElectraModel", {}), ("albert", "AlbertModel", {}),
     ("distilbert", "DistilBertModel", {}), ("distilbert", "DistilBertForQuestionAnswering", {}),
+    ("distilbert", "DistilBertForSequenceClassification", {}),
     ("gpt2", "GPT2Model", {}), ("gpt2", "GPT2LMHeadModel", {"tie_word_embeddings": False}),
     ("llama", "LlamaModel", _ROPE), ("mistral", "MistralModel", dict(_ROPE, sliding_window=64)),
     ("gemma", "GemmaModel", _ROPE), ("gemma", "GemmaForCausalLM", dict(_ROPE, tie_word_embeddings=False)),

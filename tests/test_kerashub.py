@@ -312,11 +312,13 @@ def test_ls_detects_a_preset_and_names_its_tensors(world):
     assert "format pt" in proc.stdout.decode()
 
 
-def test_heads_a_backbone_has_no_place_for_are_refused(tmp_path):
+def test_heads_no_keras_hub_task_holds_are_refused(tmp_path):
+    """BertForPreTraining's NSP head: no keras-hub task has one (its MLM head is BertMaskedLM's;
+    the tasks irconv writes are tests/test_kerashub_tasks.py's)."""
     config = transformers.BertConfig(**HF_CASES["bert"][2])
     transformers.BertForPreTraining(config).save_pretrained(tmp_path / "pre")
     proc = run_irconv("convert", tmp_path / "pre", tmp_path / "out", "--to", "kerashub")
-    assert_one_line_error(proc, "BertBackbone holds the backbone only", "'heads.nsp.dense.weight'")
+    assert_one_line_error(proc, "no keras-hub task holds BertForPreTraining's heads.nsp", "'heads.nsp.dense.weight'")
     assert not (tmp_path / "out").exists()
 
 
@@ -378,14 +380,19 @@ def test_kerashub_through_tf1_and_back_composes(world, tmp_path):
     assert h5_datasets(root / "hub-bert" / "model.weights.h5") == h5_datasets(tmp_path / "hub" / "model.weights.h5")
 
 
-@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
-def test_irconv_verify_runs_a_preset_beside_hf(family, world):
-    root, _, _ = world
-    proc = run_irconv("verify", root / f"hf-{family}", root / f"to-{family}")
+def verified(root, case: str) -> str:
+    """`irconv verify` of hf-<case> beside its preset to-<case>: its report, once it verified."""
+    proc = run_irconv("verify", root / f"hf-{case}", root / f"to-{case}")
     out = proc.stdout.decode()
     assert proc.returncode == 0, (out, proc.stderr.decode()[-2000:])
     assert "kerashub" in out and "verified:" in out
-    assert ("pooler_output" if family == "bert" else "logits") in out
+    return out
+
+
+@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+def test_irconv_verify_runs_a_preset_beside_hf(family, world):
+    root, _, _ = world
+    assert ("pooler_output" if family == "bert" else "logits") in verified(root, family)
 
 
 TOKENIZE = r"""

@@ -4,7 +4,8 @@ installed Keras 3 backend (KERAS_BACKEND, else jax, torch or tensorflow, the fir
 HF's inputs are given under keras-hub's names (input_ids -> token_ids, attention_mask ->
 padding_mask, token_type_ids -> segment_ids) and the outputs named as HF's: last_hidden_state,
 BERT's pooler_output, and a decoder's logits (the ReversibleEmbedding run in reverse, which
-is what keras-hub's CausalLM computes)."""
+is what keras-hub's CausalLM computes). A classifier task's preset (task.json) is run as its
+task, whose logits are its HF class's."""
 from __future__ import annotations
 
 import importlib.util
@@ -39,7 +40,10 @@ def load_kerashub(path: Path, config: dict) -> LoadedModel:
                                      f"oracles with: {INSTALL_HINT}")
     _backend()
     import keras_hub
-    backbone = keras_hub.models.Backbone.from_preset(str(path))
+    classifier = None
+    if (path / fmt.TASK_CONFIG).is_file() and (path / fmt.TASK_WEIGHTS).is_file():
+        classifier = keras_hub.models.TextClassifier.from_preset(str(path))
+    backbone = classifier.backbone if classifier is not None else keras_hub.models.Backbone.from_preset(str(path))
     bert = "segment_ids" in {i.name for i in backbone.inputs}
     accepts = frozenset({"input_ids", "attention_mask"} | ({"token_type_ids"} if bert else set()))
 
@@ -48,6 +52,8 @@ def load_kerashub(path: Path, config: dict) -> LoadedModel:
         if bert:
             given.setdefault("segment_ids", np.zeros_like(given["token_ids"]))
         given.setdefault("padding_mask", np.ones_like(given["token_ids"]))
+        if classifier is not None:
+            return {"logits": np.asarray(classifier(given), np.float64)}
         out = backbone(given)
         if isinstance(out, dict):
             return {"last_hidden_state": np.asarray(out["sequence_output"], np.float64),
