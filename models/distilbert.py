@@ -7,7 +7,7 @@ canonical names are BERT's, so the same tensor has the same name in both familie
 from __future__ import annotations
 
 from . import kerashub as kh
-from .bert import BERT, BERT_HUB_LAYER, QA_HEAD
+from .bert import BERT, BERT_HUB_LAYER, BERT_TOKENS, QA_HEAD
 from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
@@ -111,4 +111,7 @@ DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
                         **kh.layer_norm("layer_normalization_0", "norm")}),
     "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
 })
+kh.with_tokenizer("distilbert", kh.HubTokenizer(
+    "DistilBertTokenizer", "keras_hub.src.models.distil_bert.distil_bert_tokenizer", "wordpiece",
+    "DistilBertTokenizer", BERT_TOKENS))
 FAMILIES = [DISTILBERT]

@@ -134,4 +134,9 @@ GEMMA2 = kh.with_kerashub(GEMMA2, kh.HubConfig(
     tasks=("CausalLM",), claims=_is_gemma2), _gemma_blocks({
         **GEMMA_HUB_LAYER, "attn.post_norm.weight": kh.plain("post_attention_norm/vars/0"),
         "ffn.post_norm.weight": kh.plain("post_ffw_norm/vars/0")}), roles=frozenset({"lm"}))
+_GEMMA_TOKENIZER = kh.HubTokenizer("GemmaTokenizer", "keras_hub.src.models.gemma.gemma_tokenizer", "sentencepiece",
+                                   "GemmaTokenizer", (("bos_token", "<bos>", "<bos>"), ("eos_token", "<eos>", "<eos>"),
+                                                      ("pad_token", "<pad>", "<pad>")))
+kh.with_tokenizer("gemma", _GEMMA_TOKENIZER)
+kh.with_tokenizer("gemma2", _GEMMA_TOKENIZER)
 FAMILIES = [GEMMA, GEMMA2]

@@ -114,3 +114,11 @@ OPENAI_GPT = gpt_family(
     "OpenAI GPT (openai/finetune-transformer-lm; HF OpenAIGPTModel/OpenAIGPTLMHeadModel)",
     defaults={"afn": "gelu", "layer_norm_epsilon": 1e-5})
 FAMILIES = [GPT2, OPENAI_GPT]
+
+
+# keras-hub's GPT2Tokenizer (byte-pair: vocab.json + merges.txt) starts and ends with
+# <|endoftext|>, as HF's GPT2Tokenizer defaults bos and eos (models/kerashub.py HubTokenizer).
+from . import kerashub as _kh  # noqa: E402
+_kh.with_tokenizer("gpt2", _kh.HubTokenizer("GPT2Tokenizer", "keras_hub.src.models.gpt2.gpt2_tokenizer", "bpe",
+                                            "GPT2Tokenizer", (("bos_token", "<|endoftext|>", "<|endoftext|>"),
+                                                              ("eos_token", "<|endoftext|>", "<|endoftext|>"))))
