@@ -5,13 +5,16 @@ Backbone's Keras 3 weights (formats/kerashub.py; FORMATS.md §12).
 The Backbone class names the family (its "kerashub" view, models/kerashub.py); its
 constructor arguments become the HF config (HubConfig), so every computing field has a
 source; the per-head kernels are reshaped to the canonical matrices before the view's
-mapping places them. Task files (task.json, task.weights.h5, preprocessor.json) and the
-tokenizer are not read.
+mapping places them. Task files (task.json, task.weights.h5, preprocessor.json) are not
+read. The tokenizer (tokenizer.json + assets/tokenizer/) becomes the HF tokenizer files of the
+same vocabulary (formats/hubtokenizer.py), which every exporter writes with the extras
+(ckpt.source "made"; "not_made" says why not).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..formats import hubtokenizer as tok
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, MappingError, UsageError
@@ -71,6 +74,25 @@ def reshaped(view, tensors: list[Tensor], config: dict, where: str) -> list[Tens
     return out
 
 
+def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]]:
+    """(the HF files the preset's tokenizer makes, "tokenizer (why not)", the asset files read)."""
+    assets = path / fmt.ASSETS
+    read = sorted(f"{fmt.ASSETS}/{p.name}" for p in assets.iterdir() if p.is_file()) if assets.is_dir() else []
+    if not (path / fmt.TOKENIZER).is_file():
+        return [], [], read
+    spec = kh.hub_tokenizer(family.name)
+    try:
+        config = fmt._read_json(path / fmt.TOKENIZER, fmt.TOKENIZER)
+        cls = config.get("class_name")
+        if spec is None:
+            raise tok.NotWritten(f"irconv writes no keras-hub tokenizer back for {family.name}")
+        if cls != spec.cls:
+            raise tok.NotWritten(f"keras-hub's {cls} is not the {spec.cls} irconv writes back for {family.name}")
+        return tok.to_hf(spec, config, assets), [], read
+    except (tok.NotWritten, FormatError, OSError) as exc:
+        return [], [f"the tokenizer ({fmt.TOKENIZER}: {exc})"], read
+
+
 class KerasHubImporter(Importer):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
@@ -95,7 +117,9 @@ class KerasHubImporter(Importer):
         settled = config if config is not None else hf_config(hub, preset, where)
         family_view = family.view(kh.VIEW)
         ckpt = family_view.to_canonical(reshaped(family_view, preset.tensors, settled, where), settled, where)
-        files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files
-        ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
+        made, not_made, assets = tokenizer_back(path, family)
+        files = [f for f in PRESET_FILES if (path / f).exists()] + preset.files + assets
+        ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config),
+                            "made": made, "not_made": not_made})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped
         return ckpt
