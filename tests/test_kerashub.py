@@ -118,12 +118,13 @@ json.dump(report, open(sys.argv[3], "w"))
 """
 
 
-def hub_oracle(jobs: list[dict], workdir) -> dict:
+def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, data=IDS, timeout: int = 600) -> dict:
+    """Runs `script` (ORACLE, or another module's) once in a keras_hub subprocess on `jobs`."""
     jobs_file, report_file = workdir / "jobs.json", workdir / "report.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    proc = subprocess.run([sys.executable, "-c", ORACLE, str(jobs_file), json.dumps(IDS), str(report_file)],
-                          capture_output=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", script, str(jobs_file), json.dumps(data), str(report_file)],
+                          capture_output=True, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return json.loads(report_file.read_text())
 
