@@ -37,6 +37,7 @@ WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s", 
 CASES = {
     "bert": ("bert", "wordpiece", "BertTokenizer", "BertTokenizer", dict(do_lower_case=True)),
     "bert-cased": ("bert", "wordpiece", "BertTokenizer", "BertTokenizer", dict(do_lower_case=False)),
+    "distilbert": ("distilbert", "wordpiece", "DistilBertTokenizer", "DistilBertTokenizer", dict(do_lower_case=True)),
     "qwen2": ("qwen2", "bpe", "QwenTokenizer", "Qwen2Tokenizer",
               dict(additional_special_tokens=["<|im_start|>", "<|im_end|>"])),
     "qwen3": ("qwen3", "bpe", "Qwen3Tokenizer", "Qwen2Tokenizer",
@@ -44,6 +45,7 @@ CASES = {
     "llama": ("llama", "sentencepiece", "LlamaTokenizer", "LlamaTokenizer", dict(legacy=True)),
     "mistral": ("mistral", "sentencepiece", "MistralTokenizer", "LlamaTokenizer", dict(legacy=True)),
     "gemma": ("gemma", "sentencepiece", "GemmaTokenizer", "GemmaTokenizer", {}),
+    "gemma2": ("gemma2", "sentencepiece", "GemmaTokenizer", "GemmaTokenizer", {}),
 }
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -114,7 +116,7 @@ def hf_tokenizer(case, vocab, directory):
     elif kind == "bpe":
         tok = cls(str(vocab / "bpe" / "vocab.json"), str(vocab / "bpe" / "merges.txt"), **kwargs)
     else:
-        tok = cls(str(vocab / ("sp-gemma" if case == "gemma" else "sp") / "sp.model"), **kwargs)
+        tok = cls(str(vocab / ("sp-gemma" if case.startswith("gemma") else "sp") / "sp.model"), **kwargs)
     tok.save_pretrained(directory)
     return tok
 
@@ -132,7 +134,7 @@ def keras_args(case, vocab) -> dict:
         (vocab / "bpe" / "with-specials.json").write_text(json.dumps(full), encoding="utf-8")
         return {"vocabulary": str(vocab / "bpe" / "with-specials.json"), "merges": str(vocab / "bpe" / "merges.txt"),
                 "unsplittable_tokens": BPE_SPECIALS}
-    return {"proto": str(vocab / ("sp-gemma" if case == "gemma" else "sp") / "sp.model")}
+    return {"proto": str(vocab / ("sp-gemma" if case.startswith("gemma") else "sp") / "sp.model")}
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +173,8 @@ def test_hf_tokenizer_becomes_the_presets(case, world):
     added = {"wordpiece": [tok.cls_token_id, *plain, tok.sep_token_id],
              "sentencepiece": [tok.bos_token_id, *plain], "bpe": plain}[kind]
     assert tok(SAMPLES[0])["input_ids"] == added
+    if kind != "bpe":        # the samples hold words (or characters) the vocabulary has not
+        assert tok.unk_token_id in sum(got["ids"], [])
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -223,6 +227,9 @@ def test_a_preset_tokenizer_through_pt_and_back_is_the_same(world, tmp_path):
     # And a preset straight to a preset.
     run_irconv("convert", root / "to-qwen2", tmp_path / "hub2", "--to", "kerashub", check=True)
     assert json.loads((a / "tokenizer.json").read_text()) == json.loads((tmp_path / "hub2" / "tokenizer.json").read_text())
+    # --dry-run names the files the way back makes.
+    proc = run_irconv("convert", root / "to-qwen2", tmp_path / "dry", "--to", "pt", "--dry-run", check=True)
+    assert "made: vocab.json, merges.txt, tokenizer_config.json" in proc.stdout.decode()
 
 
 def edited(src, dst, name: str, change: dict, nested: str = ""):
