@@ -24,6 +24,10 @@ spm = pytest.importorskip("sentencepiece")
 tokenizers = pytest.importorskip("tokenizers")
 pytest.importorskip("keras_hub")
 
+from irconv.exporters import extras  # noqa: E402
+from irconv.formats import hubtokenizer as tok  # noqa: E402
+from irconv.formats import kerashub as fmt  # noqa: E402
+from irconv.models import kerashub as kh  # noqa: E402
 from conftest import run_irconv  # noqa: E402
 from test_kerashub import HUB_CASES, hub_oracle, make_hf  # noqa: E402
 
@@ -60,6 +64,7 @@ for job in json.load(open(sys.argv[1])):
         if "build" in job:
             keras.utils.set_random_seed(7)
             getattr(keras_hub.models, job["backbone"])(**job["backbone_args"]).save_to_preset(job["dir"])
+        if "build" in job and job["build"]:
             args = dict(job["args"])
             if "merges" in args:      # a list, as a keras-hub user gives it: its file has no header line
                 args["vocabulary"] = json.load(open(args["vocabulary"], encoding="utf-8"))
@@ -151,7 +156,45 @@ def world(tmp_path_factory, vocabularies):
         backbone, args, _ = HUB_CASES[family]
         jobs.append({"dir": str(root / f"hub-{case}"), "build": keras_cls, "args": keras_args(case, vocabularies),
                      "backbone": backbone, "backbone_args": args, "more": more})
+    # gpt2 has no kerashub Backbone view here yet: its declared tokenizer is written by the
+    # library beside a GPT2Backbone keras_hub saves (the CLI writes it so once the view exists).
+    src = root / "hf-gpt2"
+    hf["gpt2"] = transformers.GPT2Tokenizer(str(vocabularies / "bpe" / "vocab.json"),
+                                            str(vocabularies / "bpe" / "merges.txt"))
+    hf["gpt2"].save_pretrained(src)
+    preset = tok.to_preset(kh.hub_tokenizer("gpt2"), tok.directory_files(src))
+    (root / "to-gpt2" / fmt.ASSETS).mkdir(parents=True)
+    for name, data in preset.assets.items():
+        (root / "to-gpt2" / fmt.ASSETS / name).write_bytes(data)
+    fmt.write_json(root / "to-gpt2" / fmt.TOKENIZER, preset.config)
+    gpt2 = dict(vocabulary_size=300, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=8)
+    jobs.append({"dir": str(root / "to-gpt2"), "build": None, "backbone": "GPT2Backbone", "backbone_args": gpt2})
+    full = json.loads((vocabularies / "bpe" / "vocab.json").read_text(encoding="utf-8"))
+    full["<|endoftext|>"] = len(full)
+    (root / "gpt2-vocab.json").write_text(json.dumps(full), encoding="utf-8")
+    jobs.append({"dir": str(root / "hub-gpt2"), "build": "GPT2Tokenizer", "backbone": "GPT2Backbone",
+                 "backbone_args": gpt2, "args": {"vocabulary": str(root / "gpt2-vocab.json"),
+                                                 "merges": str(vocabularies / "bpe" / "merges.txt")}})
     return root, hf, hub_oracle(jobs, root, ORACLE, SAMPLES, timeout=900)
+
+
+def test_gpt2s_declared_tokenizer_both_ways(world, tmp_path):
+    """HF's GPT2Tokenizer files -> the preset's GPT2Tokenizer, and keras_hub's own back -> HF's
+    GPT2Tokenizer, which drops merges.txt's first line whatever it holds (irconv's way back
+    writes the "#version" line a keras-hub merges list has not)."""
+    root, hf, report = world
+    got = report[str(root / "to-gpt2")]
+    assert "error" not in got, got
+    assert got["class"] == "GPT2Tokenizer" and got["ids"] == hf_ids(hf["gpt2"], "gpt2")
+    theirs = report[str(root / "hub-gpt2")]
+    assert "error" not in theirs, theirs
+    hub = root / "hub-gpt2"
+    made = tok.to_hf(kh.hub_tokenizer("gpt2"), json.loads((hub / fmt.TOKENIZER).read_text()), hub / fmt.ASSETS)
+    out = tmp_path / "hf"
+    out.mkdir()
+    extras.write_made(made, out, extras.Extras())
+    assert hf_ids(transformers.GPT2Tokenizer.from_pretrained(out), "gpt2") == theirs["ids"]
+    assert (out / "merges.txt").read_bytes() == b"#version: 0.2\n" + (hub / fmt.ASSETS / "merges.txt").read_bytes()
 
 
 def hf_ids(tok, kind: str) -> list[list[int]]:
