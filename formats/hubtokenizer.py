@@ -99,7 +99,10 @@ def _added_tokens(files: Files, config: dict) -> list[tuple[int, str, dict]]:
     """(id, content, flags) of HF's added tokens, from wherever the directory lists them."""
     decoder = config.get("added_tokens_decoder")
     if isinstance(decoder, dict):
-        out = [(int(i), t.get("content"), t) for i, t in decoder.items() if isinstance(t, dict)]
+        try:
+            out = [(int(i), t.get("content"), t) for i, t in decoder.items() if isinstance(t, dict)]
+        except ValueError:
+            raise NotWritten("tokenizer_config.json's added_tokens_decoder has a key that is not an id") from None
     else:
         fast = _json(files, "tokenizer.json") or {}
         listed = fast.get("added_tokens")
@@ -371,6 +374,8 @@ def _bpe_to_hf(spec, args, assets) -> list[dict]:
     whole = args.get("unsplittable_tokens")
     if whole is None:
         whole = list(dict.fromkeys(spec.fixed().values()))
+    if not isinstance(whole, list) or not all(isinstance(t, str) for t in whole):
+        raise NotWritten(f"unsplittable_tokens={whole!r} is not a list of tokens")
     absent = [t for t in whole if t not in vocab]
     if absent:
         raise NotWritten(f"its unsplittable tokens {absent!r} are not in vocabulary.json")

@@ -80,7 +80,7 @@ def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]
     read = sorted(f"{fmt.ASSETS}/{p.name}" for p in assets.iterdir() if p.is_file()) if assets.is_dir() else []
     if not (path / fmt.TOKENIZER).is_file():
         return [], [], read
-    spec = kh.hub_tokenizer(family.name)
+    spec, cls = kh.hub_tokenizer(family.name), None
     try:
         config = fmt._read_json(path / fmt.TOKENIZER, fmt.TOKENIZER)
         cls = config.get("class_name")
@@ -90,7 +90,7 @@ def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]
             raise tok.NotWritten(f"keras-hub's {cls} is not the {spec.cls} irconv writes back for {family.name}")
         return tok.to_hf(spec, config, assets), [], read
     except (tok.NotWritten, FormatError, OSError) as exc:
-        return [], [f"the tokenizer ({fmt.TOKENIZER}: {exc})"], read
+        return [], [f"{fmt.TOKENIZER} (the preset's {cls or 'keras-hub'} tokenizer not written as HF's files: {exc})"], read
 
 
 class KerasHubImporter(Importer):
