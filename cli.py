@@ -156,7 +156,9 @@ def _plan(args, ckpt: Checkpoint, fmt: str) -> None:
         print(f"{f:{widths[0]}}  {spec.name:{widths[1]}}  {spec.dtype.name:{widths[2]}}  {shape}")
     carry, skip = extras.plan(options.extras_from, list(ckpt.source.get("files", ())), out)
     print(f"# {config_name}: " + json.dumps(config, sort_keys=True))
+    made = [e["name"] for e in ckpt.source.get("made", ())] if options.extras_from is not None else []
     print("# extras carried: " + (", ".join(carry) if carry else "none")
+          + (f"; made: {', '.join(made)}" if made else "")
           + (f"; not carried: {', '.join(skip)}" if skip else ""))
     if out.exists():
         print(f"# {out} exists: files of the same name are replaced only with --force; other files are kept")

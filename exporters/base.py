@@ -67,7 +67,8 @@ class Exporter:
                 raise named_for_out(exc, tmp, out) from None
             ckpt.close()     # a stream is verified to its trailer before the output appears
             try:
-                carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name, out)
+                carried = extras.carry(options.extras_from, list(ckpt.source.get("files", ())), tmp, self.name, out,
+                                       made=ckpt.source.get("made", ()), not_made=ckpt.source.get("not_made", ()))
             except OSError as exc:
                 raise write_error(exc, tmp, out) from None
             if check is not None:

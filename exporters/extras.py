@@ -95,11 +95,17 @@ def plan(source: Path | None, read_files: list[str], out: Path | None = None) ->
     return carry, skip
 
 
-def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str, target: Path | None = None) -> Extras:
+def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str, target: Path | None = None,
+          made=(), not_made=()) -> Extras:
     """Copy the extras of `source` into `dest` (the output's temporary directory) beside
-    what the exporter wrote, never over it; `target` is the final output directory."""
+    what the exporter wrote, never over it; `target` is the final output directory. `made`:
+    files the importer makes from the source's own (a keras-hub preset's tokenizer as HF's
+    files), written first; `not_made`: "name (why)" of those it could not."""
     out = Extras()
     files, out.not_carried = plan(source, read_files, target)
+    if source is not None:
+        write_made(made, dest, out)
+        out.not_carried += list(not_made)
     for rel in files:
         target = dest / rel
         if target.exists():
@@ -117,6 +123,22 @@ def carry(source: Path | None, read_files: list[str], dest: Path, fmt: str, targ
             out.not_carried.append("vocab.txt (tokenizer.json is not a WordPiece vocabulary, which is all "
                                    "Google's layout has a place for)")
     return out
+
+
+def write_made(made, dest: Path, out: Extras) -> None:
+    """Each {"name", "from" (a file, with an optional text "prefix")} or {"name", "json"}."""
+    for entry in made:
+        target = dest / entry["name"]
+        if target.exists():
+            out.not_carried.append(f"{entry['name']} (the output writes its own)")
+            continue
+        if "json" in entry:
+            target.write_text(json.dumps(entry["json"], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        else:
+            with open(entry["from"], "rb") as src, open(target, "wb") as dst:
+                dst.write(entry.get("prefix", "").encode("utf-8"))
+                shutil.copyfileobj(src, dst)
+        out.made.append(f"{entry['name']} (from the preset's tokenizer)")
 
 
 def vocab_from_tokenizer_json(path: Path) -> list[str] | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formats import hubtokenizer as tok
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import DTypeError, MappingError, UsageError
@@ -222,15 +223,19 @@ class KerasHubExporter(Exporter):
 
     def save(self, ckpt, out, options, progress=None, check=None):
         # An HF directory's other files (its tokenizer.json above all, which keras-hub would
-        # read as its own tokenizer config) do not belong in a preset; its WordPiece
-        # vocabulary is written as the preset's tokenizer (write_tokenizer).
+        # read as its own tokenizer config) do not belong in a preset; its tokenizer files
+        # become the preset's tokenizer where the family has one (write_tokenizer).
         from dataclasses import replace
-        self._tokenizer_from = options.extras_from
+        self._tokenizer_from, self._tokenizer_notes = options.extras_from, ([], [])
         try:
             written = super().save(ckpt, out, replace(options, extras_from=None), progress, check)
         finally:
             self._tokenizer_from = None
         written.notes.extend(left_out(ckpt))
+        made, not_made = self._tokenizer_notes
+        if written.extras is not None:
+            written.extras.made += made
+            written.extras.not_carried += not_made
         return written
 
     def plan(self, ckpt, options):
@@ -253,7 +258,7 @@ class KerasHubExporter(Exporter):
             **LAYOUT_VERSIONS, "parameter_count": sum(s.numel for s in specs if not fmt.is_task(s.name)),
             "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
             "tasks": list(kh.hub_config(ckpt.family).tasks)})
-        write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
+        self._tokenizer_notes = write_tokenizer(ckpt, getattr(self, "_tokenizer_from", None), tmp)
         if task is not None:
             hub_task = kh.task_for(ckpt.family, task=task["class_name"])
             if hub_task.preprocessor and (tmp / fmt.TOKENIZER).is_file():
@@ -301,34 +306,24 @@ def in_turn_checks(ckpt: Checkpoint, tensors: list[Tensor], writer, where: str):
     return out, _CheckingWriter(writer, family, hub, set(hub.zero_only), where)
 
 
-# family -> the keras_hub tokenizer class that reads an HF WordPiece vocab.txt as its vocabulary.
-WORDPIECE = {"bert": "BertTokenizer"}
-
-
-def write_tokenizer(ckpt: Checkpoint, source: Path | None, tmp: Path) -> None:
-    """tokenizer.json + assets/tokenizer/vocabulary.txt from the source's vocab.txt, where the
-    family's keras-hub tokenizer is a WordPiece one and tokenizer_config.json says how it cases
-    (do_lower_case); otherwise no tokenizer (the Backbone loads without one)."""
-    cls = WORDPIECE.get(ckpt.family)
-    if cls is None or source is None or not (source / "vocab.txt").is_file() \
-            or not (source / "tokenizer_config.json").is_file():
-        return
-    from ..importers.base import read_json
-    hf = read_json(source / "tokenizer_config.json")
-    lower = hf.get("do_lower_case")
-    if not isinstance(lower, bool):
-        return
-    accents = hf.get("strip_accents")
+def write_tokenizer(ckpt: Checkpoint, source: Path | None, tmp: Path) -> tuple[list[str], list[str]]:
+    """tokenizer.json + assets/tokenizer/ from the source's HF tokenizer files (or, for a
+    preset read back, the HF files its tokenizer makes: importers/kerashub.py), where the
+    family declares a keras-hub tokenizer (models/kerashub.py HubTokenizer; the per-kind code
+    is formats/hubtokenizer.py). Returns (files made, "tokenizer (why not)")."""
+    spec = kh.hub_tokenizer(ckpt.family)
+    if spec is None or source is None:
+        return [], []
+    from_preset = ckpt.source.get("format") == "kerashub"
+    files = tok.made_files(ckpt.source.get("made", ())) if from_preset else tok.directory_files(source)
+    try:
+        preset = tok.to_preset(spec, files)
+    except (tok.NotWritten, OSError) as exc:
+        return [], [f"{fmt.TOKENIZER} (keras-hub's {spec.cls} not written: {exc})"]
+    if preset is None:
+        return [], list(ckpt.source.get("not_made", ()))
     (tmp / fmt.ASSETS).mkdir(parents=True)
-    with open(source / "vocab.txt", "rb") as src, open(tmp / fmt.ASSETS / "vocabulary.txt", "wb") as dst:
-        dst.write(src.read(fmt.MAX_JSON))
-    fmt.write_json(tmp / fmt.TOKENIZER, {
-        "module": f"keras_hub.src.models.{ckpt.family}.{ckpt.family}_tokenizer", "class_name": cls,
-        "config": {"name": _snake(cls), "trainable": True,
-                   "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "int32"},
-                             "registered_name": None},
-                   "config_file": fmt.TOKENIZER, "vocabulary": None, "sequence_length": None,
-                   "lowercase": lower, "strip_accents": lower if accents is None else bool(accents),
-                   "split": True, "suffix_indicator": "##", "oov_token": hf.get("unk_token", "[UNK]"),
-                   "special_tokens": None, "special_tokens_in_strings": False},
-        "registered_name": f"keras_hub>{cls}"})
+    for name, data in preset.assets.items():
+        (tmp / fmt.ASSETS / name).write_bytes(data)
+    fmt.write_json(tmp / fmt.TOKENIZER, preset.config)
+    return [f"{fmt.TOKENIZER} ({spec.cls})", *(f"{fmt.ASSETS}/{n}" for n in preset.assets)], []

@@ -8,13 +8,16 @@ source; the per-head kernels are reshaped to the canonical matrices before the v
 mapping places them. A Task preset's task.json names a keras-hub task the family declares
 (HubTask), which gives the HF class and the config fields of the task's arguments; its
 task.weights.h5 holds the heads' weights (its optimizer state is skipped). A task irconv
-does not know is refused, never read as its Backbone alone. preprocessor.json and the
-tokenizer are not read.
+does not know is refused, never read as its Backbone alone; preprocessor.json is not
+read. The tokenizer (tokenizer.json + assets/tokenizer/) becomes the HF tokenizer files of the
+same vocabulary (formats/hubtokenizer.py), which every exporter writes with the extras
+(ckpt.source "made"; "not_made" says why not).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..formats import hubtokenizer as tok
 from ..formats import kerashub as fmt
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, MappingError, UsageError
@@ -99,6 +102,25 @@ def unmapped_names(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> set[str
         raise FormatError(f"config.json: {exc}", path=where) from None
 
 
+def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]]:
+    """(the HF files the preset's tokenizer makes, "tokenizer (why not)", the asset files read)."""
+    assets = path / fmt.ASSETS
+    read = sorted(f"{fmt.ASSETS}/{p.name}" for p in assets.iterdir() if p.is_file()) if assets.is_dir() else []
+    if not (path / fmt.TOKENIZER).is_file():
+        return [], [], read
+    spec, cls = kh.hub_tokenizer(family.name), None
+    try:
+        config = fmt._read_json(path / fmt.TOKENIZER, fmt.TOKENIZER)
+        cls = config.get("class_name")
+        if spec is None:
+            raise tok.NotWritten(f"irconv writes no keras-hub tokenizer back for {family.name}")
+        if cls != spec.cls:
+            raise tok.NotWritten(f"keras-hub's {cls} is not the {spec.cls} irconv writes back for {family.name}")
+        return tok.to_hf(spec, config, assets), [], read
+    except (tok.NotWritten, FormatError, OSError) as exc:
+        return [], [f"{fmt.TOKENIZER} (the preset's {cls or 'keras-hub'} tokenizer not written as HF's files: {exc})"], read
+
+
 class KerasHubImporter(Importer):
     name = "kerashub"
     description = "keras-hub preset directory: config.json (a keras_hub Backbone) + metadata.json + model.weights.h5"
@@ -143,8 +165,10 @@ class KerasHubImporter(Importer):
         problems = kh.size_problems(task, args, {c: t.shape for c, t in ckpt.tensors.items()}) if task else []
         if problems:
             raise FormatError(f"keras-hub's {task.task} is no HF {task.hf_class}: {'; '.join(problems)}", path=where)
-        files = list(dict.fromkeys([f for f in PRESET_FILES if (path / f).exists()] + preset.files))
-        ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config)})
+        made, not_made, assets = tokenizer_back(path, family)
+        files = list(dict.fromkeys([f for f in PRESET_FILES if (path / f).exists()] + preset.files + assets))
+        ckpt.source.update({"format": self.name, "files": files, "backbone": fmt.backbone_class(preset.config),
+                            "made": made, "not_made": not_made})
         ckpt.source["skipped"] = ckpt.source.get("skipped", []) + preset.skipped + \
             [t.name for t in preset.tensors if t.name in unmapped]
         return ckpt

@@ -152,6 +152,11 @@ BERT_HUB = kh.HubConfig(
     to_hf=lambda hub, names: {"hidden_dropout_prob": hub.get("dropout", 0.1),
                        "attention_probs_dropout_prob": hub.get("dropout", 0.1)},
     architecture="BertModel", tasks=("MaskedLM", "TextClassifier", "TextEmbedder"))
+# keras-hub's BertTokenizer (WordPiece) fixes its special tokens, as HF's BertTokenizer defaults them.
+BERT_TOKENS = tuple((role, token, token) for role, token in (
+    ("cls_token", "[CLS]"), ("sep_token", "[SEP]"), ("pad_token", "[PAD]"), ("mask_token", "[MASK]")))
+kh.with_tokenizer("bert", kh.HubTokenizer("BertTokenizer", "keras_hub.src.models.bert.bert_tokenizer", "wordpiece",
+                                          "BertTokenizer", BERT_TOKENS))
 _SELF = "_self_attention_layer"
 BERT_HUB_LAYER = {
     "attn.q.weight": kh.head_kernel(f"{_SELF}/query_dense/vars/0"), "attn.q.bias": kh.head_bias(f"{_SELF}/query_dense/vars/1"),

@@ -8,7 +8,7 @@ canonical names are BERT's, so the same tensor has the same name in both familie
 from __future__ import annotations
 
 from . import kerashub as kh
-from .bert import BERT, BERT_HUB_LAYER, QA_HEAD
+from .bert import BERT, BERT_HUB_LAYER, BERT_TOKENS, QA_HEAD
 from .engine import Block, Family, Spelling, embedding, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
@@ -148,4 +148,7 @@ DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
                limit=lambda hf: "keras-hub's DistilBertMaskedLM normalizes its head with epsilon 1e-5, HF's "
                                 "DistilBertForMaskedLM with 1e-12 (both fixed by the classes)"),
 ))
+kh.with_tokenizer("distilbert", kh.HubTokenizer(
+    "DistilBertTokenizer", "keras_hub.src.models.distil_bert.distil_bert_tokenizer", "wordpiece",
+    "DistilBertTokenizer", BERT_TOKENS))
 FAMILIES = [DISTILBERT]

@@ -136,4 +136,9 @@ GEMMA2 = kh.with_kerashub(GEMMA2, kh.HubConfig(
         **GEMMA_HUB_LAYER, "attn.post_norm.weight": kh.plain("post_attention_norm/vars/0"),
         "ffn.post_norm.weight": kh.plain("post_ffw_norm/vars/0")}), roles=frozenset({"lm"}),
     tasks=kh.causal_lm("Gemma2ForCausalLM", "GemmaCausalLM", "gemma.gemma_causal_lm"))
+_GEMMA_TOKENIZER = kh.HubTokenizer("GemmaTokenizer", "keras_hub.src.models.gemma.gemma_tokenizer", "sentencepiece",
+                                   "GemmaTokenizer", (("bos_token", "<bos>", "<bos>"), ("eos_token", "<eos>", "<eos>"),
+                                                      ("pad_token", "<pad>", "<pad>")))
+kh.with_tokenizer("gemma", _GEMMA_TOKENIZER)
+kh.with_tokenizer("gemma2", _GEMMA_TOKENIZER)
 FAMILIES = [GEMMA, GEMMA2]

@@ -185,3 +185,11 @@ GPT2 = kh.with_kerashub(GPT2, kh.HubConfig(
     "heads.lm": ("", {}),            # the token embeddings, run in reverse; never stored again
 }, roles=frozenset({"lm"}))
 FAMILIES = [GPT2, OPENAI_GPT]
+
+
+# keras-hub's GPT2Tokenizer (byte-pair: vocab.json + merges.txt) starts and ends with
+# <|endoftext|>, as HF's GPT2Tokenizer defaults bos and eos (models/kerashub.py HubTokenizer).
+from . import kerashub as _kh  # noqa: E402
+_kh.with_tokenizer("gpt2", _kh.HubTokenizer("GPT2Tokenizer", "keras_hub.src.models.gpt2.gpt2_tokenizer", "bpe",
+                                            "GPT2Tokenizer", (("bos_token", "<|endoftext|>", "<|endoftext|>"),
+                                                              ("eos_token", "<|endoftext|>", "<|endoftext|>"))))

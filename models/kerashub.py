@@ -562,3 +562,39 @@ def family_for_backbone(class_name: str, args: dict | None = None) -> str | None
         if class_name in hub.backbone_names() and hub.claims(args if isinstance(args, dict) else {}):
             return name
     return None
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+@dataclass(frozen=True)
+class HubTokenizer:
+    """A family's keras-hub tokenizer: its class, the kind of vocabulary it reads
+    ("wordpiece": vocab.txt, "bpe": vocab.json + merges.txt, "sentencepiece": tokenizer.model;
+    formats/hubtokenizer.py holds the per-kind code), the transformers class the way back
+    names, and `tokens`: (HF role, the token the keras class fixes for it or None, the HF
+    class's default for that role), which an HF tokenizer must agree with to be written."""
+    cls: str
+    module: str
+    kind: str
+    hf_class: str
+    tokens: tuple[tuple[str, str | None, str | None], ...] = ()
+
+    def fixed(self) -> dict[str, str]:
+        return {role: token for role, token, _ in self.tokens if token is not None}
+
+
+HUB_TOKENIZERS: dict[str, HubTokenizer] = {}
+
+
+def with_tokenizer(family_name: str, tokenizer: HubTokenizer) -> HubTokenizer:
+    """Declares `family_name`'s keras-hub tokenizer (independent of its Backbone view)."""
+    HUB_TOKENIZERS[family_name] = tokenizer
+    return tokenizer
+
+
+def hub_tokenizer(family_name: str) -> HubTokenizer | None:
+    return HUB_TOKENIZERS.get(family_name)
+
+
+def tokenizer_for_class(class_name: str) -> HubTokenizer | None:
+    return next((t for t in HUB_TOKENIZERS.values() if t.cls == class_name), None)

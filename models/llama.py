@@ -402,4 +402,19 @@ QWEN3 = kh.with_kerashub(QWEN3, kh.HubConfig(
     to_hub=_qwen3_hub, to_hf=_back(head_dim=True, extra=_qwen3_back), architecture="Qwen3ForCausalLM", tasks=("CausalLM",), lm_head=HUB_LM_HEAD),
     _hub_blocks("qwen3_transformer_decoder", "qwen3_layer_norm", _hub_layer(qk_norm=True), head_copy=False),
     roles=frozenset({"lm"}), tasks=kh.causal_lm("Qwen3ForCausalLM", "Qwen3CausalLM", "qwen3.qwen3_causal_lm"))
+# keras-hub's tokenizers (models/kerashub.py HubTokenizer): (HF role, the token the keras class
+# fixes, the HF class's default). Llama 2 and Mistral are SentencePiece models (tokenizer.model),
+# Qwen byte-pair (vocab.json + merges.txt); a Llama 3 (tokenizer.json only) gets none.
+_SP_TOKENS = (("bos_token", "<s>", "<s>"), ("eos_token", "</s>", "</s>"))
+kh.with_tokenizer("llama", kh.HubTokenizer("LlamaTokenizer", "keras_hub.src.models.llama.llama_tokenizer",
+                                           "sentencepiece", "LlamaTokenizer", _SP_TOKENS))
+kh.with_tokenizer("mistral", kh.HubTokenizer("MistralTokenizer", "keras_hub.src.models.mistral.mistral_tokenizer",
+                                             "sentencepiece", "LlamaTokenizer", _SP_TOKENS))
+kh.with_tokenizer("qwen2", kh.HubTokenizer("QwenTokenizer", "keras_hub.src.models.qwen.qwen_tokenizer", "bpe",
+                                           "Qwen2Tokenizer", (("eos_token", "<|endoftext|>", "<|endoftext|>"),
+                                                              ("bos_token", None, None))))
+kh.with_tokenizer("qwen3", kh.HubTokenizer("Qwen3Tokenizer", "keras_hub.src.models.qwen3.qwen3_tokenizer", "bpe",
+                                           "Qwen2Tokenizer", (("eos_token", "<|im_end|>", "<|endoftext|>"),
+                                                              ("pad_token", "<|endoftext|>", "<|endoftext|>"),
+                                                              ("bos_token", None, None))))
 FAMILIES = [LLAMA, MISTRAL, QWEN2, QWEN3]

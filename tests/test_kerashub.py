@@ -136,15 +136,16 @@ json.dump(report, open(sys.argv[3], "w"))
 ORACLE = ORACLE_RUN + ORACLE_JOBS
 
 
-def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, ids=IDS, inputs: str | None = None) -> dict:
-    """Run `script` on the jobs in one keras_hub subprocess (argv: jobs file, the inputs (`inputs`
-    as given, else the token ids `ids` as JSON), report file)."""
+def hub_oracle(jobs: list[dict], workdir, script: str = ORACLE, ids=IDS, inputs: str | None = None,
+               timeout: int = 600) -> dict:
+    """Run `script` (ORACLE, or another module's) once in a keras_hub subprocess on `jobs` (argv:
+    jobs file, the inputs (`inputs` as given, else `ids` as JSON), report file)."""
     jobs_file, report_file = workdir / "jobs.json", workdir / "report.json"
     jobs_file.write_text(json.dumps(jobs))
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     proc = subprocess.run([sys.executable, "-c", script, str(jobs_file), inputs if inputs is not None else json.dumps(ids),
                            str(report_file)],
-                          capture_output=True, env=env, timeout=600)
+                          capture_output=True, env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return json.loads(report_file.read_text())
 

@@ -65,7 +65,7 @@ def world(tmp_path_factory):
             # keras-hub's own loader on the classifier's directory (its keys are 'vit.'-prefixed).
             {"dir": str(root / "hf-cls"), "out": str(root / "hf-cls.npz")},
             {"build": "ViTBackbone", "args": HUB_ARGS, "dir": str(root / "hub-vit"), "out": str(root / "hub-vit.npz")}]
-    report = hub_oracle(jobs, root, IMAGE_ORACLE, str(root / "images.npy"))
+    report = hub_oracle(jobs, root, IMAGE_ORACLE, inputs=str(root / "images.npy"))
     return root, hf_hidden(model), report
 
 
