@@ -116,11 +116,11 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     problem = family.view_limits[kh.VIEW](ckpt.config)
     if problem:
         raise MappingError(f"the {family.name} {kh.VIEW!r} view cannot hold this model: {problem}", path=where)
-    ckpt = without_zeros(ckpt, hub, where)
-    task, task_args = hub_task(family, view, ckpt, where)
-    # A stream's tensors can be read once, in order: its zero_only ones are checked in their
+    # A stream's tensors can be read once, in order: its zero_checked ones are checked in their
     # turn while writing (in_turn_checks), not here.
     values = [] if ckpt.ordered else kh.value_problems(family, hub, ckpt.tensors)
+    ckpt = without_zeros(ckpt, hub)
+    task, task_args = hub_task(family, view, ckpt, where)
     if values:
         raise MappingError(values[0], path=where)
     try:
@@ -160,19 +160,13 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     return out, aliases, config, task_json(task, config, task_args) if task else None
 
 
-def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig, where: str) -> Checkpoint:
-    """`ckpt` without the head the Backbone computes without where its tensors are all zeros
-    (they add nothing) and without its tied aliases; a non-zero one is refused (HubConfig.zero_head)."""
+def without_zeros(ckpt: Checkpoint, hub: kh.HubConfig) -> Checkpoint:
+    """`ckpt` without the head the Backbone computes without (HubConfig.zero_head) and its tied
+    aliases: all zeros, they add nothing (kh.value_problems refuses them otherwise)."""
     from dataclasses import replace
     if not hub.zero_head:
         return ckpt
-    drop = [name for name in ckpt.tensors if name.startswith(hub.zero_head)]
-    for name in drop:
-        if np.any(ckpt.tensors[name].load() != 0):
-            raise MappingError(f"1 canonical tensor(s) have no name in the {ckpt.family} {kh.VIEW!r} view: {name!r} "
-                               f"is not zero, and keras-hub's {hub.backbone} computes without it (only a zero one "
-                               "is dropped)", path=where)
-    return replace(ckpt, tensors={k: t for k, t in ckpt.tensors.items() if k not in drop},
+    return replace(ckpt, tensors={k: t for k, t in ckpt.tensors.items() if not k.startswith(hub.zero_head)},
                    aliases={a: b for a, b in ckpt.aliases.items() if not a.startswith(hub.zero_head)})
 
 
@@ -191,8 +185,9 @@ def left_out(ckpt: Checkpoint) -> list[str]:
             spelling = param.spellings.get(kh.VIEW)
             transform = kh.stored_transform(spelling, ckpt.config) if spelling else None
             name = f"{block.name}.{param.name}"
+            # (A stream's tensors were read once: their rows are said to be left out unread.)
             if isinstance(transform, kh.LeadingRows) and name in ckpt.tensors \
-                    and np.any(ckpt.tensors[name].load()[:transform.skip] != 0):
+                    and (ckpt.ordered or np.any(ckpt.tensors[name].load()[:transform.skip] != 0)):
                 why = hub.dropped_rows.get(name, f"which {family.name} never reads")
                 notes.append(f"left out rows 0-{transform.skip - 1} of {name} ({why}), which a preset has no "
                              "place for; they come back as zeros")
@@ -273,7 +268,7 @@ class KerasHubExporter(Exporter):
 
 
 class _CheckingWriter:
-    """A preset writer that takes the zero_only tensors too, to check them (not write them)."""
+    """A preset writer that takes the zero_checked tensors too, to check them (not write them)."""
 
     def __init__(self, writer, family, hub, checked: set[str], where: str):
         self._writer, self._family, self._hub, self._checked, self._where = writer, family, hub, checked, where
@@ -290,20 +285,21 @@ class _CheckingWriter:
 
 
 def in_turn_checks(ckpt: Checkpoint, tensors: list[Tensor], writer, where: str):
-    """`tensors` with the family's zero_only tensors put back in their place in the stream's
+    """`tensors` with the family's zero_checked tensors put back in their place in the stream's
     order, and a writer that checks them there."""
     family = FAMILIES.get(ckpt.family)
     hub = kh.hub_config(family.name)
     view = family.view(kh.VIEW)
     prefix = view.export_prefix(ckpt)
+    checked = set(kh.zero_checked(hub, ckpt.tensors))
     out, written = [], iter(tensors)
     for name, t in ckpt.tensors.items():
-        if name in hub.zero_only:
+        if name in checked:
             out.append(Tensor(t.spec, t.load, t.source))      # loaded, never copied as stored
         elif view.raw_name(name, prefix) is not None:
             out.append(next(written))
     out += list(written)
-    return out, _CheckingWriter(writer, family, hub, set(hub.zero_only), where)
+    return out, _CheckingWriter(writer, family, hub, checked, where)
 
 
 def write_tokenizer(ckpt: Checkpoint, source: Path | None, tmp: Path) -> tuple[list[str], list[str]]:

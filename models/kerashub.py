@@ -541,15 +541,25 @@ def task_for(family_name: str, *, hf_class: str | None = None, task: str | None 
     return None
 
 
+def zero_checked(hub: HubConfig, names) -> list[str]:
+    """The tensors of `names` a preset holds only as zeros: the zero_only ones (no place; the
+    way back derives them as zeros) and the zero_head's (dropped; the way back has no head)."""
+    return [n for n in names if n in hub.zero_only or (hub.zero_head and n.startswith(hub.zero_head))]
+
+
 def value_problems(family: Family, hub: HubConfig, tensors: Mapping) -> list[str]:
-    """The zero_only tensors that hold a non-zero value (reads them)."""
+    """The zero_checked tensors that hold a non-zero value (reads them)."""
     out = []
-    for name in hub.zero_only:
-        t = tensors.get(name)
-        if t is not None and np.any(t.load()):
+    for name in zero_checked(hub, tensors):
+        if not np.any(tensors[name].load()):
+            continue
+        if name in hub.zero_only:
             out.append(f"1 canonical tensor(s) have no name in the {family.name} {VIEW!r} view: {name!r} is not "
                        f"all zeros, and keras-hub's {hub.backbone} has no place for it (HF adds it to every "
                        "token; dropping it would change the outputs)")
+        else:
+            out.append(f"1 canonical tensor(s) have no name in the {family.name} {VIEW!r} view: {name!r} is not "
+                       f"zero, and keras-hub's {hub.backbone} computes without it (only a zero one is dropped)")
     return out
 
 

@@ -178,6 +178,29 @@ def test_a_bart_logits_bias_the_backbone_has_no_place_for_is_refused(world, tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("zero", [True, False], ids=["zero", "not-zero"])
+def test_an_ir_stream_is_checked_in_its_turn(zero, world, tmp_path):
+    """A stream is read once, in order: final_logits_bias (and the position rows the preset
+    leaves out) are checked as they come: the preset a file gives, or one line, nothing written."""
+    root, _, _ = world
+    src = root / "hf-bart-lm"
+    if not zero:
+        model = transformers.BartForConditionalGeneration.from_pretrained(src)
+        with torch.no_grad():
+            model.final_logits_bias[0, 3] = 0.5
+        src = tmp_path / "src"
+        model.save_pretrained(src)
+    with open(tmp_path / "model.irs", "wb") as f:
+        irconv.write_stream(irconv.load(src), f)
+    proc = run_irconv("export", "kerashub", tmp_path / "out", "-i", tmp_path / "model.irs")
+    if zero:
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        assert h5_datasets(tmp_path / "out" / "model.weights.h5") == h5_datasets(root / "to-bart-lm" / "model.weights.h5")
+    else:
+        assert_one_line_error(proc, "'heads.lm.bias' is not zero")
+        assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("case,change,needle", [
     ("bart", {"decoder_layers": 3}, "decoder_layers=3"),
     ("bart", {"activation_function": "relu"}, "activation_function"),
