@@ -352,6 +352,20 @@ def test_what_mixtral_backbone_cannot_compute_is_refused(change, needle, world, 
     refused_with(world, tmp_path, "mixtral", change, needle)
 
 
+def assert_stream_export(src, tmp_path, same_as=None, refused: str | None = None) -> None:
+    """`src` written as an IR stream file, `irconv export kerashub` of it: the preset at
+    `same_as` (its model.weights.h5 datasets), or refused with one line saying `refused`."""
+    with open(tmp_path / "model.irs", "wb") as f:
+        irconv.write_stream(irconv.load(src), f)
+    proc = run_irconv("export", "kerashub", tmp_path / "out", "-i", tmp_path / "model.irs")
+    if refused is None:
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        assert h5_datasets(tmp_path / "out" / "model.weights.h5") == h5_datasets(same_as / "model.weights.h5")
+    else:
+        assert_one_line_error(proc, refused)
+        assert not (tmp_path / "out").exists()
+
+
 def refused_with(world, tmp_path, family, change, needle):
     root, _, _ = world
     src = tmp_path / "src"

@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 
-from test_kerashub import ORACLE_JOBS, build_world, h5_datasets, make_hf, outputs, refused_with  # noqa: E402  (skips without keras_hub)
+from test_kerashub import ORACLE_JOBS, assert_stream_export, build_world, h5_datasets, make_hf, outputs, refused_with  # noqa: E402  (skips without keras_hub)
 import irconv  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
@@ -190,15 +190,7 @@ def test_an_ir_stream_is_checked_in_its_turn(zero, world, tmp_path):
             model.final_logits_bias[0, 3] = 0.5
         src = tmp_path / "src"
         model.save_pretrained(src)
-    with open(tmp_path / "model.irs", "wb") as f:
-        irconv.write_stream(irconv.load(src), f)
-    proc = run_irconv("export", "kerashub", tmp_path / "out", "-i", tmp_path / "model.irs")
-    if zero:
-        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-        assert h5_datasets(tmp_path / "out" / "model.weights.h5") == h5_datasets(root / "to-bart-lm" / "model.weights.h5")
-    else:
-        assert_one_line_error(proc, "'heads.lm.bias' is not zero")
-        assert not (tmp_path / "out").exists()
+    assert_stream_export(src, tmp_path, same_as=root / "to-bart-lm", refused=None if zero else "'heads.lm.bias' is not zero")
 
 
 @pytest.mark.parametrize("case,change,needle", [
