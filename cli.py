@@ -245,10 +245,22 @@ def cmd_export(args) -> None:
                              "or -i FILE")
         _widen_pipe(sys.stdin)
         ckpt = read_stream(stdin_for_stream(), "<stdin>")
-        _save(args, ckpt, args.format)
+        _save(args, _as_target(args, ckpt), args.format)
     else:
         with open_regular(args.input, "an IR stream") as f:
-            _save(args, read_stream(f, args.input), args.format)
+            _save(args, _as_target(args, read_stream(f, args.input)), args.format)
+
+
+def _as_target(args, ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint the target options ask for (--base-model: without its heads)."""
+    if not getattr(args, "base_model", False):
+        return ckpt
+    from .models import base_model
+    ckpt, left = base_model(ckpt)
+    if not args.quiet:
+        what = f"left out {', '.join(left)}" if left else "no head to leave out"
+        print(f"irconv: note: --base-model: {what}; written as {ckpt.config['architectures'][0]}", file=sys.stderr)
+    return ckpt
 
 
 def cmd_convert(args) -> None:
@@ -256,7 +268,7 @@ def cmd_convert(args) -> None:
     if args.check_sum and args.src == "-":
         raise UsageError("--check-sum reads the source twice, so it needs a file, not a stream on stdin")
     output.check_target(Path(args.out), args.force, _inputs(args))    # before any work
-    ckpt = _load(args)
+    ckpt = _as_target(args, _load(args))
     _notes(ckpt, args.quiet)
     check = None
     if args.check_sum:
@@ -437,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "files (tokenizer, vocab, model card, sentence-transformers modules) to OUT")
     target.add_argument("--dry-run", action="store_true", help="print what would be written (every stored "
                         "name, dtype, shape and file; the extras; the config) and write nothing")
+    target.add_argument("--base-model", action="store_true", help="write the family's base model: leave "
+                        "out the task heads (MLM, NSP, classifier, LM head ...), as a keras-hub Backbone or a "
+                        "BertModel holds none; what is left out is said")
     target.add_argument("--cast", metavar="DTYPE", help="convert every floating tensor to DTYPE (F32, F16, "
                         "BF16 ...); without it a dtype is never changed")
     jobs = argparse.ArgumentParser(add_help=False)

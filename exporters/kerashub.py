@@ -66,7 +66,7 @@ def hub_task(family, view, ckpt: Checkpoint, where: str) -> tuple[kh.HubTask | N
         raise MappingError(f"{len(foreign)} canonical tensor(s) have no name in the {family.name} {kh.VIEW!r} view: "
                            f"keras-hub's {kh.hub_config(family.name).backbone} holds the backbone only, and no keras-hub "
                            f"task holds {arch or 'this model'}'s {', '.join(blocks)} (the tasks irconv knows: "
-                           f"{known}; convert the base model): " + ", ".join(map(repr, foreign[:20]))
+                           f"{known}; --base-model leaves the heads out): " + ", ".join(map(repr, foreign[:20]))
                            + (" ..." if len(foreign) > 20 else ""), path=where)
     heads = sorted({view.block_of(c).name for c in ckpt.tensors if fmt.is_task(view.raw_name(c, "") or "")})
     if heads and (task is None or not set(heads) <= set(task.blocks)):

@@ -24,3 +24,31 @@ def family_for_model_type(model_type: str) -> Family:
             return fam
     raise UsageError(f"config.json model_type {model_type!r} is not a family irconv knows "
                      f"({', '.join(FAMILIES.names())}); see `irconv models`")
+
+
+HEADS = "heads."      # the canonical prefix of a family's task heads (MLM, classifier, LM head ...)
+
+
+def base_model(ckpt):
+    """(`ckpt` as its family's base model, the head blocks left out): the `heads.*` tensors and
+    the names tied to them dropped, config.json's architectures the family's class that
+    computes none of those heads (BertModel for a BertForPreTraining). A base tensor tied to a
+    head keeps its bytes. `--base-model`: what a keras-hub Backbone, which holds no head, takes."""
+    from dataclasses import replace
+    family = FAMILIES.get(ckpt.family)
+    head_roles = {b.role for b in family.blocks if b.name.startswith(HEADS) and b.role}
+    bases = [cls for cls, roles in family.architectures.items() if not set(roles) & head_roles]
+    if not bases:
+        raise UsageError(f"the {family.name} family declares no class without a head to write as its base model")
+    tensors = {k: t for k, t in ckpt.tensors.items() if not k.startswith(HEADS)}
+    aliases = {}
+    for alias, target in ckpt.aliases.items():
+        if alias.startswith(HEADS):
+            continue
+        if target.startswith(HEADS):          # a base name holding a head's bytes keeps them
+            tensors[alias] = ckpt.tensors[target].with_spec(name=alias)
+        else:
+            aliases[alias] = target
+    left = sorted({".".join(n.split(".")[:2]) for n in (*ckpt.tensors, *ckpt.aliases) if n.startswith(HEADS)})
+    config = dict(ckpt.config, architectures=[bases[0]])
+    return replace(ckpt, tensors=tensors, aliases=aliases, config=config), left
