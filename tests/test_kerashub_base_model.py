@@ -16,7 +16,7 @@ pytest.importorskip("keras_hub")
 
 from conftest import run_irconv  # noqa: E402
 from test_kerashub import hub_oracle, outputs  # noqa: E402
-from test_kerashub_encoders import ORACLE  # noqa: E402  (sequence and, where there is one, pooled output)
+from test_kerashub_encoders import ORACLE, hf_outputs  # noqa: E402  (sequence and, where there is one, pooled output)
 
 IDS = [[0, 5, 7, 9, 3, 2, 11, 40]]
 ENCODER = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
@@ -52,12 +52,7 @@ def make_task(case: str, directory):
 
 
 def base_outputs(model) -> dict:
-    with torch.no_grad():
-        out = getattr(model, model.base_model_prefix)(torch.tensor(IDS), output_hidden_states=True)
-    got = {"hidden": out.hidden_states[-1].float().numpy()}
-    if getattr(out, "pooler_output", None) is not None:
-        got["pooled"] = out.pooler_output.float().numpy()
-    return got
+    return hf_outputs(getattr(model, model.base_model_prefix), IDS)
 
 
 @pytest.fixture(scope="module")
