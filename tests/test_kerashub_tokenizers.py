@@ -156,19 +156,15 @@ def world(tmp_path_factory, vocabularies):
         backbone, args, _ = HUB_CASES[family]
         jobs.append({"dir": str(root / f"hub-{case}"), "build": keras_cls, "args": keras_args(case, vocabularies),
                      "backbone": backbone, "backbone_args": args, "more": more})
-    # gpt2 has no kerashub Backbone view here yet: its declared tokenizer is written by the
-    # library beside a GPT2Backbone keras_hub saves (the CLI writes it so once the view exists).
+    # GPT-2's byte-pair files beside a GPT2LMHeadModel, through the CLI like the others.
     src = root / "hf-gpt2"
+    make_hf("gpt2", src)
     hf["gpt2"] = transformers.GPT2Tokenizer(str(vocabularies / "bpe" / "vocab.json"),
                                             str(vocabularies / "bpe" / "merges.txt"))
     hf["gpt2"].save_pretrained(src)
-    preset = tok.to_preset(kh.hub_tokenizer("gpt2"), tok.directory_files(src))
-    (root / "to-gpt2" / fmt.ASSETS).mkdir(parents=True)
-    for name, data in preset.assets.items():
-        (root / "to-gpt2" / fmt.ASSETS / name).write_bytes(data)
-    fmt.write_json(root / "to-gpt2" / fmt.TOKENIZER, preset.config)
+    run_irconv("convert", src, root / "to-gpt2", "--to", "kerashub", check=True)
+    jobs.append({"dir": str(root / "to-gpt2"), "more": []})
     gpt2 = dict(vocabulary_size=300, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=8)
-    jobs.append({"dir": str(root / "to-gpt2"), "build": None, "backbone": "GPT2Backbone", "backbone_args": gpt2})
     full = json.loads((vocabularies / "bpe" / "vocab.json").read_text(encoding="utf-8"))
     full["<|endoftext|>"] = len(full)
     (root / "gpt2-vocab.json").write_text(json.dumps(full), encoding="utf-8")
