@@ -31,12 +31,14 @@ demo: $(BIN)/irconv
 	@echo "demo: tiny-bert -> pytorch_model.bin -> model.safetensors and -> tf_model.h5, every tensor identical; see $(DEMO)/"
 
 # The fast set, on $(JOBS) workers: every test but the full forms of the slow oracle checks.
+# --dist loadfile: a module's tests stay on one worker, so its oracle fixtures (one keras_hub,
+# TF or transformers world per module) are built once, not once per worker.
 test: $(VENV)/.test-deps
-	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m "not slow"
 
 # The round-trip properties at 5000 walks with a fixed seed set, and the slow oracle checks.
 test-long: $(VENV)/.test-deps
-	IRCONV_TEST_LONG=1 $(BIN)/python -m pytest -q -n $(JOBS) -m "property or slow"
+	IRCONV_TEST_LONG=1 $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile -m "property or slow"
 
 bench: $(BIN)/irconv
 	$(BIN)/python bench/run.py

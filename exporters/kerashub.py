@@ -142,6 +142,11 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     out = kh.view_names(hub, out, ckpt.config, to_view=False)
     aliases = {kh.renamed(hub, a, ckpt.config, False): kh.renamed(hub, b, ckpt.config, False)
                for a, b in aliases.items()}
+    if ckpt.ordered and any(kh.STACK in t.name for t in out):
+        # The stacked banks take one slice from each expert, which a stream gives expert by expert.
+        raise UsageError(f"keras-hub's {hub.backbone} stacks each layer's experts into one variable, which an IR "
+                         "stream cannot give in its order: convert from the checkpoint itself (irconv convert)",
+                         path=where)
     try:
         out = kh.restack(out)
     except ValueError as exc:
@@ -292,6 +297,8 @@ def in_turn_checks(ckpt: Checkpoint, tensors: list[Tensor], writer, where: str):
     view = family.view(kh.VIEW)
     prefix = view.export_prefix(ckpt)
     checked = set(kh.zero_checked(hub, ckpt.tensors))
+    if not checked:
+        return tensors, writer
     out, written = [], iter(tensors)
     for name, t in ckpt.tensors.items():
         if name in checked:

@@ -221,10 +221,13 @@ def refusal(exc: IrconvError, ckpt: Checkpoint, hop: Hop) -> str | None:
     format's view only knows tied (HF's TF heads always tie): MappingError naming it. Sharding
     a format that is one file (Keras h5, Meta's consolidated.00.pth): UsageError naming
     --max-shard-size. A class or model a view's framework has no counterpart of: MappingError
-    naming the unnamed tensors, or the view's declared limit."""
+    naming the unnamed tensors, or the view's declared limit. A layout an IR stream cannot give
+    in its order (keras-hub's stacked Mixtral experts): UsageError saying so."""
     message = str(exc)
     if isinstance(exc, UsageError) and hop.shards > 1 and "--max-shard-size" in message:
         return "option"
+    if isinstance(exc, UsageError) and ckpt.ordered and "an IR stream cannot give in its order" in message:
+        return "stream order"      # keras-hub's stacked Mixtral experts, from a stream
     dtypes = {t.dtype.name for t in ckpt.tensors.values()}
     if isinstance(exc, DTypeError):
         refused, _, fix = message.partition("--cast")

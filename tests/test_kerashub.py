@@ -404,7 +404,9 @@ def verified(root, case: str) -> str:
     return out
 
 
-@pytest.mark.parametrize("family", ["bert", "llama", "gpt2"])
+# One verify in the fast set (each starts keras_hub and torch: ~18 s); the others under make test-long.
+@pytest.mark.parametrize("family", [pytest.param("bert", marks=pytest.mark.slow), "llama",
+                                    pytest.param("gpt2", marks=pytest.mark.slow)])
 def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     root, _, _ = world
     assert ("pooler_output" if family == "bert" else "logits") in verified(root, family)
@@ -440,3 +442,10 @@ def test_a_wordpiece_vocabulary_becomes_the_presets_tokenizer(world, tmp_path):
     assert cls == "BertTokenizer"
     assert ids == hf_ids[1:-1]
     assert 1 in hf_ids and 9 in hf_ids      # [UNK] for the comma; 'Café' lowercased, accent stripped
+
+
+def test_a_mixtral_stream_is_refused_in_one_line(world, tmp_path):
+    """MixtralBackbone stacks one slice of every expert into each variable; a stream gives the
+    experts one after the other, so the export from a stream is refused, nothing written."""
+    root, _, _ = world
+    assert_stream_export(root / "hf-mixtral", tmp_path, refused="an IR stream cannot give in its order")

@@ -190,7 +190,7 @@ def test_a_classifier_with_a_vocabulary_gets_its_preprocessor(world):
     assert diff < 1e-4, diff
 
 
-@pytest.mark.parametrize("case", ["bert-classifier", "distilbert-classifier"])
+@pytest.mark.parametrize("case", ["bert-classifier", pytest.param("distilbert-classifier", marks=pytest.mark.slow)])
 def test_irconv_verify_runs_a_task_preset_beside_hf(case, world):
     root, _, _ = world
     assert "logits" in verified(root, case)
