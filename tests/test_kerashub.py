@@ -404,9 +404,8 @@ def verified(root, case: str) -> str:
     return out
 
 
-# One verify in the fast set (each starts keras_hub and torch: ~18 s); the others under make test-long.
-@pytest.mark.parametrize("family", [pytest.param("bert", marks=pytest.mark.slow), "llama",
-                                    pytest.param("gpt2", marks=pytest.mark.slow)])
+# Each verify starts keras_hub and torch (~20 s): under make test-long (test_kerashub_tasks keeps one).
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) for f in ("bert", "llama", "gpt2")])
 def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     root, _, _ = world
     assert ("pooler_output" if family == "bert" else "logits") in verified(root, family)

@@ -16,6 +16,10 @@ import json
 import numpy as np
 import pytest
 
+# RoBERTa's, XLM-R's and ALBERT's preset checks (their own keras_hub run) are in make test-long, to keep make test within its
+# time; test_kerashub.py and test_kerashub_tasks.py exercise the same machinery in the fast set.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("keras_hub")

@@ -15,6 +15,10 @@ import re
 import numpy as np
 import pytest
 
+# BART's and T5's preset checks (their own keras_hub run) are in make test-long, to keep make test within its
+# time; test_kerashub.py and test_kerashub_tasks.py exercise the same machinery in the fast set.
+pytestmark = pytest.mark.slow
+
 from test_kerashub import ORACLE_JOBS, assert_stream_export, build_world, h5_datasets, make_hf, outputs, refused_with  # noqa: E402  (skips without keras_hub)
 import irconv  # noqa: E402
 import torch  # noqa: E402

@@ -19,6 +19,10 @@ import shutil
 
 import pytest
 
+# The tokenizer checks (their own keras_hub run) are in make test-long, to keep make test within its
+# time; test_kerashub.py and test_kerashub_tasks.py exercise the same machinery in the fast set.
+pytestmark = pytest.mark.slow
+
 transformers = pytest.importorskip("transformers")
 spm = pytest.importorskip("sentencepiece")
 tokenizers = pytest.importorskip("tokenizers")
