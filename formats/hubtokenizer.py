@@ -256,49 +256,23 @@ def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
 
 
 def pieces(proto: bytes) -> list[str]:
-    """The pieces of a SentencePiece ModelProto in id order (its field 1, each piece's field 1)."""
-    def fields(buf: bytes):
-        pos = 0
-        while pos < len(buf):
-            key, pos = _varint(buf, pos)
-            number, wire = key >> 3, key & 7
-            if wire == 0:
-                value, pos = _varint(buf, pos)
-            elif wire == 1:
-                value, pos = buf[pos:pos + 8], pos + 8
-            elif wire == 2:
-                size, pos = _varint(buf, pos)
-                value, pos = buf[pos:pos + size], pos + size
-            elif wire == 5:
-                value, pos = buf[pos:pos + 4], pos + 4
-            else:
-                raise NotWritten(f"tokenizer.model is not a SentencePiece model (wire type {wire})")
-            if pos > len(buf):
-                raise NotWritten("tokenizer.model is truncated")
-            yield number, wire, value
+    """The pieces of a SentencePiece ModelProto in id order (its field 1, each piece's field 1),
+    read with TensorBundle's protobuf wire reader."""
+    from .tensorbundle.protowire import _WireError, _fields
     out = []
-    for number, wire, value in fields(proto):
-        if number == 1 and wire == 2:
-            piece = next((v for n, w, v in fields(value) if n == 1 and w == 2), b"")
-            try:
-                out.append(piece.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise NotWritten("tokenizer.model has a piece that is not UTF-8") from None
+    try:
+        for number, wire, value in _fields(proto):
+            if number == 1 and wire == 2:
+                piece = next((v for n, w, v in _fields(value) if n == 1 and w == 2), b"")
+                try:
+                    out.append(piece.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise NotWritten("tokenizer.model has a piece that is not UTF-8") from None
+    except _WireError as exc:
+        raise NotWritten(f"tokenizer.model is not a SentencePiece model ({exc})") from None
     if not out:
         raise NotWritten("tokenizer.model holds no pieces: not a SentencePiece model")
     return out
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise NotWritten("tokenizer.model is not a SentencePiece model (a bad varint)")
-        byte = buf[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
 
 
 def _sentencepiece_to_preset(spec, files, config, settings) -> PresetTokenizer:
