@@ -19,8 +19,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from ..ir.layout import CONV1D_PT, CONV1D_TF
 from . import bert
+from . import kerashub as kh
 from .engine import INFERRED, Block, Family, embedding, linear, norm, param
 
 EMBEDDINGS = Block.of("embeddings", [
@@ -170,4 +173,208 @@ DEBERTA_V2 = Family(
     ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"^mask_predictions\.")},
     description="DeBERTa-v2/v3 (microsoft/DeBERTa, HF DebertaV2*)",
 )
+
+
+# --------------------------------------------------------------------------- kerashub
+# keras-hub's DebertaV3Backbone (FORMATS.md §12) is DeBERTa-v3's layout and nothing else: shared
+# attention keys (the relative embeddings go through each layer's own query/key projections),
+# c2p and p2c, layer-normed relative embeddings, log buckets, no absolute positions, no token
+# types, no embedding projection, no conv layer, exact GELU, epsilons 1e-7. Each must hold in
+# the HF config as HF computes it (its getattr defaults included), else the export is refused.
+# The Backbone has one span, max_sequence_length, for what HF calls max_relative_positions
+# (max_position_embeddings where that is < 1): it scales the buckets and limits nothing else
+# (the Backbone has no position table).
+
+def _log_candidates(x: np.ndarray, ulps: int = 2) -> np.ndarray:
+    """float32 log(x) as any implementation within `ulps` of the true value may give it: (..., 2 ulps + 1)."""
+    near = np.log(x.astype(np.float64)).astype(np.float32)
+    out, up, down = [near], near, near
+    for _ in range(ulps):
+        up, down = np.nextafter(up, np.float32(np.inf)), np.nextafter(down, np.float32(-np.inf))
+        out += [up, down]
+    return np.stack(out, axis=-1)
+
+
+# Beyond this many distances the check below is not made (the export is refused instead).
+_BUCKET_CHECK_LIMIT = 1 << 22
+
+
+def bucket_disagreement(buckets: int, span: int) -> str | None:
+    """Why keras-hub's log buckets may differ from HF's for some relative distance, or None.
+
+    Both compute bucket = ceil(log(a/mid) / log((span-1)/mid) * (mid-1)) + mid for a distance a
+    above mid = buckets // 2, in float32: HF divides the logs first, keras-hub multiplies by
+    mid - 1 first. Where the exact value is near an integer the two orders can round to either
+    side of it (at a = span - 1 HF's is exactly mid - 1, keras-hub's may be one more): such a
+    distance attends to another relative embedding in keras-hub. Every distance up to where
+    both clamp to the table's last row is checked, with each log anywhere within 2 ulps of the
+    true value (the same argument giving the same log), so a config passes only where no
+    float32 log of that accuracy can make them differ."""
+    mid = buckets // 2
+    if mid < 2 or span - 1 <= mid:
+        return (f"position_buckets={buckets} with a span of {span}: the log buckets need "
+                "position_buckets >= 4 and a span above position_buckets / 2 + 1")
+    scale = np.log((span - 1) / mid)
+    # Past a distance whose bucket reaches `buckets`, both c2p and p2c clamp to the last row.
+    top = mid * np.exp((buckets - mid + 1) / (mid - 1) * scale)
+    if top > _BUCKET_CHECK_LIMIT:
+        return (f"position_buckets={buckets} with a span of {span}: distances up to {top:.3g} "
+                "would have to be checked, which irconv does not")
+    a = np.arange(mid + 1, int(top) + 2)
+    x = a.astype(np.float32) / np.float32(mid)
+    logs = _log_candidates(x)
+    m1 = np.float32(mid - 1)
+    values = []
+    # HF rounds (span-1)/mid from float64, keras-hub divides in float32: both quotients.
+    for q in {np.float32(span - 1) / np.float32(mid), np.float32((span - 1) / mid)}:
+        for denominator in _log_candidates(np.array([q], np.float32))[0]:
+            numerators = np.where((x == q)[:, None], denominator, logs)
+            values += [np.ceil((numerators / denominator) * m1), np.ceil((numerators * m1) / denominator)]
+    bucket = np.concatenate(values, axis=1).astype(np.int64) + mid
+    c2p = np.clip(bucket + buckets, 0, 2 * buckets - 1)
+    p2c = np.clip(buckets - bucket, 0, 2 * buckets - 1)
+    differ = (c2p.min(1) != c2p.max(1)) | (p2c.min(1) != p2c.max(1))
+    if differ.any():
+        return (f"position_buckets={buckets} with a span of {span}: keras-hub rounds its log buckets in "
+                f"another order than HF, which can attend a distance of {int(a[differ][0])} to another "
+                "relative embedding")
+    return None
+
+
+def _hf_effective(hf: dict) -> dict:
+    """What HF's DeBERTa-v2 classes compute with, its getattr defaults filled in."""
+    kinds = hf.get("pos_att_type") or []
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.lower().split("|")]
+    span = hf.get("max_relative_positions", -1)
+    if not isinstance(span, int) or span < 1:
+        span = kh.require(hf, "max_position_embeddings")
+    return {
+        "relative_attention": hf.get("relative_attention", False),
+        "pos_att_type": sorted(kinds),
+        "share_att_key": hf.get("share_att_key", False),
+        "norm_rel_ebd": [k.strip() for k in str(hf.get("norm_rel_ebd", "none")).lower().split("|")],
+        "position_biased_input": hf.get("position_biased_input", True),
+        "type_vocab_size": hf.get("type_vocab_size", 0),
+        "conv_kernel_size": hf.get("conv_kernel_size", 0),
+        "embedding_size": hf.get("embedding_size", hf.get("hidden_size")),
+        "attention_head_size": hf.get("attention_head_size"),
+        "position_buckets": hf.get("position_buckets", -1),
+        "span": span,
+    }
+
+
+def _deberta_hub_args(hf: dict) -> dict:
+    eff = _hf_effective(hf)
+    backbone = "keras-hub's DebertaV3Backbone"
+    wrong = [f"{key}={hf[key]!r}" if key in hf else f"{key} not given (HF's classes then compute {eff[key]!r})"
+             for key, ok in (
+        ("relative_attention", eff["relative_attention"] is True),
+        ("pos_att_type", eff["pos_att_type"] == ["c2p", "p2c"]),
+        ("share_att_key", eff["share_att_key"] is True),
+        ("norm_rel_ebd", "layer_norm" in eff["norm_rel_ebd"]),
+        ("position_biased_input", eff["position_biased_input"] is False),
+        ("type_vocab_size", eff["type_vocab_size"] == 0),
+        ("conv_kernel_size", eff["conv_kernel_size"] == 0),
+        ("embedding_size", eff["embedding_size"] == hf.get("hidden_size")),
+    ) if not ok]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)}; {backbone} computes DeBERTa-v3's layout only (relative "
+                         "attention c2p|p2c with shared keys, layer-normed relative embeddings, no absolute "
+                         "positions, token types, embedding projection or conv layer)")
+    hidden, n_heads = kh.require(hf, "hidden_size"), kh.require(hf, "num_attention_heads")
+    if eff["attention_head_size"] not in (None, hidden // n_heads):
+        raise ValueError(f"attention_head_size={eff['attention_head_size']!r}; {backbone} uses "
+                         f"hidden_size / num_attention_heads = {hidden // n_heads}")
+    if eff["position_buckets"] is None or eff["position_buckets"] <= 0:
+        raise ValueError(f"position_buckets={eff['position_buckets']!r}; {backbone} always buckets its "
+                         "relative positions")
+    problem = bucket_disagreement(eff["position_buckets"], eff["span"])
+    if problem:
+        raise ValueError(problem)
+    return {"max_sequence_length": eff["span"], "dropout": hf.get("hidden_dropout_prob", 0.1)}
+
+
+def _deberta_hf_config(hub: dict, names: set) -> dict:
+    dropout = hub.get("dropout", 0.1)
+    return {"max_position_embeddings": hub["max_sequence_length"], "max_relative_positions": -1,
+            "relative_attention": True, "pos_att_type": ["p2c", "c2p"], "share_att_key": True,
+            "norm_rel_ebd": "layer_norm", "position_biased_input": False, "type_vocab_size": 0,
+            "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+
+
+DEBERTA_HUB = kh.HubConfig(
+    "DebertaV3Backbone", "keras_hub.src.models.deberta_v3.deberta_v3_backbone", "deberta-v2",
+    pairs=(("vocab_size", "vocabulary_size"), ("num_hidden_layers", "num_layers"),
+           ("num_attention_heads", "num_heads"), ("hidden_size", "hidden_dim"),
+           ("intermediate_size", "intermediate_dim"), ("position_buckets", "bucket_size")),
+    fixed={"layer_norm_eps": 1e-7, "hidden_act": "gelu"},
+    to_hub=_deberta_hub_args, to_hf=_deberta_hf_config, architecture="DebertaV2Model",
+    tasks=("MaskedLM", "TextClassifier"))
+
+
+def _classifier_back(args: dict, backbone: dict) -> dict:
+    kh.logits_out(args)
+    return {"num_labels": args["num_classes"], "pooler_hidden_size": args.get("hidden_dim") or backbone["hidden_dim"],
+            "pooler_dropout": args.get("dropout", 0.0), "pooler_hidden_act": "gelu"}
+
+
+def _classifier_limit(hf: dict) -> str | None:
+    act = hf.get("pooler_hidden_act", "gelu")
+    if act != "gelu":
+        return f"pooler_hidden_act={act!r}; its pooled_dense computes exact GELU"
+    # HF's ContextPooler is a (pooler_hidden_size, pooler_hidden_size) Linear on the first token's
+    # hidden_size features: HF computes only pooled widths equal to hidden_size.
+    width, hidden = hf.get("pooler_hidden_size"), hf.get("hidden_size")
+    if width is not None and hidden is not None and width != hidden:
+        return (f"pooler_hidden_size={width} but hidden_size={hidden}; HF's ContextPooler computes only "
+                "a pooler as wide as the model")
+    return None
+
+
+def _mlm_limit(hf: dict) -> str:
+    return (f"keras-hub's DebertaV3MaskedLM computes its head's norm with epsilon 1e-5; an HF DebertaV2ForMaskedLM "
+            f"with layer_norm_eps={hf.get('layer_norm_eps', 1e-7)}")
+
+
+# keras-hub's DeBERTa tasks. DebertaV3TextClassifier is HF's DebertaV2ForSequenceClassification:
+# the first token, a dropout, HF's ContextPooler dense with exact GELU (pooled_dense, its width
+# the task's hidden_dim, which HF's class holds only as hidden_size), a dropout, the logits Dense; the task's dropout is HF's pooler_dropout.
+# The MaskedLM head has HF's weights but its own epsilon: refused (its limit).
+DEBERTA_TASKS = (
+    kh.HubTask("DebertaV2ForSequenceClassification", "DebertaV3TextClassifier",
+               "keras_hub.src.models.deberta_v3.deberta_v3_text_classifier",
+               blocks={"pooler": ("", kh.dense("dense_0", "dense")),
+                       "heads.classifier": ("", kh.dense("dense_1", "dense"))},
+               to_task=lambda hf: {"num_classes": kh.num_labels(hf), "activation": "linear",
+                                   "hidden_dim": hf.get("pooler_hidden_size") or kh.require(hf, "hidden_size"),
+                                   "dropout": hf.get("pooler_dropout", 0.0)},
+               to_hf=_classifier_back, limit=_classifier_limit,
+               sizes={"heads.classifier.dense.weight": (0, "num_classes"), "pooler.dense.weight": (0, "hidden_dim")}),
+    kh.HubTask("DebertaV2ForMaskedLM", "DebertaV3MaskedLM", "keras_hub.src.models.deberta_v3.deberta_v3_masked_lm",
+               blocks={"heads.mlm": ("masked_lm_head_0", {
+                   **kh.dense("_intermediate_dense", "transform.dense"),
+                   **kh.layer_norm("_intermediate_layer_norm", "transform.norm"),
+                   "bias": kh.plain("vars/0")})},
+               limit=_mlm_limit),
+)
+_ATTN = "_self_attention_layer"
+DEBERTA_V2 = kh.with_kerashub(DEBERTA_V2, DEBERTA_HUB, {
+    "embeddings": ("", {"word.weight": kh.plain("reversible_embedding_0/vars/0"),
+                        **kh.layer_norm("layer_normalization_0", "norm")}),
+    "encoder.layers.{i}": ("disentangled_attention_encoder_{i}", {
+        **{f"attn.{leaf}.weight": kh.head_kernel(f"{_ATTN}/_{name}_dense/vars/0")
+           for leaf, name in (("q", "query"), ("k", "key"), ("v", "value"))},
+        **{f"attn.{leaf}.bias": kh.head_bias(f"{_ATTN}/_{name}_dense/vars/1")
+           for leaf, name in (("q", "query"), ("k", "key"), ("v", "value"))},
+        # The output EinsumDense takes the heads already joined: a plain (in, out) kernel.
+        **kh.dense(f"{_ATTN}/_output_dense", "attn.out"),
+        **kh.layer_norm("_self_attention_layer_norm", "attn.norm"),
+        **kh.dense("_feedforward_intermediate_dense", "ffn.up"),
+        **kh.dense("_feedforward_output_dense", "ffn.down"),
+        **kh.layer_norm("_feedforward_layer_norm", "ffn.norm"),
+    }),
+    ("encoder", "relative"): ("relative_embedding_0", {"rel_embeddings.weight": kh.plain("vars/0")}),
+    ("encoder", "rel_norm"): ("relative_embedding_0", kh.layer_norm("layer_norm", "rel_norm")),
+}, roles=frozenset({"relative", "rel_norm"}), tasks=DEBERTA_TASKS)
 FAMILIES = [DEBERTA_V2]

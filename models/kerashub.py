@@ -271,8 +271,8 @@ class FlatIndex:
 class HubConfig:
     """A family's Backbone and its config mapping. `pairs` (HF key, Backbone arg) carry a value
     unchanged both ways. `fixed` are HF fields the Backbone class hard-codes: an HF config must
-    hold that value (or leave the field out where HF's default is it: `fixed_default`), and the
-    way back writes it. `to_hub(hf)` / `to_hf(hub)` add what is not a plain pair (computed
+    hold that value (a field HF's classes default is checked in `to_hub`, as HF computes it),
+    and the way back writes it. `to_hub(hf)` / `to_hf(hub)` add what is not a plain pair (computed
     fields; `to_hf` also gets the preset's raw tensor names: whether it stores an untied LM
     head says tie_word_embeddings where the Backbone's config leaves it out); they raise
     ValueError for what the Backbone cannot compute."""
@@ -375,9 +375,10 @@ def hf_to_hub(hub: HubConfig, config: dict) -> dict:
                                  and float(have) == want):
             raise ValueError(f"{key}={have!r}, but keras-hub's {hub.backbone} computes with "
                              f"{key}={want!r}: it cannot hold this model")
-    args = {arg: require(config, key) for key, arg in hub.pairs}
-    args.update(hub.to_hub(config))
-    return args
+    # The computed arguments first: what they find the Backbone cannot compute is a contradiction,
+    # which a plain field the config leaves out (Missing) must not hide.
+    computed = hub.to_hub(config)
+    return {**{arg: require(config, key) for key, arg in hub.pairs}, **computed}
 
 
 def hub_to_hf(hub: HubConfig, args: dict, names: set) -> dict:
@@ -463,7 +464,9 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
         except (ValueError, TypeError) as exc:
             problem = str(exc)
         if problem:
-            return f"keras-hub's {task.task} cannot hold this {task.hf_class}: {problem}"
+            heads = "heads" if task.blocks else "task"
+            return (f"keras-hub's {task.task} cannot hold this {task.hf_class}: {problem} "
+                    f"(--base-model writes the Backbone alone, without the {heads})")
     return None
 
 

@@ -166,6 +166,13 @@ def make_hf(family: str, directory, dtype=torch.float32, cases=None):
     return model.eval()
 
 
+def loads_strictly(cls: str, path, **kwargs):
+    """transformers' `cls` loaded from `path` with no key missing, unexpected or mismatched."""
+    model, info = getattr(transformers, cls).from_pretrained(path, output_loading_info=True, **kwargs)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+    return model.eval()
+
+
 def hf_outputs(model) -> dict:
     with torch.no_grad():
         out = model(torch.tensor(IDS), output_hidden_states=True)
@@ -282,10 +289,8 @@ def test_keras_hub_preset_to_pt(case, world, tmp_path):
     _, _, cls = HUB_CASES[case]
     irconv.convert(root / f"hub-{case}", tmp_path / "pt", to="pt")
     dtype = torch.bfloat16 if case.endswith("bf16") else torch.float32
-    model, info = getattr(transformers, cls).from_pretrained(tmp_path / "pt", output_loading_info=True, dtype=dtype,
-                                                             **attention(case))
-    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
-    ref, got = outputs(root / f"hub-{case}.npz"), hf_outputs(model.eval())
+    model = loads_strictly(cls, tmp_path / "pt", dtype=dtype, **attention(case))
+    ref, got = outputs(root / f"hub-{case}.npz"), hf_outputs(model)
     tolerance = 5e-2 if dtype == torch.bfloat16 else 1e-4
     for key in ref:
         assert np.abs(ref[key] - got[key]).max() < tolerance, (key, np.abs(ref[key] - got[key]).max())

@@ -23,7 +23,7 @@ from ..importers.base import read_json
 from ..ir.errors import IrconvError, UsageError
 from . import flax, hf, keras, kerashub  # noqa: F401  (register their loaders)
 from .base import INSTALL_HINT, LOADERS, LoadedModel, Loader, _import_frameworks  # noqa: F401  (the API)
-from .compare import Result, _shape, compare, max_abs_diff  # noqa: F401
+from .compare import Result, _shape, compare, max_abs_diff, per_position  # noqa: F401
 from .inputs import INPUTS, _text_inputs, make_inputs  # noqa: F401
 
 
@@ -108,7 +108,10 @@ def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print, config: d
         echo(f"# only in {src}: {name}")
     for name in [n for n in res_b if n not in res_a]:
         echo(f"# only in {out}: {name}")
-    results = compare(res_a, res_b, atol)
+    mask = inputs.get("attention_mask")
+    results = compare(res_a, res_b, atol, mask)
+    if any(per_position(res_a[r.name], mask) for r in results if r.diff is not None):
+        echo("# outputs per position are compared where attention_mask is 1 (a padded position's is no result)")
     if not results:
         echo(f"FAILED: no output is named the same on both sides ({', '.join(res_a) or 'none'} vs "
              f"{', '.join(res_b) or 'none'})")
