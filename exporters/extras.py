@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ir.limits import outside
+
 # Weights (and their indexes) of every framework irconv reads or writes, and training state.
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "*.bin.index.json",
                    "*.h5", "*.h5.index.json", "*.keras", "*.msgpack", "*.msgpack.index.json", "*.pt", "*.pth",
@@ -88,6 +90,10 @@ def plan(source: Path | None, read_files: list[str], out: Path | None = None) ->
                 continue
             if not path.is_file():
                 skip.append(f"{rel} (not a regular file)")
+            elif outside(path, source):
+                # A link out of the directory (a crafted model's tokenizer.json naming a file
+                # elsewhere) would copy that file's bytes into the output.
+                skip.append(f"{rel} (a link to a file outside {source.name})")
             elif size > MAX_EXTRA_BYTES:
                 skip.append(f"{rel} ({size:,} bytes: not a tokenizer or config file)")
             else:

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..ir import limits
+from ..ir.errors import FormatError
+
 HF_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json",
             "special_tokens_map.json", "added_tokens.json", "tokenizer.json")
 KIND_FILES = {"wordpiece": ("vocab.txt",), "bpe": ("vocab.json", "merges.txt"), "sentencepiece": ("tokenizer.model",)}
@@ -39,6 +42,12 @@ ASSET_FILES = {"wordpiece": ("vocabulary.txt",), "bpe": ("vocabulary.json", "mer
                "sentencepiece": ("vocabulary.spm",)}
 MERGES_HEADER = "#version: 0.2\n"
 MAX_BYTES = 256 << 20
+# A preset's tokenizer assets: the largest real ones (a 256K-token vocabulary.json or
+# vocabulary.spm) are a few MB; a larger one would be parsed into GBs.
+MAX_ASSET_BYTES = 32 << 20
+# tokenizer.json arguments that give the vocabulary itself (a list, or a file name keras-hub
+# would open) instead of leaving it to the assets/tokenizer/ files.
+INLINE_ARGS = ("vocabulary", "merges", "proto")
 # The keys every keras-hub tokenizer config carries (as save_to_preset writes them).
 _BASE = {"trainable": True, "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "int32"},
                                       "registered_name": None},
@@ -53,18 +62,34 @@ Files = Mapping[str, Callable[[], bytes]]      # file name -> its bytes
 
 
 def directory_files(directory: Path | None, names=HF_FILES) -> dict[str, Callable[[], bytes]]:
-    """The tokenizer files of a directory, read when asked for."""
+    """The tokenizer files of a directory, read when asked for (a link out of the directory
+    is not: NotWritten, as the extras it would be are not carried)."""
     if directory is None:
         return {}
-    return {name: (lambda p=Path(directory) / name: _read(p)) for name in names if (Path(directory) / name).is_file()}
+
+    def reader(path: Path):
+        def read() -> bytes:
+            if limits.outside(path, directory):
+                raise NotWritten(f"{path.name} is a link to a file outside {Path(directory).name}")
+            return _read(path)
+        return read
+    return {name: reader(Path(directory) / name) for name in names if (Path(directory) / name).is_file()}
 
 
-def _read(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise NotWritten(f"{path.name} is over {MAX_BYTES >> 20} MiB")
+def _read(path: Path, most: int = MAX_BYTES, name: str | None = None) -> bytes:
+    """The bytes of a regular file of at most `most` bytes (NotWritten otherwise)."""
+    try:
+        with limits.open_regular(path, "a tokenizer file") as f:
+            data = f.read(most + 1)
+    except FormatError as exc:
+        raise NotWritten(f"{name or path.name}: {exc.args[0] if exc.args else exc}") from None
+    if len(data) > most:
+        raise NotWritten(f"{name or path.name} is over {most >> 20} MiB")
     return data
+
+
+def _asset(assets: Path, name: str) -> bytes:
+    return _read(assets / name, MAX_ASSET_BYTES, f"assets/tokenizer/{name}")
 
 
 def _json(files: Files, name: str):
@@ -255,9 +280,9 @@ def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
                            {"vocabulary.json": vocabulary, "merges.txt": merges})
 
 
-def pieces(proto: bytes) -> list[str]:
+def pieces(proto: bytes, name: str = "tokenizer.model") -> list[str]:
     """The pieces of a SentencePiece ModelProto in id order (its field 1, each piece's field 1),
-    read with TensorBundle's protobuf wire reader."""
+    read with TensorBundle's protobuf wire reader; `name` is the file's, for the errors."""
     from .tensorbundle.protowire import _WireError, _fields
     out = []
     try:
@@ -267,11 +292,11 @@ def pieces(proto: bytes) -> list[str]:
                 try:
                     out.append(piece.decode("utf-8"))
                 except UnicodeDecodeError:
-                    raise NotWritten("tokenizer.model has a piece that is not UTF-8") from None
+                    raise NotWritten(f"{name} has a piece that is not UTF-8") from None
     except _WireError as exc:
-        raise NotWritten(f"tokenizer.model is not a SentencePiece model ({exc})") from None
+        raise NotWritten(f"{name} is not a SentencePiece model ({exc})") from None
     if not out:
-        raise NotWritten("tokenizer.model holds no pieces: not a SentencePiece model")
+        raise NotWritten(f"{name} holds no pieces: not a SentencePiece model")
     return out
 
 
@@ -299,6 +324,10 @@ def to_hf(spec, config: dict, assets: Path) -> list[dict]:
     missing = [n for n in ASSET_FILES[spec.kind] if not (assets / n).is_file()]
     if missing:
         raise NotWritten(f"the preset has no assets/tokenizer/{', '.join(missing)}")
+    inline = [k for k in INLINE_ARGS if args.get(k) is not None]
+    if inline:
+        raise NotWritten(f"tokenizer.json gives its {', '.join(inline)} itself ({_brief(args[inline[0]])}), which "
+                         "keras-hub reads instead of the assets/tokenizer/ files")
     for key in ("sequence_length",):
         if args.get(key) is not None:
             raise NotWritten(f"its {key}={args[key]!r} (truncation and padding in the tokenizer) has no place in "
@@ -306,6 +335,10 @@ def to_hf(spec, config: dict, assets: Path) -> list[dict]:
     made = {"wordpiece": _wordpiece_to_hf, "bpe": _bpe_to_hf, "sentencepiece": _sentencepiece_to_hf}[spec.kind](
         spec, args, assets)
     return made
+
+
+def _brief(value) -> str:
+    return repr(value[:40]) if isinstance(value, str) else f"a {type(value).__name__}"
 
 
 def _roles_back(spec) -> dict:
@@ -332,6 +365,14 @@ def _wordpiece_to_hf(spec, args, assets) -> list[dict]:
     if not args.get("special_tokens_in_strings", False):
         raise NotWritten(f"keras-hub's {spec.cls} splits its special tokens where the text holds them "
                          f"(special_tokens_in_strings=false), which HF's {spec.hf_class} always keeps whole")
+    try:
+        vocab = set(_asset(assets, "vocabulary.txt").decode("utf-8").split("\n"))
+    except UnicodeDecodeError:
+        raise NotWritten("assets/tokenizer/vocabulary.txt is not UTF-8") from None
+    absent = [t for t in [*spec.fixed().values(), oov] if t not in vocab]
+    if absent:
+        raise NotWritten(f"assets/tokenizer/vocabulary.txt has no {', '.join(map(repr, absent))}, which keras-hub's "
+                         f"{spec.cls} needs")
     return [{"name": "vocab.txt", "from": str(assets / "vocabulary.txt")},
             {"name": "tokenizer_config.json", "json": {
                 "tokenizer_class": spec.hf_class, "do_lower_case": lower, "strip_accents": strip,
@@ -340,10 +381,8 @@ def _wordpiece_to_hf(spec, args, assets) -> list[dict]:
 
 
 def _bpe_to_hf(spec, args, assets) -> list[dict]:
-    with open(assets / "vocabulary.json", "rb") as f:
-        vocab = _vocab_json(f.read(MAX_BYTES), "assets/tokenizer/vocabulary.json")
-    with open(assets / "merges.txt", "rb") as f:
-        merges = f.read(MAX_BYTES)
+    vocab = _vocab_json(_asset(assets, "vocabulary.json"), "assets/tokenizer/vocabulary.json")
+    merges = _asset(assets, "merges.txt")
     _merges(merges, vocab, "assets/tokenizer/merges.txt")
     whole = args.get("unsplittable_tokens")
     if whole is None:
@@ -368,8 +407,7 @@ def _sentencepiece_to_hf(spec, args, assets) -> list[dict]:
     if args.get("add_bos") or args.get("add_eos"):
         raise NotWritten("add_bos/add_eos in the tokenizer itself: HF adds them by add_bos_token in the model's "
                          "encoding, which is another setting")
-    with open(assets / "vocabulary.spm", "rb") as f:
-        vocab = pieces(f.read(MAX_BYTES))
+    vocab = pieces(_asset(assets, "vocabulary.spm"), "assets/tokenizer/vocabulary.spm")
     absent = [t for t in spec.fixed().values() if t not in vocab]
     if absent:
         raise NotWritten(f"vocabulary.spm has no {absent!r}")

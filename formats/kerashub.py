@@ -44,11 +44,24 @@ TASK_WEIGHTS = "task.weights.h5"
 TASK = "task"           # raw names of task.weights.h5's weights start 'task/'
 PREPROCESSOR = "preprocessor.json"
 ASSETS = "assets/tokenizer"
-MAX_JSON = 64 << 20
+# A preset's JSON files are a few KB (the largest, a shard index, a few hundred for the
+# biggest models); a crafted one of many MB costs seconds and hundreds of MB to parse.
+MAX_JSON = 8 << 20
 _SHARD_NAME = re.compile(r"model_\d{5}\.weights\.h5")
 
 
+def require_inside(directory: Path, path: Path, what: str = "") -> None:
+    """Refuse a file of the preset that is a link out of it (a crafted preset's
+    model.weights.h5 or vocabulary.txt naming a file elsewhere, whose bytes would be read or
+    copied into the output)."""
+    real = limits.outside(path, directory)
+    if real is not None:
+        raise FormatError(f"{what or path.name} is a link to {real}, outside the preset; irconv reads only "
+                          "inside the directory it is given", path=str(path))
+
+
 def _read_json(path: Path, what: str) -> dict:
+    require_inside(path.parent, path, what)
     with limits.open_regular(path, what) as f:
         data = f.read(MAX_JSON + 1)
     if len(data) > MAX_JSON:
@@ -74,13 +87,33 @@ def backbone_class(config: dict) -> str | None:
     return None
 
 
+def serialized_problem(value: dict, what: str) -> str | None:
+    """Why a serialized keras_hub object (config.json's Backbone, task.json's task) says two
+    things at once, or None: a registered_name other than its class's (Keras builds the class
+    registered under that name, irconv reads class_name), or a module outside keras_hub."""
+    cls, registered, module = value.get("class_name"), value.get("registered_name"), value.get("module")
+    if not isinstance(cls, str):
+        return f"{what} has no class_name string"
+    if registered is not None and registered != f"keras_hub>{cls}":
+        return f"{what}'s registered_name {registered!r} is not its class_name's ('keras_hub>{cls}')"
+    if module is not None and not (isinstance(module, str) and module.startswith("keras_hub.")):
+        return f"{what}'s module {module!r} is not in keras_hub"
+    return None
+
+
 def looks_like(path) -> bool:
-    """Cheap: a directory with metadata.json and a config.json naming a keras_hub Backbone."""
+    """Cheap: a directory with metadata.json and a config.json naming a keras_hub Backbone (or,
+    beside a keras-hub metadata.json, one that does not, so that read() says what is wrong)."""
     path = Path(path)
     if not path.is_dir() or not (path / CONFIG).is_file() or not (path / METADATA).is_file():
         return False
     try:
-        return backbone_class(_read_json(path / CONFIG, CONFIG)) is not None
+        if backbone_class(_read_json(path / CONFIG, CONFIG)) is not None:
+            return True
+    except (FormatError, OSError):
+        pass
+    try:
+        return "keras_hub_version" in _read_json(path / METADATA, METADATA)
     except (FormatError, OSError):
         return False
 
@@ -219,20 +252,28 @@ def read(directory) -> Preset:
     if backbone_class(config) is None:
         raise FormatError(f"{CONFIG} does not serialize a keras_hub Backbone (class_name "
                           f"{config.get('class_name')!r})", path=str(directory / CONFIG))
-    metadata = _read_json(directory / METADATA, METADATA) if (directory / METADATA).exists() else {}
-    if (directory / WEIGHTS).exists():
+    problem = serialized_problem(config, CONFIG)
+    if problem:
+        raise FormatError(problem, path=str(directory / CONFIG))
+    metadata = _read_json(directory / METADATA, METADATA) if os.path.lexists(directory / METADATA) else {}
+    if os.path.lexists(directory / WEIGHTS):
         files = [directory / WEIGHTS]
-    elif (directory / SHARD_INDEX).exists():
+    elif os.path.lexists(directory / SHARD_INDEX):
         files = _shards(directory)
     else:
         raise FormatError(f"no {WEIGHTS} (or {SHARD_INDEX} with its shards)", path=str(directory))
     tensors: list[Tensor] = []
     skipped: list[str] = []
     for path in files:
+        require_inside(directory, path)
         limits.require_regular(path)
         _read_h5(path, str(path), tensors, skipped)
-    task = _read_json(directory / TASK_CONFIG, TASK_CONFIG) if (directory / TASK_CONFIG).exists() else None
-    if task is not None and (directory / TASK_WEIGHTS).exists():
+    task = _read_json(directory / TASK_CONFIG, TASK_CONFIG) if os.path.lexists(directory / TASK_CONFIG) else None
+    problem = serialized_problem(task, TASK_CONFIG) if task is not None else None
+    if problem:
+        raise FormatError(problem, path=str(directory / TASK_CONFIG))
+    if task is not None and os.path.lexists(directory / TASK_WEIGHTS):
+        require_inside(directory, directory / TASK_WEIGHTS)
         limits.require_regular(directory / TASK_WEIGHTS)
         _read_h5(directory / TASK_WEIGHTS, str(directory / TASK_WEIGHTS), tensors, skipped, task=True)
         files.append(directory / TASK_WEIGHTS)
@@ -289,6 +330,6 @@ def write_json(path: Path, value: dict) -> None:
         f.write("\n")
 
 
-__all__ = ["Preset", "read", "looks_like", "backbone_class", "raw_name", "h5_path", "h5_layout", "PresetWeightsWriter",
+__all__ = ["Preset", "read", "looks_like", "backbone_class", "serialized_problem", "require_inside", "raw_name", "h5_path", "h5_layout", "PresetWeightsWriter",
            "write_json", "is_task", "CONFIG", "METADATA", "WEIGHTS", "SHARD_INDEX", "TOKENIZER", "ASSETS", "TASK",
            "TASK_CONFIG", "TASK_WEIGHTS", "PREPROCESSOR", "members"]

@@ -15,6 +15,7 @@ same vocabulary (formats/hubtokenizer.py), which every exporter writes with the 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..formats import hubtokenizer as tok
@@ -24,11 +25,15 @@ from ..ir.errors import FormatError, MappingError, UsageError
 from ..ir.tensor import Tensor
 from ..models import FAMILIES
 from ..models import kerashub as kh
+from ..models.engine import bad_counts
 from .base import Importer, require_exists
 
 # Files of a preset that are the preset's own, not extras to carry to another format.
 PRESET_FILES = (fmt.CONFIG, fmt.METADATA, fmt.TOKENIZER, "task.json", "task.weights.h5", "preprocessor.json",
                 fmt.SHARD_INDEX)
+
+# HF fields the per-head kernels are reshaped by, which must not be 0 (a count may be elsewhere).
+_HEAD_COUNTS = ("num_attention_heads", "n_head", "n_heads", "encoder_attention_heads", "num_key_value_heads")
 
 # keras DTypePolicy names -> the torch_dtype an HF config states.
 POLICY_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
@@ -61,7 +66,11 @@ def task_of(preset: fmt.Preset, family, where: str) -> tuple[kh.HubTask | None, 
                           f"(it reads {known}); it is not read as its Backbone only", path=where)
     if not isinstance(args, dict) or args.get("backbone") != preset.config:
         raise FormatError(f"task.json's {cls} nests another Backbone config than config.json's", path=where)
-    return task, {k: v for k, v in args.items() if k not in ("backbone", "preprocessor", "name")}
+    own = {k: v for k, v in args.items() if k not in ("backbone", "preprocessor", "name")}
+    bad = [f"{key}={value!r} is not a non-negative integer" for key, value in bad_counts(own)]
+    if bad:
+        raise FormatError(f"task.json's {cls} config: {'; '.join(bad[:4])}", path=where)
+    return task, own
 
 
 def hf_config(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> dict:
@@ -71,6 +80,13 @@ def hf_config(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> dict:
         config = kh.hub_to_hf(hub, args, names)
     except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
         raise FormatError(f"config.json: {exc}", path=where) from None
+    # The sizes are checked here, as the Backbone's arguments, before any kernel is reshaped
+    # by them (hidden_dim "32" or num_heads 0 would fail there, unnamed).
+    arg_of = dict(hub.pairs)
+    problems = [f"{arg_of.get(key, key)}={value!r} is not a non-negative integer" for key, value in bad_counts(config)]
+    problems += [f"{arg_of.get(key, key)}=0: no attention heads" for key in _HEAD_COUNTS if config.get(key) == 0]
+    if problems:
+        raise FormatError(f"config.json's {hub.backbone} config: {'; '.join(problems[:4])}", path=where)
     policy = args.get("dtype")
     name = policy.get("config", {}).get("name") if isinstance(policy, dict) and isinstance(policy.get("config"), dict) \
         else policy if isinstance(policy, str) else None
@@ -84,12 +100,12 @@ def reshaped(view, tensors: list[Tensor], config: dict, where: str) -> list[Tens
     out = []
     for t in tensors:
         hit = view.canonical_name(t.name, "")
-        transform = kh.stored_transform(hit[0].param.spellings[kh.VIEW], config) if hit else None
-        if transform is not None:
-            try:
+        try:
+            transform = kh.stored_transform(hit[0].param.spellings[kh.VIEW], config) if hit else None
+            if transform is not None:
                 t = t.transformed(transform)
-            except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
-                raise MappingError(f"{t.name!r}: {exc}", path=where) from None
+        except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+            raise MappingError(f"{t.name!r}: {exc}", path=where) from None
         out.append(t)
     return out
 
@@ -103,9 +119,14 @@ def unmapped_names(hub: kh.HubConfig, preset: fmt.Preset, where: str) -> set[str
 
 
 def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]]:
-    """(the HF files the preset's tokenizer makes, "tokenizer (why not)", the asset files read)."""
+    """(the HF files the preset's tokenizer makes, "tokenizer (why not)", the asset files read).
+    A tokenizer file that is a link out of the preset is refused: its bytes would be copied."""
     assets = path / fmt.ASSETS
-    read = sorted(f"{fmt.ASSETS}/{p.name}" for p in assets.iterdir() if p.is_file()) if assets.is_dir() else []
+    listed = sorted(assets.iterdir()) if assets.is_dir() else []
+    for p in [path / fmt.TOKENIZER, *listed]:
+        if os.path.lexists(p):
+            fmt.require_inside(path, p, str(p.relative_to(path)))
+    read = [f"{fmt.ASSETS}/{p.name}" for p in listed if p.is_file()]
     if not (path / fmt.TOKENIZER).is_file():
         return [], [], read
     spec, cls = kh.hub_tokenizer(family.name), None
@@ -116,6 +137,9 @@ def tokenizer_back(path: Path, family) -> tuple[list[dict], list[str], list[str]
             raise tok.NotWritten(f"irconv writes no keras-hub tokenizer back for {family.name}")
         if cls != spec.cls:
             raise tok.NotWritten(f"keras-hub's {cls} is not the {spec.cls} irconv writes back for {family.name}")
+        problem = fmt.serialized_problem(config, fmt.TOKENIZER)
+        if problem:
+            raise tok.NotWritten(problem)
         return tok.to_hf(spec, config, assets), [], read
     except (tok.NotWritten, FormatError, OSError) as exc:
         return [], [f"{fmt.TOKENIZER} (the preset's {cls or 'keras-hub'} tokenizer not written as HF's files: {exc})"], read
@@ -163,6 +187,12 @@ class KerasHubImporter(Importer):
         tensors = reshaped(family_view, kh.unstack(family_view, tensors), settled, where)
         ckpt = family_view.to_canonical(tensors, settled, where)
         problems = kh.size_problems(task, args, {c: t.shape for c, t in ckpt.tensors.items()}) if task else []
+        # The engine needs a head's tensors only where some are there; the task's are its own.
+        absent = [b for b in (task.blocks if task else ()) if not any(c.startswith(f"{b}.") for c in ckpt.tensors)]
+        if absent:
+            raise FormatError(f"task.json's {task.task} has weights of its own ({', '.join(absent)}), and the "
+                              f"preset holds none" + ("" if (path / fmt.TASK_WEIGHTS).exists()
+                                                      else f" (it has no {fmt.TASK_WEIGHTS})"), path=where)
         if problems:
             raise FormatError(f"keras-hub's {task.task} is no HF {task.hf_class}: {'; '.join(problems)}", path=where)
         made, not_made, assets = tokenizer_back(path, family)

@@ -38,6 +38,18 @@ def require_regular(path, what: str = "input") -> None:
         raise FormatError(f"is {kind}, not a regular file; refusing to read it as {what}", path=str(path))
 
 
+def outside(path, root) -> str | None:
+    """Where `path` really is (every link followed) when that is not `root` or below it, else
+    None: a file of an input directory that is a link out of it. A Hugging Face cache snapshot
+    (.../snapshots/<revision>/) links its files into its repository's blobs/, which counts as
+    inside."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    allowed = [base]
+    if os.path.basename(os.path.dirname(base)) == "snapshots":
+        allowed.append(os.path.join(os.path.dirname(os.path.dirname(base)), "blobs"))
+    return None if any(os.path.commonpath([real, a]) == a for a in allowed) else real
+
+
 def open_regular(path, what: str = "input"):
     """open(path, "rb") for a regular file only. The file is opened non-blocking and checked
     with fstat, so a FIFO swapped in after a stat() still cannot block the process."""
@@ -102,18 +114,16 @@ def check_fits(nbytes: int, available: int, *, path: str, name: str = "", what: 
 def check_depth(obj: Any, *, path: str, what: str = "data", limit: int = MAX_DEPTH) -> None:
     """Refuse lists/dicts/tuples nested deeper than `limit` (walked iteratively, so a hostile
     depth cannot exhaust the interpreter's stack while being checked)."""
-    stack = [(obj, 1)]
+    containers = (dict, list, tuple)
+    stack = [(obj, 1)] if isinstance(obj, containers) else []
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
         if depth > limit:
             raise FormatError(f"{what} nests deeper than {limit} levels", path=path)
-        stack.extend((child, depth + 1) for child in children)
+        # Only the containers are stacked: a flat list of millions of numbers (a crafted
+        # config) costs one pass over it, not a (child, depth) pair per number.
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(child, containers))
 
 
 def _unique(pairs):

@@ -196,7 +196,8 @@ BERT_TASKS = (
                blocks={"heads.classifier": ("", kh.dense("dense_0", "dense"))},
                to_task=lambda hf: {"num_classes": kh.num_labels(hf), "activation": "linear",
                                    "dropout": _classifier_dropout(hf)},
-               to_hf=_bert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes")},
+               to_hf=_bert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes"),
+                      "heads.classifier.dense.bias": (0, "num_classes")},
                # Inputs padded or cut to the longest the model takes (a preprocessing choice).
                preprocessor=("BertTextClassifierPreprocessor", "keras_hub.src.models.bert.bert_text_classifier_preprocessor",
                              lambda hf: {"sequence_length": kh.require(hf, "max_position_embeddings"),

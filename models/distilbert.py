@@ -138,7 +138,8 @@ DISTILBERT = kh.with_kerashub(DISTILBERT, kh.HubConfig(
                blocks={"heads.classifier": ("", {**kh.dense("dense_0", "pre"), **kh.dense("dense_1", "dense")})},
                to_task=lambda hf: {"num_classes": kh.num_labels(hf), "activation": "linear",
                                    "hidden_dim": kh.require(hf, "dim"), "dropout": hf.get("seq_classif_dropout", 0.2)},
-               to_hf=_distilbert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes")}),
+               to_hf=_distilbert_classifier_back, sizes={"heads.classifier.dense.weight": (0, "num_classes"),
+                                                                 "heads.classifier.dense.bias": (0, "num_classes")}),
     # keras-hub's DistilBertMaskedLM: HF's head weights (the projector tied to the token
     # embedding), but its norm's epsilon is 1e-5 where HF's class fixes 1e-12: refused.
     kh.HubTask("DistilBertForMaskedLM", "DistilBertMaskedLM", "keras_hub.src.models.distil_bert.distil_bert_masked_lm",

@@ -375,9 +375,13 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
 _COUNT_FIELD = re.compile(r"^(num_|n_)(?!.*(_prob|_eps|ratio)).*|.*_(heads|layers|size|dim|groups)$|^d_(model|ff|kv|inner|head)$")
 
 
+def bad_counts(config: dict) -> list[tuple[str, object]]:
+    """(dotted key, value) of the count and size fields that are not a non-negative integer."""
+    return [(key, value) for key, value in _count_fields(config) if not _is_count(value)]
+
+
 def count_field_problems(config: dict) -> list[str]:
-    return [f"{key}={value!r} is not a non-negative integer"
-            for key, value in _count_fields(config) if not _is_count(value)]
+    return [f"{key}={value!r} is not a non-negative integer" for key, value in bad_counts(config)]
 
 
 def _count_fields(config: dict, prefix: str = ""):

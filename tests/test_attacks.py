@@ -4,6 +4,7 @@ nothing outside the input. See tests/attacks/README.md."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,15 @@ def test_attack(name, verb, server, ctx, tmp_path):
     assert r["maxrss"] < MAX_RSS, f"resident {r['maxrss'] >> 20} MiB: " + what
     assert "Traceback" not in err and "internal error" not in err, what
     clean = c.expect == "clean" and r["rc"] == 0
-    if not clean:
+    if c.expect == "accept":
+        assert r["rc"] == 0, what
+        if verb in ("convert", "import", "export"):
+            assert out.exists(), what
+        for needle in (c.needle,) if isinstance(c.needle, str) else c.needle:
+            assert needle.lower() in err.lower(), f"stderr does not say {needle!r}: " + what
+        written = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        assert not set(written) & set(c.absent), f"{written} holds some of {c.absent}: " + what
+    elif not clean:
         assert r["rc"] == 2, what
         lines = [l for l in err.splitlines() if l.strip() and not l.startswith("irconv: note:")]
         assert len(lines) == 1 and lines[0].startswith("irconv: error: "), what
@@ -132,3 +141,48 @@ def test_force_onto_a_symlinked_out_changes_nothing(server, ctx, tmp_path):
     assert link.is_symlink() and Path(link.readlink()) == target
     assert [p.name for p in target.iterdir()] == ["keep.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_a_preset_never_imports_what_it_names(ctx, tmp_path):
+    """config.json, task.json and tokenizer.json name keras_hub modules (and a crafted one any
+    module): irconv reads them as text. With booby-trapped keras, keras_hub and os-named
+    packages first on sys.path, a task preset with a tokenizer converts and none of them runs."""
+    from attacks.cases_kerashub import _copy
+    src = _copy(tmp_path, ctx, "classifier")
+    trap = tmp_path / "trap"
+    for pkg in ("keras", "keras_hub", "evil_module"):
+        (trap / pkg).mkdir(parents=True)
+        (trap / pkg / "__init__.py").write_text(f"open({str(ctx.marker)!r}, 'w').write({pkg!r})\n")
+    config = json.loads((src / "config.json").read_text())
+    (src / "preprocessor.json").write_text(json.dumps({"module": "evil_module", "class_name": "Evil", "config": {}}))
+    code = ("import sys; from irconv import cli; rc = cli.main(sys.argv[1:]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'keras_hub', 'evil_module'))); "
+            "sys.exit(rc)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(trap), os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code, "convert", str(src), str(tmp_path / "out"), "--to", "pt"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout
+    assert not ctx.marker.exists(), ctx.marker.read_text()
+    assert config["module"].startswith("keras_hub.") and (tmp_path / "out" / "vocab.txt").is_file()
+
+
+def test_a_hugging_face_cache_snapshot_is_read_through_its_links(server, ctx, tmp_path):
+    """A preset in the Hugging Face cache: snapshots/<rev>/ holds links into the repository's
+    blobs/, outside the snapshot directory. Those are the preset's own files, read as such
+    (a link anywhere else is refused: kerashub/*-link-outside)."""
+    from attacks.cases_kerashub import _copy
+    src = _copy(tmp_path, ctx, "classifier")
+    repo = tmp_path / "models--keras--tiny"
+    snapshot = repo / "snapshots" / "0123abcd"
+    (repo / "blobs").mkdir(parents=True)
+    for p in sorted(src.rglob("*")):
+        if p.is_file():
+            blob = repo / "blobs" / f"blob{len(list((repo / 'blobs').iterdir()))}"
+            p.replace(blob)
+            link = snapshot / p.relative_to(src)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("../" * (len(link.relative_to(repo).parts) - 1)) / "blobs" / blob.name)
+    r = server.run(["convert", snapshot, tmp_path / "out", "--to", "pt"], tmp_path)
+    assert r["rc"] == 0, r["stderr"]
+    assert {"model.safetensors", "vocab.txt"} <= {p.name for p in (tmp_path / "out").iterdir()}, r["stderr"]

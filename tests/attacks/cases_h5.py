@@ -466,8 +466,9 @@ def _fifo_case(kind: str):
     def build(d, ctx):
         t = opener(d, ctx)
         t.done()
-        t.entry.unlink() if t.entry.is_file() else (t.entry / TF2_H5).unlink()
-        os.mkfifo(t.entry if kind != "tf2" else t.entry / TF2_H5)
+        fifo = t.entry if t.entry.is_file() else t.h5      # the archive, or the h5 in its directory
+        fifo.unlink()
+        os.mkfifo(fifo)
         return t.entry
     build.__doc__ = f"{kind}: the h5 file (or archive) a FIFO that nobody writes to: h5py.File blocked, before."
 

@@ -97,3 +97,13 @@ def config_invalid_utf8(d, ctx):
     src = ctx.bases.copy("pt", d / "m")
     (src / "config.json").write_bytes(b'{"model_type": "\xff\xfe"}')
     return src
+
+
+@case("misc/extra-link-outside", fmt="pt", verbs=("convert",), expect="accept", needle="outside",
+      absent=("tokenizer.json",))
+def extra_link_outside(d, ctx):
+    """A model directory's tokenizer.json a link to the secret file outside it: carried into
+    the output (its bytes copied) as any extra was, before; now named as not carried."""
+    src = ctx.bases.copy("pt", d / "m")
+    os.symlink(ctx.secret, src / "tokenizer.json")
+    return src

@@ -7,7 +7,9 @@ and returns the path to give irconv. The harness (tests/test_attacks.py) then ru
 the case names through the real CLI, each in a forked child under a time, address-space and
 (for write-failure cases) file-size limit, and asserts:
 
-  - exit code 2 (or, for `expect="clean"` mutations of a file without checksums, 0 or 2),
+  - exit code 2 (or, for `expect="clean"` mutations of a file without checksums, 0 or 2; for
+    `expect="accept"` lies irconv does not believe, 0 with OUT written, the needle on stderr and
+    the `absent` files not in it),
   - exactly one line on stderr, "irconv: error: ...", naming the file (and no traceback),
   - no output and no temporary sibling at OUT,
   - no marker file created (what an evil payload would write), and no byte of the secret file
@@ -44,7 +46,9 @@ class Case:
     needle: str | tuple = ()          # what the error line must also say (case-insensitive)
     pipe_needle: str | tuple | None = None   # ... when a stream comes through a pipe (size unknown)
     names: str | None = None          # the file the error must name (default: the input's name)
-    expect: str = "refuse"            # "refuse": exit 2; "clean": exit 0 or a clean exit 2
+    expect: str = "refuse"            # "refuse": exit 2; "clean": exit 0 or a clean exit 2; "accept":
+                                      # exit 0 (OUT written, the needle said on stderr)
+    absent: tuple = ()                # files that must not be in OUT (an "accept" case's unwritten parts)
     fsize: int | None = None          # RLIMIT_FSIZE for the child: writes past it fail with EFBIG
     stream: bool = False              # the input is an IR stream (export -i SRC, ls -, convert -)
     timeout: float = 10.0
