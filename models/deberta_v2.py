@@ -350,7 +350,8 @@ DEBERTA_TASKS = (
                                    "hidden_dim": hf.get("pooler_hidden_size") or kh.require(hf, "hidden_size"),
                                    "dropout": hf.get("pooler_dropout", 0.0)},
                to_hf=_classifier_back, limit=_classifier_limit,
-               sizes={"heads.classifier.dense.weight": (0, "num_classes"), "pooler.dense.weight": (0, "hidden_dim")}),
+               sizes={"heads.classifier.dense.weight": (0, "num_classes"), "heads.classifier.dense.bias": (0, "num_classes"),
+                      "pooler.dense.weight": (0, "hidden_dim"), "pooler.dense.bias": (0, "hidden_dim")}),
     kh.HubTask("DebertaV2ForMaskedLM", "DebertaV3MaskedLM", "keras_hub.src.models.deberta_v3.deberta_v3_masked_lm",
                blocks={"heads.mlm": ("masked_lm_head_0", {
                    **kh.dense("_intermediate_dense", "transform.dense"),
