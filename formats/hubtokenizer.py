@@ -257,6 +257,10 @@ def _merges(data: bytes, vocab: dict, name: str) -> list[str]:
     return out
 
 
+# The role whose token an HF class strips the space before (lstrip) unless its flags say not.
+_HF_LSTRIP = {"RobertaTokenizer": ("mask_token", "<mask>"), "BartTokenizer": ("mask_token", "<mask>")}
+
+
 def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
     data = files["vocab.json"]()
     vocab = _vocab_json(data, "vocab.json")
@@ -274,6 +278,12 @@ def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
             raise NotWritten(f"added token {content!r} (id {i}) clashes with vocab.json")
         full[content], by_id[i] = i, content
     _check_roles(spec, settings, full)
+    role, default = _HF_LSTRIP.get(spec.hf_class, (None, None))
+    stripped = _role(settings, role, default) if role else None
+    if stripped is not None and stripped not in {c for _, c, _ in added}:
+        raise NotWritten(f"its {role} {stripped!r} is not listed with its flags (added_tokens_decoder, tokenizer.json), "
+                         f"so HF's {spec.hf_class} takes the space before it (lstrip), which keras-hub's unsplittable "
+                         "tokens do not")
     prefix = config.get("add_prefix_space", False)
     if not isinstance(prefix, bool):
         raise NotWritten(f"add_prefix_space={prefix!r} is not a bool")

@@ -459,3 +459,14 @@ def test_an_albert_model_whose_pieces_hf_splits_again_is_not_written(world, voca
     src = weights_of("albert", root, tmp_path / "src")
     theirs.save_pretrained(src)
     refused(src, tmp_path / "out", "kerashub", "AlbertTokenizer", "'9,'")
+
+
+def test_a_mask_of_unstated_flags_is_not_written(world, tmp_path):
+    """vocab.json + merges.txt alone: HF's RobertaTokenizer takes its default <mask>, which
+    strips the space before it, so keras-hub's ids differ for the samples: not written."""
+    root, _, report = world
+    src = weights_of("roberta", root, tmp_path / "src")
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(root / "hf-roberta" / name, src / name)
+    assert hf_ids(transformers.RobertaTokenizer.from_pretrained(src), "roberta") != report[str(root / "to-roberta")]["ids"]
+    refused(src, tmp_path / "out", "kerashub", "RobertaTokenizer", "'<mask>'", "lstrip")
