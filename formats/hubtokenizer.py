@@ -5,13 +5,18 @@
     wordpiece       vocab.txt + tokenizer_config.json         vocabulary.txt; lowercase, strip_accents, oov_token ...
     bpe             vocab.json + merges.txt                   vocabulary.json (with HF's added tokens) + merges.txt;
                                                               unsplittable_tokens = the added tokens
-    sentencepiece   tokenizer.model                           vocabulary.spm (the ModelProto bytes unchanged)
+    sentencepiece   tokenizer.model (spiece.model ALBERT, T5; vocabulary.spm (the ModelProto bytes unchanged)
+                    sentencepiece.bpe.model XLM-R)
 
 The special tokens a keras-hub tokenizer class fixes (BertTokenizer's [CLS], QwenTokenizer's
 end token) are the family's declared data (models/kerashub.py HubTokenizer): an HF tokenizer
 is written only where its tokens (tokenizer_config.json, special_tokens_map.json, else the HF
-class's default) are those, and its casing is stated; otherwise `NotWritten` says why, and the
-weights convert without a tokenizer. The way back writes every role explicitly.
+class's default) are those, its casing is stated, and the HF class's own preprocessing settings
+(HubTokenizer.settings: ALBERT's do_lower_case/keep_accents, T5's extra_ids) are ones keras-hub's
+class computes as; otherwise `NotWritten` says why, and the weights convert without a tokenizer.
+The way back writes every role and setting explicitly. XLM-R's ids are fairseq's on both
+sides (HubTokenizer.fairseq: the model's pieces one up behind <s> <pad> </s> <unk>, <mask>
+last), for a model whose first pieces are <unk> <s> </s>, as both classes take them to be.
 
 merges.txt: transformers' slow GPT2Tokenizer drops the first line whatever it is, Qwen2Tokenizer
 and `tokenizers` skip a leading "#version" line, and keras-hub skips any "#version:" line; the
@@ -22,7 +27,12 @@ What keras-hub's classes compute differently from transformers for the same voca
 theirs, not a setting: its byte-pair split is Llama 3's pattern (digits in runs of up to
 three, where GPT-2 takes any run with its leading space and Qwen2 single digits: the same ids
 only where the merges hold no digit pair, as Qwen's do not), without Qwen2's NFC
-normalization; its WordPiece lowercasing is casefold ('ß' -> 'ss', where HF keeps 'ß').
+normalization; its WordPiece lowercasing is casefold ('ß' -> 'ss', where HF keeps 'ß'). Its
+SentencePiece classes encode the whole text with the model, where HF's split the text at their
+special tokens first and encode each part alone: the same ids for text without the special
+tokens written in it (a control piece such as </s> is never matched in text by SentencePiece,
+and the space before a user-defined one such as ALBERT's [MASK] is a piece of its own). HF's
+AlbertTokenizer also writes `` and '' as " before encoding, whatever its settings.
 """
 from __future__ import annotations
 
@@ -35,9 +45,11 @@ from typing import Callable, Mapping
 from ..ir import limits
 from ..ir.errors import FormatError
 
-HF_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "tokenizer_config.json",
+SP_MODELS = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model")     # HF's names per class
+VOCABULARIES = ("tokenizer.json", "vocab.txt", "vocab.json") + SP_MODELS
+HF_FILES = ("vocab.txt", "vocab.json", "merges.txt", *SP_MODELS, "tokenizer_config.json",
             "special_tokens_map.json", "added_tokens.json", "tokenizer.json")
-KIND_FILES = {"wordpiece": ("vocab.txt",), "bpe": ("vocab.json", "merges.txt"), "sentencepiece": ("tokenizer.model",)}
+KIND_FILES = {"wordpiece": ("vocab.txt",), "bpe": ("vocab.json", "merges.txt")}
 ASSET_FILES = {"wordpiece": ("vocabulary.txt",), "bpe": ("vocabulary.json", "merges.txt"),
                "sentencepiece": ("vocabulary.spm",)}
 MERGES_HEADER = "#version: 0.2\n"
@@ -149,6 +161,23 @@ def _settings(spec, files: Files) -> tuple[dict, list[dict]]:
     return config, [config, _json(files, "special_tokens_map.json") or {}]
 
 
+def hf_files(spec) -> tuple[str, ...]:
+    """The HF files holding the vocabulary of the spec's kind (a SentencePiece model under its
+    HF class's name: tokenizer.model, spiece.model, sentencepiece.bpe.model)."""
+    return KIND_FILES.get(spec.kind) or (spec.model_file,)
+
+
+def _check_settings(spec, config: dict) -> None:
+    """The HF class's own preprocessing settings are the ones keras-hub's class computes as
+    (stated, or HF's default where unstated or null)."""
+    for key, theirs, default in spec.settings:
+        have = config.get(key)
+        have = default if have is None else have
+        if have != theirs or type(have) is not type(theirs):
+            raise NotWritten(f"its {key} is {have!r} (HF's {spec.hf_class} takes {default!r} where unstated), and "
+                             f"keras-hub's {spec.cls} computes as {key}={theirs!r}")
+
+
 def _check_roles(spec, settings: list[dict], vocabulary) -> None:
     for role, theirs, default in spec.tokens:
         have = _role(settings, role, default)
@@ -178,9 +207,9 @@ class PresetTokenizer:
 def to_preset(spec, files: Files) -> PresetTokenizer | None:
     """The preset tokenizer of the HF files, None where the source has none of this kind's
     files (NotWritten: it has them, but keras-hub's class cannot be said to tokenize as they do)."""
-    needed = KIND_FILES[spec.kind]
+    needed = hf_files(spec)
     if not any(n in files for n in needed):
-        others = sorted(n for n in ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model") if n in files)
+        others = sorted(n for n in VOCABULARIES if n in files)
         if others:
             raise NotWritten(f"the source has {', '.join(others)}, not the {' + '.join(needed)} keras-hub's "
                              f"{spec.cls} reads")
@@ -189,6 +218,7 @@ def to_preset(spec, files: Files) -> PresetTokenizer | None:
     if missing:
         raise NotWritten(f"the source has no {', '.join(missing)}")
     config, settings = _settings(spec, files)
+    _check_settings(spec, config)
     return {"wordpiece": _wordpiece_to_preset, "bpe": _bpe_to_preset,
             "sentencepiece": _sentencepiece_to_preset}[spec.kind](spec, files, config, settings)
 
@@ -252,6 +282,10 @@ def _merges(data: bytes, vocab: dict, name: str) -> list[str]:
     return out
 
 
+# The role whose token an HF class strips the space before (lstrip) unless its flags say not.
+_HF_LSTRIP = {"RobertaTokenizer": ("mask_token", "<mask>"), "BartTokenizer": ("mask_token", "<mask>")}
+
+
 def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
     data = files["vocab.json"]()
     vocab = _vocab_json(data, "vocab.json")
@@ -269,11 +303,18 @@ def _bpe_to_preset(spec, files, config, settings) -> PresetTokenizer:
             raise NotWritten(f"added token {content!r} (id {i}) clashes with vocab.json")
         full[content], by_id[i] = i, content
     _check_roles(spec, settings, full)
+    role, default = _HF_LSTRIP.get(spec.hf_class, (None, None))
+    stripped = _role(settings, role, default) if role else None
+    if stripped is not None and stripped not in {c for _, c, _ in added}:
+        raise NotWritten(f"its {role} {stripped!r} is not listed with its flags (added_tokens_decoder, tokenizer.json), "
+                         f"so HF's {spec.hf_class} takes the space before it (lstrip), which keras-hub's unsplittable "
+                         "tokens do not")
     prefix = config.get("add_prefix_space", False)
     if not isinstance(prefix, bool):
         raise NotWritten(f"add_prefix_space={prefix!r} is not a bool")
     unsplittable = [c for _, c, _ in added]
-    unsplittable += [t for t in dict.fromkeys(spec.fixed().values()) if t not in unsplittable]
+    whole = [*spec.fixed().values(), *(_role(settings, role, default) for role, default in spec.others)]
+    unsplittable += [t for t in dict.fromkeys(whole) if t in full and t not in unsplittable]
     vocabulary = data if full == vocab else json.dumps(full).encode("utf-8")
     return PresetTokenizer(_tokenizer_json(spec, {"sequence_length": None, "add_prefix_space": prefix,
                                                   "unsplittable_tokens": unsplittable}),
@@ -300,14 +341,46 @@ def pieces(proto: bytes, name: str = "tokenizer.model") -> list[str]:
     return out
 
 
+FAIRSEQ = ("<s>", "<pad>", "</s>", "<unk>")       # ids 0-3; the model's own <unk> <s> </s> are its pieces 0-2
+
+
+def sentencepiece_ids(spec, vocab: list[str], name: str) -> dict[str, int]:
+    """token -> the id keras-hub's class gives it: the model's piece ids, or (spec.fairseq,
+    XLM-R) the pieces from 3 on one up behind FAIRSEQ, and <mask> last."""
+    if not spec.fairseq:
+        return {t: i for i, t in reversed(list(enumerate(vocab)))}
+    if vocab[:3] != ["<unk>", "<s>", "</s>"]:
+        raise NotWritten(f"{name}'s first pieces are {vocab[:3]!r}, not the <unk> <s> </s> keras-hub's {spec.cls} "
+                         "(and HF's) map to fairseq's ids")
+    placed = [t for t in ("<pad>", "<mask>") if t in vocab]
+    if placed:
+        raise NotWritten(f"{name} has {placed!r} as pieces, which keras-hub's {spec.cls} places itself")
+    ids = {t: i + 1 for i, t in reversed(list(enumerate(vocab))) if i >= 3}
+    return {**{t: i for i, t in enumerate(FAIRSEQ)}, **ids, "<mask>": len(vocab) + 1}
+
+
+# What an HF class does to the model's pieces beyond SentencePiece: the pieces where it does.
+_HF_PIECES = {"AlbertTokenizer": (lambda p: len(p) > 1 and p[-1] == "," and p[-2].isdigit(),
+                                  "which HF's AlbertTokenizer splits again (a digit before a comma)")}
+
+
+def _hf_pieces(spec, vocab: list[str], name: str) -> None:
+    rule = _HF_PIECES.get(spec.hf_class)
+    bent = [p for p in vocab if rule and rule[0](p)]
+    if bent:
+        raise NotWritten(f"{name} has pieces {bent[:3]!r}, {rule[1]} and keras-hub's {spec.cls} does not")
+
+
 def _sentencepiece_to_preset(spec, files, config, settings) -> PresetTokenizer:
-    proto = files["tokenizer.model"]()
-    vocab = pieces(proto)
-    ids = {t: i for i, t in reversed(list(enumerate(vocab)))}
+    name = spec.model_file
+    proto = files[name]()
+    vocab = pieces(proto, name)
+    ids = sentencepiece_ids(spec, vocab, name)
+    _hf_pieces(spec, vocab, name)
     _check_roles(spec, settings, ids)
     for i, content, _ in _added_tokens(files, config):
-        if i >= len(vocab) or vocab[i] != content:
-            raise NotWritten(f"added token {content!r} (id {i}) is not tokenizer.model's piece {i}; keras-hub's "
+        if ids.get(content) != i:
+            raise NotWritten(f"added token {content!r} (id {i}) is not {name}'s piece {i}; keras-hub's "
                              f"{spec.cls} has the model's pieces only")
     return PresetTokenizer(_tokenizer_json(spec, {"proto": None, "sequence_length": None, "add_bos": False,
                                                   "add_eos": False}), {"vocabulary.spm": proto})
@@ -342,7 +415,8 @@ def _brief(value) -> str:
 
 
 def _roles_back(spec) -> dict:
-    return {role: token for role, token, _ in spec.tokens}
+    """The roles and settings the HF files state: keras-hub's, whatever HF's defaults are."""
+    return {**{role: token for role, token, _ in spec.tokens}, **{key: value for key, value, _ in spec.settings}}
 
 
 def _setting(args: dict, key: str, want_type=bool):
@@ -393,11 +467,13 @@ def _bpe_to_hf(spec, args, assets) -> list[dict]:
     if absent:
         raise NotWritten(f"its unsplittable tokens {absent!r} are not in vocabulary.json")
     prefix = args.get("add_prefix_space", False)
+    # HF keeps its other roles' tokens whole in text: named only where the preset keeps them whole.
+    others = {role: default if default in whole else None for role, default in spec.others}
     return [{"name": "vocab.json", "from": str(assets / "vocabulary.json")},
             {"name": "merges.txt", "from": str(assets / "merges.txt"),
              "prefix": "" if merges.startswith(b"#version") else MERGES_HEADER},
             {"name": "tokenizer_config.json", "json": {
-                "tokenizer_class": spec.hf_class, "add_prefix_space": bool(prefix), **_roles_back(spec),
+                "tokenizer_class": spec.hf_class, "add_prefix_space": bool(prefix), **others, **_roles_back(spec),
                 "added_tokens_decoder": {str(vocab[t]): {"content": t, "lstrip": False, "normalized": False,
                                                          "rstrip": False, "single_word": False, "special": True}
                                          for t in sorted(whole, key=vocab.get)}}}]
@@ -407,11 +483,14 @@ def _sentencepiece_to_hf(spec, args, assets) -> list[dict]:
     if args.get("add_bos") or args.get("add_eos"):
         raise NotWritten("add_bos/add_eos in the tokenizer itself: HF adds them by add_bos_token in the model's "
                          "encoding, which is another setting")
-    vocab = pieces(_asset(assets, "vocabulary.spm"), "assets/tokenizer/vocabulary.spm")
-    absent = [t for t in spec.fixed().values() if t not in vocab]
+    where = "assets/tokenizer/vocabulary.spm"
+    vocab = pieces(_asset(assets, "vocabulary.spm"), where)
+    ids = sentencepiece_ids(spec, vocab, where)
+    _hf_pieces(spec, vocab, where)
+    absent = [t for t in spec.fixed().values() if t not in ids]
     if absent:
         raise NotWritten(f"vocabulary.spm has no {absent!r}")
-    return [{"name": "tokenizer.model", "from": str(assets / "vocabulary.spm")},
+    return [{"name": spec.model_file, "from": str(assets / "vocabulary.spm")},
             {"name": "tokenizer_config.json", "json": {"tokenizer_class": spec.hf_class, **_roles_back(spec)}}]
 
 

@@ -147,4 +147,14 @@ ALBERT = kh.with_kerashub(ALBERT, kh.HubConfig(
     "encoder.groups.{g}.layers.{j}": ("transformer_encoder_{g}_{j}", BERT_HUB_LAYER),
     "pooler": ("", kh.dense("dense_1", "dense")),
 }, roles=frozenset({"pooler"}))
+# keras-hub's AlbertTokenizer: SentencePiece (HF's spiece.model) with [CLS] [SEP] <pad> [MASK]
+# fixed, tokenizing as the model does. HF's AlbertTokenizer lowercases and strips accents
+# first unless told not to, so only a source that says do_lower_case=false and
+# keep_accents=true is written (and the way back says so).
+kh.with_tokenizer("albert", kh.HubTokenizer(
+    "AlbertTokenizer", "keras_hub.src.models.albert.albert_tokenizer", "sentencepiece", "AlbertTokenizer",
+    tuple((role, token, token) for role, token in (
+        ("cls_token", "[CLS]"), ("bos_token", "[CLS]"), ("sep_token", "[SEP]"), ("eos_token", "[SEP]"),
+        ("pad_token", "<pad>"), ("mask_token", "[MASK]"))),
+    settings=(("do_lower_case", False, True), ("keep_accents", True, False)), model_file="spiece.model"))
 FAMILIES = [ALBERT]

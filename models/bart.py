@@ -176,4 +176,12 @@ BART = kh.with_kerashub(BART, kh.HubConfig(
     "decoder": ("", _hub_embeddings(1)),
     "decoder.layers.{i}": ("transformer_decoder_{i}", _hub_layer(cross=True)),
 })
+# keras-hub's BartTokenizer: RoBERTa's byte-pair files with <s> </s> <pad> fixed; HF's <unk>
+# and <mask> are other roles it keeps whole (a <mask> that strips the space before it is
+# refused, as RoBERTa's: models/roberta.py).
+kh.with_tokenizer("bart", kh.HubTokenizer(
+    "BartTokenizer", "keras_hub.src.models.bart.bart_tokenizer", "bpe", "BartTokenizer",
+    tuple((role, token, token) for role, token in (
+        ("bos_token", "<s>"), ("cls_token", "<s>"), ("eos_token", "</s>"), ("sep_token", "</s>"), ("pad_token", "<pad>"))),
+    others=(("unk_token", "<unk>"), ("mask_token", "<mask>"))))
 FAMILIES = [BART]

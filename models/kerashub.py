@@ -585,12 +585,24 @@ class HubTokenizer:
     ("wordpiece": vocab.txt, "bpe": vocab.json + merges.txt, "sentencepiece": tokenizer.model;
     formats/hubtokenizer.py holds the per-kind code), the transformers class the way back
     names, and `tokens`: (HF role, the token the keras class fixes for it or None, the HF
-    class's default for that role), which an HF tokenizer must agree with to be written."""
+    class's default for that role), which an HF tokenizer must agree with to be written.
+
+    `others`: (HF role, the HF class's default) of the roles keras-hub's class does not fix; HF
+    keeps them whole in text, so a byte-pair preset keeps them unsplittable, and the way back
+    names each only where the preset keeps it whole (else null). `settings`: (tokenizer_config
+    key, the value keras-hub's class computes as, the HF class's default), for the HF class's
+    own text preprocessing (ALBERT's lowercasing, T5's extra ids). `model_file`: the
+    SentencePiece model's HF file name. `fairseq`: keras-hub's and HF's XLM-R id layout, the
+    model's pieces one up behind <s> <pad> </s> <unk>, with <mask> after them."""
     cls: str
     module: str
     kind: str
     hf_class: str
     tokens: tuple[tuple[str, str | None, str | None], ...] = ()
+    others: tuple[tuple[str, str], ...] = ()
+    settings: tuple[tuple[str, object, object], ...] = ()
+    model_file: str = "tokenizer.model"
+    fairseq: bool = False
 
     def fixed(self) -> dict[str, str]:
         return {role: token for role, token, _ in self.tokens if token is not None}

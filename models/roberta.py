@@ -249,6 +249,23 @@ ROBERTA = kh.with_kerashub(ROBERTA, roberta_hub("RobertaBackbone", "roberta", "r
 XLM_ROBERTA = kh.with_kerashub(XLM_ROBERTA, roberta_hub("XLMRobertaBackbone", "xlm_roberta", "xlm-roberta", "XLMRoberta"),
                                ROBERTA_HUB_BLOCKS)
 
+# Their tokenizers (FORMATS.md §12.1). keras-hub's RobertaTokenizer is byte-pair (vocab.json +
+# merges.txt) with <s> </s> <pad> <mask> fixed; HF's <unk> is another role it keeps whole.
+# XLMRobertaTokenizer is SentencePiece (HF's sentencepiece.bpe.model) with fairseq's ids, as
+# HF's class maps them: <s> <pad> </s> <unk> at 0-3, the model's pieces one up, <mask> last.
+# HF's <mask> strips the space before it (lstrip), which keras-hub's unsplittable tokens do not:
+# such a source is refused (formats/hubtokenizer.py), and the way back writes lstrip=false.
+ROBERTA_TOKENS = tuple((role, token, token) for role, token in (
+    ("bos_token", "<s>"), ("cls_token", "<s>"), ("eos_token", "</s>"), ("sep_token", "</s>"),
+    ("pad_token", "<pad>"), ("mask_token", "<mask>")))
+kh.with_tokenizer("roberta", kh.HubTokenizer("RobertaTokenizer", "keras_hub.src.models.roberta.roberta_tokenizer",
+                                             "bpe", "RobertaTokenizer", ROBERTA_TOKENS,
+                                             others=(("unk_token", "<unk>"),)))
+kh.with_tokenizer("xlm-roberta", kh.HubTokenizer(
+    "XLMRobertaTokenizer", "keras_hub.src.models.xlm_roberta.xlm_roberta_tokenizer", "sentencepiece",
+    "XLMRobertaTokenizer", ROBERTA_TOKENS + (("unk_token", "<unk>", "<unk>"),), model_file="sentencepiece.bpe.model",
+    fairseq=True))
+
 # The three spell every tensor alike, so names cannot tell them apart: a weights file with no
 # config.json needs --model (bare RobertaModel keys are BertModel's too).
 FAMILIES = [ROBERTA, XLM_ROBERTA, CAMEMBERT]

@@ -232,4 +232,12 @@ T5 = kh.with_kerashub(T5, kh.HubConfig(
     **_hub_stack("decoder", 1, cross=True),
     "heads.lm": ("", {"decoder.weight": kh.HubSpelling(HUB_LM_HEAD, ("hidden", "rows"), tied_copy=False)}),
 }, roles=frozenset({DENSE_FFN, GATED_FFN, "lm"}))
+# keras-hub's T5Tokenizer: SentencePiece (HF's spiece.model) with </s> and <pad> fixed, the
+# model's pieces only. HF's T5Tokenizer adds 100 <extra_id_N> sentinels after them unless
+# extra_ids=0, which keras-hub's has no place for: only extra_ids=0 is written (and legacy,
+# HF's plain SentencePiece encoding, which its default is).
+kh.with_tokenizer("t5", kh.HubTokenizer(
+    "T5Tokenizer", "keras_hub.src.models.t5.t5_tokenizer", "sentencepiece", "T5Tokenizer",
+    (("eos_token", "</s>", "</s>"), ("pad_token", "<pad>", "<pad>")),
+    settings=(("extra_ids", 0, 100), ("legacy", True, True)), model_file="spiece.model"))
 FAMILIES = [T5]
