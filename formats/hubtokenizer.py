@@ -45,7 +45,7 @@ from typing import Callable, Mapping
 from ..ir import limits
 from ..ir.errors import FormatError
 
-SP_MODELS = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model")     # HF's names per class
+SP_MODELS = ("tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "spm.model")     # HF's names per class
 VOCABULARIES = ("tokenizer.json", "vocab.txt", "vocab.json") + SP_MODELS
 HF_FILES = ("vocab.txt", "vocab.json", "merges.txt", *SP_MODELS, "tokenizer_config.json",
             "special_tokens_map.json", "added_tokens.json", "tokenizer.json")
@@ -345,10 +345,14 @@ FAIRSEQ = ("<s>", "<pad>", "</s>", "<unk>")       # ids 0-3; the model's own <un
 
 
 def sentencepiece_ids(spec, vocab: list[str], name: str) -> dict[str, int]:
-    """token -> the id keras-hub's class gives it: the model's piece ids, or (spec.fairseq,
-    XLM-R) the pieces from 3 on one up behind FAIRSEQ, and <mask> last."""
+    """token -> the id keras-hub's class gives it: the model's piece ids (and spec.appended
+    after them where no piece is it), or (spec.fairseq, XLM-R) the pieces from 3 on one up
+    behind FAIRSEQ, and <mask> last."""
     if not spec.fairseq:
-        return {t: i for i, t in reversed(list(enumerate(vocab)))}
+        ids = {t: i for i, t in reversed(list(enumerate(vocab)))}
+        if spec.appended and spec.appended not in ids:
+            ids[spec.appended] = len(vocab)
+        return ids
     if vocab[:3] != ["<unk>", "<s>", "</s>"]:
         raise NotWritten(f"{name}'s first pieces are {vocab[:3]!r}, not the <unk> <s> </s> keras-hub's {spec.cls} "
                          "(and HF's) map to fairseq's ids")

@@ -378,4 +378,15 @@ DEBERTA_V2 = kh.with_kerashub(DEBERTA_V2, DEBERTA_HUB, {
     ("encoder", "relative"): ("relative_embedding_0", {"rel_embeddings.weight": kh.plain("vars/0")}),
     ("encoder", "rel_norm"): ("relative_embedding_0", kh.layer_norm("layer_norm", "rel_norm")),
 }, roles=frozenset({"relative", "rel_norm"}), tasks=DEBERTA_TASKS)
+# keras-hub's DebertaV3Tokenizer (SentencePiece, HF's spm.model) fixes BERT's special tokens;
+# [MASK], which DeBERTa-v3's model has no piece for, goes after the pieces, where HF's
+# DebertaV2Tokenizer adds it too. HF's class lowercases or splits at punctuation only when
+# told to: neither may be.
+kh.with_tokenizer("deberta-v2", kh.HubTokenizer(
+    "DebertaV3Tokenizer", "keras_hub.src.models.deberta_v3.deberta_v3_tokenizer", "sentencepiece", "DebertaV2Tokenizer",
+    tuple((role, token, token) for role, token in (
+        ("cls_token", "[CLS]"), ("bos_token", "[CLS]"), ("sep_token", "[SEP]"), ("eos_token", "[SEP]"),
+        ("pad_token", "[PAD]"), ("mask_token", "[MASK]"))),
+    settings=(("do_lower_case", False, False), ("split_by_punct", False, False)),
+    model_file="spm.model", appended="[MASK]"))
 FAMILIES = [DEBERTA_V2]

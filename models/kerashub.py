@@ -593,7 +593,9 @@ class HubTokenizer:
     key, the value keras-hub's class computes as, the HF class's default), for the HF class's
     own text preprocessing (ALBERT's lowercasing, T5's extra ids). `model_file`: the
     SentencePiece model's HF file name. `fairseq`: keras-hub's and HF's XLM-R id layout, the
-    model's pieces one up behind <s> <pad> </s> <unk>, with <mask> after them."""
+    model's pieces one up behind <s> <pad> </s> <unk>, with <mask> after them. `appended`: a
+    token the keras class places after the model's pieces where the model has no such piece
+    (DebertaV3Tokenizer's [MASK], which HF's DebertaV2Tokenizer adds there too)."""
     cls: str
     module: str
     kind: str
@@ -603,6 +605,7 @@ class HubTokenizer:
     settings: tuple[tuple[str, object, object], ...] = ()
     model_file: str = "tokenizer.model"
     fairseq: bool = False
+    appended: str = ""
 
     def fixed(self) -> dict[str, str]:
         return {role: token for role, token, _ in self.tokens if token is not None}

@@ -35,6 +35,7 @@ from irconv.formats import kerashub as fmt  # noqa: E402
 from irconv.models import kerashub as kh  # noqa: E402
 from conftest import run_irconv  # noqa: E402
 from test_kerashub import HUB_CASES, hub_oracle, make_hf  # noqa: E402
+import test_kerashub_deberta as deberta  # noqa: E402
 import test_kerashub_encoders as encoders  # noqa: E402
 import test_kerashub_seq2seq as seq2seq  # noqa: E402
 
@@ -76,6 +77,8 @@ CASES = {
                dict(do_lower_case=False, keep_accents=True)),
     # No <extra_id_N> sentinels (HF's default adds 100), as keras-hub's has none.
     "t5": ("t5", "sentencepiece", "T5Tokenizer", "T5Tokenizer", dict(extra_ids=0)),
+    # DeBERTa-v3's layout: [PAD] [CLS] [SEP] [UNK] first, no [MASK] piece (both classes put it last).
+    "deberta-v2": ("deberta-v2", "sentencepiece", "DebertaV3Tokenizer", "DebertaV2Tokenizer", {}),
 }
 # The SentencePiece model of a case: its layout of special pieces (the trainer's arguments).
 SP_LAYOUTS = {
@@ -84,15 +87,20 @@ SP_LAYOUTS = {
     "sp-t5": dict(pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>"),
     "sp-albert": dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece="<pad>", unk_piece="<unk>", bos_piece="[CLS]",
                       eos_piece="[SEP]", user_defined_symbols="[MASK]"),
+    "sp-deberta": dict(pad_id=0, bos_id=1, eos_id=2, unk_id=3, pad_piece="[PAD]", bos_piece="[CLS]", eos_piece="[SEP]",
+                       unk_piece="[UNK]"),
 }
-SP_MODEL = {"gemma": "sp-gemma", "gemma2": "sp-gemma", "t5": "sp-t5", "albert": "sp-albert"}      # else "sp"
+SP_MODEL = {"gemma": "sp-gemma", "gemma2": "sp-gemma", "t5": "sp-t5", "albert": "sp-albert",
+            "deberta-v2": "sp-deberta"}      # else "sp"
 # The byte-pair files of RoBERTa and BART: fairseq's <s> <pad> </s> <unk> first, <mask> last.
 FAIRSEQ_BPE = ("roberta", "bart")
 # family -> (its HF model maker, its keras-hub Backbone cases), where test_kerashub has none.
 SOURCES = {"roberta": (encoders.make_hf, encoders.HUB_CASES), "xlm-roberta": (encoders.make_hf, encoders.HUB_CASES),
            "albert": (encoders.make_hf, encoders.HUB_CASES),
            "bart": (lambda f, d: make_hf(f, d, cases=seq2seq.HF_CASES), seq2seq.HUB_CASES),
-           "t5": (lambda f, d: make_hf(f, d, cases=seq2seq.HF_CASES), seq2seq.HUB_CASES)}
+           "t5": (lambda f, d: make_hf(f, d, cases=seq2seq.HF_CASES), seq2seq.HUB_CASES),
+           "deberta-v2": (lambda f, d: deberta.make_hf("v3", d),
+                          {"deberta-v2": ("DebertaV3Backbone", deberta.HUB_ARGS, "DebertaV2Model")})}
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 ORACLE = r"""
@@ -278,7 +286,7 @@ def test_hf_tokenizer_becomes_the_presets(case, world):
     # <s>/<bos> first (Llama, Gemma), </s> last (T5), nothing (Qwen).
     tok = hf[case]
     plain = hf_ids(tok, case)[0]
-    if kind == "wordpiece" or case in ("roberta", "bart", "xlm-roberta", "albert"):
+    if kind == "wordpiece" or case in ("roberta", "bart", "xlm-roberta", "albert", "deberta-v2"):
         added = [tok.cls_token_id, *plain, tok.sep_token_id]
     else:
         added = {"t5": [*plain, tok.eos_token_id]}.get(case, [tok.bos_token_id, *plain] if kind == "sentencepiece"
@@ -325,7 +333,7 @@ def test_keras_hub_tokenizer_preset_to_hf(case, world, tmp_path):
             (root / f"hub-{case}" / "assets" / "tokenizer" / "vocabulary.spm").read_bytes()
 
 
-@pytest.mark.parametrize("case", ["qwen2", "roberta", "bart", "xlm-roberta", "albert", "t5"])
+@pytest.mark.parametrize("case", ["qwen2", "roberta", "bart", "xlm-roberta", "albert", "t5", "deberta-v2"])
 def test_a_preset_tokenizer_through_pt_and_back_is_the_same(case, world, tmp_path):
     """preset -> pt -> preset: the same assets, and a tokenizer.json of the same settings."""
     root, _, _ = world
