@@ -7,7 +7,7 @@ width. There is no pooler. The generator (ElectraForMaskedLM) is not declared he
 from __future__ import annotations
 
 from . import kerashub as kh
-from .bert import BERT, BERT_DEFAULTS, BERT_HUB, BERT_HUB_LAYER, BERT_REQUIRED, EMBEDDINGS, encoder_layer
+from .bert import BERT, BERT_DEFAULTS, BERT_HUB, BERT_HUB_LAYER, BERT_REQUIRED, BERT_TOKENS, EMBEDDINGS, encoder_layer
 from .engine import Block, Family, linear
 
 # Optional, present exactly when the checkpoint has it: HF creates it only when
@@ -94,4 +94,7 @@ ELECTRA = kh.with_kerashub(ELECTRA, kh.HubConfig(
     "embeddings_project": ("", kh.dense("dense_0", "dense")),
     "encoder.layers.{i}": ("transformer_encoder_{i}", BERT_HUB_LAYER),
 }, roles=frozenset({"embeddings_project"}))
+# keras-hub's ElectraTokenizer is BERT's WordPiece with BERT's special tokens (HF's ElectraTokenizer).
+kh.with_tokenizer("electra", kh.HubTokenizer("ElectraTokenizer", "keras_hub.src.models.electra.electra_tokenizer",
+                                             "wordpiece", "ElectraTokenizer", BERT_TOKENS))
 FAMILIES = [ELECTRA]

@@ -405,11 +405,11 @@ QWEN3 = kh.with_kerashub(QWEN3, kh.HubConfig(
 # keras-hub's tokenizers (models/kerashub.py HubTokenizer): (HF role, the token the keras class
 # fixes, the HF class's default). Llama 2 and Mistral are SentencePiece models (tokenizer.model),
 # Qwen byte-pair (vocab.json + merges.txt); a Llama 3 (tokenizer.json only) gets none.
-_SP_TOKENS = (("bos_token", "<s>", "<s>"), ("eos_token", "</s>", "</s>"))
+SP_TOKENS = (("bos_token", "<s>", "<s>"), ("eos_token", "</s>", "</s>"))
 kh.with_tokenizer("llama", kh.HubTokenizer("LlamaTokenizer", "keras_hub.src.models.llama.llama_tokenizer",
-                                           "sentencepiece", "LlamaTokenizer", _SP_TOKENS))
+                                           "sentencepiece", "LlamaTokenizer", SP_TOKENS))
 kh.with_tokenizer("mistral", kh.HubTokenizer("MistralTokenizer", "keras_hub.src.models.mistral.mistral_tokenizer",
-                                             "sentencepiece", "LlamaTokenizer", _SP_TOKENS))
+                                             "sentencepiece", "LlamaTokenizer", SP_TOKENS))
 kh.with_tokenizer("qwen2", kh.HubTokenizer("QwenTokenizer", "keras_hub.src.models.qwen.qwen_tokenizer", "bpe",
                                            "Qwen2Tokenizer", (("eos_token", "<|endoftext|>", "<|endoftext|>"),
                                                               ("bos_token", None, None))))

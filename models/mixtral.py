@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import kerashub as kh
 from .engine import Block, linear
-from .llama import (CORE_PAIRS, HUB_LM_HEAD, _back, _hub_blocks, _hub_checks, decoder_family, decoder_layer,
+from .llama import (CORE_PAIRS, HUB_LM_HEAD, SP_TOKENS, _back, _hub_blocks, _hub_checks, decoder_family, decoder_layer,
                     infer_decoder_config)
 
 EXPERTS = Block.of("decoder.layers.{i}.moe.experts.{j}", [
@@ -76,4 +76,7 @@ MIXTRAL = kh.with_kerashub(MIXTRAL, kh.HubConfig(
                                                    "up.weight": kh.stacked("vars/1", ("in", "out")),
                                                    "down.weight": kh.stacked("vars/2", ("in", "out"))}),
 }, roles=frozenset({"lm"}))
+# Mixtral's tokenizer is Mistral's SentencePiece model (HF's LlamaTokenizer, tokenizer.model).
+kh.with_tokenizer("mixtral", kh.HubTokenizer("MixtralTokenizer", "keras_hub.src.models.mixtral.mixtral_tokenizer",
+                                             "sentencepiece", "LlamaTokenizer", SP_TOKENS))
 FAMILIES = [MIXTRAL]

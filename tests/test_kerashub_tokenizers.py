@@ -36,6 +36,7 @@ from irconv.models import kerashub as kh  # noqa: E402
 from conftest import run_irconv  # noqa: E402
 from test_kerashub import HUB_CASES, hub_oracle, make_hf  # noqa: E402
 import test_kerashub_deberta as deberta  # noqa: E402
+import test_kerashub_electra as electra  # noqa: E402
 import test_kerashub_encoders as encoders  # noqa: E402
 import test_kerashub_seq2seq as seq2seq  # noqa: E402
 
@@ -77,6 +78,8 @@ CASES = {
                dict(do_lower_case=False, keep_accents=True)),
     # No <extra_id_N> sentinels (HF's default adds 100), as keras-hub's has none.
     "t5": ("t5", "sentencepiece", "T5Tokenizer", "T5Tokenizer", dict(extra_ids=0)),
+    "electra": ("electra", "wordpiece", "ElectraTokenizer", "ElectraTokenizer", dict(do_lower_case=True)),
+    "mixtral": ("mixtral", "sentencepiece", "MixtralTokenizer", "LlamaTokenizer", dict(legacy=True)),
     # DeBERTa-v3's layout: [PAD] [CLS] [SEP] [UNK] first, no [MASK] piece (both classes put it last).
     "deberta-v2": ("deberta-v2", "sentencepiece", "DebertaV3Tokenizer", "DebertaV2Tokenizer", {}),
 }
@@ -99,6 +102,8 @@ SOURCES = {"roberta": (encoders.make_hf, encoders.HUB_CASES), "xlm-roberta": (en
            "albert": (encoders.make_hf, encoders.HUB_CASES),
            "bart": (lambda f, d: make_hf(f, d, cases=seq2seq.HF_CASES), seq2seq.HUB_CASES),
            "t5": (lambda f, d: make_hf(f, d, cases=seq2seq.HF_CASES), seq2seq.HUB_CASES),
+           "electra": (lambda f, d: electra.make_electra(electra.HF_CASES["same"], d),
+                       {"electra": ("ElectraBackbone", electra.HUB_CASES["same"], "ElectraModel")}),
            "deberta-v2": (lambda f, d: deberta.make_hf("v3", d),
                           {"deberta-v2": ("DebertaV3Backbone", deberta.HUB_ARGS, "DebertaV2Model")})}
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
