@@ -195,8 +195,13 @@ def _log_candidates(x: np.ndarray, ulps: int = 2) -> np.ndarray:
     return np.stack(out, axis=-1)
 
 
-# Beyond this many distances the check below is not made (the export is refused instead).
-_BUCKET_CHECK_LIMIT = 1 << 22
+# Beyond this many distances the check below is not made (the export is refused instead): it
+# bounds its time and memory (a few MB) whatever a config says.
+_BUCKET_CHECK_LIMIT = 1 << 17
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def bucket_disagreement(buckets: int, span: int) -> str | None:
@@ -210,13 +215,15 @@ def bucket_disagreement(buckets: int, span: int) -> str | None:
     both clamp to the table's last row is checked, with each log anywhere within 2 ulps of the
     true value (the same argument giving the same log), so a config passes only where no
     float32 log of that accuracy can make them differ."""
+    if not (_count(buckets) and _count(span)):
+        return f"position_buckets={buckets!r} with a span of {span!r}: both must be integers"
     mid = buckets // 2
     if mid < 2 or span - 1 <= mid:
         return (f"position_buckets={buckets} with a span of {span}: the log buckets need "
                 "position_buckets >= 4 and a span above position_buckets / 2 + 1")
     scale = np.log((span - 1) / mid)
     # Past a distance whose bucket reaches `buckets`, both c2p and p2c clamp to the last row.
-    top = mid * np.exp((buckets - mid + 1) / (mid - 1) * scale)
+    top = mid * np.exp(min((buckets - mid + 1) / (mid - 1) * scale, 700.0))
     if top > _BUCKET_CHECK_LIMIT:
         return (f"position_buckets={buckets} with a span of {span}: distances up to {top:.3g} "
                 "would have to be checked, which irconv does not")
@@ -224,16 +231,19 @@ def bucket_disagreement(buckets: int, span: int) -> str | None:
     x = a.astype(np.float32) / np.float32(mid)
     logs = _log_candidates(x)
     m1 = np.float32(mid - 1)
-    values = []
+    low = high = None          # each distance's lowest and highest (c2p, p2c) rows over all candidates
     # HF rounds (span-1)/mid from float64, keras-hub divides in float32: both quotients.
     for q in {np.float32(span - 1) / np.float32(mid), np.float32((span - 1) / mid)}:
         for denominator in _log_candidates(np.array([q], np.float32))[0]:
             numerators = np.where((x == q)[:, None], denominator, logs)
-            values += [np.ceil((numerators / denominator) * m1), np.ceil((numerators * m1) / denominator)]
-    bucket = np.concatenate(values, axis=1).astype(np.int64) + mid
-    c2p = np.clip(bucket + buckets, 0, 2 * buckets - 1)
-    p2c = np.clip(buckets - bucket, 0, 2 * buckets - 1)
-    differ = (c2p.min(1) != c2p.max(1)) | (p2c.min(1) != p2c.max(1))
+            for value in (np.ceil((numerators / denominator) * m1), np.ceil((numerators * m1) / denominator)):
+                bucket = value.astype(np.int64) + mid
+                rows = np.stack([np.clip(bucket + buckets, 0, 2 * buckets - 1),
+                                 np.clip(buckets - bucket, 0, 2 * buckets - 1)])
+                lo, hi = rows.min(axis=2), rows.max(axis=2)
+                low = lo if low is None else np.minimum(low, lo)
+                high = hi if high is None else np.maximum(high, hi)
+    differ = (low != high).any(axis=0)
     if differ.any():
         return (f"position_buckets={buckets} with a span of {span}: keras-hub rounds its log buckets in "
                 f"another order than HF, which can attend a distance of {int(a[differ][0])} to another "
@@ -247,8 +257,8 @@ def _hf_effective(hf: dict) -> dict:
     if isinstance(kinds, str):
         kinds = [k.strip() for k in kinds.lower().split("|")]
     span = hf.get("max_relative_positions", -1)
-    if not isinstance(span, int) or span < 1:
-        span = kh.require(hf, "max_position_embeddings")
+    if not _count(span) or span < 1:
+        span = hf.get("max_position_embeddings")       # (required once nothing else is wrong)
     return {
         "relative_attention": hf.get("relative_attention", False),
         "pos_att_type": sorted(kinds),
@@ -286,7 +296,9 @@ def _deberta_hub_args(hf: dict) -> dict:
     if eff["attention_head_size"] not in (None, hidden // n_heads):
         raise ValueError(f"attention_head_size={eff['attention_head_size']!r}; {backbone} uses "
                          f"hidden_size / num_attention_heads = {hidden // n_heads}")
-    if eff["position_buckets"] is None or eff["position_buckets"] <= 0:
+    if eff["span"] is None:
+        kh.require(hf, "max_position_embeddings")
+    if _count(eff["position_buckets"]) and eff["position_buckets"] <= 0:
         raise ValueError(f"position_buckets={eff['position_buckets']!r}; {backbone} always buckets its "
                          "relative positions")
     problem = bucket_disagreement(eff["position_buckets"], eff["span"])

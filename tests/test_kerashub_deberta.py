@@ -300,3 +300,12 @@ def test_the_mlm_head_is_refused_and_the_base_model_converts(tmp_path):
     run_irconv("convert", tmp_path / "src", tmp_path / "out", "--to", "kerashub", "--base-model", check=True)
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["class_name"] == "DebertaV3Backbone" and not (tmp_path / "out" / "task.json").exists()
+
+
+@pytest.mark.parametrize("buckets,span,needle", [
+    ("8", 16, "must be integers"), (8, True, "must be integers"), (2, 16, "position_buckets >= 4"),
+    (8, 5, "a span above"), (4, 10**12, "would have to be checked"), (512, 10**7, "would have to be checked"),
+])
+def test_a_crafted_bucket_config_is_refused_without_the_walk(buckets, span, needle):
+    """What no walk over distances can settle (or would take unbounded time) is refused, not tried."""
+    assert needle in bucket_disagreement(buckets, span)
