@@ -10,6 +10,9 @@ import json
 import numpy as np
 import pytest
 
+# Its own keras_hub world (~35 s of setup): under make test-long, to keep make test within its time.
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("keras_hub")

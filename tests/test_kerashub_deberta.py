@@ -255,14 +255,14 @@ def test_a_stream_export_is_the_convert(tmp_path):
 
 @pytest.mark.parametrize("change,needle", [
     ({"position_biased_input": True}, "position_biased_input=True"),
-    ({"share_att_key": False}, "share_att_key=False"),
-    ({"pos_att_type": ["c2p"]}, "pos_att_type=['c2p']"),
-    ({"norm_rel_ebd": "none"}, "norm_rel_ebd='none'"),
-    ({"type_vocab_size": 2}, "type_vocab_size=2"),
+    pytest.param({"share_att_key": False}, "share_att_key=False", marks=pytest.mark.slow),
+    pytest.param({"pos_att_type": ["c2p"]}, "pos_att_type=['c2p']", marks=pytest.mark.slow),
+    pytest.param({"norm_rel_ebd": "none"}, "norm_rel_ebd='none'", marks=pytest.mark.slow),
+    pytest.param({"type_vocab_size": 2}, "type_vocab_size=2", marks=pytest.mark.slow),
     ({"conv_kernel_size": 3}, "conv_kernel_size=3"),
-    ({"embedding_size": 8}, "embedding_size=8"),
-    ({"layer_norm_eps": 1e-5}, "layer_norm_eps=1e-05"),
-    ({"hidden_act": "gelu_new"}, "hidden_act='gelu_new'"),
+    pytest.param({"embedding_size": 8}, "embedding_size=8", marks=pytest.mark.slow),
+    pytest.param({"layer_norm_eps": 1e-5}, "layer_norm_eps=1e-05", marks=pytest.mark.slow),
+    pytest.param({"hidden_act": "gelu_new"}, "hidden_act='gelu_new'", marks=pytest.mark.slow),
     ({"position_buckets": 64, "max_position_embeddings": 512}, "distance of 511"),
 ], ids=["abs-positions", "own-pos-keys", "c2p-only", "no-rel-norm", "token-types", "conv", "embed-proj", "eps",
         "gelu-new", "buckets-differ"])
