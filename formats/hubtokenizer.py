@@ -6,7 +6,8 @@
     bpe             vocab.json + merges.txt                   vocabulary.json (with HF's added tokens) + merges.txt;
                                                               unsplittable_tokens = the added tokens
     sentencepiece   tokenizer.model (spiece.model ALBERT, T5; vocabulary.spm (the ModelProto bytes unchanged)
-                    sentencepiece.bpe.model XLM-R)
+                    sentencepiece.bpe.model XLM-R, spm.model
+                    DeBERTa-v3)
 
 The special tokens a keras-hub tokenizer class fixes (BertTokenizer's [CLS], QwenTokenizer's
 end token) are the family's declared data (models/kerashub.py HubTokenizer): an HF tokenizer
@@ -375,12 +376,18 @@ def _hf_pieces(spec, vocab: list[str], name: str) -> None:
         raise NotWritten(f"{name} has pieces {bent[:3]!r}, {rule[1]} and keras-hub's {spec.cls} does not")
 
 
-def _sentencepiece_to_preset(spec, files, config, settings) -> PresetTokenizer:
-    name = spec.model_file
-    proto = files[name]()
+def _model_ids(spec, proto: bytes, name: str) -> dict[str, int]:
+    """token -> id of a SentencePiece model both classes read alike (NotWritten otherwise)."""
     vocab = pieces(proto, name)
     ids = sentencepiece_ids(spec, vocab, name)
     _hf_pieces(spec, vocab, name)
+    return ids
+
+
+def _sentencepiece_to_preset(spec, files, config, settings) -> PresetTokenizer:
+    name = spec.model_file
+    proto = files[name]()
+    ids = _model_ids(spec, proto, name)
     _check_roles(spec, settings, ids)
     for i, content, _ in _added_tokens(files, config):
         if ids.get(content) != i:
@@ -487,10 +494,7 @@ def _sentencepiece_to_hf(spec, args, assets) -> list[dict]:
     if args.get("add_bos") or args.get("add_eos"):
         raise NotWritten("add_bos/add_eos in the tokenizer itself: HF adds them by add_bos_token in the model's "
                          "encoding, which is another setting")
-    where = "assets/tokenizer/vocabulary.spm"
-    vocab = pieces(_asset(assets, "vocabulary.spm"), where)
-    ids = sentencepiece_ids(spec, vocab, where)
-    _hf_pieces(spec, vocab, where)
+    ids = _model_ids(spec, _asset(assets, "vocabulary.spm"), "assets/tokenizer/vocabulary.spm")
     absent = [t for t in spec.fixed().values() if t not in ids]
     if absent:
         raise NotWritten(f"vocabulary.spm has no {absent!r}")

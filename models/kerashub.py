@@ -464,9 +464,8 @@ def hub_limits(family: Family, hub: HubConfig, config: dict) -> str | None:
         except (ValueError, TypeError) as exc:
             problem = str(exc)
         if problem:
-            heads = "heads" if task.blocks else "task"
             return (f"keras-hub's {task.task} cannot hold this {task.hf_class}: {problem} "
-                    f"(--base-model writes the Backbone alone, without the {heads})")
+                    "(--base-model writes the Backbone alone, without the heads)")
     return None
 
 

@@ -21,6 +21,7 @@ import irconv  # noqa: E402
 from conftest import assert_one_line_error, run_irconv  # noqa: E402
 from irconv.models.deberta_v2 import bucket_disagreement  # noqa: E402
 from test_kerashub import assert_stream_export, back_to_pt, hub_oracle, loads_strictly, outputs  # noqa: E402
+from test_kerashub import make_hf as kerashub_make_hf  # noqa: E402
 from test_kerashub_tasks import task_datasets  # noqa: E402
 
 IDS = [[1, 5, 7, 9, 3, 2, 11, 40, 4, 6, 8, 10, 12, 14, 16, 49]]
@@ -29,10 +30,10 @@ V3 = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_head
           max_position_embeddings=16, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"],
           share_att_key=True, norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0,
           layer_norm_eps=1e-7, hidden_act="gelu")
-# case -> (HF class, config kwargs)
-HF_CASES = {"v3": ("DebertaV2Model", V3),
+# case -> (HF config class, HF class, config kwargs), as test_kerashub.make_hf takes them
+HF_CASES = {"v3": ("DebertaV2Config", "DebertaV2Model", V3),
             # a relative span of its own (max_relative_positions)
-            "classifier": ("DebertaV2ForSequenceClassification",
+            "classifier": ("DebertaV2Config", "DebertaV2ForSequenceClassification",
                            dict(V3, max_position_embeddings=64, max_relative_positions=32, num_labels=3,
                                 pooler_dropout=0.1))}
 HUB_ARGS = dict(vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=24,
@@ -90,14 +91,7 @@ json.dump(report, open(sys.argv[3], "w"))
 
 
 def make_hf(case: str, directory):
-    cls, kwargs = HF_CASES[case]
-    torch.manual_seed(3)
-    model = getattr(transformers, cls)(transformers.DebertaV2Config(**kwargs))
-    with torch.no_grad():
-        for p in model.parameters():          # norms off their initial ones
-            p.add_(torch.randn_like(p) * 0.02)
-    model.save_pretrained(directory)
-    return model.eval()
+    return kerashub_make_hf(case, directory, cases=HF_CASES)
 
 
 def hf_outputs(model) -> dict:
