@@ -409,7 +409,7 @@ def verified(root, case: str) -> str:
     return out
 
 
-# Each verify starts keras_hub and torch (~20 s): under make test-long (test_kerashub_tasks keeps one).
+# Each verify starts keras_hub and torch (~20 s): under make test-long, as are test_kerashub_tasks' and the others.
 @pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) for f in ("bert", "llama", "gpt2")])
 def test_irconv_verify_runs_a_preset_beside_hf(family, world):
     root, _, _ = world

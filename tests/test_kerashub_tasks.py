@@ -190,7 +190,9 @@ def test_a_classifier_with_a_vocabulary_gets_its_preprocessor(world):
     assert diff < 1e-4, diff
 
 
-@pytest.mark.parametrize("case", ["bert-classifier", pytest.param("distilbert-classifier", marks=pytest.mark.slow)])
+# Each verify starts keras_hub and torch (~27 s): under make test-long, to keep make test within its time.
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["bert-classifier", "distilbert-classifier"])
 def test_irconv_verify_runs_a_task_preset_beside_hf(case, world):
     root, _, _ = world
     assert "logits" in verified(root, case)
