@@ -101,9 +101,29 @@ def synthetic_bert(config: dict, layers: int, dtype_name: str = "F32") -> Checkp
     return Checkpoint("bert", c, tensors, aliases)
 
 
-def measure(out: str | None, *stages: list[str], runs: int = 1) -> dict:
+def pretouch(nbytes: int) -> None:
+    """Touch and free up to `nbytes` of memory (never more than is free) just before a case.
+
+    On a VM whose balloon takes free memory back (free page reporting: a page freed for ~2 s
+    goes to the host), the first touch of a page costs ~2.5 s per GB here, 10x its cost on a
+    touched page, and falls on whichever case comes first (`cp` of 4 GB took 2 to 11 s). The
+    pages freed here go to the head of the kernel's free lists, so the case's page cache and
+    buffers start warm, as on a machine without a balloon."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+    except OSError:
+        return
+    free = int(re.search(r"^MemFree:\s+(\d+) kB", meminfo, re.M).group(1)) * 1024
+    nbytes = min(nbytes, free - 512 * MiB)
+    pieces = [np.ones(min(256 * MiB, nbytes - done), np.uint8) for done in range(0, max(nbytes, 0), 256 * MiB)]
+    del pieces
+
+
+def measure(out: str | None, *stages: list[str], runs: int = 1, touch: int = 0) -> dict:
     """Median wall seconds, peak RSS (the largest process of a pipeline) and the irconv
-    processes' stage times of `runs` runs, via measure.py; `out` is removed before each."""
+    processes' stage times of `runs` runs, via measure.py; `out` is removed before each and
+    the directories the case reads are read into the page cache and `touch` bytes of memory
+    are touched just before it starts (pretouch)."""
     argv = [sys.executable, str(Path(__file__).with_name("measure.py"))]
     for n, stage in enumerate(stages):
         argv += (["|"] if n else []) + stage
@@ -112,6 +132,10 @@ def measure(out: str | None, *stages: list[str], runs: int = 1) -> dict:
         if out:
             _remove(out)
         os.sync()       # the previous case's dirty pages are written back before this one starts
+        for arg in (a for stage in stages for a in stage):
+            if arg != out and Path(arg).is_dir():
+                warm(Path(arg))     # this VM pages out file pages unread for ~60 s (DAMON)
+        pretouch(touch)
         env = dict(os.environ, IRCONV_STAGES="1")
         r = json.loads(subprocess.run(argv, capture_output=True, check=True, env=env).stdout)
         if not r["ok"]:
@@ -141,8 +165,9 @@ def warm(path: Path) -> None:
             subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
 
 
-def table(title: str, cases: list, runs: int, largest: int) -> None:
-    """Run `cases` [(label, out, stage, ...) or (label, None, why)] and print one row each."""
+def table(title: str, cases: list, runs: int, largest: int, source: int) -> None:
+    """Run `cases` [(label, out, stage, ...) or (label, None, why)] and print one row each;
+    each starts on memory touched for its output and buffers (`source` bytes + the bound)."""
     bound = 2 * largest + 100 * MiB
     print(f"\n## {title}")
     print(f"{'case':34} {'seconds':>8} {'x cp':>6} {'CPU s':>6} {'peak RSS MB':>12} {'/bound':>7}   stages (s)")
@@ -151,7 +176,7 @@ def table(title: str, cases: list, runs: int, largest: int) -> None:
         if not stages:
             print(f"{label:34} {'-':>8}   skipped: {out}")
             continue
-        r = measure(out, *stages, runs=runs)
+        r = measure(out, *stages, runs=runs, touch=source + bound + 256 * MiB)
         if out and label not in ("convert -> tf1", "convert -> tf2"):    # (the reverse cases read those)
             _remove(out)
         base = base or r["wall"]
@@ -246,7 +271,7 @@ def keras_case(work: Path, runs: int) -> None:
     cases.append(("import pt | export keras (pipe)", str(out), py + ["import", "-q", "pt", str(src)],
                   py + ["export", "-q", "keras", str(out)]))
     table(f"keras: EfficientNet-B7, {du(src) / 1e6:,.0f} MB safetensors, largest tensor {largest / 1e6:,.1f} MB "
-          f"(median of {runs})", cases, runs, largest)
+          f"(median of {runs})", cases, runs, largest, du(src))
 
 
 def make_source(ckpt: Checkpoint, src: Path, shard: str | None) -> None:
@@ -290,7 +315,7 @@ def main() -> None:
             title = (f"BERT-base: {du(src) / 1e6:,.0f} MB safetensors, largest tensor {largest / 1e6:,.0f} MB "
                      f"(median of {args.runs})")
             table(title, baseline_cases(src, work, "bert", True) + irconv_cases(src, work, "bert"),
-                  args.runs, largest)
+                  args.runs, largest, du(src))
         if "keras" in parts:
             keras_case(work, args.runs)
         if "scale" in parts and args.scale_gb > 0:
@@ -308,7 +333,7 @@ def main() -> None:
                          + irconv_cases(src, work, tag, targets, shard="1GB"))
                 table(f"scale, {dtype_name}: {du(src) / 1e9:.2f} GB in {len(list(src.glob('*.safetensors')))} "
                       f"shards, {layers} layers, largest tensor {largest / 1e6:,.0f} MB (one run each)",
-                      cases, 1, largest)
+                      cases, 1, largest, du(src))
                 for p in work.glob(f"{tag}-*"):
                     _remove(str(p))
     finally:
