@@ -223,7 +223,7 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
             if not ckpt.ordered:
                 tensors = sorted(tensors, key=copied)
             for t in done(tensors, work, jobs=options.jobs, ordered=ckpt.ordered,
-                          cost=lambda t: 0 if copied(t) else t.nbytes, in_turn=copied):
+                          cost=lambda t: 0 if copied(t) else t.holds(), in_turn=copied):
                 progress(t)
         else:
             for t, array in loaded(tensors, jobs=options.jobs, ordered=ckpt.ordered):

@@ -42,7 +42,7 @@ def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: 
             writer.write(t.name, array)
 
     yield from pipeline.done(tensors, work, jobs=options.jobs, ordered=ordered,
-                             cost=lambda t: 0 if copied(t) else t.nbytes, in_turn=copied)
+                             cost=lambda t: 0 if copied(t) else t.holds(), in_turn=copied)
 
 
 class PtExporter(Exporter):

@@ -9,6 +9,7 @@ the model descriptors; so is Split, between one stored tensor and the several it
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, replace
 
@@ -95,6 +96,32 @@ def transpose_2d(array: np.ndarray) -> np.ndarray:
     return out.view(dtype)
 
 
+# Rows per strip when the source is read from a file strip by strip: a strip of a few hundred
+# KiB stays in the core's cache between the read and the transpose. Measured here on an
+# (8192, 2048) kernel from the page cache: fp32 1.6 GB/s (64-row strips 1.46; a read of the
+# whole tensor, then transpose_2d: 1.24), bf16 1.4 (1.07).
+FILE_STRIP = 128
+
+
+def transpose_2d_read(shape: tuple[int, int], dtype: np.dtype, fill) -> np.ndarray:
+    """The transpose of a C-order (rows, cols) array whose bytes `fill(buffer, byte_offset)`
+    reads (exactly len(buffer) bytes from that offset of the array's bytes, or raises),
+    a strip of rows at a time into one small buffer: the source is never whole in memory."""
+    dtype = np.dtype(dtype)
+    moved = np.dtype(_UINTS[dtype.itemsize]) if dtype.itemsize in _UINTS and dtype.kind != "O" else dtype
+    rows, cols = shape
+    strip = max(1, min(rows, FILE_STRIP))
+    buf = np.empty((strip, cols), dtype=moved)
+    raw = buf.reshape(-1).view(np.uint8)
+    row_bytes = cols * moved.itemsize
+    out = np.empty((cols, rows), dtype=moved)
+    for i in range(0, rows, strip):
+        k = min(strip, rows - i)
+        fill(raw[:k * row_bytes], i * row_bytes)
+        out[:, i:i + k] = buf[:k].T
+    return out.view(dtype)
+
+
 @dataclass(frozen=True)
 class Permute(Transform):
     """Reorder axes from `src` to `dst` (same names, other order)."""
@@ -119,6 +146,15 @@ class Permute(Transform):
         if self.order == (1, 0) and array.nbytes >= TILED_FROM:
             return transpose_2d(array)
         return contiguous(np.transpose(array, self.order))
+
+    def reads_strips(self, shape, dtype) -> bool:
+        """Whether apply_read() takes this permute of a tensor of `shape` (a large 2-D
+        transpose: the strip-by-strip read is faster and holds no copy of the source)."""
+        return self.order == (1, 0) and len(shape) == 2 and math.prod(shape) * dtype.itemsize >= TILED_FROM
+
+    def apply_read(self, shape, dtype, fill) -> np.ndarray:
+        """apply() of the array whose bytes fill(buffer, offset) reads (transpose_2d_read)."""
+        return transpose_2d_read(shape, dtype, fill)
 
     def inverse(self):
         return Permute(self.dst, self.src)

@@ -4,9 +4,11 @@ An exporter's loop is read -> relayout -> checksum -> write, one tensor after th
 reads (readinto, zip and h5 records) and the copies (relayouts, casts, checksums) release
 the GIL, so on a machine with more than one core they can run ahead of the writer:
 `loaded(tensors)` yields each tensor with its array, in order, while the next ones load on
-`jobs` threads. What is loaded and not yet written is bounded by a byte budget (the largest
-tensor, at least MIN_BUDGET), so peak memory stays about twice the largest tensor however
-many threads there are. A writer whose writes may come in any order from any thread (one
+`jobs` threads. What is loaded and not yet written is bounded by a byte budget: each load
+costs the bytes it holds at most (Tensor.holds: its array, and a relayout's source while it is
+copied), and the budget is twice the largest array (at least MIN_BUDGET), so peak memory
+stays about twice the largest tensor however many threads there are, and two tensors of
+that size can load at once. A writer whose writes may come in any order from any thread (one
 whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
 `done(tensors, work)` runs work(tensor) (load, relayout, write) on them and yields each
 tensor, in order, once its work is done.
@@ -22,9 +24,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-# With the bytes of a relayout's source and result both alive, what is in flight costs up to
-# twice the budget: the largest tensor keeps peak memory near 2x it (plus the interpreter),
-# and a model of small tensors still has a few in flight.
+# The least budget: a model of small tensors still has a few in flight.
 MIN_BUDGET = 8 << 20
 
 
@@ -49,12 +49,12 @@ def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | 
     ordered: the source must be read in order (an IR stream): the reads then take turns, one
     tensor after the other, while the relayouts of the ones read run beside them.
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
-    return _ahead(tensors, Tensor.load, jobs, budget, ordered, lambda t: t.nbytes)
+    return _ahead(tensors, Tensor.load, jobs, budget, ordered, Tensor.holds)
 
 
 def mapped(tensors: Iterable[Tensor], fn: Callable[[Tensor], object], *, jobs: int | None = None,
            budget: int | None = None, ordered: bool = False,
-           cost: Callable[[Tensor], int] = lambda t: t.nbytes) -> Iterator[tuple[Tensor, object]]:
+           cost: Callable[[Tensor], int] = Tensor.holds) -> Iterator[tuple[Tensor, object]]:
     """(tensor, fn(tensor)) for each tensor, in the given order, fn running ahead as in
     loaded() (which is mapped(tensors, Tensor.load)); cost: as in done()."""
     return _ahead(tensors, fn, jobs, budget, ordered, cost)
@@ -62,7 +62,7 @@ def mapped(tensors: Iterable[Tensor], fn: Callable[[Tensor], object], *, jobs: i
 
 def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int | None = None,
          budget: int | None = None, ordered: bool = False,
-         cost: Callable[[Tensor], int] = lambda t: t.nbytes,
+         cost: Callable[[Tensor], int] = Tensor.holds,
          in_turn: Callable[[Tensor], bool] = lambda t: False) -> Iterator[Tensor]:
     """Run work(tensor) for each tensor on `jobs` threads (0: in line), at most `budget`
     bytes of cost(tensor) in flight (a job that holds no array, a kernel copy, costs 0);
@@ -83,7 +83,8 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
             yield t, fn(t)
         return
     if budget is None:
-        budget = max(max(cost(t) for t in tensors), MIN_BUDGET)
+        costs = [(cost(t), t.nbytes) for t in tensors]
+        budget = max(max(c for c, _ in costs), 2 * max((n for c, n in costs if c), default=0), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
     job = _in_turn(fn, in_turn) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()

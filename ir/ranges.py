@@ -1,10 +1,15 @@
-"""Checksums of a byte range of an open file, read a MiB at a time into one small buffer (the
-bytes stay in the cache between the read and the checksum): for data that reached a file
-without passing through this process (a kernel copy, a splice), checked or summed there."""
+"""Byte ranges of files read a piece at a time into one small buffer, so that the bytes stay
+in the cache between the read and what uses them: checksums of data that reached a file
+without passing through this process (a kernel copy, a splice), and the strips of a tensor
+lying as stored (Tensor.extent) that a relayout reads itself (ir/layout.transpose_2d_read)."""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from .errors import FormatError
+from .stages import stage
 
 PIECE = 1 << 20
 
@@ -21,3 +26,27 @@ def crc_of_range(fd: int, offset: int, n: int, crc: Callable) -> int | None:
         value = crc(buf[:got], value)
         at += got
     return value
+
+
+@contextmanager
+def range_reader(extent: tuple[str, int], n: int, name: str) -> Iterator[Callable]:
+    """fill(buffer, at): buffer <- bytes [at, at + len(buffer)) of the n bytes of tensor `name`
+    lying at extent = (file, offset); a file that ends first is a FormatError naming it."""
+    from .limits import open_regular
+    path, offset = extent
+    with open_regular(path) as f:
+        fd = f.fileno()
+
+        def fill(buffer, at: int) -> None:
+            want = len(buffer)
+            with stage("read", want):
+                got = os.preadv(fd, [buffer], offset + at) if want else 0
+                while 0 < got < want:        # a short read that is not the end: go on
+                    more = os.preadv(fd, [buffer[got:]], offset + at + got)
+                    if more <= 0:
+                        break
+                    got += more
+            if got != want:
+                raise FormatError(f"tensor {name!r}: read {at + max(got, 0)} of {n} bytes at offset "
+                                  f"{offset}; file is truncated (changed since it was opened?)", path=path)
+        yield fill

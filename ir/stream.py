@@ -125,7 +125,7 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
     put(header_bytes)
     total = 0
     for index, (tensor, got) in enumerate(mapped(tensors, fetch, jobs=jobs, ordered=ckpt.ordered,
-                                                 cost=lambda t: 0 if spliced(t) else t.nbytes)):
+                                                 cost=lambda t: 0 if spliced(t) else t.holds())):
         if spliced(tensor):
             path, offset = tensor.extent
             for chunk_index, crc in enumerate(got):

@@ -47,7 +47,7 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 class Tensor:
     """A spec and a way to get its array. `source` is the name it had in the file read."""
 
-    __slots__ = ("spec", "_loader", "source", "_chain", "extent")
+    __slots__ = ("spec", "_loader", "source", "_chain", "extent", "_holds")
 
     def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
         self.spec = spec
@@ -61,6 +61,8 @@ class Tensor:
         # safetensors tensor): a writer that stores them the same way may copy the range in
         # the kernel (os.copy_file_range) instead of reading and writing them.
         self.extent: tuple[str, int] | None = None
+        # Bytes load() holds at most at once, when more than the array (a cast's source too).
+        self._holds: int | None = None
 
     name = property(lambda self: self.spec.name)
     dtype = property(lambda self: self.spec.dtype)
@@ -77,12 +79,24 @@ class Tensor:
                 f"but holds {arr.dtype} {list(arr.shape)}")
         return contiguous(arr)
 
+    def holds(self) -> int:
+        """Bytes held at most at once while load() runs: the array, and the source of a
+        relayout or cast as well while it is copied (a relayout read strip by strip from its
+        file holds only the result). ir/pipeline budgets what loads ahead by it."""
+        if self._chain is not None:
+            root, step = self._chain
+            if step.moves_bytes and not _reads_strips(root, step):
+                return root.holds() + self.nbytes
+            return max(self.nbytes, root.holds() if not step.moves_bytes else 0)
+        return self._holds if self._holds is not None else self.nbytes
+
     def with_spec(self, **changes) -> "Tensor":
         """Same bytes under another name or axes (no data change: shape and dtype stay)."""
         out = Tensor(replace(self.spec, **changes), self._loader, self.source)
         if "axes" not in changes:      # renamed axes no longer compose by name
             out._chain = self._chain
         out.extent = self.extent
+        out._holds = self.holds() if out._chain is None else None
         return out
 
     def cast(self, dtype: DType) -> "Tensor":
@@ -91,7 +105,9 @@ class Tensor:
             array = self.load()
             with stage("cast", array.nbytes):
                 return array.astype(dtype.numpy)
-        return Tensor(replace(self.spec, dtype=dtype), load, self.source)
+        out = Tensor(replace(self.spec, dtype=dtype), load, self.source)
+        out._holds = self.holds() + out.nbytes
+        return out
 
     def transformed(self, transform) -> "Tensor":
         """A lazy view of this tensor through an ir.layout transform. Relayouts (permutes,
@@ -127,8 +143,21 @@ class Tensor:
         return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}, axes={self.axes})"
 
 
+def _reads_strips(root: Tensor, transform) -> bool:
+    """Whether the relayout reads its source's file itself, strip by strip (Permute.apply_read):
+    a large 2-D transpose of bytes lying as stored in a file."""
+    reads = getattr(transform, "reads_strips", None)
+    return isinstance(root.extent, tuple) and reads is not None and reads(root.spec.shape, root.spec.dtype.numpy)
+
+
 def _relaid(root: Tensor, transform) -> Loader:
     def load() -> np.ndarray:
+        if _reads_strips(root, transform):
+            # bytes lying as stored in a file: read strip by strip into the relayout itself
+            from .ranges import range_reader
+            with range_reader(root.extent, root.spec.nbytes, root.source) as fill, \
+                    stage("relayout", root.spec.nbytes):
+                return transform.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
         array = root.load()
         if transform.moves_bytes:
             with stage("relayout", array.nbytes):

@@ -249,3 +249,73 @@ def test_safetensors_writes_from_several_threads_land_at_their_offsets(tmp_path)
             list(pool.map(lambda kv: w.write(*kv), reversed(list(arrays.items()))))
     got = load_file(str(out))
     assert all(got[k].tobytes() == v.tobytes() for k, v in arrays.items())
+
+
+@pytest.mark.parametrize("dtype,shape", [("F32", (300, 1031)), ("BF16", (129, 4099)), ("U8", (1025, 1030)),
+                                         ("F64", (257, 520)), ("I16", (700, 769))])
+def test_a_large_transpose_of_a_file_tensor_reads_it_strip_by_strip_bit_for_bit(tmp_path, dtype, shape):
+    """pt (out, in) -> tf (in, out) of a safetensors tensor of over a MiB: read a strip of rows
+    at a time into the transpose (no copy of the source in memory), same bytes as numpy's .T,
+    and the load ahead budgets it as its result alone."""
+    rng = np.random.default_rng(7)
+    raw = rng.integers(0, 256, int(np.prod(shape)) * DTYPES[dtype].itemsize, dtype=np.uint8)
+    array = raw.view(DTYPES[dtype].numpy).reshape(shape)
+    path = tmp_path / "m.safetensors"
+    st.write(path, [from_array("w", array, ("out", "in"))])
+    (t,) = st.read(path)
+    moved = t.transformed(relayout(("out", "in"), ("in", "out")))
+    reads = []
+    real = os.preadv
+
+    def counting(fd, buffers, offset):
+        reads.append(sum(len(b) for b in buffers))
+        return real(fd, buffers, offset)
+    os.preadv = counting
+    try:
+        got = moved.load()
+    finally:
+        os.preadv = real
+    assert got.dtype == array.dtype and got.shape == shape[::-1]
+    assert got.tobytes() == np.ascontiguousarray(array.T).tobytes()
+    assert len(reads) > 1 and max(reads) < array.nbytes and sum(reads) == array.nbytes
+    assert moved.holds() == array.nbytes
+    small = from_array("w", array, ("out", "in")).transformed(relayout(("out", "in"), ("in", "out")))
+    assert small.holds() == 2 * array.nbytes     # an array in memory: source and result both held
+
+
+def test_a_file_cut_short_under_a_strip_read_is_a_one_line_error_naming_it(tmp_path):
+    array = np.arange(512 * 1024, dtype=np.float32).reshape(512, 1024)
+    path = tmp_path / "m.safetensors"
+    st.write(path, [from_array("w", array, ("out", "in"))])
+    (t,) = st.read(path)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 4096)
+    moved = t.transformed(relayout(("out", "in"), ("in", "out")))
+    with pytest.raises(FormatError, match=r"tensor 'w': read \d+ of 2097152 bytes .*truncated") as info:
+        moved.load()
+    assert info.value.path == str(path)
+
+
+def test_a_cast_holds_its_source_and_its_result():
+    t = from_array("w", np.zeros((4, 8), np.float32), ("out", "in"))
+    assert t.cast(DTYPES["F16"]).holds() == 128 + 64
+    assert t.cast(DTYPES["F16"]).with_spec(axes=("a", "b")).holds() == 128 + 64
+
+
+def test_two_of_the_largest_tensors_load_at_once():
+    """The budget is twice the largest array: with two threads, two loads of that size overlap
+    (a writer waiting on one keeps the other core busy), never three."""
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def load(n):
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.02)
+        with lock:
+            live[0] -= 1
+        return np.zeros(MIB, np.uint8)
+    MIB = 16 << 20
+    tensors = [Tensor(TensorSpec(f"t{n}", DTYPES["U8"], (MIB,)), lambda n=n: load(n)) for n in range(8)]
+    assert [t.name for t in done(tensors, lambda t: t.load(), jobs=3)] == [t.name for t in tensors]
+    assert peak[0] == 2
