@@ -82,9 +82,9 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
         for t in tensors:
             yield t, fn(t)
         return
+    costs = [cost(t) for t in tensors]
     if budget is None:
-        costs = [(cost(t), t.nbytes) for t in tensors]
-        budget = max(max(c for c, _ in costs), 2 * max((n for c, n in costs if c), default=0), MIN_BUDGET)
+        budget = max(max(costs), 2 * max((t.nbytes for t, c in zip(tensors, costs) if c), default=0), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
     job = _in_turn(fn, in_turn) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()
@@ -93,18 +93,18 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
     with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-work") as pool:
         try:
             for _ in range(len(tensors)):
-                while ahead < len(tensors) and (not pending or in_flight + cost(tensors[ahead]) <= budget):
+                while ahead < len(tensors) and (not pending or in_flight + costs[ahead] <= budget):
                     t = tensors[ahead]
-                    pending.append((t, pool.submit(job, t, ahead)))
-                    in_flight += cost(t)
+                    pending.append((t, costs[ahead], pool.submit(job, t, ahead)))
+                    in_flight += costs[ahead]
                     ahead += 1
-                t, future = pending.popleft()
+                t, spent, future = pending.popleft()
                 result = future.result()
                 yield t, result
                 del result, future
-                in_flight -= cost(t)
+                in_flight -= spent
         finally:
-            for _, future in pending:
+            for _, _, future in pending:
                 future.cancel()
 
 

@@ -319,3 +319,29 @@ def test_two_of_the_largest_tensors_load_at_once():
     tensors = [Tensor(TensorSpec(f"t{n}", DTYPES["U8"], (MIB,)), lambda n=n: load(n)) for n in range(8)]
     assert [t.name for t in done(tensors, lambda t: t.load(), jobs=3)] == [t.name for t in tensors]
     assert peak[0] == 2
+
+
+def test_a_lazy_module_first_touched_by_many_threads_at_once_is_whole_for_each(tmp_path, monkeypatch):
+    """The load-ahead threads may be the first to touch a lazy codec module (crc32c from the
+    TensorBundle writer's threads): each waits for the one import, none sees it half made."""
+    import sys
+    from irconv.ir.lazy import lazy_module
+    (tmp_path / "slow_codec_for_test.py").write_text("import time\ntime.sleep(0.2)\nDONE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_codec_for_test", raising=False)
+    mod = lazy_module("slow_codec_for_test")
+    got, start = [], threading.Barrier(8)
+
+    def touch():
+        start.wait()
+        try:
+            got.append(mod.DONE)
+        except AttributeError as exc:
+            got.append(exc)
+    threads = [threading.Thread(target=touch) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert got == [42] * 8
+    import slow_codec_for_test
+    assert slow_codec_for_test is mod and mod.DONE == 42
+    monkeypatch.delitem(sys.modules, "slow_codec_for_test")

@@ -7,8 +7,6 @@ import struct
 from collections import deque
 from typing import Callable, Iterator
 
-import crc32c as _crc32c
-
 from ...ir.errors import FormatError
 from ...ir.limits import open_regular
 from .protowire import _WireError, _get_varint, _put_varint
@@ -37,7 +35,8 @@ def unmask(masked: int) -> int:
 
 
 def _crc(data, value: int = 0) -> int:
-    return _crc32c.crc32c(data, value=value)
+    import crc32c       # here, not at import: it reads package metadata (~10 ms)
+    return crc32c.crc32c(data, value=value)
 
 
 # --------------------------------------------------------------------------- table reading
