@@ -6,9 +6,10 @@ the GIL, so on a machine with more than one core they can run ahead of the write
 `loaded(tensors)` yields each tensor with its array, in order, while the next ones load on
 `jobs` threads. What is loaded and not yet written is bounded by a byte budget: each load
 costs the bytes it holds at most (Tensor.holds: its array, and a relayout's source while it is
-copied), and the budget is twice the largest array (at least MIN_BUDGET), so peak memory
-stays about twice the largest tensor however many threads there are, and two tensors of
-that size can load at once. A writer whose writes may come in any order from any thread (one
+copied), and the budget is twice the largest tensor of the model (at least MIN_BUDGET), so
+peak memory stays within twice the largest tensor however many threads there are, and a
+model whose largest tensor is copied in the kernel (an embedding) still relays out two or
+three of its layer matrices at once. A writer whose writes may come in any order from any thread (one
 whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
 `done(tensors, work)` runs work(tensor) (load, relayout, write) on them and yields each
 tensor, in order, once its work is done.
@@ -84,7 +85,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
         return
     costs = [cost(t) for t in tensors]
     if budget is None:
-        budget = max(max(costs), 2 * max((t.nbytes for t, c in zip(tensors, costs) if c), default=0), MIN_BUDGET)
+        budget = max(max(costs), 2 * max(t.nbytes for t in tensors), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
     job = _in_turn(fn, in_turn) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()
