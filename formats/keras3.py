@@ -28,10 +28,10 @@ import shutil
 import struct
 import tempfile
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ..ir.ranges import crc32
 from ..ir import limits
 from ..ir.errors import FormatError
 from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
@@ -465,7 +465,7 @@ def _check_crc(f, start: int, info: zipfile.ZipInfo, path: str) -> None:
         block = f.read(min(left, 1 << 20))
         if not block:
             break
-        crc, left = zlib.crc32(block, crc), left - len(block)
+        crc, left = crc32(block, crc), left - len(block)
     if left or crc != info.CRC:
         raise FormatError(f"{info.filename}: CRC-32 {crc:08x} where the zip says {info.CRC:08x}: the "
                           "archive is corrupt", path=path)

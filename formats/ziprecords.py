@@ -4,7 +4,7 @@ A torch zip's central directory is checked against the file before any member is
 no duplicate names, every local header inside the file and naming the same member, no two
 members' bytes overlapping, a stored member's sizes equal, a compressed member's declared size
 reachable from its compressed size. Every record read is checked against its zip CRC-32; the
-checksum is computed on a second thread while the next chunk is read (zlib.crc32 and readinto
+checksum is computed on a second thread while the next chunk is read (CRC-32, ir/ranges.crc32, and readinto
 both release the GIL), so verifying costs no wall time on a large read. Legacy (pre-1.6)
 checkpoints have records too (each storage's bytes in the stream) but no checksum.
 """
@@ -17,6 +17,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
+from ..ir.ranges import crc32
 from ..ir.errors import FormatError
 from ..ir.limits import open_regular
 from ..ir.stages import stage
@@ -90,7 +91,7 @@ def members(path: str, f, zf: zipfile.ZipFile) -> dict[str, tuple[zipfile.ZipInf
 
 
 class _Crc:
-    """zlib.crc32 over the chunks fed to it, in order; on a thread for large records."""
+    """CRC-32 (ir/ranges.crc32) over the chunks fed to it, in order; on a thread for large records."""
 
     def __init__(self, threaded: bool):
         self.value = 0
@@ -102,11 +103,11 @@ class _Crc:
 
     def _run(self):
         while (chunk := self._queue.get()) is not None:
-            self.value = zlib.crc32(chunk, self.value)
+            self.value = crc32(chunk, self.value)
 
     def feed(self, chunk) -> None:
         if self._queue is None:
-            self.value = zlib.crc32(chunk, self.value)
+            self.value = crc32(chunk, self.value)
         else:
             self._queue.put(chunk)
 

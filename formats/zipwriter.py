@@ -15,11 +15,10 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
-import zlib
 from dataclasses import dataclass
 
 from ..ir.errors import FormatError, UsageError
-from ..ir.ranges import crc_of_range
+from ..ir.ranges import crc32, crc_of_range
 from .partial import copy_extent, pwrite_at
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")          # APPNOTE 4.3.7
@@ -96,7 +95,7 @@ class LaidOutZip:
             raise UsageError(f"zip member {m.name.decode()!r}: {len(view)} bytes but declared {m.size}",
                              path=self.path)
         pwrite_at(self._fd, view, m.data)
-        crc = zlib.crc32(view)
+        crc = crc32(view)
         if crc:
             pwrite_at(self._fd, struct.pack("<L", crc), m.header + 14)
         m.crc = crc
@@ -106,7 +105,7 @@ class LaidOutZip:
         stream's pipe) by a kernel copy or splice, the CRC-32 then read back from this file."""
         m = self._members[index]
         copy_extent(extent, self._fd, m.data, m.size, name)
-        crc = crc_of_range(self._fd, m.data, m.size, zlib.crc32)
+        crc = crc_of_range(self._fd, m.data, m.size, crc32)
         if crc is None:
             raise FormatError(f"zip member {m.name.decode()!r}: its bytes did not all arrive", path=self.path)
         if crc:

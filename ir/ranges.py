@@ -11,6 +11,11 @@ from typing import Callable, Iterator
 from .errors import FormatError
 from .stages import stage
 
+try:        # zip's CRC-32 by ISA-L: ~9 GB/s here, zlib's 1.2 (a .bin member's CRC-32 is most of its write)
+    from isal.isal_zlib import crc32
+except ImportError:         # no wheel for this platform: zlib's, the same values
+    from zlib import crc32
+
 PIECE = 1 << 20
 
 
