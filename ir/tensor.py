@@ -147,7 +147,8 @@ def _reads_strips(root: Tensor, transform) -> bool:
     """Whether the relayout reads its source's file itself, strip by strip (Permute.apply_read):
     a large 2-D transpose of bytes lying as stored in a file."""
     reads = getattr(transform, "reads_strips", None)
-    return isinstance(root.extent, tuple) and reads is not None and reads(root.spec.shape, root.spec.dtype.numpy)
+    return (isinstance(root.extent, tuple) and reads is not None and root.spec.dtype.name != "BOOL"
+            and reads(root.spec.shape, root.spec.dtype.numpy))   # (a BOOL load checks its bytes)
 
 
 def _relaid(root: Tensor, transform) -> Loader:
