@@ -1,6 +1,6 @@
 """Benchmark: irconv beside `cp`, a naive rewrite and transformers, in one run (ratios).
 
-    python bench/run.py [--scale-gb 8] [--only bert|scale|startup] [--runs 3] [--keep DIR]
+    python bench/run.py [--scale-gb 8] [--only bert|scale|startup] [--runs 3] [--scale-runs 3] [--keep DIR]
     (irconv installed: `make bench`; the naive and transformers baselines need the test extras)
 
 Three parts, each case a child process timed by bench/measure.py (wall time, peak RSS):
@@ -292,7 +292,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale-gb", type=float, default=4.0, help="size of the scale case in fp32 (0: skip)")
     ap.add_argument("--only", choices=("startup", "bert", "keras", "scale"), action="append")
-    ap.add_argument("--runs", type=int, default=3, help="runs per BERT-base case (median); scale cases run once")
+    ap.add_argument("--runs", type=int, default=3, help="runs per BERT-base and keras case (median)")
+    ap.add_argument("--scale-runs", type=int, default=3,
+                    help="runs per scale case (median; on a shared VM one run of a GB case varies by ~30%%)")
     ap.add_argument("--keep", help="work in this directory and keep it (sources are reused)")
     args = ap.parse_args()
     parts = args.only or ["startup", "bert", "keras", "scale"]
@@ -331,9 +333,10 @@ def main() -> None:
                 # (safetensors.numpy cannot load bf16: no naive baseline there)
                 cases = (baseline_cases(src, work, tag, False, naive=dtype_name == "F32")
                          + irconv_cases(src, work, tag, targets, shard="1GB"))
+                runs = max(1, args.scale_runs)
                 table(f"scale, {dtype_name}: {du(src) / 1e9:.2f} GB in {len(list(src.glob('*.safetensors')))} "
-                      f"shards, {layers} layers, largest tensor {largest / 1e6:,.0f} MB (one run each)",
-                      cases, 1, largest, du(src))
+                      f"shards, {layers} layers, largest tensor {largest / 1e6:,.0f} MB "
+                      f"({f'median of {runs}' if runs > 1 else 'one run each'})", cases, runs, largest, du(src))
                 for p in work.glob(f"{tag}-*"):
                     _remove(str(p))
     finally:
