@@ -152,6 +152,10 @@ class Permute(Transform):
         transpose: the strip-by-strip read is faster and holds no copy of the source)."""
         return self.order == (1, 0) and len(shape) == 2 and math.prod(shape) * dtype.itemsize >= TILED_FROM
 
+    def read_buffer(self, shape, dtype) -> int:
+        """Bytes apply_read() holds beside its result: one strip of rows."""
+        return min(shape[0], FILE_STRIP) * shape[1] * dtype.itemsize
+
     def apply_read(self, shape, dtype, fill) -> np.ndarray:
         """apply() of the array whose bytes fill(buffer, offset) reads (transpose_2d_read)."""
         return transpose_2d_read(shape, dtype, fill)

@@ -85,9 +85,11 @@ class Tensor:
         file holds only the result). ir/pipeline budgets what loads ahead by it."""
         if self._chain is not None:
             root, step = self._chain
-            if step.moves_bytes and not _reads_strips(root, step):
+            if _reads_strips(root, step):        # the result and one strip of the source
+                return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.numpy)
+            if step.moves_bytes:
                 return root.holds() + self.nbytes
-            return max(self.nbytes, root.holds() if not step.moves_bytes else 0)
+            return max(self.nbytes, root.holds())
         return self._holds if self._holds is not None else self.nbytes
 
     def with_spec(self, **changes) -> "Tensor":

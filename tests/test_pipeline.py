@@ -278,7 +278,8 @@ def test_a_large_transpose_of_a_file_tensor_reads_it_strip_by_strip_bit_for_bit(
     assert got.dtype == array.dtype and got.shape == shape[::-1]
     assert got.tobytes() == np.ascontiguousarray(array.T).tobytes()
     assert len(reads) > 1 and max(reads) < array.nbytes and sum(reads) == array.nbytes
-    assert moved.holds() == array.nbytes
+    strip = min(shape[0], 128) * shape[1] * array.itemsize
+    assert moved.holds() == array.nbytes + strip and strip < array.nbytes
     small = from_array("w", array, ("out", "in")).transformed(relayout(("out", "in"), ("in", "out")))
     assert small.holds() == 2 * array.nbytes     # an array in memory: source and result both held
 
