@@ -82,7 +82,7 @@ class Tensor:
     def holds(self) -> int:
         """Bytes held at most at once while load() runs: the array, and the source of a
         relayout or cast as well while it is copied (a relayout read strip by strip from its
-        file holds only the result). ir/pipeline budgets what loads ahead by it."""
+        file holds the result and one strip). ir/pipeline budgets what loads ahead by it."""
         if self._chain is not None:
             root, step = self._chain
             if _reads_strips(root, step):        # the result and one strip of the source
