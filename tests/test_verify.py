@@ -266,3 +266,39 @@ def test_encoder_decoder_runs_with_decoder_ids(tmp, capsys):
     save_file(tensors, tmp / "changed" / "model.safetensors", metadata={"format": "pt"})
     code, text = verify_in_process(capsys, tmp / "changed", tmp / "tf2")
     assert code != 0 and result_rows(text)["logits"][2] != "ok", text
+
+
+def _no_pooler(directory):
+    torch.manual_seed(0)
+    config = transformers.RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=37, max_position_embeddings=70)
+    transformers.RobertaModel(config, add_pooling_layer=False).eval().save_pretrained(directory)
+    return directory
+
+
+def test_a_model_saved_without_its_pooler_verifies_without_one(tmp, capsys):
+    """RobertaModel(add_pooling_layer=False) and irconv's copy of it: transformers' class builds a
+    pooler by default, which the files do not have; both sides load without one (noted), so
+    nothing is newly initialised, and the hidden states are compared."""
+    src = _no_pooler(tmp / "src")
+    out = tmp / "bin"
+    run_irconv("convert", src, out, "--to", "pt", "--bin", check=True)
+    code, text = verify_in_process(capsys, src, out)
+    assert code == 0, text
+    assert "last_hidden_state" in result_rows(text) and "pooler_output" not in result_rows(text)
+    assert "newly initialised" not in text and "without a pooler" in text, text
+
+
+def test_a_pooler_lost_on_one_side_fails(pt_dir, tmp, capsys):
+    """Loading without a pooler is no way round a pooler one side has and the other lost."""
+    src = tmp / "with"
+    transformers.BertModel(transformers.BertConfig.from_pretrained(pt_dir)).eval().save_pretrained(src)
+    out = tmp / "without"
+    shutil.copytree(src, out)
+    weights = load_file(out / "model.safetensors")
+    for name in [n for n in weights if n.startswith("pooler.")]:
+        del weights[name]
+    save_file(weights, out / "model.safetensors", metadata={"format": "pt"})
+    code, text = verify_in_process(capsys, src, out)
+    assert code == 1, text
+    assert "pooler_output" in text and "FAILED" in text, text

@@ -104,10 +104,13 @@ def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print, config: d
         echo(f"# {where}: note: {note}")
 
     res_a, res_b = side_a.run(inputs), side_b.run(inputs)
-    for name in [n for n in res_a if n not in res_b]:
-        echo(f"# only in {src}: {name}")
-    for name in [n for n in res_b if n not in res_a]:
-        echo(f"# only in {out}: {name}")
+    for here, there, res, other, lacking in ((src, out, res_a, res_b, side_b.lacks), (out, src, res_b, res_a, side_a.lacks)):
+        for name in [n for n in res if n not in other]:
+            if name in lacking:
+                problems.append((there, f"gives no {name} (its file has none of the weights), {here} does"))
+                echo(f"{there}: gives no {name} (its file has none of the weights), {here} does")
+            else:
+                echo(f"# only in {here}: {name}")
     mask = inputs.get("attention_mask")
     results = compare(res_a, res_b, atol, mask)
     if any(per_position(res_a[r.name], mask) for r in results if r.diff is not None):

@@ -34,6 +34,9 @@ class LoadedModel:
     run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
     problems: list[str] = field(default_factory=list)   # missing / unexpected / re-initialised weights
     notes: list[str] = field(default_factory=list)      # printed, but no failure (e.g. how inputs were adapted)
+    # outputs this side does not give because its file has no weights for them (a pooler): one
+    # the other side gives is then a failure, not a note
+    lacks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

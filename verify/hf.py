@@ -16,6 +16,16 @@ def load_hf_pt(path: Path, config: dict) -> LoadedModel:
     import torch
     cls = _transformers_class(_architecture(config, path), path)
     model, info = cls.from_pretrained(str(path), output_loading_info=True, local_files_only=True)
+    notes, lacks = [], frozenset()
+    missing = info.get("missing_keys") or ()
+    if missing and all(_POOLER.search(k) for k in missing) and \
+            "add_pooling_layer" in inspect.signature(cls.__init__).parameters:
+        # A model saved without its pooler (RobertaModel(add_pooling_layer=False)): the class
+        # builds one by default, which the file cannot fill.
+        model, info = cls.from_pretrained(str(path), output_loading_info=True, local_files_only=True,
+                                          add_pooling_layer=False)
+        notes.append("the file has no pooler weights: loaded without a pooler (add_pooling_layer=False)")
+        lacks = frozenset({"pooler_output"})
     model.eval()
 
     def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -24,7 +34,10 @@ def load_hf_pt(path: Path, config: dict) -> LoadedModel:
         return _flatten(out, torch.is_tensor, lambda t: t.detach().cpu().to(torch.float64).numpy())
 
     return LoadedModel(f"pt {cls.__name__}", config, frozenset(inspect.signature(model.forward).parameters),
-                       run, _weight_problems(info))
+                       run, _weight_problems(info), notes, lacks)
+
+
+_POOLER = re.compile(r"(^|\.)pooler\.")
 
 
 # HF's h5 loader matches layers by name, and Keras numbers Dropout layers per process, so
