@@ -169,6 +169,27 @@ def _relaid(root: Tensor, transform) -> Loader:
     return load
 
 
+def read_once_for(t: Tensor, loads: int) -> Tensor:
+    """t under a loader that reads it once for `loads` loads, the array kept until the last:
+    a source read in order (an IR stream) whose tensor several stored names need as tensors of
+    their own (a copy in another layout, or one the consumer will not re-tie), taken one right
+    after the other. None of them is a kernel copy (no extent): the bytes come from the one read."""
+    import threading
+    lock, state = threading.Lock(), {"array": None, "left": loads}
+
+    def load() -> np.ndarray:
+        with lock:
+            array = state["array"]
+            if array is None:
+                array = t.load()
+            state["left"] -= 1
+            state["array"] = array if state["left"] > 0 else None
+            return array
+    out = Tensor(t.spec, load, t.source)
+    out._holds = t.holds()
+    return out
+
+
 def from_array(name: str, array: np.ndarray, axes=None) -> Tensor:
     from .dtypes import from_numpy
     spec = TensorSpec(name, from_numpy(array.dtype), tuple(array.shape), axes)

@@ -27,9 +27,11 @@ def stack(side: str, cross: bool) -> tuple[Block, Block]:
     """One stack's blocks: its embeddings (tokens, positions, LayerNorm) and its layers."""
     embeddings = Block.of(side, [
         # HF's PyTorch stacks take the shared module's matrix when built; PyTorch's state dict
-        # names it again, safetensors files drop it, TF never names it.
+        # names it again, safetensors files drop it, TF never names it. Untied, transformers
+        # does not re-tie it on load (it re-initialises the matrix, shared with model.shared):
+        # irconv's files then carry it, where transformers' own save_pretrained drops it.
         param("embed_tokens.weight", ("rows", "hidden"), tied_to="shared.weight", tie_key=None,
-              pt="embed_tokens.weight"),
+              stored_untied="tie_word_embeddings", pt="embed_tokens.weight"),
         embedding("embeddings.position", pt="embed_positions"),
         norm("embeddings.norm", pt="layernorm_embedding"),
     ], pt=side, tf2=f"model/{side}")

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Mapping
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import MappingError, UsageError
 from ..ir.layout import DENSE_PT, DENSE_TF, UNIT, Axes, Split, Transform, relayout
-from ..ir.tensor import Tensor, TensorSpec, from_array
+from ..ir.tensor import Tensor, TensorSpec, from_array, read_once_for
 
 # --------------------------------------------------------------------------- spelling styles
 
@@ -83,6 +83,11 @@ class Param:
     # pos_emb.inv_freq): config -> array, computed on import where the view has no name for it
     # and dropped on export to such a view.
     derive: Callable[[dict], object] | None = None
+    # A config flag (default true) where false means transformers' from_pretrained does not
+    # re-tie this name to its target (BART's stacks' embed_tokens with tie_word_embeddings
+    # false: the name is missing, and re-initialising it overwrote the shared matrix): a view
+    # then stores it as a tensor of its own, even in a file that drops tied copies.
+    stored_untied: str | None = None
 
 
 def _tf_path(pt_path: str, index_joint: str) -> str:
@@ -134,9 +139,11 @@ def _as_spelling(value) -> Spelling:
 
 
 def param(name: str, axes: Axes, *, tied_to: str | None = None, tie_key: str | None = "tie_word_embeddings",
-          derive: Callable[[dict], object] | None = None, **views) -> list[Param]:
+          derive: Callable[[dict], object] | None = None, stored_untied: str | None = None,
+          **views) -> list[Param]:
     """One canonical tensor: `view="raw.name"` or `view=("raw/name", axes)` per view."""
-    return [Param(name, tuple(axes), {v: _as_spelling(s) for v, s in views.items()}, tied_to, tie_key, derive)]
+    return [Param(name, tuple(axes), {v: _as_spelling(s) for v, s in views.items()}, tied_to, tie_key, derive,
+                  stored_untied)]
 
 
 def _module(name: str, leaves, **views) -> list[Param]:
@@ -989,7 +996,7 @@ class FamilyView:
                 unknown.append(canonical)     # e.g. an untied decoder in a view that always ties
                 continue
             out.append(t.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw))
-        aliases = {}
+        aliases, copies = {}, {}
         for alias, target in ckpt.aliases.items():
             hit = self._canonical.match(alias)
             if hit is not None and (not hit[0].raw or not hit[0].param.spellings[self.view].tied_copy):
@@ -998,14 +1005,30 @@ class FamilyView:
             target_hit = self._canonical.match(target)
             if raw_alias is None or raw_target is None:
                 unknown.append(alias)
-            elif hit is not None and target_hit is not None and hit[0].raw_axes != target_hit[0].raw_axes \
-                    and target in ckpt.tensors:
+            elif hit is not None and target in ckpt.tensors and (
+                    (target_hit is not None and hit[0].raw_axes != target_hit[0].raw_axes)
+                    or (hit[0].param.stored_untied and not ckpt.config.get(hit[0].param.stored_untied, True))):
                 # A copy stored in another layout (TF Mistral's lm_head kernel is the embedding
-                # matrix transposed) is a tensor of its own, not a second name for the bytes.
-                out.append(ckpt.tensors[target].transformed(relayout(hit[0].param.axes, hit[0].raw_axes))
-                           .with_spec(name=raw_alias))
+                # matrix transposed), or one the consumer would not re-tie (stored_untied), is a
+                # tensor of its own, not a second name for the bytes.
+                copies.setdefault(target, []).append((raw_alias, hit[0]))
             else:
                 aliases[raw_alias] = raw_target
+        for target, names in copies.items():
+            root, raw_target = ckpt.tensors[target], self.raw_name(target, prefix)
+            at = next((n for n, o in enumerate(out) if o.name == raw_target), None)
+            if ckpt.ordered and at is not None:
+                # A stream gives the bytes once, in table order: every name loads them from one
+                # read, the copies right after their target.
+                root = read_once_for(root, 1 + len(names))
+                target_entry = self._canonical.match(target)[0]
+                out[at] = root.transformed(relayout(target_entry.param.axes, target_entry.raw_axes)).with_spec(name=raw_target)
+            tensors = [root.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw)
+                       for raw, entry in names]
+            if ckpt.ordered and at is not None:
+                out[at + 1:at + 1] = tensors
+            else:
+                out.extend(tensors)
         if unknown:
             raise MappingError(f"{len(unknown)} canonical tensor(s) have no name in the {self.family.name} "
                                f"{self.view!r} view: " + ", ".join(map(repr, unknown[:8])), path=where)

@@ -69,6 +69,29 @@ def test_untied_lm_head_cannot_go_to_tf2(tmp):
     assert not (tmp / "tf2").exists()
 
 
+@pytest.mark.parametrize("flags", [(), ("--bin",)])
+def test_an_untied_model_reloads_in_transformers_with_its_own_matrices(tmp, flags):
+    """Untied, transformers' save_pretrained drops the stacks' embed_tokens (shared with
+    model.shared) and its from_pretrained then re-initialises them, and with them the shared
+    matrix: it cannot reload its own file. irconv's file names them, so transformers loads
+    every weight and computes what the model computed; and the file converts back to itself."""
+    model = make_pt("bart", "BartForConditionalGeneration", seed=73, tie_word_embeddings=False)
+    model.save_pretrained(tmp / "hf")
+    inputs = inputs_for("bart", model.config)
+    run_irconv("convert", tmp / "hf", tmp / "out", "--to", "pt", *flags, check=True)
+    got, info = transformers.BartForConditionalGeneration.from_pretrained(tmp / "out", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    assert_close(run_pt(model, inputs), run_pt(got.eval(), inputs), 0.0)
+    run_irconv("convert", tmp / "out", tmp / "back", "--to", "pt", *flags, check=True)
+    assert run_irconv("diff", tmp / "out", tmp / "back").returncode == 0
+    # through the IR stream, which gives the shared matrix once for its three names
+    stream = run_irconv("import", "pt", tmp / "hf", check=True).stdout
+    run_irconv("export", "pt", tmp / "piped", *flags, input=stream, check=True)
+    piped = transformers.BartForConditionalGeneration.from_pretrained(tmp / "piped", output_loading_info=True)
+    assert not piped[1]["missing_keys"], piped[1]
+    assert_close(run_pt(model, inputs), run_pt(piped[0].eval(), inputs), 0.0)
+
+
 @pytest.mark.parametrize("cls_name", CLASSES)
 def test_bare_weights_file_infers_the_config(cls_name, tmp):
     model = make_pt("bart", cls_name, seed=74)

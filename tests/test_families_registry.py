@@ -164,8 +164,12 @@ def test_untied_head(family, cls_name, canonical, tmp):
     raw = fam.view("pt").raw_name(canonical, "")
     assert any(k == raw or k.endswith(f".{raw}") for k in load_file(tmp / "src" / "model.safetensors")), raw
     run_irconv("convert", tmp / "src", tmp / "out", "--to", "pt", check=True)
-    assert_same_safetensors(tmp / "src", tmp / "out")
-    same_outputs(family, model, tmp / "out", cls_name, like=tmp / "src")
+    # transformers cannot reload its own untied BART (it drops the stacks' embed_tokens and
+    # then re-initialises them): irconv's file names them (test_families_bart)
+    copies = {f"model.{side}.embed_tokens.weight": "model.shared.weight"
+              for side in ("encoder", "decoder")} if family == "bart" else {}
+    assert_same_safetensors(tmp / "src", tmp / "out", copies)
+    same_outputs(family, model, tmp / "out", cls_name)
     for exporter in EXPORTERS:
         if exporter.name == "pt":
             continue
@@ -191,4 +195,4 @@ def test_untied_head(family, cls_name, canonical, tmp):
         (tmp / "src" / "config.json").unlink()
         config = convert_without_config(fam, model, tmp / "src" / "model.safetensors", tmp / "bare")
         assert config["tie_word_embeddings"] is False
-        assert_same_safetensors(tmp / "src", tmp / "bare")
+        assert_same_safetensors(tmp / "src", tmp / "bare", copies)

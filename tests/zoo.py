@@ -339,11 +339,14 @@ def run_tf(model, inputs) -> dict[str, np.ndarray]:
 PT_FORWARD_BROKEN = {"transfo-xl": "TransfoXLModel.forward calls Tensor.type_as(dtype=...)"}
 
 
-def assert_same_safetensors(src, out):
-    """Both HF directories' model.safetensors hold the same names and bytes (read by safetensors)."""
+def assert_same_safetensors(src, out, copies: dict[str, str] | None = None):
+    """Both HF directories' model.safetensors hold the same names and bytes (read by safetensors);
+    `copies`: names only `out` holds -> the name in `src` whose bytes they repeat."""
     import torch
     from safetensors.torch import load_file
     ref, got = load_file(src / "model.safetensors"), load_file(out / "model.safetensors")
+    for name, of in (copies or {}).items():
+        assert name not in ref and torch.equal(got.pop(name), ref[of]), name
     assert sorted(ref) == sorted(got)
     for k in ref:
         # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes.
