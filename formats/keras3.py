@@ -31,9 +31,9 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from ..ir.ranges import crc32
 from ..ir import limits
 from ..ir.errors import FormatError
+from ..ir.ranges import crc32
 from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
                       _weight, child, looks_like, members, open_h5, scope_of)
 from .kerash5 import h5py

@@ -4,8 +4,8 @@ A torch zip's central directory is checked against the file before any member is
 no duplicate names, every local header inside the file and naming the same member, no two
 members' bytes overlapping, a stored member's sizes equal, a compressed member's declared size
 reachable from its compressed size. Every record read is checked against its zip CRC-32; the
-checksum is computed on a second thread while the next chunk is read (CRC-32, ir/ranges.crc32, and readinto
-both release the GIL), so verifying costs no wall time on a large read. Legacy (pre-1.6)
+checksum (ir/ranges.crc32) is computed on a second thread while the next chunk is read (it and
+readinto both release the GIL), so verifying costs no wall time on a large read. Legacy (pre-1.6)
 checkpoints have records too (each storage's bytes in the stream) but no checksum.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-from ..ir.ranges import crc32
 from ..ir.errors import FormatError
 from ..ir.limits import open_regular
+from ..ir.ranges import crc32
 from ..ir.stages import stage
 
 CHUNK = 16 << 20            # read (and checksum) a record this much at a time

@@ -83,11 +83,15 @@ TILED_FROM = 1 << 20
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+def _moved(dtype: np.dtype) -> np.dtype:
+    """The dtype a transpose moves `dtype`'s bytes as: the unsigned int of its width."""
+    return np.dtype(_UINTS[dtype.itemsize]) if dtype.itemsize in _UINTS and dtype.kind != "O" else dtype
+
+
 def transpose_2d(array: np.ndarray) -> np.ndarray:
     """array.T as a new C-contiguous array, copied in strips of rows."""
     dtype = array.dtype
-    if dtype.itemsize in _UINTS and dtype.kind != "O":
-        array = array.view(_UINTS[dtype.itemsize])
+    array = array.view(_moved(dtype))
     strip = 128 if array.dtype.itemsize == 1 else 64
     rows, cols = array.shape
     out = np.empty((cols, rows), dtype=array.dtype)
@@ -108,7 +112,7 @@ def transpose_2d_read(shape: tuple[int, int], dtype: np.dtype, fill) -> np.ndarr
     reads (exactly len(buffer) bytes from that offset of the array's bytes, or raises),
     a strip of rows at a time into one small buffer: the source is never whole in memory."""
     dtype = np.dtype(dtype)
-    moved = np.dtype(_UINTS[dtype.itemsize]) if dtype.itemsize in _UINTS and dtype.kind != "O" else dtype
+    moved = _moved(dtype)
     rows, cols = shape
     strip = max(1, min(rows, FILE_STRIP))
     buf = np.empty((strip, cols), dtype=moved)

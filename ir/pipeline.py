@@ -9,8 +9,8 @@ costs the bytes it holds at most (Tensor.holds: its array, and a relayout's sour
 copied), and the budget is twice the largest tensor of the model (at least MIN_BUDGET), so
 peak memory stays within twice the largest tensor however many threads there are, and a
 model whose largest tensor is copied in the kernel (an embedding) still relays out two or
-three of its layer matrices at once. A writer whose writes may come in any order from any thread (one
-whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
+three of its layer matrices at once. A writer whose writes may come in any order from any
+thread (one whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
 `done(tensors, work)` runs work(tensor) (load, relayout, write) on them and yields each
 tensor, in order, once its work is done.
 """

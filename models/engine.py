@@ -1011,21 +1011,22 @@ class FamilyView:
                 # A copy stored in another layout (TF Mistral's lm_head kernel is the embedding
                 # matrix transposed), or one the consumer would not re-tie (stored_untied), is a
                 # tensor of its own, not a second name for the bytes.
-                copies.setdefault(target, []).append((raw_alias, hit[0]))
+                copies.setdefault(target, (target_hit[0] if target_hit else None, []))[1].append((raw_alias, hit[0]))
             else:
                 aliases[raw_alias] = raw_target
-        for target, names in copies.items():
+        for target, (target_entry, names) in copies.items():
             root, raw_target = ckpt.tensors[target], self.raw_name(target, prefix)
             at = next((n for n, o in enumerate(out) if o.name == raw_target), None)
-            if ckpt.ordered and at is not None:
+            if ckpt.ordered and at is not None and target_entry is not None:
                 # A stream gives the bytes once, in table order: every name loads them from one
                 # read, the copies right after their target.
                 root = read_once_for(root, 1 + len(names))
-                target_entry = self._canonical.match(target)[0]
                 out[at] = root.transformed(relayout(target_entry.param.axes, target_entry.raw_axes)).with_spec(name=raw_target)
+            else:
+                at = None
             tensors = [root.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw)
                        for raw, entry in names]
-            if ckpt.ordered and at is not None:
+            if at is not None:
                 out[at + 1:at + 1] = tensors
             else:
                 out.extend(tensors)

@@ -108,7 +108,7 @@ def verify(src, out, *, atol: float = 1e-4, seed: int = 0, echo=print, config: d
         for name in [n for n in res if n not in other]:
             if name in lacking:
                 problems.append((there, f"gives no {name} (its file has none of the weights), {here} does"))
-                echo(f"{there}: gives no {name} (its file has none of the weights), {here} does")
+                echo(f"{there}: {problems[-1][1]}")
             else:
                 echo(f"# only in {here}: {name}")
     mask = inputs.get("attention_mask")
