@@ -8,7 +8,8 @@ JOBS   ?= 2
 
 .PHONY: demo test test-long bench clean
 
-$(BIN)/irconv: pyproject.toml
+# (ir/_transpose.c is compiled by this install: an edit to it needs the install again)
+$(BIN)/irconv: pyproject.toml ir/_transpose.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

@@ -72,15 +72,20 @@ class Identity(Transform):
         return other
 
 
-# A 2-D transpose copied in strips of 64 source rows (128 for 1-byte dtypes): each numpy call
-# reads a few contiguous rows and writes 128-256 bytes of every output row, so both sides stay
-# in the cache, and there are only rows/64 calls, so two threads transposing at once hardly
-# wait for each other's GIL. Measured here against numpy's one strided copy (~0.4 GB/s) and
-# 64-element square tiles: fp32 (16384, 4096) 1.4 GB/s (tiles 1.25), 2.5 GB/s on two threads
-# (tiles 1.6); bf16 0.9 GB/s (tiles at 256: 0.3). The bytes are moved as unsigned integers of
-# the same width: numpy copies ml_dtypes' bf16/fp8 through slower loops.
+# Large 2-D transposes (TILED_FROM bytes and up) are ir/_transpose.c's when it was built (4-5
+# GB/s fp32, 3-4 bf16 here, the GIL released), else numpy's, copied in strips of 64 source rows
+# (128 for 1-byte dtypes): each numpy call reads a few contiguous rows and writes 128-256 bytes of
+# every output row, so both sides stay in the cache, and there are only rows/64 calls, so two
+# threads transposing at once hardly wait for each other's GIL (fp32 (16384, 4096) 1.4 GB/s,
+# against 0.4 for numpy's one strided copy; bf16 0.9). Both move the bytes as unsigned integers
+# of the same width (numpy copies ml_dtypes' bf16/fp8 through slower loops) and give the same
+# bits. `fast = None` makes the numpy path the only one (the tests compare the two).
 TILED_FROM = 1 << 20
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+try:
+    from . import _transpose as fast
+except ImportError:  # not built (no compiler where irconv was installed): numpy's path
+    fast = None
 
 
 def _moved(dtype: np.dtype) -> np.dtype:
@@ -88,22 +93,46 @@ def _moved(dtype: np.dtype) -> np.dtype:
     return np.dtype(_UINTS[dtype.itemsize]) if dtype.itemsize in _UINTS and dtype.kind != "O" else dtype
 
 
+def _fast_for(*arrays: np.ndarray):
+    """ir/_transpose if it was built and takes these C-contiguous, aligned arrays, else None."""
+    module = fast
+    if module is None:
+        return None
+    for a in arrays:
+        if a.dtype.kind != "u" or not a.flags.c_contiguous or a.ctypes.data % a.itemsize:
+            return None
+    return module
+
+
+def _transpose_into(src: np.ndarray, out: np.ndarray, start: int) -> None:
+    """out[:, start:start + rows] = src.T for a (rows, cols) `src` and a (cols, n) `out`."""
+    rows, cols = src.shape
+    module = _fast_for(src, out)
+    if module is not None:
+        module.transpose(src, out, rows, cols, src.itemsize, out.shape[1], start)
+        return
+    strip = 128 if src.dtype.itemsize == 1 else 64
+    for i in range(0, rows, strip):
+        end = min(i + strip, rows)
+        out[:, start + i:start + end] = src[i:end].T
+
+
 def transpose_2d(array: np.ndarray) -> np.ndarray:
-    """array.T as a new C-contiguous array, copied in strips of rows."""
+    """array.T as a new C-contiguous array."""
     dtype = array.dtype
     array = array.view(_moved(dtype))
-    strip = 128 if array.dtype.itemsize == 1 else 64
     rows, cols = array.shape
     out = np.empty((cols, rows), dtype=array.dtype)
-    for i in range(0, rows, strip):
-        out[:, i:i + strip] = array[i:i + strip].T
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array) if _fast_for(out) is not None else array
+    _transpose_into(array, out, 0)
     return out.view(dtype)
 
 
 # Rows per strip when the source is read from a file strip by strip: a strip of a few hundred
-# KiB stays in the core's cache between the read and the transpose. Measured here on an
-# (8192, 2048) kernel from the page cache: fp32 1.6 GB/s (64-row strips 1.46; a read of the
-# whole tensor, then transpose_2d: 1.24), bf16 1.4 (1.07).
+# KiB stays in the core's cache between the read and the transpose. Measured here (numpy's
+# path) on an (8192, 2048) kernel from the page cache: fp32 1.6 GB/s (64-row strips 1.46; a
+# read of the whole tensor, then transpose_2d: 1.24), bf16 1.4 (1.07).
 FILE_STRIP = 128
 
 
@@ -122,7 +151,7 @@ def transpose_2d_read(shape: tuple[int, int], dtype: np.dtype, fill) -> np.ndarr
     for i in range(0, rows, strip):
         k = min(strip, rows - i)
         fill(raw[:k * row_bytes], i * row_bytes)
-        out[:, i:i + k] = buf[:k].T
+        _transpose_into(buf[:k], out, i)
     return out.view(dtype)
 
 
