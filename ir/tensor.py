@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 class Tensor:
     """A spec and a way to get its array. `source` is the name it had in the file read."""
 
-    __slots__ = ("spec", "_loader", "source", "_chain", "extent", "_holds")
+    __slots__ = ("spec", "_loader", "source", "_chain", "extent", "strips", "_holds")
 
     def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
         self.spec = spec
@@ -61,6 +61,11 @@ class Tensor:
         # safetensors tensor): a writer that stores them the same way may copy the range in
         # the kernel (os.copy_file_range) instead of reading and writing them.
         self.extent: tuple[str, int] | None = None
+        # For bytes that lie contiguous in a file behind a check of their own (a TensorBundle
+        # entry's crc32c), which a kernel copy would skip: a callable giving a context manager
+        # that yields fill(buffer, at), to be called over the bytes in order, and checks them
+        # on exit. A large relayout reads them strip by strip through it (ir/layout).
+        self.strips: Callable[[], ContextManager[Callable]] | None = None
         # Bytes load() holds at most at once, when more than the array (a cast's source too).
         self._holds: int | None = None
 
@@ -97,7 +102,7 @@ class Tensor:
         out = Tensor(replace(self.spec, **changes), self._loader, self.source)
         if "axes" not in changes:      # renamed axes no longer compose by name
             out._chain = self._chain
-        out.extent = self.extent
+        out.extent, out.strips = self.extent, self.strips
         out._holds = self.holds() if out._chain is None else None
         return out
 
@@ -125,7 +130,7 @@ class Tensor:
         out = Tensor(spec, _relaid(root, step), self.source)
         out._chain = (root, step)
         if not step.moves_bytes:       # a squeeze or an identity: the same bytes in the same order
-            out.extent = root.extent
+            out.extent, out.strips = root.extent, root.strips
         return out
 
     def prefetched(self) -> "Tensor":
@@ -149,17 +154,20 @@ def _reads_strips(root: Tensor, transform) -> bool:
     """Whether the relayout reads its source's file itself, strip by strip (Permute.apply_read):
     a large 2-D transpose of bytes lying as stored in a file."""
     reads = getattr(transform, "reads_strips", None)
-    return (isinstance(root.extent, tuple) and reads is not None and root.spec.dtype.name != "BOOL"
-            and reads(root.spec.shape, root.spec.dtype.numpy))   # (a BOOL load checks its bytes)
+    return ((isinstance(root.extent, tuple) or root.strips is not None) and reads is not None
+            and root.spec.dtype.name != "BOOL"                   # (a BOOL load checks its bytes)
+            and reads(root.spec.shape, root.spec.dtype.numpy))
 
 
 def _relaid(root: Tensor, transform) -> Loader:
     def load() -> np.ndarray:
         if _reads_strips(root, transform):
             # bytes lying as stored in a file: read strip by strip into the relayout itself
+            # (through their check, if they have one: the result is returned only once it passed)
             from .ranges import range_reader
-            with range_reader(root.extent, root.spec.nbytes, root.source) as fill, \
-                    stage("relayout", root.spec.nbytes):
+            reader = (root.strips() if root.strips is not None
+                      else range_reader(root.extent, root.spec.nbytes, root.source))
+            with reader as fill, stage("relayout", root.spec.nbytes):
                 return transform.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
         array = root.load()
         if transform.moves_bytes:

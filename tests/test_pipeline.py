@@ -297,6 +297,85 @@ def test_a_file_cut_short_under_a_strip_read_is_a_one_line_error_naming_it(tmp_p
     assert info.value.path == str(path)
 
 
+@pytest.mark.parametrize("dtype,shape", [("F32", (300, 1031)), ("BF16", (129, 4099)), ("F64", (257, 520))])
+def test_a_large_transpose_of_a_bundle_tensor_reads_it_strip_by_strip_through_its_crc(tmp_path, dtype, shape):
+    """tf (in, out) -> pt (out, in) of a TensorBundle entry: read a strip at a time into the
+    transpose, the entry's crc32c taken as the strips pass: same bytes as numpy's .T, no copy of
+    the source, and never a kernel copy (that would skip the crc: no extent)."""
+    from irconv.formats import tensorbundle as tb
+    rng = np.random.default_rng(8)
+    raw = rng.integers(0, 256, int(np.prod(shape)) * DTYPES[dtype].itemsize, dtype=np.uint8)
+    array = raw.view(DTYPES[dtype].numpy).reshape(shape)
+    tb.write(tmp_path / "m", [from_array("w", array)])
+    (t,) = tb.read(tmp_path / "m").tensors
+    assert t.extent is None and t.strips is not None
+    moved = t.with_spec(axes=("in", "out")).transformed(relayout(("in", "out"), ("out", "in")))
+    reads = []
+    real = os.preadv
+
+    def counting(fd, buffers, offset):
+        reads.append(sum(len(b) for b in buffers))
+        return real(fd, buffers, offset)
+    os.preadv = counting
+    try:
+        got = moved.load()
+    finally:
+        os.preadv = real
+    assert got.tobytes() == np.ascontiguousarray(array.T).tobytes()
+    assert len(reads) > 1 and max(reads) < array.nbytes and sum(reads) == array.nbytes
+    assert moved.holds() == array.nbytes + min(shape[0], 128) * shape[1] * array.itemsize
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.999])
+def test_a_flipped_bit_under_a_bundle_strip_read_is_the_crc_error_naming_the_shard(tmp_path, where):
+    from irconv.formats import tensorbundle as tb
+    array = np.arange(512 * 1024, dtype=np.float32).reshape(512, 1024)
+    tb.write(tmp_path / "m", [from_array("w", array)])
+    shard = tb.data_path(str(tmp_path / "m"), 0, 1)
+    data = bytearray(Path(shard).read_bytes())
+    data[int(len(data) * where)] ^= 0x04
+    Path(shard).write_bytes(data)
+    (t,) = tb.read(tmp_path / "m").tensors
+    moved = t.with_spec(axes=("in", "out")).transformed(relayout(("in", "out"), ("out", "in")))
+    with pytest.raises(FormatError, match="tensor 'w': checksum mismatch.*corrupted file") as info:
+        moved.load()
+    assert info.value.path == shard
+
+
+def test_a_corrupted_tf1_checkpoint_converts_to_nothing(tmp_path):
+    """Through the CLI: tf1 -> pt of a BERT whose large kernel (read strip by strip into its
+    transpose) has a flipped bit is one line naming the shard, exit 2, and no output."""
+    import json
+    from irconv.formats import tensorbundle as tb
+    tiny = Path(__file__).parents[1] / "examples" / "tiny-bert"
+    config = dict(json.loads((tiny / "config.json").read_text()), intermediate_size=8192)
+    arrays = load_file(str(tiny / "model.safetensors"))
+    rng = np.random.default_rng(2)
+    for name in list(arrays):
+        if ".intermediate.dense." in name or ".output.dense." in name and "attention" not in name:
+            shape = tuple(8192 if n == 64 else n for n in arrays[name].shape)
+            arrays[name] = rng.standard_normal(shape, np.float32)
+    (tmp_path / "pt").mkdir()
+    save_file(arrays, str(tmp_path / "pt" / "model.safetensors"))
+    (tmp_path / "pt" / "config.json").write_text(json.dumps(config))
+    run_irconv("convert", tmp_path / "pt", tmp_path / "tf1", "--to", "tf1", check=True)
+    prefix = str(next((tmp_path / "tf1").glob("*.index")))[:-len(".index")]
+    (t,) = [t for t in tb.read(prefix).tensors if t.name.endswith("layer_0/intermediate/dense/kernel")]
+    assert t.nbytes >= 1 << 20
+    shard = tb.data_path(prefix, 0, 1)
+    data = bytearray(Path(shard).read_bytes())
+    kernel = np.ascontiguousarray(arrays["bert.encoder.layer.0.intermediate.dense.weight"].T).tobytes()
+    at = data.find(kernel)
+    assert at >= 0
+    data[at + len(kernel) // 2] ^= 0x01
+    Path(shard).write_bytes(data)
+    proc = run_irconv("convert", tmp_path / "tf1", tmp_path / "out", "--to", "pt")
+    err = proc.stderr.decode().strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "checksum mismatch" in err and Path(shard).name in err and t.name in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_cast_holds_its_source_and_its_result():
     t = from_array("w", np.zeros((4, 8), np.float32), ("out", "in"))
     assert t.cast(DTYPES["F16"]).holds() == 128 + 64

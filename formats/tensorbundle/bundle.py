@@ -24,11 +24,11 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ...ir.dtypes import from_tf
-from ...ir.errors import DTypeError, FormatError, UsageError
+from ...ir.errors import DTypeError, FormatError, IrconvError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.stages import stage
+from ...ir.ranges import crc_of_range, range_reader
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
-from ...ir.ranges import crc_of_range
 from ..partial import PartialWriter, copy_extent, pwrite_at
 from ..sharding import parse_size, plan_shards
 from .objectgraph import OBJECT_GRAPH_KEY, TrackableObject, decode_object_graph
@@ -305,6 +305,27 @@ def _loader(path: str, spec: TensorSpec, entry: _Entry):
     return load
 
 
+def _strips(path: str, spec: TensorSpec, entry: _Entry):
+    """Tensor.strips of an entry: its bytes read in order, a piece at a time, into a relayout,
+    their crc32c taken as they pass and checked at the end (before the result is used)."""
+    @contextlib.contextmanager
+    def reader():
+        state = {"at": 0, "crc": 0}
+        with range_reader((path, entry.offset), entry.size, spec.name) as read:
+            def fill(buffer, at: int) -> None:
+                if at != state["at"]:
+                    raise IrconvError(f"tensor {spec.name!r}: its strips must be read in order")
+                read(buffer, at)
+                with stage("checksum", len(buffer)):
+                    state["crc"] = _crc(buffer, state["crc"])
+                state["at"] += len(buffer)
+            yield fill
+        if state["at"] != entry.size:
+            raise IrconvError(f"tensor {spec.name!r}: {state['at']} of its {entry.size} bytes were read")
+        _check_crc(path, spec.name, entry, state["crc"])
+    return reader
+
+
 def _read_strings(path: str, name: str, entry: _Entry, count: int) -> list[bytes]:
     buf = bytearray(entry.size)
     if entry.size:
@@ -414,7 +435,9 @@ def read(path) -> Bundle:
         if entry.size != spec.nbytes:
             raise FormatError(f"tensor {name!r}: entry size {entry.size} but {dtype} "
                               f"{list(entry.shape)} needs {spec.nbytes} bytes", path=index)
-        tensors.append(Tensor(spec, _loader(shard, spec, entry)))
+        tensor = Tensor(spec, _loader(shard, spec, entry))
+        tensor.strips = _strips(shard, spec, entry)
+        tensors.append(tensor)
     _check_disjoint(extents, prefix, header.num_shards)
 
     objects = graph = None
