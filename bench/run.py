@@ -105,6 +105,37 @@ def synthetic_bert(config: dict, layers: int, dtype_name: str = "F32") -> Checkp
 SELECT = None
 
 
+LLAMA = dict(vocab_size=32000, hidden_size=2048, intermediate_size=8192, num_attention_heads=16,
+             num_key_value_heads=16, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
+             tie_word_embeddings=False, hidden_act="silu")
+
+
+def synthetic_llama(config: dict, layers: int, dtype_name: str = "F32") -> Checkpoint:
+    """A LlamaForCausalLM of the given shapes whose tensors are generated on demand: the
+    families keras-hub and HF Flax hold (the BERT above has no keras-hub twin at this size)."""
+    c = dict(config, num_hidden_layers=layers, model_type="llama", architectures=["LlamaForCausalLM"])
+    if dtype_name != "F32":
+        c["torch_dtype"] = DTYPES[dtype_name].torch
+    h, f, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
+    specs = {"embeddings.word.weight": ((v, h), ("rows", "hidden"))}
+    for i in range(layers):
+        p = f"decoder.layers.{i}."
+        for name, rows, cols in (("attn.q", h, h), ("attn.k", kv, h), ("attn.v", kv, h), ("attn.out", h, h),
+                                 ("ffn.gate", f, h), ("ffn.up", f, h), ("ffn.down", h, f)):
+            specs[p + name + ".weight"] = ((rows, cols), ("out", "in"))
+        for name in ("attn.norm", "ffn.norm"):
+            specs[p + name + ".weight"] = ((h,), ("hidden",))
+    specs["decoder.norm.weight"] = ((h,), ("hidden",))
+    specs["heads.lm.weight"] = ((v, h), ("rows", "hidden"))
+    dtype = DTYPES[dtype_name]
+    tensors = {}
+    for n, (name, (shape, axes)) in enumerate(specs.items()):
+        make = _filler(n, dtype_name)
+        tensors[name] = Tensor(TensorSpec(name, dtype, shape, axes), lambda s=shape, m=make: m(s))
+    return Checkpoint("llama", c, tensors, {})
+
+
 def pretouch(nbytes: int) -> None:
     """Touch and free up to `nbytes` of memory (never more than is free) just before a case.
 
@@ -187,8 +218,8 @@ def table(title: str, cases: list, runs: int, largest: int, source: int) -> None
                 measure(out, *stages, runs=1)
             continue
         r = measure(out, *stages, runs=runs, touch=source + bound + 256 * MiB)
-        if out and label not in ("convert -> tf1", "convert -> tf2"):    # (the reverse cases read those)
-            _remove(out)
+        if out and not any(out in arg for later in cases[n + 1:] for st in later[2:] for arg in st):
+            _remove(out)         # (unless a later case reads it: the reverse directions)
         base = base or r["wall"]
         parts = {}
         for proc in r["stages"]:
@@ -284,6 +315,23 @@ def keras_case(work: Path, runs: int) -> None:
           f"(median of {runs})", cases, runs, largest, du(src))
 
 
+def llm_cases(src: Path, work: Path, tag: str, shard: str) -> list:
+    """The frameworks BERT has no scale case in: a keras-hub preset and HF Flax, from pt."""
+    py = [sys.executable, "-m", "irconv"]
+    cases = []
+    for fmt in ("kerashub", "flax"):     # (a keras-hub preset is one model.weights.h5)
+        out = work / f"{tag}-{fmt}"
+        sharded = ["--max-shard-size", shard] if fmt != "kerashub" else []
+        cases.append((f"convert -> {fmt}", str(out), py + ["convert", "-q", *sharded, str(src), str(out), "--to", fmt]))
+    out = work / f"{tag}-pipe-kerashub"
+    cases.append(("import pt | export kerashub (pipe)", str(out), py + ["import", "-q", "pt", str(src)],
+                  py + ["export", "-q", "kerashub", str(out)]))
+    cases.append(("convert kerashub -> pt (reverse)", str(work / f"{tag}-back"),
+                  py + ["convert", "-q", "--max-shard-size", shard, str(work / f"{tag}-kerashub"),
+                        str(work / f"{tag}-back"), "--to", "pt"]))
+    return cases
+
+
 def make_source(ckpt: Checkpoint, src: Path, shard: str | None) -> None:
     if not src.exists():
         print(f"# writing {src.name} ({ckpt.nbytes / 1e9:.2f} GB) ...", flush=True)
@@ -301,7 +349,7 @@ def irconv_size(text: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale-gb", type=float, default=4.0, help="size of the scale case in fp32 (0: skip)")
-    ap.add_argument("--only", choices=("startup", "bert", "keras", "scale"), action="append")
+    ap.add_argument("--only", choices=("startup", "bert", "keras", "scale", "llm"), action="append")
     ap.add_argument("--runs", type=int, default=3, help="runs per BERT-base and keras case (median)")
     ap.add_argument("--scale-runs", type=int, default=3,
                     help="runs per scale case (median; on a shared VM one run of a GB case varies by ~30%%)")
@@ -311,7 +359,7 @@ def main() -> None:
     args = ap.parse_args()
     global SELECT
     SELECT = re.compile(args.cases) if args.cases else None
-    parts = args.only or ["startup", "bert", "keras", "scale"]
+    parts = args.only or ["startup", "bert", "keras", "scale", "llm"]
     work = Path(args.keep or tempfile.mkdtemp(prefix="irconv-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     # As pip installs it: bytecode compiled (an editable checkout under PYTHONDONTWRITEBYTECODE
@@ -352,6 +400,21 @@ def main() -> None:
                       f"shards, {layers} layers, largest tensor {largest / 1e6:,.0f} MB "
                       f"({f'median of {runs}' if runs > 1 else 'one run each'})", cases, runs, largest, du(src))
                 for p in work.glob(f"{tag}-*"):
+                    _remove(str(p))
+        if "llm" in parts and args.scale_gb > 0:
+            h, f = LLAMA["hidden_size"], LLAMA["intermediate_size"]
+            layers = max(1, int(args.scale_gb * 1e9 // (4 * (4 * h * h + 3 * h * f))))
+            ckpt = synthetic_llama(LLAMA, layers)
+            src = work / "llama-f32"
+            make_source(ckpt, src, "2GB")
+            largest = max(t.nbytes for t in ckpt)
+            runs = max(1, args.scale_runs)
+            cases = baseline_cases(src, work, "llama", False, naive=False) + llm_cases(src, work, "llama", "1GB")
+            table(f"llm, F32: Llama of {du(src) / 1e9:.2f} GB in {len(list(src.glob('*.safetensors')))} shards, "
+                  f"{layers} layers, largest tensor {largest / 1e6:,.0f} MB "
+                  f"({f'median of {runs}' if runs > 1 else 'one run each'})", cases, runs, largest, du(src))
+            for p in work.glob("llama-*"):
+                if p != src:
                     _remove(str(p))
     finally:
         if not args.keep:
