@@ -84,10 +84,20 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
             yield t, fn(t)
         return
     costs = [cost(t) for t in tensors]
+    # From a source read in order, a relayout whose source and result held at once would take
+    # more than the largest tensor reads its source strip by strip in the source's turn (the
+    # relayout then waits for the reads before it, so only where memory needs it).
+    strips = [False] * len(tensors)
+    if ordered:
+        largest = max(t.nbytes for t in tensors)
+        for i, t in enumerate(tensors):
+            held = t.in_turn_holds()
+            if held is not None and costs[i] > largest and held < costs[i]:
+                strips[i], costs[i] = True, held
     if budget is None:
         budget = max(max(costs), 2 * max(t.nbytes for t in tensors), MIN_BUDGET)
     from concurrent.futures import ThreadPoolExecutor     # only when threads run: not at start-up
-    job = _in_turn(fn, in_turn) if ordered else (lambda t, i: fn(t))
+    job = _in_turn(fn, in_turn, strips) if ordered else (lambda t, i: fn(t))
     pending: deque = deque()
     in_flight = 0            # cost submitted and not yet handed back and released
     ahead = 0                # index of the next tensor to submit
@@ -109,7 +119,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
                 future.cancel()
 
 
-def _in_turn(fn, whole=lambda t: False):
+def _in_turn(fn, whole=lambda t: False, strips=()):
     """fn(tensor) for a source that must be read in order, on several threads: job i reads
     its tensor's source bytes (Tensor.prefetched) once job i - 1 has read its own, then runs
     fn (the relayout, the write) beside the next one's read. Jobs are taken from the pool's
@@ -124,7 +134,7 @@ def _in_turn(fn, whole=lambda t: False):
         try:
             if whole(t):              # fn reads the source itself (a copy out of the stream)
                 return fn(t)
-            t = t.prefetched()
+            t = t.read_in_turn() if i < len(strips) and strips[i] else t.prefetched()
         finally:
             with changed:
                 turn[0] = i + 1

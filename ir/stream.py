@@ -31,7 +31,8 @@ import re
 import stat
 import struct
 import sys
-from typing import BinaryIO, Callable
+from contextlib import contextmanager
+from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
@@ -489,6 +490,47 @@ class _StreamReader:
         self._skip_to(index)
         return self._read_tensor(index)
 
+    @contextmanager
+    def strips(self, index: int) -> Iterator[Callable]:
+        """Tensor.ordered_strips of tensor `index`: fill(buffer, at) reads its next bytes off
+        the stream into `buffer` (a relayout's strip: the tensor is never whole in memory),
+        each chunk's crc32c checked as its last byte arrives; a mismatch is the StreamError
+        load() raises, before the relayout's result is used."""
+        self._skip_to(index)
+        spec = self.specs[index]
+        n_chunks = -(-spec.nbytes // self.chunk_size)
+        state = {"at": 0, "chunk": 0, "left": 0, "expect": 0, "crc": 0}
+
+        def fill(buffer, at: int) -> None:
+            if at != state["at"]:
+                raise IrconvError(f"tensor {spec.name!r}: its strips must be read in order")
+            view = memoryview(buffer).cast("B")
+            pos = 0
+            while pos < len(view):
+                what = f"tensor {spec.name!r} (chunk {state['chunk']} of {n_chunks})"
+                if not state["left"]:
+                    with stage("stream read"):
+                        state["left"], state["expect"] = self._frame(index, state["chunk"], n_chunks)
+                    state["crc"] = 0
+                piece = view[pos:pos + min(state["left"], len(view) - pos)]
+                with stage("stream read", len(piece)):
+                    self._into(piece, what)
+                with stage("checksum", len(piece)):
+                    state["crc"] = _crc32c.crc32c(piece, state["crc"])
+                state["left"] -= len(piece)
+                pos += len(piece)
+                if not state["left"]:
+                    if state["crc"] != state["expect"]:
+                        raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk "
+                                          f"{state['chunk']}): the stream was corrupted", path=self.where)
+                    state["chunk"] += 1
+            state["at"] += len(view)
+        yield fill
+        if state["at"] != spec.nbytes or state["chunk"] != n_chunks:
+            raise IrconvError(f"tensor {spec.name!r}: {state['at']} of its {spec.nbytes} bytes were read")
+        self.total += spec.nbytes
+        self.position = index + 1
+
     def finish(self) -> None:
         while self.position < len(self.specs):
             self._read_tensor(self.position)
@@ -523,8 +565,10 @@ def read_stream(src: BinaryIO, where: str = "<stdin>") -> Checkpoint:
     splices = _splices_from(src)
     for index, spec in enumerate(reader.specs):
         t = tensors[spec.name] = Tensor(spec, lambda i=index: reader.load(i), reader.sources[index])
-        if splices and spec.nbytes and spec.dtype.name != "BOOL":
-            t.extent = StreamExtent(reader, index)
+        if spec.nbytes and spec.dtype.name != "BOOL":
+            t.ordered_strips = lambda i=index: reader.strips(i)
+            if splices:
+                t.extent = StreamExtent(reader, index)
     h = reader.header
     return Checkpoint(family=h["family"], config=h["config"], tensors=tensors,
                       aliases=dict(h["aliases"]), source=dict(h["source"]), ordered=True,

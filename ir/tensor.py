@@ -47,7 +47,7 @@ def contiguous(array: np.ndarray) -> np.ndarray:
 class Tensor:
     """A spec and a way to get its array. `source` is the name it had in the file read."""
 
-    __slots__ = ("spec", "_loader", "source", "_chain", "extent", "strips", "_holds")
+    __slots__ = ("spec", "_loader", "source", "_chain", "extent", "strips", "ordered_strips", "_holds")
 
     def __init__(self, spec: TensorSpec, loader: Loader, source: str | None = None):
         self.spec = spec
@@ -66,6 +66,9 @@ class Tensor:
         # that yields fill(buffer, at), to be called over the bytes in order, and checks them
         # on exit. A large relayout reads them strip by strip through it (ir/layout).
         self.strips: Callable[[], ContextManager[Callable]] | None = None
+        # The same for bytes of a source read in order (an IR stream): only taken when the
+        # pipeline asks, in the source's turn (read_in_turn), as it serialises the relayout.
+        self.ordered_strips: Callable[[], ContextManager[Callable]] | None = None
         # Bytes load() holds at most at once, when more than the array (a cast's source too).
         self._holds: int | None = None
 
@@ -102,7 +105,7 @@ class Tensor:
         out = Tensor(replace(self.spec, **changes), self._loader, self.source)
         if "axes" not in changes:      # renamed axes no longer compose by name
             out._chain = self._chain
-        out.extent, out.strips = self.extent, self.strips
+        out.extent, out.strips, out.ordered_strips = self.extent, self.strips, self.ordered_strips
         out._holds = self.holds() if out._chain is None else None
         return out
 
@@ -130,7 +133,7 @@ class Tensor:
         out = Tensor(spec, _relaid(root, step), self.source)
         out._chain = (root, step)
         if not step.moves_bytes:       # a squeeze or an identity: the same bytes in the same order
-            out.extent, out.strips = root.extent, root.strips
+            out.extent, out.strips, out.ordered_strips = root.extent, root.strips, root.ordered_strips
         return out
 
     def prefetched(self) -> "Tensor":
@@ -146,6 +149,25 @@ class Tensor:
         read = Tensor(root.spec, lambda: array, root.source)
         return Tensor(self.spec, _relaid(read, step), self.source)
 
+    def in_turn_holds(self) -> int | None:
+        """What read_in_turn() holds (the result and one strip of the source), or None where it
+        does not apply: a large 2-D relayout of a tensor of a source read in order."""
+        if self._chain is None:
+            return None
+        root, step = self._chain
+        if root.ordered_strips is None or not _strip_relayout(root, step):
+            return None
+        return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.numpy)
+
+    def read_in_turn(self) -> "Tensor":
+        """prefetched(), but with the source read strip by strip straight into the relayout,
+        all of it done now: for the largest tensors of a source read in order, whose source and
+        result held at once would pass the memory bound (ir/pipeline.py decides)."""
+        root, step = self._chain
+        with root.ordered_strips() as fill, stage("relayout", root.spec.nbytes):
+            array = step.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
+        return Tensor(self.spec, lambda: array, self.source)
+
     def __repr__(self) -> str:
         return f"Tensor({self.name!r}, {self.dtype}, {list(self.shape)}, axes={self.axes})"
 
@@ -153,9 +175,13 @@ class Tensor:
 def _reads_strips(root: Tensor, transform) -> bool:
     """Whether the relayout reads its source's file itself, strip by strip (Permute.apply_read):
     a large 2-D transpose of bytes lying as stored in a file."""
+    return (isinstance(root.extent, tuple) or root.strips is not None) and _strip_relayout(root, transform)
+
+
+def _strip_relayout(root: Tensor, transform) -> bool:
+    """Whether `transform` of `root` is one a strip-by-strip read can feed (apply_read)."""
     reads = getattr(transform, "reads_strips", None)
-    return ((isinstance(root.extent, tuple) or root.strips is not None) and reads is not None
-            and root.spec.dtype.name != "BOOL"                   # (a BOOL load checks its bytes)
+    return (reads is not None and root.spec.dtype.name != "BOOL"     # (a BOOL load checks its bytes)
             and reads(root.spec.shape, root.spec.dtype.numpy))
 
 

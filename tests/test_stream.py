@@ -316,3 +316,79 @@ def test_a_corrupt_or_cut_stream_spliced_out_of_a_pipe_is_refused(tmp):
     assert not (tmp / "out").exists()
     rc, err = _export_from_pipe(data, "pt", tmp / "out")
     assert rc == 0, err
+
+
+def _big_and_small(chunk_size: int):
+    """A stream of a 4 MiB (out, in) matrix (the largest tensor) and a small one, as bytes."""
+    rng = np.random.default_rng(5)
+    big = rng.standard_normal((1024, 1024)).astype(np.float32)
+    small = rng.standard_normal((64, 64)).astype(np.float32)
+    ckpt = Checkpoint("bert", {}, {"big": from_array("big", big, ("out", "in")),
+                                   "small": from_array("small", small, ("out", "in"))}, {}, {})
+    return to_bytes(ckpt, chunk_size), big, small
+
+
+def _transposed_in_order(raw: bytes):
+    """Every tensor of the stream `raw` relaid out to (in, out) through the ordered pipeline."""
+    from irconv.ir.layout import relayout
+    from irconv.ir.pipeline import loaded
+    ckpt = read_stream(io.BytesIO(raw))
+    moved = [t.transformed(relayout(("out", "in"), ("in", "out"))) for t in ckpt.tensors.values()]
+    got = {t.name: a.copy() for t, a in loaded(moved, jobs=2, ordered=True)}
+    ckpt.close()
+    return moved, got
+
+
+@pytest.mark.parametrize("chunk_size", [1 << 20, (1 << 20) + 3, 4000])
+def test_the_largest_relayout_from_a_stream_reads_it_strip_by_strip(chunk_size, monkeypatch):
+    """A relayout whose source and result would both be held (2x the largest tensor) reads the
+    stream strip by strip into the transpose, chunk crcs checked on the way; a smaller one is
+    read whole, so its relayout runs beside the next read. Same bytes either way."""
+    from irconv.ir import stream
+    raw, big, small = _big_and_small(chunk_size)
+    whole = []
+    real = stream._StreamReader._read_tensor
+    monkeypatch.setattr(stream._StreamReader, "_read_tensor",
+                        lambda self, i: whole.append(self.specs[i].name) or real(self, i))
+    moved, got = _transposed_in_order(raw)
+    assert got["big"].tobytes() == np.ascontiguousarray(big.T).tobytes()
+    assert got["small"].tobytes() == np.ascontiguousarray(small.T).tobytes()
+    assert whole == ["small"]
+    assert moved[0].in_turn_holds() == big.nbytes + 128 * 1024 * 4
+
+
+def test_a_flipped_bit_under_a_strip_read_of_a_stream_is_refused():
+    raw, big, _ = _big_and_small(1 << 20)
+    body = big.tobytes()
+    at = raw.find(body[3 << 20:(3 << 20) + 64])         # inside the big tensor's fourth chunk
+    assert at > 0
+    flipped = bytearray(raw)
+    flipped[at + 10] ^= 0x20
+    with pytest.raises(StreamError, match=r"checksum mismatch in tensor 'big' \(chunk 3\)"):
+        _transposed_in_order(bytes(flipped))
+    with pytest.raises(StreamError, match="truncated"):
+        _transposed_in_order(raw[:at])
+
+
+def test_a_pipe_whose_largest_tensors_are_transposed_writes_what_convert_writes(tmp):
+    """pt -> tf2 of a BERT whose largest tensors are its (8192, 32) FFN matrices: through the
+    pipe they are read strip by strip off the stream, and the h5 is convert's byte for byte."""
+    import json
+    from pathlib import Path
+    from safetensors.numpy import load_file, save_file
+    from conftest import run_irconv, run_pipe
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    config = dict(json.loads((tiny / "config.json").read_text()), intermediate_size=8192)
+    arrays = load_file(str(tiny / "model.safetensors"))
+    rng = np.random.default_rng(4)
+    for name in list(arrays):
+        if ".intermediate.dense." in name or (".output.dense." in name and "attention" not in name):
+            shape = tuple(8192 if n == 64 else n for n in arrays[name].shape)
+            arrays[name] = rng.standard_normal(shape).astype(np.float32)
+    (tmp / "src").mkdir()
+    save_file(arrays, str(tmp / "src" / "model.safetensors"))
+    (tmp / "src" / "config.json").write_text(json.dumps(config))
+    run_irconv("convert", tmp / "src", tmp / "c", "--to", "tf2", check=True)
+    rc, _, proc = run_pipe(["import", "pt", tmp / "src"], ["export", "tf2", tmp / "p"])
+    assert rc == 0 and proc.returncode == 0, proc.stderr
+    assert (tmp / "p" / "tf_model.h5").read_bytes() == (tmp / "c" / "tf_model.h5").read_bytes()
