@@ -331,7 +331,12 @@ class TorchZipArchive:
                               f"more than {TOTAL_FACTOR}x this file's size (the same storage named "
                               f"over and over)", path=self.path)
         spec = TensorSpec(name, ref.dtype, shape)
-        return Tensor(spec, _RecordLoader(self._file, ref.storage.key, ref, name), source=name)
+        t = Tensor(spec, _RecordLoader(self._file, ref.storage.key, ref, name), source=name)
+        start, length = ref.offset * itemsize, nbytes_of(shape, itemsize)
+        if length and _is_contiguous(shape, ref.stride) and self._file.covers(ref.storage.key, start, length):
+            # a large relayout reads it strip by strip into itself, the record's CRC on the way
+            t.strips = lambda: self._file.strips(ref.storage.key, start, length, name)
+        return t
 
 
 def _is_legacy(head: bytes) -> bool:

@@ -15,7 +15,9 @@ import struct
 import threading
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from ..ir.errors import FormatError
 from ..ir.limits import open_regular
@@ -166,6 +168,43 @@ class RecordFile:
                               f"give {got:08x}): the data is corrupt", path=self.path)
         self._verified.add(record.name)
         return out
+
+    def covers(self, key: str, start: int, length: int) -> bool:
+        """Whether strips() can read these bytes of record `key`: it is stored (not deflated),
+        and they are all of it or it has no CRC (a legacy storage), so the CRC is checked."""
+        record = self.records[key]
+        return record.data_offset is not None and (record.crc is None or (start, length) == (0, record.size))
+
+    @contextmanager
+    def strips(self, key: str, start: int, length: int, name: str) -> Iterator[Callable]:
+        """Tensor.strips of bytes [start, start + length) of record `key` (covers() says which):
+        fill(buffer, at) reads them in order, the record's CRC-32 taken as they pass and
+        checked on exit, before what was read into is used."""
+        from ..ir.errors import IrconvError
+        from ..ir.ranges import range_reader
+        record = self.records[key]
+        if not self.covers(key, start, length):
+            raise IrconvError(f"tensor {name!r}: bytes {start}..{start + length} of record "
+                              f"{record.name!r} cannot be read in strips")
+        state = {"at": 0, "crc": 0}
+        with range_reader((self.path, record.data_offset + start), length, name) as read:
+            def fill(buffer, at: int) -> None:
+                if at != state["at"]:
+                    raise IrconvError(f"tensor {name!r}: its strips must be read in order")
+                read(buffer, at)
+                if record.crc is not None:
+                    with stage("checksum", len(buffer)):
+                        state["crc"] = crc32(buffer, state["crc"])
+                state["at"] += len(buffer)
+            yield fill
+        if state["at"] != length:
+            raise IrconvError(f"tensor {name!r}: {state['at']} of its {length} bytes were read")
+        if record.crc is not None:
+            if state["crc"] != record.crc:
+                raise FormatError(f"tensor {name!r} (record {record.name!r}): CRC-32 mismatch (the zip "
+                                  f"says {record.crc:08x}, the bytes give {state['crc']:08x}): the data "
+                                  "is corrupt", path=self.path)
+            self._verified.add(record.name)
 
     def _fill(self, f, view: memoryview, what: str) -> None:
         got = 0

@@ -89,3 +89,18 @@ def written_both_ways(tmp_path, arrays: dict, make_writer, name: str) -> tuple:
                 else:
                     w.write(n, t.load())
     return tmp_path / "write" / name, tmp_path / "copy" / name
+
+
+def load_counting_reads(t):
+    """t.load(), and the size of each os.preadv it made."""
+    reads = []
+    real = os.preadv
+
+    def counting(fd, buffers, offset):
+        reads.append(sum(len(b) for b in buffers))
+        return real(fd, buffers, offset)
+    os.preadv = counting
+    try:
+        return t.load(), reads
+    finally:
+        os.preadv = real

@@ -19,7 +19,7 @@ from irconv.ir.pipeline import done, loaded
 from irconv.ir.tensor import Tensor, TensorSpec, from_array
 from irconv.ir.dtypes import DTYPES
 
-from conftest import run_irconv
+from conftest import load_counting_reads, run_irconv
 
 
 def _tensors(sizes, record=None, delay=0.0):
@@ -251,21 +251,6 @@ def test_safetensors_writes_from_several_threads_land_at_their_offsets(tmp_path)
     assert all(got[k].tobytes() == v.tobytes() for k, v in arrays.items())
 
 
-def _load_counting_reads(t: Tensor):
-    """t.load(), and the size of each os.preadv it made."""
-    reads = []
-    real = os.preadv
-
-    def counting(fd, buffers, offset):
-        reads.append(sum(len(b) for b in buffers))
-        return real(fd, buffers, offset)
-    os.preadv = counting
-    try:
-        return t.load(), reads
-    finally:
-        os.preadv = real
-
-
 @pytest.mark.parametrize("dtype,shape", [("F32", (300, 1031)), ("BF16", (129, 4099)), ("U8", (1025, 1030)),
                                          ("F64", (257, 520)), ("I16", (700, 769))])
 def test_a_large_transpose_of_a_file_tensor_reads_it_strip_by_strip_bit_for_bit(tmp_path, dtype, shape):
@@ -279,7 +264,7 @@ def test_a_large_transpose_of_a_file_tensor_reads_it_strip_by_strip_bit_for_bit(
     st.write(path, [from_array("w", array, ("out", "in"))])
     (t,) = st.read(path)
     moved = t.transformed(relayout(("out", "in"), ("in", "out")))
-    got, reads = _load_counting_reads(moved)
+    got, reads = load_counting_reads(moved)
     assert got.dtype == array.dtype and got.shape == shape[::-1]
     assert got.tobytes() == np.ascontiguousarray(array.T).tobytes()
     assert len(reads) > 1 and max(reads) < array.nbytes and sum(reads) == array.nbytes
@@ -315,7 +300,7 @@ def test_a_large_transpose_of_a_bundle_tensor_reads_it_strip_by_strip_through_it
     (t,) = tb.read(tmp_path / "m").tensors
     assert t.extent is None and t.strips is not None
     moved = t.with_spec(axes=("in", "out")).transformed(relayout(("in", "out"), ("out", "in")))
-    got, reads = _load_counting_reads(moved)
+    got, reads = load_counting_reads(moved)
     assert got.tobytes() == np.ascontiguousarray(array.T).tobytes()
     assert len(reads) > 1 and max(reads) < array.nbytes and sum(reads) == array.nbytes
     assert moved.holds() == array.nbytes + min(shape[0], 128) * shape[1] * array.itemsize

@@ -599,3 +599,44 @@ def test_tensors_copied_in_from_a_file_make_the_same_archive_as_written_ones(tmp
             w.copy("a", TensorSpec("a", DTYPES["F32"], (7, 300)), tensors["a"].extent)
         w.abort()
     assert not (tmp_path / "bad.bin").exists()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_a_large_transpose_of_a_bin_tensor_reads_it_strip_by_strip_through_its_crc(tmp_path, dtype):
+    """(out, in) -> (in, out) of a torch.save'd tensor that is all of its record: read a strip at
+    a time into the transpose, the record's CRC-32 taken on the way; a tensor sharing its
+    storage (a view of part of it) reads whole, as before. Same bytes as torch's own .t()."""
+    from irconv.ir.layout import relayout
+    big = torch.randn(600, 1031).to(dtype)            # > 1 MiB in every dtype here (TILED_FROM)
+    shared = torch.randn(1200, 1031).to(dtype)
+    path = tmp_path / "m.bin"
+    torch.save({"big": big, "half": shared[:600]}, path)
+    tensors = {t.name: t for t in torchzip.read(path)}
+    assert tensors["big"].strips is not None and tensors["half"].strips is None
+    from conftest import load_counting_reads
+    as_ints = torch.int16 if dtype != torch.float32 else torch.int32
+    for name, want in (("big", big), ("half", shared[:600])):
+        moved = tensors[name].with_spec(axes=("out", "in")).transformed(relayout(("out", "in"), ("in", "out")))
+        got, reads = load_counting_reads(moved)
+        assert got.tobytes() == want.t().contiguous().view(as_ints).numpy().tobytes()
+        if name == "big":
+            assert len(reads) > 1 and sum(reads) == big.numel() * big.element_size()
+        else:
+            assert not reads          # read whole (its record's CRC covers more than it)
+
+
+def test_a_flipped_bit_under_a_bin_strip_read_is_the_crc_error(tmp_path):
+    from irconv.ir.layout import relayout
+    big = torch.randn(512, 1024)
+    path = tmp_path / "m.bin"
+    torch.save({"big": big}, path)
+    data = bytearray(path.read_bytes())
+    at = data.find(big.numpy().tobytes()[:64])
+    assert at > 0
+    data[at + big.numel() * 2] ^= 0x08          # the middle of the tensor's record
+    path.write_bytes(data)
+    (t,) = torchzip.read(path)
+    moved = t.with_spec(axes=("out", "in")).transformed(relayout(("out", "in"), ("in", "out")))
+    with pytest.raises(FormatError, match=r"tensor 'big' .*CRC-32 mismatch") as info:
+        moved.load()
+    assert info.value.path == str(path)
