@@ -15,13 +15,12 @@ import struct
 import threading
 import zipfile
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, ContextManager
 
-from ..ir.errors import FormatError
+from ..ir.errors import FormatError, IrconvError
 from ..ir.limits import open_regular
-from ..ir.ranges import crc32
+from ..ir.ranges import checked_range_reader, crc32, range_reader
 from ..ir.stages import stage
 
 CHUNK = 16 << 20            # read (and checksum) a record this much at a time
@@ -175,36 +174,25 @@ class RecordFile:
         record = self.records[key]
         return record.data_offset is not None and (record.crc is None or (start, length) == (0, record.size))
 
-    @contextmanager
-    def strips(self, key: str, start: int, length: int, name: str) -> Iterator[Callable]:
+    def strips(self, key: str, start: int, length: int, name: str) -> ContextManager[Callable]:
         """Tensor.strips of bytes [start, start + length) of record `key` (covers() says which):
         fill(buffer, at) reads them in order, the record's CRC-32 taken as they pass and
         checked on exit, before what was read into is used."""
-        from ..ir.errors import IrconvError
-        from ..ir.ranges import range_reader
         record = self.records[key]
         if not self.covers(key, start, length):
             raise IrconvError(f"tensor {name!r}: bytes {start}..{start + length} of record "
                               f"{record.name!r} cannot be read in strips")
-        state = {"at": 0, "crc": 0}
-        with range_reader((self.path, record.data_offset + start), length, name) as read:
-            def fill(buffer, at: int) -> None:
-                if at != state["at"]:
-                    raise IrconvError(f"tensor {name!r}: its strips must be read in order")
-                read(buffer, at)
-                if record.crc is not None:
-                    with stage("checksum", len(buffer)):
-                        state["crc"] = crc32(buffer, state["crc"])
-                state["at"] += len(buffer)
-            yield fill
-        if state["at"] != length:
-            raise IrconvError(f"tensor {name!r}: {state['at']} of its {length} bytes were read")
-        if record.crc is not None:
-            if state["crc"] != record.crc:
+        extent = (self.path, record.data_offset + start)
+        if record.crc is None:          # a legacy storage: nothing to check
+            return range_reader(extent, length, name)
+
+        def check(got: int) -> None:
+            if got != record.crc:
                 raise FormatError(f"tensor {name!r} (record {record.name!r}): CRC-32 mismatch (the zip "
-                                  f"says {record.crc:08x}, the bytes give {state['crc']:08x}): the data "
+                                  f"says {record.crc:08x}, the bytes give {got:08x}): the data "
                                   "is corrupt", path=self.path)
             self._verified.add(record.name)
+        return checked_range_reader(extent, length, name, crc32, check)
 
     def _fill(self, f, view: memoryview, what: str) -> None:
         got = 0

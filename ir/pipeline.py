@@ -119,7 +119,7 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
                 future.cancel()
 
 
-def _in_turn(fn, whole=lambda t: False, strips=()):
+def _in_turn(fn, whole, strips):
     """fn(tensor) for a source that must be read in order, on several threads: job i reads
     its tensor's source bytes (Tensor.prefetched) once job i - 1 has read its own, then runs
     fn (the relayout, the write) beside the next one's read. Jobs are taken from the pool's
@@ -134,7 +134,7 @@ def _in_turn(fn, whole=lambda t: False, strips=()):
         try:
             if whole(t):              # fn reads the source itself (a copy out of the stream)
                 return fn(t)
-            t = t.read_in_turn() if i < len(strips) and strips[i] else t.prefetched()
+            t = t.read_in_turn() if strips[i] else t.prefetched()
         finally:
             with changed:
                 turn[0] = i + 1

@@ -8,7 +8,7 @@ import os
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from .errors import FormatError
+from .errors import FormatError, IrconvError
 from .stages import stage
 
 try:        # zip's CRC-32 by ISA-L: ~9 GB/s here, zlib's 1.2 (a .bin member's CRC-32 is most of its write)
@@ -55,3 +55,25 @@ def range_reader(extent: tuple[str, int], n: int, name: str) -> Iterator[Callabl
                 raise FormatError(f"tensor {name!r}: read {at + max(got, 0)} of {n} bytes at offset "
                                   f"{offset}; file is truncated (changed since it was opened?)", path=path)
         yield fill
+
+
+@contextmanager
+def checked_range_reader(extent: tuple[str, int], n: int, name: str, crc: Callable,
+                         check: Callable[[int], None]) -> Iterator[Callable]:
+    """range_reader() whose fill() must cover the n bytes in order, crc(data, running) taken
+    as they pass; on exit, once all were read, check(value) raises if they are corrupt, so
+    what was read into is used only after it passed (a TensorBundle entry's crc32c, a zip
+    record's CRC-32)."""
+    state = {"at": 0, "crc": 0}
+    with range_reader(extent, n, name) as read:
+        def fill(buffer, at: int) -> None:
+            if at != state["at"]:
+                raise IrconvError(f"tensor {name!r}: its strips must be read in order")
+            read(buffer, at)
+            with stage("checksum", len(buffer)):
+                state["crc"] = crc(buffer, state["crc"])
+            state["at"] += len(buffer)
+        yield fill
+    if state["at"] != n:
+        raise IrconvError(f"tensor {name!r}: {state['at']} of its {n} bytes were read")
+    check(state["crc"])

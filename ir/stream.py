@@ -433,8 +433,7 @@ class _StreamReader:
             with stage("checksum", length):
                 ok = _crc32c.crc32c(body) == crc
             if not ok:
-                raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
-                                  "the stream was corrupted", path=self.where)
+                self._corrupt(spec, chunk_index)
         self.total += spec.nbytes
         self.position = index + 1
         return arr.view(spec.dtype.numpy).reshape(spec.shape)
@@ -449,6 +448,10 @@ class _StreamReader:
             raise StreamError(f"IR stream out of order or corrupted in tensor {spec.name!r} "
                               f"(chunk {chunk_index})", path=self.where)
         return length, crc
+
+    def _corrupt(self, spec: TensorSpec, chunk_index: int):
+        raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
+                          "the stream was corrupted", path=self.where)
 
     def _skip_to(self, index: int) -> None:
         if index < self.position:
@@ -481,8 +484,7 @@ class _StreamReader:
             with stage("checksum", length):
                 ok = crc_of_range(fd, at, length, _crc32c.crc32c) == crc
             if not ok:
-                raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk {chunk_index}): "
-                                  "the stream was corrupted", path=self.where)
+                self._corrupt(spec, chunk_index)
         self.total += spec.nbytes
         self.position = index + 1
 
@@ -521,8 +523,7 @@ class _StreamReader:
                 pos += len(piece)
                 if not state["left"]:
                     if state["crc"] != state["expect"]:
-                        raise StreamError(f"checksum mismatch in tensor {spec.name!r} (chunk "
-                                          f"{state['chunk']}): the stream was corrupted", path=self.where)
+                        self._corrupt(spec, state["chunk"])
                     state["chunk"] += 1
             state["at"] += len(view)
         yield fill

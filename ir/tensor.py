@@ -164,8 +164,7 @@ class Tensor:
         all of it done now: for the largest tensors of a source read in order, whose source and
         result held at once would pass the memory bound (ir/pipeline.py decides)."""
         root, step = self._chain
-        with root.ordered_strips() as fill, stage("relayout", root.spec.nbytes):
-            array = step.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
+        array = _read_into(root, step, root.ordered_strips())
         return Tensor(self.spec, lambda: array, self.source)
 
     def __repr__(self) -> str:
@@ -185,16 +184,21 @@ def _strip_relayout(root: Tensor, transform) -> bool:
             and reads(root.spec.shape, root.spec.dtype.numpy))
 
 
+def _read_into(root: Tensor, transform, reader) -> np.ndarray:
+    """transform of root, its bytes read strip by strip through `reader` (a context manager
+    yielding fill; its exit checks them, so the result is returned only once they passed)."""
+    with reader as fill, stage("relayout", root.spec.nbytes):
+        return transform.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
+
+
 def _relaid(root: Tensor, transform) -> Loader:
     def load() -> np.ndarray:
         if _reads_strips(root, transform):
             # bytes lying as stored in a file: read strip by strip into the relayout itself
             # (through their check, if they have one: the result is returned only once it passed)
             from .ranges import range_reader
-            reader = (root.strips() if root.strips is not None
-                      else range_reader(root.extent, root.spec.nbytes, root.source))
-            with reader as fill, stage("relayout", root.spec.nbytes):
-                return transform.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
+            return _read_into(root, transform, root.strips() if root.strips is not None
+                              else range_reader(root.extent, root.spec.nbytes, root.source))
         array = root.load()
         if transform.moves_bytes:
             with stage("relayout", array.nbytes):

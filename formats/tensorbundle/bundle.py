@@ -24,10 +24,10 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ...ir.dtypes import from_tf
-from ...ir.errors import DTypeError, FormatError, IrconvError, UsageError
+from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.stages import stage
-from ...ir.ranges import crc_of_range, range_reader
+from ...ir.ranges import checked_range_reader, crc_of_range
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
 from ..partial import PartialWriter, copy_extent, pwrite_at
 from ..sharding import parse_size, plan_shards
@@ -306,24 +306,10 @@ def _loader(path: str, spec: TensorSpec, entry: _Entry):
 
 
 def _strips(path: str, spec: TensorSpec, entry: _Entry):
-    """Tensor.strips of an entry: its bytes read in order, a piece at a time, into a relayout,
-    their crc32c taken as they pass and checked at the end (before the result is used)."""
-    @contextlib.contextmanager
-    def reader():
-        state = {"at": 0, "crc": 0}
-        with range_reader((path, entry.offset), entry.size, spec.name) as read:
-            def fill(buffer, at: int) -> None:
-                if at != state["at"]:
-                    raise IrconvError(f"tensor {spec.name!r}: its strips must be read in order")
-                read(buffer, at)
-                with stage("checksum", len(buffer)):
-                    state["crc"] = _crc(buffer, state["crc"])
-                state["at"] += len(buffer)
-            yield fill
-        if state["at"] != entry.size:
-            raise IrconvError(f"tensor {spec.name!r}: {state['at']} of its {entry.size} bytes were read")
-        _check_crc(path, spec.name, entry, state["crc"])
-    return reader
+    """Tensor.strips of an entry: its bytes read in order into a relayout, their crc32c taken
+    as they pass and checked at the end (before the result is used)."""
+    return lambda: checked_range_reader((path, entry.offset), entry.size, spec.name, _crc,
+                                        lambda got: _check_crc(path, spec.name, entry, got))
 
 
 def _read_strings(path: str, name: str, entry: _Entry, count: int) -> list[bytes]:
