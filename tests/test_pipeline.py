@@ -323,8 +323,9 @@ def test_a_flipped_bit_under_a_bundle_strip_read_is_the_crc_error_naming_the_sha
 
 
 def test_a_corrupted_tf1_checkpoint_converts_to_nothing(tmp_path):
-    """Through the CLI: tf1 -> pt of a BERT whose large kernel (read strip by strip into its
-    transpose) has a flipped bit is one line naming the shard, exit 2, and no output."""
+    """Through the CLI: tf1 -> pt of a BERT whose large kernels are read strip by strip into
+    their transposes gives back the source exactly; with a flipped bit in one it is one line
+    naming the shard, exit 2, and no output."""
     import json
     from irconv.formats import tensorbundle as tb
     tiny = Path(__file__).parents[1] / "examples" / "tiny-bert"
@@ -339,6 +340,10 @@ def test_a_corrupted_tf1_checkpoint_converts_to_nothing(tmp_path):
     save_file(arrays, str(tmp_path / "pt" / "model.safetensors"))
     (tmp_path / "pt" / "config.json").write_text(json.dumps(config))
     run_irconv("convert", tmp_path / "pt", tmp_path / "tf1", "--to", "tf1", check=True)
+    # intact, the strip reads give back the source bit for bit (read by safetensors itself)
+    run_irconv("convert", tmp_path / "tf1", tmp_path / "back", "--to", "pt", check=True)
+    back = load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert all(back[k].tobytes() == v.tobytes() for k, v in arrays.items())
     prefix = str(next((tmp_path / "tf1").glob("*.index")))[:-len(".index")]
     (t,) = [t for t in tb.read(prefix).tensors if t.name.endswith("layer_0/intermediate/dense/kernel")]
     assert t.nbytes >= 1 << 20
