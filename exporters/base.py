@@ -210,7 +210,7 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
                 with stage("copy", t.nbytes):
                     writer.copy(stored_name(raw), replace(t.spec, name=stored_name(raw)), t.extent)
         else:
-            put(t, t.load())
+            put(t, t.load_raw())
 
     try:
         if getattr(writer, "concurrent", False):

@@ -155,7 +155,7 @@ def hub_tensors(ckpt: Checkpoint, where: str) -> tuple[list[Tensor], dict[str, s
     # The Backbone's variables no HF tensor is (HubConfig.unmapped): zeros, of the policy's dtype.
     dtype = next((t.dtype for t in out if t.dtype.name in POLICIES), None)
     for name, shape in hub.unmapped(args).items():
-        out.append(from_array(name, np.zeros(shape, dtype.numpy if dtype else np.float32)))
+        out.append(from_array(name, np.zeros(shape, dtype.carrier if dtype else np.float32), dtype=dtype))
     config = {"module": hub.module, "class_name": hub.backbone,
               "config": {"name": _snake(hub.backbone), "trainable": True,
                          "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": policy},

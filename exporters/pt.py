@@ -37,7 +37,7 @@ def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: 
             with stage("copy", t.nbytes):
                 writer.copy(t.name, t.spec, t.extent)
             return
-        array = t.load()
+        array = t.load_raw()
         with stage("write", array.nbytes):
             writer.write(t.name, array)
 

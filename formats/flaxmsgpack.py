@@ -237,7 +237,7 @@ def looks_like(path) -> bool:
 
 def _loader(path: str, name: str, spec: TensorSpec, pieces):
     def load() -> np.ndarray:
-        arr = np.empty(spec.shape, dtype=spec.dtype.numpy)
+        arr = np.empty(spec.shape, dtype=spec.dtype.carrier)
         flat = arr.reshape(-1).view(np.uint8)
         with stage("read", spec.nbytes), open_regular(path) as f:
             done = 0

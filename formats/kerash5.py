@@ -464,9 +464,9 @@ def _loader(source, label: str, dset_path: str, spec: TensorSpec, reinterpret: b
                 raise FormatError(f"weight {spec.name!r}: cannot read dataset {dset_path!r}: "
                                   f"{_one_line(e)} (file changed since it was read?)", path=label) from None
         if reinterpret:
-            return arr.view(spec.dtype.numpy)
-        if arr.dtype != spec.dtype.numpy:   # big-endian files: same values, native order
-            arr = arr.astype(spec.dtype.numpy)
+            return arr.view(spec.dtype.carrier)
+        if arr.dtype != spec.dtype.carrier:   # big-endian files: same values, native order
+            arr = arr.astype(spec.dtype.carrier)
         return arr
     return load
 
@@ -655,7 +655,7 @@ def _create_dataset(group, name: str, spec: TensorSpec, dcpl) -> int | None:
     the tensors there with pwrite, from any thread, with libhdf5 long closed. dcpl: _placed_dcpl()."""
     ds = group.create_dataset(name, spec.shape, dtype=_storage_dtype(spec.dtype), dcpl=dcpl)
     if _is_ml_dtype(spec.dtype):
-        ds.attrs[_DTYPE_ATTR] = spec.dtype.numpy.name
+        ds.attrs[_DTYPE_ATTR] = spec.dtype.numpy_name.rpartition(".")[2]
     if not spec.numel:
         return None
     if ds.id.get_offset() is None:     # libhdf5 allocates a scalar's storage at its first write
@@ -1035,7 +1035,7 @@ def write(path, layers: Sequence[tuple[str, Sequence[Tensor]]], **kwargs) -> Non
         for _, tensors in layers:
             for t in tensors:
                 if t.name not in done:
-                    w.write(t.name, t.load())
+                    w.write(t.name, t.load_raw())
                     done.add(t.name)
 
 
@@ -1046,7 +1046,7 @@ def write_hf_sharded(directory, tensors: Sequence[Tensor], max_shard_size="10GB"
     plan = HFShardedH5Writer.plan([t.spec for t in tensors], max_shard_size)
     with HFShardedH5Writer(directory, plan) as w:
         for t in tensors:
-            w.write(t.name, t.load())
+            w.write(t.name, t.load_raw())
     return list(w.files)
 
 

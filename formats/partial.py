@@ -26,9 +26,9 @@ def check_array(path: str, name: str, spec: TensorSpec, array) -> np.ndarray:
     array = np.asarray(array)
     if array.dtype.byteorder == ">":          # same values; every format here is little-endian
         array = array.astype(array.dtype.newbyteorder("<"))
-    if array.dtype != spec.dtype.numpy:
+    if not spec.dtype.carried_by(array.dtype):
         raise DTypeError(f"tensor {name!r}: array dtype {array.dtype} but declared "
-                         f"{spec.dtype} ({spec.dtype.numpy}); convert it before writing", path=path)
+                         f"{spec.dtype} ({spec.dtype.numpy_name}); convert it before writing", path=path)
     if tuple(array.shape) != spec.shape:
         raise UsageError(f"tensor {name!r}: array shape {list(array.shape)} but declared "
                          f"{list(spec.shape)}", path=path)

@@ -134,7 +134,7 @@ def _read_header(path) -> tuple[str, dict[str, str], list[tuple[TensorSpec, int]
 
 def _loader(path: str, spec: TensorSpec, offset: int):
     def load() -> np.ndarray:
-        arr = np.empty(spec.shape, dtype=spec.dtype.numpy)
+        arr = np.empty(spec.shape, dtype=spec.dtype.carrier)
         if spec.nbytes:
             # readinto a fresh array: one copy of the data in memory, and the result is writable.
             with stage("read", spec.nbytes), open_regular(path) as f:
@@ -278,7 +278,7 @@ def write(path, tensors: Iterable[Tensor], metadata: Mapping[str, str] | None = 
     tensors = list(tensors)
     with SafetensorsWriter(path, [t.spec for t in tensors], metadata) as w:
         for t in tensors:
-            w.write(t.name, t.load())
+            w.write(t.name, t.load_raw())
 
 
 __all__ = ["read", "read_metadata", "write", "SafetensorsWriter", "MAX_HEADER_SIZE",

@@ -41,8 +41,8 @@ def _first_different(parts: list[Tensor]) -> int | None:
     first = parts[0]
     if any(t.dtype != first.dtype or t.shape != first.shape for t in parts):
         return next(n for n, t in enumerate(parts) if (t.dtype, t.shape) != (first.dtype, first.shape))
-    want = as_bytes(first.load()).tobytes()
-    return next((n for n, t in enumerate(parts[1:], 1) if as_bytes(t.load()).tobytes() != want), None)
+    want = as_bytes(first.load_raw()).tobytes()
+    return next((n for n, t in enumerate(parts[1:], 1) if as_bytes(t.load_raw()).tobytes() != want), None)
 
 
 class MetaImporter(Importer):

@@ -37,6 +37,26 @@ class DType:
                 self._np.append(np.dtype(attr))
         return self._np[0]
 
+    @property
+    def native(self) -> bool:
+        """Whether numpy knows this dtype itself (not through ml_dtypes)."""
+        return "." not in self.numpy_name
+
+    @property
+    def carrier(self) -> np.dtype:
+        """The numpy dtype irconv's own arrays of this dtype have while they are read, relaid
+        out and written: numpy's own, or for bf16 and fp8 the unsigned int of their width. Those
+        steps only move bits, and ml_dtypes' import (~0.7 s: its module init registers every
+        cast) is then paid only where values are needed (a cast, a sum, verify). Tensor.load()
+        gives the real type, Tensor.load_raw() the carrier."""
+        return self.numpy if self.native else np.dtype(f"<u{self.itemsize}")
+
+    def carried_by(self, dt) -> bool:
+        """Whether an array of numpy dtype `dt` holds this dtype's values: its carrier, or
+        ml_dtypes' own type (compared only once ml_dtypes is imported: before that no array of
+        it can exist)."""
+        return dt == self.carrier or (not self.native and "ml_dtypes" in sys.modules and dt == self.numpy)
+
     def __repr__(self) -> str:
         return f"DType({self.name})"
 

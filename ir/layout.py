@@ -327,7 +327,7 @@ class _SharedLoad:
     def take(self, part: int, index: tuple) -> np.ndarray:
         with self.lock:
             if self.array is None or part in self.taken:
-                self.array, self.taken = self.tensor.load(), set()
+                self.array, self.taken = self.tensor.load_raw(), set()
             out = self.array[index].copy()
             self.taken.add(part)
             if len(self.taken) == self.parts:
@@ -374,7 +374,7 @@ class Split:
                              f"expected {list(self.sizes)}")
         shape = tuple(sum(sizes) if n == self.axis % len(first.shape) else d for n, d in enumerate(first.shape))
         spec = replace(first.spec, name=name, shape=shape)
-        return Tensor(spec, lambda: np.concatenate([t.load() for t in parts], axis=self.axis), first.source)
+        return Tensor(spec, lambda: np.concatenate([t.load_raw() for t in parts], axis=self.axis), first.source)
 
 
 def even_split(axis: int, extent: int, parts: int) -> Split:

@@ -44,20 +44,20 @@ def default_jobs() -> int:
 
 def loaded(tensors: Iterable[Tensor], *, jobs: int | None = None, budget: int | None = None,
            ordered: bool = False) -> Iterator[tuple[Tensor, np.ndarray]]:
-    """(tensor, tensor.load()) for each tensor, in the given order.
+    """(tensor, tensor.load_raw()) for each tensor, in the given order.
 
     jobs: worker threads loading ahead (None: default_jobs(); 0: load in line, no thread).
     ordered: the source must be read in order (an IR stream): the reads then take turns, one
     tensor after the other, while the relayouts of the ones read run beside them.
     A load's error is raised here, at that tensor, and loads not yet started are cancelled."""
-    return _ahead(tensors, Tensor.load, jobs, budget, ordered, Tensor.holds)
+    return _ahead(tensors, Tensor.load_raw, jobs, budget, ordered, Tensor.holds)
 
 
 def mapped(tensors: Iterable[Tensor], fn: Callable[[Tensor], object], *, jobs: int | None = None,
            budget: int | None = None, ordered: bool = False,
            cost: Callable[[Tensor], int] = Tensor.holds) -> Iterator[tuple[Tensor, object]]:
     """(tensor, fn(tensor)) for each tensor, in the given order, fn running ahead as in
-    loaded() (which is mapped(tensors, Tensor.load)); cost: as in done()."""
+    loaded() (which is mapped(tensors, Tensor.load_raw)); cost: as in done()."""
     return _ahead(tensors, fn, jobs, budget, ordered, cost)
 
 

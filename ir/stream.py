@@ -119,7 +119,7 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
                 and t.dtype.name != "BOOL")
 
     def fetch(t: Tensor):
-        return _file_crcs(t, chunk_size) if spliced(t) else t.load()
+        return _file_crcs(t, chunk_size) if spliced(t) else t.load_raw()
 
     put(MAGIC)
     put(_HEAD.pack(b"H", len(header_bytes), _crc32c.crc32c(header_bytes)))
@@ -436,7 +436,7 @@ class _StreamReader:
                 self._corrupt(spec, chunk_index)
         self.total += spec.nbytes
         self.position = index + 1
-        return arr.view(spec.dtype.numpy).reshape(spec.shape)
+        return arr.view(spec.dtype.carrier).reshape(spec.shape)
 
     def _frame(self, index: int, chunk_index: int, n_chunks: int) -> tuple[int, int]:
         """Read and check the frame of chunk `chunk_index` of tensor `index`: (length, crc)."""

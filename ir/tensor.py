@@ -79,13 +79,22 @@ class Tensor:
     nbytes = property(lambda self: self.spec.nbytes)
 
     def load(self) -> np.ndarray:
-        """The array, C-contiguous, of exactly the spec's dtype and shape."""
+        """The array, C-contiguous, of exactly the spec's dtype (bf16 and fp8 as ml_dtypes'
+        types) and shape."""
+        arr = self.load_raw()
+        return arr if self.spec.dtype.native else arr.view(self.spec.dtype.numpy)
+
+    def load_raw(self) -> np.ndarray:
+        """load()'s bits, C-contiguous, as the dtype's carrier (ir/dtypes: bf16 and fp8 as the
+        unsigned int of their width): what the steps that only move bytes take (relayouts,
+        writers, the pipeline), so that they never import ml_dtypes."""
         arr = self._loader()
-        if arr.dtype != self.spec.dtype.numpy or tuple(arr.shape) != self.spec.shape:
+        dtype = self.spec.dtype
+        if not dtype.carried_by(arr.dtype) or tuple(arr.shape) != self.spec.shape:
             raise FormatError(
                 f"tensor {self.source!r} promised {self.spec.dtype} {list(self.spec.shape)} "
                 f"but holds {arr.dtype} {list(arr.shape)}")
-        return contiguous(arr)
+        return contiguous(arr if arr.dtype == dtype.carrier else arr.view(dtype.carrier))
 
     def holds(self) -> int:
         """Bytes held at most at once while load() runs: the array, and the source of a
@@ -94,7 +103,7 @@ class Tensor:
         if self._chain is not None:
             root, step = self._chain
             if _reads_strips(root, step):        # the result and one strip of the source
-                return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.numpy)
+                return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.carrier)
             if step.moves_bytes:
                 return root.holds() + self.nbytes
             return max(self.nbytes, root.holds())
@@ -142,10 +151,10 @@ class Tensor:
         stream) is read this way, one tensor after the other, while the relayouts and writes
         of the ones before run on other threads (ir/pipeline.py)."""
         if self._chain is None:
-            array = self.load()
+            array = self.load_raw()
             return Tensor(self.spec, lambda: array, self.source)
         root, step = self._chain
-        array = root.load()
+        array = root.load_raw()
         read = Tensor(root.spec, lambda: array, root.source)
         return Tensor(self.spec, _relaid(read, step), self.source)
 
@@ -157,7 +166,7 @@ class Tensor:
         root, step = self._chain
         if root.ordered_strips is None or not _strip_relayout(root, step):
             return None
-        return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.numpy)
+        return self.nbytes + step.read_buffer(root.spec.shape, root.spec.dtype.carrier)
 
     def read_in_turn(self) -> "Tensor":
         """prefetched(), but with the source read strip by strip straight into the relayout,
@@ -181,14 +190,14 @@ def _strip_relayout(root: Tensor, transform) -> bool:
     """Whether `transform` of `root` is one a strip-by-strip read can feed (apply_read)."""
     reads = getattr(transform, "reads_strips", None)
     return (reads is not None and root.spec.dtype.name != "BOOL"     # (a BOOL load checks its bytes)
-            and reads(root.spec.shape, root.spec.dtype.numpy))
+            and reads(root.spec.shape, root.spec.dtype.carrier))
 
 
 def _read_into(root: Tensor, transform, reader) -> np.ndarray:
     """transform of root, its bytes read strip by strip through `reader` (a context manager
     yielding fill; its exit checks them, so the result is returned only once they passed)."""
     with reader as fill, stage("relayout", root.spec.nbytes):
-        return transform.apply_read(root.spec.shape, root.spec.dtype.numpy, fill)
+        return transform.apply_read(root.spec.shape, root.spec.dtype.carrier, fill)
 
 
 def _relaid(root: Tensor, transform) -> Loader:
@@ -199,7 +208,7 @@ def _relaid(root: Tensor, transform) -> Loader:
             from .ranges import range_reader
             return _read_into(root, transform, root.strips() if root.strips is not None
                               else range_reader(root.extent, root.spec.nbytes, root.source))
-        array = root.load()
+        array = root.load_raw()
         if transform.moves_bytes:
             with stage("relayout", array.nbytes):
                 return transform.apply(array)
@@ -219,7 +228,7 @@ def read_once_for(t: Tensor, loads: int) -> Tensor:
         with lock:
             array = state["array"]
             if array is None:
-                array = t.load()
+                array = t.load_raw()
             state["left"] -= 1
             state["array"] = array if state["left"] > 0 else None
             return array
@@ -228,9 +237,10 @@ def read_once_for(t: Tensor, loads: int) -> Tensor:
     return out
 
 
-def from_array(name: str, array: np.ndarray, axes=None) -> Tensor:
+def from_array(name: str, array: np.ndarray, axes=None, dtype: DType | None = None) -> Tensor:
+    """A tensor of `array`, of its dtype, or of `dtype` when the array is that dtype's carrier."""
     from .dtypes import from_numpy
-    spec = TensorSpec(name, from_numpy(array.dtype), tuple(array.shape), axes)
+    spec = TensorSpec(name, dtype or from_numpy(array.dtype), tuple(array.shape), axes)
     return Tensor(spec, lambda: array)
 
 

@@ -644,24 +644,3 @@ def test_a_flipped_bit_under_a_bin_strip_read_is_the_crc_error(tmp_path):
         moved.load()
     assert info.value.path == str(path)
 
-
-def test_a_bf16_model_copied_to_a_bin_never_imports_ml_dtypes(tmp_path):
-    """safetensors -> .bin (and -> safetensors, and through the pipe) of bf16 tensors copies them
-    in the kernel: their numpy type is never needed, so ml_dtypes (~0.8 s to import) is not
-    imported; torch reads back every tensor."""
-    import shutil
-    from pathlib import Path
-    from safetensors.torch import load_file, save_file
-    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
-    tensors = {k: v.to(torch.bfloat16) for k, v in load_file(str(tiny / "model.safetensors")).items()}
-    (tmp_path / "src").mkdir()
-    save_file(tensors, str(tmp_path / "src" / "model.safetensors"))
-    shutil.copy(tiny / "config.json", tmp_path / "src" / "config.json")
-    probe = ("import sys, runpy; sys.argv = ['irconv'] + sys.argv[1:]\n"
-             "try:\n    runpy.run_module('irconv', run_name='__main__')\n"
-             "finally:\n    print('ml_dtypes' in sys.modules, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", probe, "convert", tmp_path / "src", tmp_path / "out",
-                           "--to", "pt", "--bin"], capture_output=True)
-    assert proc.returncode == 0 and proc.stderr.decode().strip().splitlines()[-1] == "False", proc.stderr
-    back = torch.load(tmp_path / "out" / "pytorch_model.bin", weights_only=True)
-    assert all(torch.equal(back[k], v) for k, v in tensors.items())   # (+ the tied copies HF's .bin keeps)

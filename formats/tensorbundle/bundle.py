@@ -301,7 +301,7 @@ def _loader(path: str, spec: TensorSpec, entry: _Entry):
         # numpy bools must be 0 or 1; any other byte would compare and sum wrongly.
         if spec.dtype.name == "BOOL" and entry.size and raw.max() > 1:
             raise FormatError(f"tensor {spec.name!r}: BOOL bytes other than 0 and 1", path=path)
-        return raw.view(spec.dtype.numpy).reshape(spec.shape)
+        return raw.view(spec.dtype.carrier).reshape(spec.shape)
     return load
 
 
@@ -685,4 +685,4 @@ def write(prefix, tensors: Iterable[Tensor], **kwargs) -> None:
     tensors = list(tensors)
     with BundleWriter(prefix, [t.spec for t in tensors], **kwargs) as w:
         for t in tensors:
-            w.write(t.name, t.load())
+            w.write(t.name, t.load_raw())
