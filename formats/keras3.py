@@ -34,9 +34,10 @@ from typing import Callable, Mapping
 from ..ir import limits
 from ..ir.errors import FormatError
 from ..ir.ranges import crc32
-from .kerash5 import (MAX_INFLATION, H5Weight, Scope, _decode, _has_attr, _link_type, _one_line, _read_attr,
-                      _weight, child, looks_like, members, open_h5, scope_of)
-from .kerash5 import h5py
+from .kerash5.attrs import _decode, _has_attr, _read_attr
+from .kerash5.common import _one_line, h5py
+from .kerash5.guard import MAX_INFLATION, Scope, _link_type, child, members, scope_of
+from .kerash5.reading import H5Weight, _weight, looks_like, open_h5
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")   # a zip local header: signature ... name and extra lengths
 

@@ -29,8 +29,10 @@ from typing import Sequence
 from ..ir import limits
 from ..ir.errors import FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec
-from .kerash5 import (KerasH5Writer, _check_paths, _one_line, _weight, child, members,
-                      open_h5, scope_of)
+from .kerash5.common import _one_line
+from .kerash5.guard import child, members, scope_of
+from .kerash5.reading import _weight, open_h5
+from .kerash5.writing import KerasH5Writer, _check_paths
 from .keras3 import _datasets
 from .partial import PartialWriter
 

@@ -680,7 +680,7 @@ class _SmallDisk:
         return getattr(self._real, name)
 
 
-class _FullDisk(kh5._GuardedFile):
+class _FullDisk(kh5.writing._GuardedFile):
     def __init__(self, path, mode):
         super().__init__(path, mode)
         self._f = _SmallDisk(self._f, 20_000)
@@ -688,7 +688,7 @@ class _FullDisk(kh5._GuardedFile):
 
 @pytest.mark.parametrize("sharded", [False, True])
 def test_writer_full_disk_raises_once_and_leaves_nothing(tmp_path, monkeypatch, sharded):
-    monkeypatch.setattr(kh5, "_GuardedFile", _FullDisk)
+    monkeypatch.setattr(kh5.writing, "_GuardedFile", _FullDisk)
     specs = [TensorSpec(f"m/w{i}:0", by_name("F32"), (64, 64)) for i in range(4)]
     out = tmp_path / "out"
     out.mkdir()

@@ -1,5 +1,5 @@
 """Attacks on HDF5 inputs and outputs: HF TF2 tf_model.h5, Keras 2 h5, Keras 3 .weights.h5 and
-.keras archives (formats/kerash5.py, formats/keras3.py).
+.keras archives (formats/kerash5/, formats/keras3.py).
 
 HDF5 can put a dataset's bytes anywhere: in another file (external raw storage, a virtual
 dataset's sources, an external link), behind a soft link, or nowhere at all (a declared
