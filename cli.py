@@ -7,6 +7,7 @@ import glob
 import json
 import re
 import signal
+import stat
 import sys
 import traceback
 from pathlib import Path
@@ -110,9 +111,13 @@ def _import(fmt: str, args) -> Checkpoint:
                          getattr(args, "accept_defaults", False), require=args.verb not in ("ls", "diff"))
 
 
+# The files an importer may read beside a bare weights file (or a TF checkpoint prefix).
+_READ_BESIDE = ("config.json", "bert_config.json", "params.json", "dict.txt", "checkpoint")
+
+
 def _inputs(args) -> tuple[Path, ...]:
     """Every path this run reads: OUT may not be, contain or clobber any of them."""
-    paths = [getattr(args, "src", None), getattr(args, "input", None),
+    paths = [getattr(args, "src", None), getattr(args, "input", None), getattr(args, "config", None),
              *parse_with(getattr(args, "parts", None)).values()]
     out = []
     for p in paths:
@@ -120,9 +125,28 @@ def _inputs(args) -> tuple[Path, ...]:
             continue
         if not os.path.lexists(p) and os.path.lexists(f"{p}.index"):     # a TF checkpoint prefix
             out += [Path(q) for q in glob.glob(glob.escape(str(p)) + ".*")]
+            p = f"{p}.index"
         else:
             out.append(Path(p))
+        if not os.path.isdir(p):         # the config (vocabulary, state file) read beside it
+            out += [q for name in _READ_BESIDE if (q := Path(p).parent / name).is_file()]
+    if ((getattr(args, "src", None) == "-" or (getattr(args, "verb", None) == "export" and not args.input))
+            and (stdin := _stdin_file()) is not None):
+        out.append(stdin)
     return tuple(out)
+
+
+def _stdin_file() -> Path | None:
+    """The regular file on stdin (`export pt OUT < s.irs`), when the system can name it."""
+    try:
+        st = os.fstat(sys.stdin.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        path = os.readlink("/proc/self/fd/0")
+        same = os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(path) if (same.st_dev, same.st_ino) == (st.st_dev, st.st_ino) else None
 
 
 def _jobs(value: str) -> int:
@@ -224,7 +248,7 @@ def cmd_import(args) -> None:
                 with output.temporary(out, directory=False) as tmp:
                     with open(tmp, "wb") as f:
                         write_stream(ckpt, f, progress=progress, where=str(out), jobs=args.jobs)
-                    os.replace(tmp, out)
+                    output.place_file(tmp, out)
             except OSError as exc:
                 if exc.filename:        # a read of the input failed: it names its file
                     raise
@@ -413,8 +437,25 @@ EXAMPLES = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as every other error: one line (pointing at --help), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"irconv: error: {' '.join(str(message).split())} (see {self.prog} --help)\n")
+
+
+# The path arguments: an empty one (an unset shell variable) would mean the current directory.
+_PATHS = {"src": "SRC", "out": "OUT", "input": "-i", "output": "-o", "config": "--config"}
+
+
+def _check_paths(args) -> None:
+    for key, what in _PATHS.items():
+        if getattr(args, key, None) == "":
+            raise UsageError(f"{what} is an empty path (an unset shell variable?); name the file or directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="irconv", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = _Parser(prog="irconv", formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=EXAMPLES, description="Convert trained model weights between "
                                 "frameworks through one canonical IR.")
     p.add_argument("--version", action="version", version=f"irconv {__version__}")
@@ -518,7 +559,11 @@ def _subject(args) -> str:
     return ""
 
 
-_interrupts = []
+# Signals that stop a run as Ctrl-C does: the work is abandoned and what it wrote removed
+# (exit 128 + the signal). One that the caller set to be ignored (nohup, a shell's background
+# job) stays ignored.
+_STOPS = ("SIGINT", "SIGTERM", "SIGHUP")
+_interrupts = []     # the signals that came, the first being the one that stopped the run
 _armed = []          # the timer _on_interrupt set to raise an interrupt it deferred
 
 
@@ -533,7 +578,16 @@ def _importing(frame) -> bool:
 
 
 def _on_interrupt(signum, frame):
-    _interrupts.append(signum)
+    if signum != getattr(signal, "SIGALRM", None):
+        _interrupts.append(signum)
+        if len(_interrupts) > 1:
+            # The first one's cleanup is running (it takes a moment): let it end. Cut short, it
+            # would leave files behind, or a join undone and the h5 layout thread holding
+            # libhdf5's lock, which the exit would then wait for forever. (Ctrl-\ still quits.)
+            return
+    if output.moving():
+        output.held.append(signum)      # a commit's moves are under way: raised once they end
+        return
     if _importing(frame):
         # A KeyboardInterrupt raised inside importlib can leave its import lock held: the next
         # import on another thread (a layout or load thread) then waits forever, and so does
@@ -548,6 +602,26 @@ def _on_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def run() -> None:
+    """The `irconv` command (the console script and `python -m irconv`): main(), then the exit."""
+    code = main()
+    if code > 128:
+        # Stopped by a signal, said so, and the output removed: end now. The teardown would wait
+        # for threads the interrupt may have left mid-job (an h5 layout holding libhdf5's lock),
+        # and CPython ends a process whose KeyboardInterrupt passed through a C extension's
+        # start-up by SIGINT, not by this code.
+        sys.stderr.flush()
+        os._exit(code)
+    for name in _STOPS:
+        # The work is over (written or refused, and said so): a signal now, during the
+        # interpreter's teardown, must not turn that into a traceback or death by signal.
+        try:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        except (AttributeError, ValueError, OSError):
+            pass
+    sys.exit(code)
+
+
 def main(argv=None) -> int:
     try:
         return _main(argv)
@@ -560,19 +634,33 @@ def main(argv=None) -> int:
             _armed.clear()
 
 
+def _stopped() -> int:
+    """The one line and exit status of a run a signal stopped."""
+    signum = _interrupts[0] if _interrupts else signal.SIGINT
+    how = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+    if output.completed:
+        print(f"irconv: {how}, after {output.completed[-1]} was written completely", file=sys.stderr)
+    else:
+        print(f"irconv: {how}; no output was written", file=sys.stderr)
+    return 128 + signum
+
+
 def _main(argv) -> int:
-    try:
-        signal.signal(signal.SIGINT, _on_interrupt)
-    except (ValueError, OSError):
-        pass
+    for name in _STOPS:
+        sig = getattr(signal, name, None)
+        try:
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, _on_interrupt)
+        except (ValueError, OSError):
+            pass
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:
-        print("irconv: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return _stopped()
     args.quiet = args.quiet or args.quiet_top
     args.debug = args.debug or args.debug_top
     try:
+        _check_paths(args)
         args.func(args)
     except IrconvError as exc:
         if args.debug:
@@ -602,12 +690,10 @@ def _main(argv) -> int:
         print(f"irconv: error: {_subject(args)}: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("irconv: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return _stopped()
     except Exception as exc:  # a bug, not bad input: still one line, with the way to see more
         if _interrupts:       # an error the interrupt caused (an import it cut short on a thread)
-            print("irconv: interrupted; no output was written", file=sys.stderr)
-            return 130
+            return _stopped()
         if args.debug:
             traceback.print_exc()
         print(f"irconv: internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)",

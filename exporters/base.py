@@ -7,6 +7,7 @@ from typing import Callable
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
+from ..formats.sharding import WriteError
 from ..ir.errors import DTypeError, IrconvError, MappingError, OutputExistsError, UsageError
 from ..ir.pipeline import done, loaded
 from ..ir.stages import stage
@@ -130,29 +131,37 @@ class Exporter:
         raise NotImplementedError
 
 
+def _in_out(path, tmp: Path, out: Path) -> str | None:
+    """`path`, a file of the temporary sibling `tmp` (or tmp itself; a `.partial` name as the
+    file it becomes), as the file of OUT it is written for; None for a path elsewhere."""
+    try:
+        rel = Path(str(path)).resolve().relative_to(Path(tmp).resolve())
+    except (ValueError, OSError, RuntimeError):
+        return None
+    name = str(rel).removesuffix(".partial")
+    return str(out) if name in ("", ".") else str(out / name)
+
+
 def write_error(exc: OSError, tmp: Path, out: Path) -> IrconvError:
     """A failed write (a full disk: ENOSPC, EFBIG) as one line naming the file of OUT it was
     writing; Exporter.save removes whatever was written."""
-    name = str(out)
-    if exc.filename:
-        try:
-            name = str(out / Path(str(exc.filename)).resolve().relative_to(Path(tmp).resolve()))
-        except ValueError:
-            name = str(exc.filename)
+    name = (_in_out(exc.filename, tmp, out) or str(exc.filename)) if exc.filename else str(out)
     reason = exc.strerror or str(exc) or type(exc).__name__
     return IrconvError(f"cannot write the output: {reason}; nothing was written", path=name)
 
 
 def named_for_out(exc: IrconvError, tmp: Path, out: Path) -> IrconvError:
-    """An error a writer raised about the output as a whole (a dtype the format cannot hold, a
-    tensor the view has no name for), naming OUT rather than the temporary sibling it was
-    writing, which never appears. Errors naming another file (a source tensor that cannot be
-    read) and unnamed ones of other kinds are kept as they are."""
-    about_output = exc.path == str(tmp) or (exc.path is None and isinstance(exc, (DTypeError, MappingError, UsageError)))
-    if not about_output:
+    """An error a writer raised about the output (a dtype the format cannot hold, a tensor the
+    view has no name for, a failed write), naming OUT or its file rather than the temporary
+    sibling it was writing, which never appears. Errors naming another file (a source tensor
+    that cannot be read) and unnamed ones of other kinds are kept as they are."""
+    name = _in_out(exc.path, tmp, out) if exc.path else None
+    if name is None and not (exc.path is None and isinstance(exc, (DTypeError, MappingError, UsageError))):
         return exc
     message = str(exc)[len(exc.path) + 2:] if exc.path else str(exc)
-    return type(exc)(message, path=str(out))
+    if isinstance(exc, WriteError) or message.startswith("cannot write:"):
+        message = f"{message.replace('cannot write:', 'cannot write the output:', 1)}; nothing was written"
+    return type(exc)(message, path=name or str(out))
 
 
 FLOATS = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}

@@ -8,8 +8,15 @@ when every file is complete does `commit` move them into place:
   other file there (the tokenizer, the model card, weights of another framework) is kept. A
   file of the same name is replaced only with --force; without it the write is refused naming
   those files, except a config.json identical to the one being written (same model).
-- OUT is SRC, contains SRC, or lies inside SRC where a written file would replace one of the
-  input's: refused before anything is written, --force or not.
+- OUT is SRC, contains SRC, is a file of SRC, or lies inside SRC where a written file would
+  replace one of the input's: refused before anything is written, --force or not. The inputs
+  are every file the run reads (cli._inputs): a bare weights file's config beside it, --config,
+  --with, and a stream on stdin that is a file.
+- Nothing is written through a symbolic link below OUT (a linked sub-directory would put files
+  outside it, or into the input), nor over a directory: every written file's place is checked
+  before the first one is moved, so a refused commit has changed nothing.
+- The moves into an existing OUT are not cut short by Ctrl-C / SIGTERM: a signal that arrives
+  then is taken once they are done (the CLI then says OUT was written completely).
 
 A run that is killed (SIGKILL, the OOM killer) cannot clean up after itself; the next run on the
 same OUT removes temporary siblings whose writing process is gone (the PID in their name) and
@@ -28,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..ir.errors import OutputExistsError, UsageError
+from ..ir.errors import IrconvError, OutputExistsError, UsageError
 
 # Fields of a config.json that say how a file was written, not what model it holds.
 _PROVENANCE = ("transformers_version", "_name_or_path", "torch_dtype", "dtype")
@@ -106,6 +113,10 @@ def temporary(out: Path, directory: bool = True) -> Iterator[Path]:
                 break
             except FileExistsError:
                 continue
+            except OSError as exc:      # a read-only or full file system: nothing was made
+                path = None
+                raise IrconvError(f"cannot write the output: {exc.strerror or exc}; nothing was written",
+                                  path=str(out)) from None
         yield path
     except BaseException:
         if path is not None:
@@ -158,9 +169,13 @@ def check_target(out: Path, force: bool, sources: tuple = (), file: bool = False
                              "another output directory")
         if _within(real_out, real_src):
             inside = True
-    if out.exists() and not out.is_dir() and not force and not file:
-        raise OutputExistsError(f"{out} exists and is a file; pass --force to replace it with the output "
-                                "directory")
+    if os.path.lexists(out) and not out.is_dir():
+        if inside:
+            raise UsageError(f"{out} is a file of the input; writing there would replace it, --force or not: "
+                             "choose another output")
+        if not force and not file:
+            raise OutputExistsError(f"{out} exists and is a file; pass --force to replace it with the output "
+                                    "directory")
     return inside
 
 
@@ -178,13 +193,24 @@ def _files(root: Path) -> list[str]:
 
 def _same_file(existing: Path, new: Path) -> bool:
     """A file already there that says what the new one says is no clash: the same bytes (a
-    carried tokenizer file), or a config.json describing the same model."""
+    carried tokenizer file, or weights written again: compared a MiB at a time), or a
+    config.json describing the same model."""
     try:
-        if existing.stat().st_size == new.stat().st_size and existing.read_bytes() == new.read_bytes():
+        if existing.stat().st_size == new.stat().st_size and _same_bytes(existing, new):
             return True
     except OSError:
         return False
     return new.name in _CONFIG_FILES and _same_config(existing, new)
+
+
+def _same_bytes(a: Path, b: Path, piece: int = 1 << 20) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(piece), fb.read(piece)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def _same_config(existing: Path, new: Path) -> bool:
@@ -208,18 +234,23 @@ def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False,
     written = Written(out)
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(tmp, out)
+        with uninterrupted():
+            os.replace(tmp, out)
+            completed.append(out)
         written.files = _files(out)
         return written
     if not out.is_dir():                     # a file, and --force was given (check_target)
         old = out.with_name(f".{out.name}.irconv-old-{os.getpid()}")
         os.chmod(tmp, 0o777 & ~_umask())
-        os.replace(out, old)
-        os.replace(tmp, out)
-        old.unlink()
+        with uninterrupted():
+            os.replace(out, old)
+            os.replace(tmp, out)
+            old.unlink()
+            completed.append(out)
         written.files, written.replaced = _files(out), [out.name]
         return written
     new = _files(tmp)
+    _check_places(out, new)
     same = [f for f in new if (out / f).is_file() and _same_file(out / f, tmp / f)]
     clash = [f for f in new if f not in same and os.path.lexists(out / f)]
     stale = sorted({p.name for pattern in competing for p in out.glob(pattern)} - set(new))
@@ -237,20 +268,71 @@ def commit(tmp: Path, out: Path, force: bool, inside_source: bool = False,
         raise OutputExistsError(f"{out} already has {', '.join(clash[:6])}"
                                 + (f" and {len(clash) - 6} more" if len(clash) > 6 else "")
                                 + "; pass --force to replace those files (every other file there is kept)")
-    for f in new:
-        if f in same:
-            continue
+    before = set(_files(out))
+    with uninterrupted():
+        for f in new:
+            if f in same:
+                continue
+            dest = out / f
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / f, dest)
+        for f in stale:
+            (out / f).unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
+        completed.append(out)
+    written.files, written.replaced = [f for f in new if f not in same], clash + stale
+    written.kept = len(before - set(new) - set(stale))
+    return written
+
+
+def _check_places(out: Path, files: list[str]) -> None:
+    """Refuse, before anything moves, a written file whose place in OUT is a directory, or lies
+    through a symbolic link or a file (a linked sub-directory would take it outside OUT)."""
+    for f in files:
+        place = out
+        for part in Path(f).parts[:-1]:
+            place = place / part
+            if place.is_symlink():
+                raise UsageError(f"{place} is a symbolic link; irconv does not write through links inside "
+                                 f"the output (it would put {f} outside {out}): remove it or choose another "
+                                 "output directory")
+            if os.path.lexists(place) and not place.is_dir():
+                raise UsageError(f"{place} is a file, where the output needs a directory for {f}")
         dest = out / f
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.is_dir() and not dest.is_symlink():
             raise UsageError(f"{dest} is a directory; cannot replace it with the file {f}")
-        os.replace(tmp / f, dest)
-    for f in stale:
-        (out / f).unlink()
-    shutil.rmtree(tmp, ignore_errors=True)
-    written.files, written.replaced = [f for f in new if f not in same], clash + stale
-    written.kept = len(_files(out)) - len(new) + len(same)
-    return written
+
+
+# Signals the CLI turns into an interrupt; while the moves of a commit run, one that arrives
+# waits (`held`) until they are done, and `completed` says which OUT was then whole.
+_moving: list[bool] = []
+held: list[int] = []
+completed: list[Path] = []
+
+
+def moving() -> bool:
+    return bool(_moving)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Run the block to its end even if the CLI's SIGINT/SIGTERM handler fires inside it (it
+    consults moving() and leaves the signal in `held`); the interrupt is raised after it."""
+    _moving.append(True)
+    try:
+        yield
+    finally:
+        _moving.pop()
+    if held and not _moving:
+        raise KeyboardInterrupt
+
+
+def place_file(tmp: Path, out: Path) -> None:
+    """The finished temporary file `tmp` as `out` (`import -o`), with the mode a new file gets."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    with uninterrupted():
+        os.replace(tmp, out)
+        completed.append(out)
 
 
 def _umask() -> int:

@@ -82,6 +82,10 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
             completed = family.complete(ckpt.config)
             ckpt.config.clear()
             ckpt.config.update(completed)
+        problems = ckpt.config_check(ckpt.config) if sets and ckpt.config_check is not None else []
+        if problems:
+            raise UsageError(f"--set {', '.join(sets)}: the config would contradict the tensors: "
+                             + "; ".join(p.removeprefix("config.json ") for p in problems[:6]), path=where)
         return ckpt
     config = json.loads(json.dumps(ckpt.config))          # nested copy
     architectures = config.get("architectures") if isinstance(config.get("architectures"), list) else ()

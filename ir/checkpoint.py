@@ -42,6 +42,9 @@ class Checkpoint:
     # The tensors must be loaded in table order (an IR stream): exporters then load ahead
     # on one thread only (ir/pipeline.py).
     ordered: bool = False
+    # Where an importer checked a given config against the tensors: that check, for a config
+    # changed after the import (--set): the contradictions it finds, [] for none.
+    config_check: Callable[[dict], list[str]] | None = field(default=None, repr=False)
     _closer: Callable[[], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):

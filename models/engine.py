@@ -902,7 +902,8 @@ class FamilyView:
                       and placed[c][0].param.tied_to and isinstance(placed[c][0].param.tie_key, str)}
             config = {**{key: False for key in sorted(untied)}, **config}
         else:
-            contradictions = config_contradictions(fam, config, {c: t.spec for c, t in tensors.items()}, counts)
+            checked = {c: t.spec for c, t in tensors.items()}
+            contradictions = config_contradictions(fam, config, checked, counts)
             if contradictions:
                 raise MappingError("the config contradicts the tensors: " + "; ".join(contradictions[:6])
                                    + " (fix the config or pass --config)", path=where)
@@ -936,7 +937,9 @@ class FamilyView:
                     relayout(entry.raw_axes, entry.param.axes)), tensors[target])
         return Checkpoint(fam.name, config, tensors, aliases,
                           {"view": self.view, "skipped": skipped, "notes": notes, "copies": copy_of,
-                           "derived": list(derived), "config_inferred": inferred}, dropped=dropped)
+                           "derived": list(derived), "config_inferred": inferred}, dropped=dropped,
+                          config_check=None if inferred else
+                          (lambda given: config_contradictions(fam, given, checked, counts)))
 
     def _stack(self, ckpt: Checkpoint, entry: _Entry, idx: dict, raw: str, where: str) -> Tensor | None:
         """The one tensor this view stores for `entry`'s Fused: its parts, concatenated."""

@@ -253,3 +253,189 @@ def test_a_stale_weights_file_of_the_same_format_is_a_clash(tmp):
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "pytorch_model.bin"]
     state = torch.load(out / "pytorch_model.bin", weights_only=True)
     assert {t.dtype for t in state.values()} == {torch.float16}
+
+
+# ---------------------------------------------------------------- a file of the input, links, places
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_out_naming_a_file_of_the_input_is_refused(hub, tmp, force):
+    """OUT = a file in SRC, a bare weights file's config.json beside it, or (import -o) the
+    weights themselves: refused, --force or not, and nothing of the input changes."""
+    flag = ["--force"] if force else []
+    before = snapshot(hub)
+    assert_one_line_error(run_irconv("convert", hub, hub / "model.safetensors", "--to", "pt", *flag),
+                          "is a file of the input")
+    assert_one_line_error(run_irconv("convert", hub / "model.safetensors", hub / "config.json", "--to", "pt",
+                                     *flag), "config.json")
+    assert_one_line_error(run_irconv("import", "pt", hub, "-o", hub / "model.safetensors", *flag),
+                          "model.safetensors")
+    assert_one_line_error(run_irconv("import", "pt", hub / "model.safetensors", "-o", hub / "config.json", *flag),
+                          "config.json")
+    assert snapshot(hub) == before
+
+
+def test_a_stream_on_stdin_is_an_input(hub, tmp):
+    """`export pt s.irs --force < s.irs` would replace the stream being read: refused as -i is."""
+    stream = tmp / "s.irs"
+    run_irconv("import", "pt", hub, "-o", stream, check=True)
+    data = stream.read_bytes()
+    for args in (["export", "pt", stream, "--force"], ["convert", "-", stream, "--to", "pt", "--force"]):
+        with open(stream, "rb") as f:
+            proc = subprocess.run([sys.executable, "-m", "irconv", *map(str, args)], stdin=f, capture_output=True)
+        assert_one_line_error(proc, "is the input itself")
+        assert stream.read_bytes() == data
+
+
+def test_nothing_is_written_through_a_link_inside_out(hub, tmp):
+    """OUT/1_Pooling a link to another directory (or to the input): the carried 1_Pooling/config.json
+    would land outside OUT; refused before anything moves, --force or not."""
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    for target, flag in ((elsewhere, []), (hub, ["--force"])):
+        out = tmp / f"out-{target.name}"
+        out.mkdir()
+        (out / "1_Pooling").symlink_to(target)
+        before = snapshot(hub)
+        assert_one_line_error(run_irconv("convert", hub, out, "--to", "pt", *flag), "1_Pooling", "symbolic link")
+        assert snapshot(hub) == before and not list(elsewhere.iterdir())
+        assert sorted(p.name for p in out.iterdir()) == ["1_Pooling"]
+
+
+@pytest.mark.parametrize("fmt, blocked", [("pt", "model.safetensors"), ("tf1", "checkpoint")])
+def test_a_refused_commit_has_changed_nothing(hub, tmp, fmt, blocked):
+    """A directory where a written file goes (found only at the commit): refused before the
+    first file moves, so the config and the other files there are as they were."""
+    out = tmp / "out"
+    out.mkdir()
+    (out / blocked).mkdir()
+    for name in ("config.json", "bert_config.json"):
+        (out / name).write_text('{"old": 1}\n')
+    before = snapshot(out)
+    assert_one_line_error(run_irconv("convert", hub, out, "--to", fmt, "--force"), "is a directory")
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted([
+        "bert_config.json", blocked, "config.json"])
+
+
+def test_writing_the_same_output_again_holds_no_whole_file(hub, tmp):
+    """Files already there are compared a piece at a time (they may be GBs): the summary says
+    nothing new was written, and the count of other files kept is right."""
+    out = tmp / "out"
+    run_irconv("convert", hub, out, "--to", "pt", check=True)
+    (out / "notes.txt").write_text("mine\n")
+    proc = run_irconv("convert", hub, out, "--to", "pt", "--force", check=True)
+    assert "nothing new" in proc.stderr.decode() and "kept 1 other file" in proc.stderr.decode(), proc.stderr
+
+
+def test_import_o_gives_the_stream_the_mode_of_a_new_file(hub, tmp):
+    old = os.umask(0o022)
+    try:
+        run_irconv("import", "pt", hub, "-o", tmp / "s.irs", check=True)
+    finally:
+        os.umask(old)
+    assert (tmp / "s.irs").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("args", [["convert", TINY, "", "--to", "pt"], ["convert", "", "OUT", "--to", "pt"],
+                                  ["import", "pt", TINY, "-o", ""], ["export", "pt", "OUT", "-i", ""]])
+def test_an_empty_path_is_refused(tmp, args):
+    """An unset shell variable ("") is not the current directory."""
+    (tmp / "mine.txt").write_text("mine\n")
+    proc = run_irconv(*args, cwd=tmp)
+    assert_one_line_error(proc, "empty path")
+    assert sorted(p.name for p in tmp.iterdir()) == ["mine.txt"]
+
+
+def test_argument_errors_are_one_line(tmp):
+    for args in (["convert", TINY, tmp / "o", "--to", "pt", "--jobs", "-1"], ["convert", TINY],
+                 ["convert", TINY, tmp / "o", "--to", "pt", "--no-such-flag"]):
+        assert_one_line_error(run_irconv(*args), "--help")
+
+
+def test_write_errors_name_the_file_of_out(hub, tmp):
+    """A write that fails (here: files over a size limit, EFBIG) names OUT's file, not the
+    temporary sibling it was going to, and says nothing was written."""
+    import resource
+    for fmt, name in (("pt", "model.safetensors"), ("tf1", "bert_model.ckpt.data-00000-of-00001"),
+                      ("flax", "flax_model.msgpack")):
+        out = tmp / f"o-{fmt}"
+        proc = subprocess.run([sys.executable, "-m", "irconv", "convert", str(hub), str(out), "--to", fmt],
+                              capture_output=True, preexec_fn=lambda: (
+                                  signal.signal(signal.SIGXFSZ, signal.SIG_IGN),
+                                  resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))))
+        line = assert_one_line_error(proc, "nothing was written")
+        assert line.startswith(f"irconv: error: {out / name}: cannot write the output"), line
+        assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(f".o-{fmt}")]
+
+
+def test_set_may_not_make_a_given_config_contradict_the_tensors(tmp):
+    proc = run_irconv("convert", TINY, tmp / "o", "--to", "pt", "--set", "hidden_size=7")
+    assert_one_line_error(proc, "--set hidden_size", "hidden_size=7", "32")
+    assert not (tmp / "o").exists()
+    run_irconv("convert", TINY, tmp / "o", "--to", "pt", "--set", "hidden_dropout_prob=0.2", check=True)
+    assert json.loads((tmp / "o" / "config.json").read_text())["hidden_dropout_prob"] == 0.2
+
+
+# ---------------------------------------------------------------- signals
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_clean_up_as_ctrl_c_does(tmp, sig):
+    src = _big_model(tmp / "big")
+    out = tmp / "out"
+    proc = _start("convert", src, out, "--to", "pt")
+    assert _wait_for(lambda: any(p.name.startswith(".out.irconv-") for p in tmp.iterdir()))
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert err.decode().strip().splitlines() == [f"irconv: stopped by {sig}; no output was written"], err
+    assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
+
+
+def test_ctrl_c_pressed_again_during_the_cleanup_is_taken_as_the_first(tmp):
+    """The second and third Ctrl-C wait for the first one's cleanup: one line, exit 130, nothing left."""
+    src = _big_model(tmp / "big")
+    out = tmp / "out"
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "irconv"), "convert", str(src),
+                             str(out), "--to", "tf2"], stderr=subprocess.PIPE)
+    assert _wait_for(lambda: any(p.name.startswith(".out.irconv-") for p in tmp.iterdir()))
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines() == ["irconv: interrupted; no output was written"], err
+    assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
+
+
+def test_an_interrupt_during_the_commit_waits_for_it(hub, tmp, monkeypatch):
+    """Ctrl-C while the files move into an existing OUT: the moves end first, so OUT is never
+    half old, half new, and the line says it was written."""
+    from irconv import cli
+    from irconv.exporters import output
+    out = tmp / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("mine\n")
+    real = os.replace
+    moved = []
+
+    def replace(a, b):
+        if output.moving():
+            if not moved:
+                os.kill(os.getpid(), signal.SIGINT)     # lands while the first file moves
+            moved.append(b)
+        return real(a, b)
+    monkeypatch.setattr(output.os, "replace", replace)
+    monkeypatch.setattr(output, "completed", [])
+    monkeypatch.setattr(cli, "_interrupts", [])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        code = cli.main(["convert", str(hub), str(out), "--to", "pt", "-q"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        output.held.clear()
+    assert code == 130 and len(moved) > 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(["mine.txt", *(p.name for p in hub.iterdir())])
+    from safetensors.numpy import load_file
+    src, got = load_file(hub / "model.safetensors"), load_file(out / "model.safetensors")
+    assert sorted(src) == sorted(got) and all(src[k].tobytes() == got[k].tobytes() for k in src)
