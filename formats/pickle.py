@@ -44,6 +44,7 @@ Allowlist = Mapping[tuple[str, str], Any]
 PersistentLoad = Callable[[Any], Any]
 
 MAX_LINE = 1 << 20      # a protocol-0 opcode argument (a global name, a decimal number)
+MAX_TUPLE_ITEMS = 1 << 20   # a tuple's items through its nested tuples (shapes and args: a few)
 
 _REFUSAL = ("not a tensor or container type irconv knows "
             "(the file may try to run code; nothing was executed)")
@@ -59,7 +60,8 @@ class RestrictedUnpickler(pickle._Unpickler):
                  persistent_load: PersistentLoad | None = None, encoding: str = "utf-8"):
         self.path = str(path)
         super().__init__(_BoundedReader(file, self.path), fix_imports=False, encoding=encoding)
-        self._tuple_depth: dict[int, tuple[tuple, int]] = {}  # id -> (the tuple, kept alive; depth)
+        # id -> (the tuple, kept alive; its depth; its items counted through every nested tuple)
+        self._tuple_depth: dict[int, tuple[tuple, int, int]] = {}
         self._allow = allow
         self._persistent = persistent_load
         # ids of every stand-in: BUILD on one of them would mutate it for the whole process.
@@ -79,7 +81,7 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def persistent_load(self, pid):
         if self._persistent is None:
-            raise FormatError(f"unexpected persistent id {pid!r}: this pickle should have none",
+            raise FormatError(f"unexpected persistent id {brief(pid)}: this pickle should have none",
                               path=self.path)
         return self._persistent(pid)
 
@@ -113,14 +115,24 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch[pickle.MARK[0]] = _load_mark
 
     def _tuple_built(self):
-        """Depth of the tuple just pushed, from its items' (tuples are immutable, so exact)."""
+        """Depth and expanded size of the tuple just pushed, from its items' (tuples are
+        immutable, so exact). Python walks a tuple's items through every nested tuple to hash
+        it (a dict key, a set member) or to print it, and never caches the hash: a tuple of 8
+        copies of a tuple of 8 copies ... is 300 bytes of pickle and 8**30 steps to hash."""
         top = self.stack[-1]
-        depth = 1 + max((self._tuple_depth.get(id(x), (x, 1))[1] for x in top if type(x) is tuple),
-                        default=0)
+        depth, size = 1, len(top)
+        for x in top:
+            if type(x) is tuple:
+                _, d, n = self._tuple_depth.get(id(x), (x, 1, len(x)))
+                depth, size = max(depth, d + 1), size + n
         if depth > MAX_DEPTH:
             raise FormatError(f"pickle nests tuples deeper than {MAX_DEPTH} levels", path=self.path)
+        if size > MAX_TUPLE_ITEMS:
+            raise FormatError(f"pickle builds a tuple of over {MAX_TUPLE_ITEMS:,} items counted through the "
+                              "tuples it shares (hashing or printing it would not end; no checkpoint "
+                              "holds one)", path=self.path)
         if depth > 1:
-            self._tuple_depth[id(top)] = (top, depth)
+            self._tuple_depth[id(top)] = (top, depth, size)
 
     def _tuple_op(load):
         def run(self):
@@ -148,6 +160,21 @@ class RestrictedUnpickler(pickle._Unpickler):
             detail = str(e) or type(e).__name__
             raise FormatError(f"corrupt or truncated pickle ({type(e).__name__}: {detail})",
                               path=self.path) from e
+
+
+def brief(value, depth: int = 0) -> str:
+    """repr() for messages, safe for what a hostile pickle holds (ints of 10**5000 digits,
+    which repr() refuses, long tuples, and tuples sharing tuples many levels deep, which a
+    whole walk would take 8**30 steps over): a few items of a few levels."""
+    if type(value) is int and value.bit_length() > 64:
+        return f"<a {value.bit_length()}-bit integer>"
+    if type(value) is tuple:
+        if depth >= 3:
+            return "(...)"
+        items = ", ".join(brief(v, depth + 1) for v in value[:8])
+        return f"({items}{', ...' if len(value) > 8 else ''}{',' if len(value) == 1 else ''})"
+    text = repr(value) if type(value) in (int, str, float, bool, type(None)) else f"<{type(value).__name__}>"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class _BoundedReader:
@@ -274,5 +301,5 @@ class Stub:
 
     def __repr__(self) -> str:
         module, name = self.stub_global
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        fields = ", ".join(f"{k}={brief(v)}" for k, v in vars(self).items())
         return f"Stub[{module}.{name}]({fields})"

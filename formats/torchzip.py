@@ -27,7 +27,7 @@ from ..ir.dtypes import DTYPES, DType
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.tensor import Tensor, TensorSpec, as_bytes
 from ..ir.limits import check_shape, nbytes_of, open_regular
-from .pickle import Allowlist, RestrictedUnpickler, Sealed, loads
+from .pickle import Allowlist, RestrictedUnpickler, Sealed, brief, loads
 from .sharding import write_errors
 from .ziprecords import Record, RecordFile, members
 from .zipwriter import LaidOutZip
@@ -114,39 +114,27 @@ class TensorRef(Sealed):
 _INT64 = 1 << 63         # sizes, strides, offsets and numels are int64 in torch
 
 
-def _brief(value) -> str:
-    """repr() for messages, safe for what a hostile pickle holds (ints of 10**5000 digits,
-    which repr() refuses, and long tuples)."""
-    if type(value) is int and value.bit_length() > 64:
-        return f"<a {value.bit_length()}-bit integer>"
-    if type(value) is tuple:
-        items = ", ".join(_brief(v) for v in value[:8])
-        return f"({items}{', ...' if len(value) > 8 else ''}{',' if len(value) == 1 else ''})"
-    text = repr(value) if type(value) in (int, str, float, bool, type(None)) else f"<{type(value).__name__}>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _ints(value, what: str) -> tuple[int, ...]:
     if not isinstance(value, tuple) or not all(type(v) is int and 0 <= v < _INT64 for v in value):
-        raise FormatError(f"tensor {what} {_brief(value)} is not a tuple of non-negative int64s")
+        raise FormatError(f"tensor {what} {brief(value)} is not a tuple of non-negative int64s")
     return value
 
 
 def _tensor_ref(storage, offset, size, stride, dtype: _TorchDType | None) -> TensorRef:
     if not isinstance(storage, StorageRef):
-        raise FormatError(f"tensor storage {_brief(storage)} is not a ('storage', ...) persistent id")
+        raise FormatError(f"tensor storage {brief(storage)} is not a ('storage', ...) persistent id")
     if type(offset) is not int or not 0 <= offset < _INT64:
-        raise FormatError(f"tensor storage offset {_brief(offset)} is not a non-negative int64")
+        raise FormatError(f"tensor storage offset {brief(offset)} is not a non-negative int64")
     size, stride = _ints(size, "size"), _ints(stride, "stride")
     if len(size) != len(stride):
-        raise FormatError(f"tensor size {_brief(size)} and stride {_brief(stride)} differ in rank")
+        raise FormatError(f"tensor size {brief(size)} and stride {brief(stride)} differ in rank")
     if dtype is None:  # v1/v2: the storage class is the dtype
         if storage.type.untyped:
             raise FormatError(f"_rebuild_tensor_v2 on {storage.type.name}, which has no dtype")
         stype = storage.type
         dtype = _TorchDType(stype.dtype.torch if stype.dtype else stype.name, stype.dtype)
     elif not isinstance(dtype, _TorchDType):
-        raise FormatError(f"_rebuild_tensor_v3 dtype {_brief(dtype)} is not a torch dtype")
+        raise FormatError(f"_rebuild_tensor_v3 dtype {brief(dtype)} is not a torch dtype")
     return TensorRef(storage, dtype.name, dtype.dtype, offset, size, stride)
 
 
@@ -174,14 +162,14 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
 def _rebuild_from_type_v2(func, new_type, args, state):
     # torch uses this for tensors carrying Python attributes; only plain classes are known.
     if not isinstance(new_type, _TensorClass) or not callable(func) or not isinstance(args, tuple):
-        raise FormatError(f"_rebuild_from_type_v2 of {_brief(new_type)} is not a plain tensor")
+        raise FormatError(f"_rebuild_from_type_v2 of {brief(new_type)} is not a plain tensor")
     return func(*args)
 
 
 def _codecs_encode(text, encoding="utf-8"):
     # Protocol 2 pickles `bytes` as _codecs.encode(str, 'latin1').
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise FormatError(f"_codecs.encode({text!r:.40}, {encoding!r}) is not a bytes literal")
+        raise FormatError(f"_codecs.encode({brief(text)}, {brief(encoding)}) is not a bytes literal")
     return text.encode(encoding)
 
 
@@ -359,12 +347,12 @@ def _load_legacy(path: str, allow: Allowlist) -> tuple[Any, TorchZipArchive]:
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', type, key, location, "
+            raise FormatError(f"persistent id {brief(pid)} is not ('storage', type, key, location, "
                               f"numel, view_metadata)")
         _, stype, key, location, numel, view = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
                 not isinstance(location, str) or type(numel) is not int or not 0 <= numel < _INT64:
-            raise FormatError(f"persistent id {_brief(pid)} is not a storage reference")
+            raise FormatError(f"persistent id {brief(pid)} is not a storage reference")
         if view is not None:
             raise FormatError(f"storage {key!r} is a view of another storage (legacy storage "
                               f"views are not supported yet)")
@@ -373,8 +361,8 @@ def _load_legacy(path: str, allow: Allowlist) -> tuple[Any, TorchZipArchive]:
     with open_regular(path) as f:
         header = [loads_from(f, path, {}) for _ in range(3)]
         if header[0] != _LEGACY_MAGIC_NUMBER or header[1] != _LEGACY_PROTOCOL:
-            raise FormatError(f"not a legacy torch.save file (magic {_brief(header[0])}, protocol "
-                              f"{_brief(header[1])})", path=path)
+            raise FormatError(f"not a legacy torch.save file (magic {brief(header[0])}, protocol "
+                              f"{brief(header[1])})", path=path)
         if not (isinstance(header[2], dict) and header[2].get("little_endian", True)):
             raise FormatError("big-endian legacy checkpoint: not supported", path=path)
         obj = loads_from(f, path, allow, persistent_load)
@@ -486,12 +474,12 @@ def load_pickle(path, allow: Allowlist | None = None) -> tuple[Any, TorchZipArch
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', type, key, location, "
+            raise FormatError(f"persistent id {brief(pid)} is not ('storage', type, key, location, "
                               f"numel)")
         _, stype, key, location, numel = pid
         if not isinstance(stype, _StorageType) or not isinstance(key, str) or \
                 not isinstance(location, str) or type(numel) is not int or not 0 <= numel < _INT64:
-            raise FormatError(f"persistent id {_brief(pid)} is not ('storage', <torch storage class>, "
+            raise FormatError(f"persistent id {brief(pid)} is not ('storage', <torch storage class>, "
                               f"key: str, location: str, numel: int)")
         if key not in records:
             raise FormatError(f"storage key {key!r} has no record {f'{prefix}/data/{key}'!r}")
@@ -517,7 +505,7 @@ def state_dict_tensors(obj, archive: TorchZipArchive) -> list[Tensor]:
     if not isinstance(obj, dict):
         raise FormatError(f"top-level object is a {type(obj).__name__}, expected a state dict "
                           f"(dict of name -> tensor)", path=archive.path)
-    bad = [f"{_brief(k)} ({type(v).__name__})" for k, v in obj.items()
+    bad = [f"{brief(k)} ({type(v).__name__})" for k, v in obj.items()
            if not isinstance(k, str) or not isinstance(v, TensorRef)]
     if bad:
         raise FormatError(f"not a flat state dict of tensors: {len(bad)} entries are not "

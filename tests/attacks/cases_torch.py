@@ -213,6 +213,35 @@ def deep_tuple_set(d, ctx):
                        _proto2(b"cbuiltins\nset\n]" + b")" + b"\x85" * 200000 + b"a\x85R"))
 
 
+def _shared_tuples(levels: int, width: int = 8) -> bytes:
+    """T_k = (T_(k-1),) * width, `levels` deep, each level the last one's memo entry repeated: a
+    few hundred bytes, width ** levels items to walk."""
+    level = b"q\x00" + b"0" + b"(" + b"h\x00" * width + b"t"
+    return b"K\x01" + level * levels
+
+
+@case("torch/pickle-shared-tuples-as-key", needle="shares", timeout=5)
+def shared_tuple_key(d, ctx):
+    """A tuple of 8 copies of a tuple of 8 copies ... 30 levels (300 bytes), as a dict key:
+    Python hashes a tuple through all its items, uncached (8 ** 30 steps)."""
+    return _checkpoint(d / "pytorch_model.bin", _proto2(b"}" + _shared_tuples(30) + b"K\x01s"))
+
+
+@case("torch/pickle-shared-tuples-as-storage", needle="shares", timeout=5)
+def shared_tuple_pid(d, ctx):
+    """The same tuple as a persistent id: the refusal message printed all of it, once."""
+    return _checkpoint(d / "pytorch_model.bin", _proto2(_shared_tuples(30) + b"Q"))
+
+
+@case("torch/pickle-shared-lists-to-codecs", needle="bytes literal", timeout=5)
+def shared_lists_codecs(d, ctx):
+    """Lists sharing lists 30 levels deep given to the allowed _codecs.encode: its message's
+    repr() walked every copy (memory rising past 700 MB)."""
+    level = b"q\x00" + b"0" + b"]" + b"(" + b"h\x00" * 8 + b"e"
+    return _checkpoint(d / "pytorch_model.bin",
+                       _proto2(b"c_codecs\nencode\n" + b"]" + level * 30 + b"\x85R"))
+
+
 @case("torch/pickle-deep-lists", needle="nest")
 def deep_lists(d, ctx):
     """Lists nested 200000 deep (values of the state dict)."""
