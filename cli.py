@@ -23,6 +23,7 @@ from .importers.parts import attach_parts, parse_with
 from .ir.checkpoint import Checkpoint
 from .exporters import extras, output
 from .ir.errors import IrconvError, OutputExistsError, UsageError
+from .ir import limits
 from .ir.limits import open_regular
 from .ir.stream import read_stream, stdin_for_stream, write_stream
 from .models import FAMILIES
@@ -134,6 +135,19 @@ def _inputs(args) -> tuple[Path, ...]:
             and (stdin := _stdin_file()) is not None):
         out.append(stdin)
     return tuple(out)
+
+
+def _input_roots(args) -> tuple[list[str], list[str]]:
+    """(the input directories, the paths named on the command line) for limits.inputs: a
+    file read from inside SRC (a directory, or a file's own directory) must be inside it."""
+    named = [p for p in (getattr(args, "src", None), getattr(args, "input", None), getattr(args, "config", None),
+                         *parse_with(getattr(args, "parts", None)).values()) if p and p != "-"]
+    src = getattr(args, "src", None)
+    if not src or src == "-":
+        return [], named
+    if not os.path.isdir(src) and not os.path.lexists(src) and os.path.lexists(f"{src}.index"):
+        named += glob.glob(glob.escape(str(src)) + ".*")       # a TF checkpoint prefix's own files
+    return [src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))], named
 
 
 def _stdin_file() -> Path | None:
@@ -634,6 +648,13 @@ def main(argv=None) -> int:
             _armed.clear()
 
 
+def _one_line(text: str) -> str:
+    """An error message as the one line it must be: a newline or carriage return in it (from a
+    file's own text: a config value, a tensor name) is shown escaped, never begun anew, so a
+    file cannot add lines of its own (a forged "irconv: error: ...") to what is printed."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _stopped() -> int:
     """The one line and exit status of a run a signal stopped."""
     signum = _interrupts[0] if _interrupts else signal.SIGINT
@@ -661,11 +682,12 @@ def _main(argv) -> int:
     args.debug = args.debug or args.debug_top
     try:
         _check_paths(args)
-        args.func(args)
+        with limits.inputs(*_input_roots(args)):
+            args.func(args)
     except IrconvError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"irconv: error: {exc}", file=sys.stderr)
+        print(f"irconv: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if args.debug:
@@ -679,7 +701,8 @@ def _main(argv) -> int:
             return 0
         else:
             where = exc.filename or _subject(args)
-            print(f"irconv: error: {where}{': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
+            message = f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
+            print(f"irconv: error: {_one_line(message)}", file=sys.stderr)
         return 2
     except (MemoryError, RecursionError) as exc:
         # A safety net: every reader bounds what a file declares before allocating or

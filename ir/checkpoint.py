@@ -29,6 +29,15 @@ def check_names(names: Iterable[str], aliases: Mapping[str, str], *, where: str 
                         "checkpoint", path=where)
 
 
+def architectures_problem(config) -> str | None:
+    """What is wrong with a config's `architectures` (every exporter reads its first class
+    name), or None: absent, or a list of strings."""
+    archs = config.get("architectures") if isinstance(config, dict) else None
+    if archs is None or (isinstance(archs, list) and all(isinstance(a, str) for a in archs)):
+        return None
+    return f"config architectures {str(archs)[:80]!r} is not a list of class names"
+
+
 @dataclass
 class Checkpoint:
     family: str                       # registry name of the model family ("bert")
@@ -55,6 +64,9 @@ class Checkpoint:
             raise FormatError(f"tensor {self.tensors[wrong[0]].name!r} is stored under the name "
                               f"{wrong[0]!r}", path=self._where())
         check_names(self.tensors, self.aliases, where=self._where())
+        problem = architectures_problem(self.config)
+        if problem:
+            raise FormatError(problem, path=self._where())
 
     def _where(self) -> str | None:
         files = self.source.get("files") if isinstance(self.source, dict) else None

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from .errors import FormatError
 
@@ -50,9 +51,52 @@ def outside(path, root) -> str | None:
     return None if any(os.path.commonpath([real, a]) == a for a in allowed) else real
 
 
+# The input directories of this run (cli): a file read from inside one must really be inside
+# it (outside(): links out are refused, a Hugging Face cache snapshot's into its blobs/ are its
+# own), but for the paths the user named themselves, which may be links to anywhere.
+_roots: list[str] = []
+_named: set[str] = set()
+
+
+@contextmanager
+def inputs(directories: Iterable, named: Iterable = ()) -> Iterator[None]:
+    """Within the block, every file read under one of `directories` (lexically) must resolve
+    inside it, except the paths in `named` (what the command line gave)."""
+    roots = [os.path.abspath(d) for d in directories]
+    names = {os.path.abspath(p) for p in named}
+    _roots.extend(roots)
+    _named.update(names)
+    try:
+        yield
+    finally:
+        del _roots[len(_roots) - len(roots):]
+        _named.difference_update(names)
+
+
+def check_inside(path) -> None:
+    """Refuse a file of an input directory that is a symbolic link (or lies through one) out of
+    it: a crafted model directory's config.json -> ~/.ssh/id_rsa would be read, and could show
+    in an error message."""
+    if not _roots:
+        return
+    p = os.path.abspath(path)
+    if p in _named:
+        return
+    for root in _roots:
+        if os.path.commonpath([p, root]) == root:
+            real = outside(p, root)
+            if real is not None:
+                raise FormatError(f"is a symbolic link out of the input directory {root} (to {real}); irconv "
+                                  "reads only files inside the input it is given (a Hugging Face cache "
+                                  "snapshot's links into its blobs/ excepted): give that file itself",
+                                  path=str(path))
+
+
 def open_regular(path, what: str = "input"):
     """open(path, "rb") for a regular file only. The file is opened non-blocking and checked
-    with fstat, so a FIFO swapped in after a stat() still cannot block the process."""
+    with fstat, so a FIFO swapped in after a stat() still cannot block the process; a file of
+    an input directory must be inside it (check_inside)."""
+    check_inside(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:

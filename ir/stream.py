@@ -36,7 +36,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from .checkpoint import Checkpoint, check_names
+from .checkpoint import Checkpoint, architectures_problem, check_names
 from .dtypes import by_name
 from .errors import DTypeError, FormatError, IrconvError, StreamError
 from .lazy import lazy_module
@@ -255,6 +255,11 @@ def _regular_size(src) -> int | None:
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
+# The fields of a checkpoint's `source` that exporters and listings read, and their types.
+_SOURCE_FIELDS = {"files": list, "skipped": list, "notes": list, "derived": list, "made": list,
+                  "not_made": list, "copies": dict, "view": str, "format": str, "config_inferred": bool}
+
+
 def _plain(header: dict, where: str) -> None:
     """Refuse anything in the header's maps (config, source, aliases) but str-keyed maps,
     lists, str, int, float, bool and None, nested at most MAX_DEPTH deep: a bin (bytes) value
@@ -286,9 +291,22 @@ def _plain(header: dict, where: str) -> None:
 
 
 def _known_family(name: str) -> bool:
-    # The one place ir/ looks at the registry: a stream names its family by registry name.
+    # The places ir/ looks at the registry: a stream names its family by registry name.
     from ..models import FAMILIES
     return name in FAMILIES
+
+
+def _family_axes(family: str, config: dict):
+    """The family's declared axes of a canonical name (FamilyView.param_axes), or None when its
+    names cannot be listed from this config (the exporter then checks them itself)."""
+    from ..models import FAMILIES
+    try:
+        fam = FAMILIES.get(family)
+        fam = fam.concrete(config) if hasattr(fam, "concrete") else fam
+        view = fam.view("pt" if "pt" in fam.views else next(iter(fam.views)))
+        return view.param_axes
+    except Exception:       # noqa: BLE001 - a config the family cannot build from: export says why
+        return None
 
 
 class _StreamReader:
@@ -337,6 +355,14 @@ class _StreamReader:
             if not isinstance(header[key], kind):
                 raise StreamError(f"IR stream header field {key!r} is a {type(header[key]).__name__}, "
                                   f"expected a {kind.__name__}", path=where)
+        problem = architectures_problem(header["config"])
+        if problem:
+            raise StreamError(f"IR stream header: {problem}", path=where)
+        for key, value in header["source"].items():
+            kind = _SOURCE_FIELDS.get(key)
+            if kind is not None and not isinstance(value, kind):
+                raise StreamError(f"IR stream header field 'source'[{key!r}] is a {type(value).__name__}, "
+                                  f"expected a {kind.__name__}", path=where)
         if not _known_family(header["family"]):
             raise StreamError(f"IR stream of unknown model family {header['family']!r} (written by "
                               "another irconv version?)", path=where)
@@ -346,6 +372,12 @@ class _StreamReader:
                 or not 0 < self.chunk_size <= MAX_CHUNK:
             raise StreamError(f"IR stream chunk size {self.chunk_size!r} out of range", path=where)
         self.specs = [self._spec(i, row) for i, row in enumerate(header["tensors"])]
+        axes_of = _family_axes(header["family"], header["config"])
+        for spec in self.specs if axes_of is not None else ():
+            want = axes_of(spec.name)
+            if want is not None and (spec.axes != tuple(want) or len(spec.shape) != len(want)):
+                raise StreamError(f"tensor {spec.name!r} is {list(spec.shape)} with axes {spec.axes}, but the "
+                                  f"{header['family']} family's {spec.name} has axes {tuple(want)}", path=where)
         self.sources = [row[5] for row in header["tensors"]]
         for alias, target in header["aliases"].items():
             if not isinstance(target, str):

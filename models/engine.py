@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Mapping
 
-from ..ir.checkpoint import Checkpoint
-from ..ir.errors import MappingError, UsageError
+from ..ir.checkpoint import Checkpoint, architectures_problem
+from ..ir.errors import FormatError, MappingError, UsageError
 from ..ir.layout import DENSE_PT, DENSE_TF, UNIT, Axes, Split, Transform, relayout
 from ..ir.tensor import Tensor, TensorSpec, from_array, read_once_for
 
@@ -655,6 +655,12 @@ class FamilyView:
         raw = entry.raw.format(**idx)
         return prefix + raw if entry.block.base else raw
 
+    def param_axes(self, canonical: str) -> Axes | None:
+        """The axes the family declares for a canonical tensor name (None: not one of its names,
+        or one without declared axes)."""
+        hit = self._canonical.match(canonical)
+        return hit[0].param.axes if hit else None
+
     def canonical_name(self, raw: str, prefix: str) -> tuple[_Entry, str, dict] | None:
         """(entry, canonical name, indices) of a raw name, or None if it does not fit."""
         if prefix and raw.startswith(prefix):
@@ -725,6 +731,9 @@ class FamilyView:
         config is inferred from shapes. `tied_hint(raw_a, raw_b)` says whether two raw
         tensors share storage (used when the config does not say whether heads are tied)."""
         fam = self.family
+        problem = architectures_problem(config)
+        if problem:
+            raise FormatError(problem, path=where)
         prefix = self.detect_prefix(t.name for t in raw_tensors)
         placed: dict[str, tuple[_Entry, Tensor]] = {}
         stacked: dict[str, tuple[tuple[Fused, tuple[_Entry, ...]], Tensor, dict]] = {}   # first part -> ...
@@ -998,6 +1007,9 @@ class FamilyView:
             if raw is None:
                 unknown.append(canonical)     # e.g. an untied decoder in a view that always ties
                 continue
+            if entry.param.axes is not None and (t.axes != entry.param.axes or len(t.shape) != len(entry.param.axes)):
+                raise MappingError(f"tensor {canonical!r} is {list(t.shape)} with axes {t.axes}, but the "
+                                   f"{self.family.name} family's {canonical} has axes {entry.param.axes}", path=where)
             out.append(t.transformed(relayout(entry.param.axes, entry.raw_axes)).with_spec(name=raw))
         aliases, copies = {}, {}
         for alias, target in ckpt.aliases.items():

@@ -25,6 +25,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from ..ir.errors import MappingError
 from ..ir.layout import Axes, Compose, Permute, Split, Transform
 from ..ir.tensor import Tensor
 from .engine import TF_STYLE, VIEW_STYLES, Family, Spelling, with_view
@@ -99,7 +100,14 @@ class HubSpelling(Spelling):
 
 
 def stored_transform(spelling: Spelling, config: dict) -> Transform | None:
-    return spelling.stored(config) if isinstance(spelling, HubSpelling) and spelling.stored else None
+    """How keras-hub stores a tensor of this spelling (a per-head reshape), from the config;
+    a config whose head geometry is not one (a count of the wrong type) is a MappingError."""
+    if not (isinstance(spelling, HubSpelling) and spelling.stored):
+        return None
+    try:
+        return spelling.stored(config)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise MappingError(f"the config gives no keras-hub head layout: {exc}") from None
 
 
 # --------------------------------------------------------------------------- head geometry
@@ -109,7 +117,12 @@ def heads(config: dict, kind: str) -> tuple[int, int, int]:
     hidden = config.get("hidden_size", config.get("n_embd", config.get("dim", config.get("d_model"))))
     n_q = config.get("num_attention_heads", config.get("n_head", config.get("n_heads", config.get("encoder_attention_heads"))))
     n_kv = config.get("num_key_value_heads", n_q) if kind == "kv" else n_q
+    for key, value in (("hidden_size", hidden), ("num_attention_heads", n_q), ("num_key_value_heads", n_kv)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"config {key}={value!r} is not a positive integer")
     head_dim = config.get("head_dim") or hidden // n_q
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
+        raise ValueError(f"config head_dim={head_dim!r} is not a positive integer")
     return hidden, n_kv, head_dim
 
 

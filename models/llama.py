@@ -137,7 +137,7 @@ def heads_from_shapes(config: dict, specs: dict) -> dict:
     derived = {"head_dim": head_dim, "num_key_value_heads": k.shape[0] // head_dim}
     for key, value in derived.items():
         if config.get(key) not in (None, value):
-            raise ValueError(f"{key}={config[key]} does not fit the tensors, which say {key}={value} "
+            raise ValueError(f"{key}={config[key]!r} does not fit the tensors, which say {key}={value} "
                              f"with num_attention_heads={heads}")
     return dict(config, **derived)
 

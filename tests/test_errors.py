@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import os
 
 import pytest
@@ -158,3 +159,33 @@ def test_import_refuses_a_terminal(hf_dir):
 def test_debug_shows_the_traceback(tmp):
     proc = run_irconv("convert", tmp / "nope", tmp / "out", "--to", "pt", "--debug")
     assert proc.returncode == 2 and b"Traceback" in proc.stderr
+
+
+def test_an_error_message_stays_one_line_whatever_a_file_puts_in_it(monkeypatch, capsys):
+    """A newline in a file's own text (a config value, a tensor name) is shown escaped: a file
+    cannot add a line of its own (a forged "irconv: error: ...") to what irconv prints."""
+    from irconv import cli
+    from irconv.ir.errors import FormatError
+
+    def fails(args):
+        raise FormatError("head_dim=gelu\nirconv: error: forged\r does not fit", path="m/config.json")
+    monkeypatch.setattr(cli, "cmd_ls", fails)
+    assert cli.main(["ls", "whatever"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\r" not in err, err
+    assert err == "irconv: error: m/config.json: head_dim=gelu\\nirconv: error: forged\\r does not fit\n"
+
+
+def test_kerashub_head_counts_of_another_type_are_one_line(tmp):
+    """num_attention_heads an object: the keras-hub per-head layout divided by it (an internal
+    error, before)."""
+    src = tmp / "m"
+    src.mkdir()
+    tiny = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+    config = json.load(open(os.path.join(tiny, "config.json")))
+    (src / "config.json").write_text(json.dumps(dict(config, num_attention_heads={"a": 1},
+                                                     hidden_act="gelu_pytorch_tanh")))
+    shutil.copy(os.path.join(tiny, "model.safetensors"), src / "model.safetensors")
+    proc = run_irconv("convert", src, tmp / "out", "--to", "kerashub", "--base-model", "-q")
+    assert_one_line_error(proc, "num_attention_heads")
+    assert not (tmp / "out").exists()

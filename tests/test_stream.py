@@ -392,3 +392,23 @@ def test_a_pipe_whose_largest_tensors_are_transposed_writes_what_convert_writes(
     rc, _, proc = run_pipe(["import", "pt", tmp / "src"], ["export", "tf2", tmp / "p"])
     assert rc == 0 and proc.returncode == 0, proc.stderr
     assert (tmp / "p" / "tf_model.h5").read_bytes() == (tmp / "c" / "tf_model.h5").read_bytes()
+
+
+@pytest.mark.parametrize("target", ["pt", "tf1", "tf2"])
+def test_a_stream_tensor_laid_out_otherwise_than_its_family_is_refused(tmp, target):
+    """A stream (valid checksums) giving a kernel the axes the other way round: the family's
+    own axes are the only ones a canonical tensor may have (a bare ValueError from the
+    relayout, before); one line, exit 2, nothing written."""
+    from pathlib import Path
+    from conftest import assert_one_line_error, run_irconv
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    good = tmp / "good.irs"
+    run_irconv("import", "pt", tiny, "-o", good, check=True)
+
+    def swap(h):
+        row = next(r for r in h["tensors"] if len(r[2]) == 2 and r[3] and "embeddings" not in r[0])
+        row[3] = row[3][::-1]
+    bad = tmp / "bad.irs"
+    bad.write_bytes(_reframe(good.read_bytes(), swap))
+    assert_one_line_error(run_irconv("export", target, tmp / "out", "-i", bad), "axes")
+    assert not (tmp / "out").exists()

@@ -51,6 +51,8 @@ def open_h5(source, label: str | None = None) -> h5py.File:
     """An HDF5 file opened for reading: a path (a regular file with an HDF5 signature) or a
     file object. libhdf5's own errors become one FormatError naming `label`."""
     label = label or os.fspath(source)
+    if isinstance(source, (str, os.PathLike)):
+        limits.check_inside(source)
     if isinstance(source, (str, os.PathLike)) and not looks_like(source):
         raise FormatError("not an HDF5 file (no HDF5 signature); expected a Keras .h5 weights "
                           "file", path=label)

@@ -91,6 +91,12 @@ def config_model_type_list(d, ctx):
     return _with_config(d, ctx, lambda c: c.update(model_type=["bert"]))
 
 
+@case("misc/config-architectures-an-int", verbs=("convert", "ls"), needle="architectures")
+def config_architectures_int(d, ctx):
+    """architectures 7, not a list (an internal error in the exporters, before)."""
+    return _with_config(d, ctx, lambda c: c.update(architectures=7))
+
+
 @case("misc/config-invalid-utf8", verbs=("convert", "ls"), names="config.json")
 def config_invalid_utf8(d, ctx):
     """config.json that is not UTF-8."""

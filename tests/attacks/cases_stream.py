@@ -99,6 +99,18 @@ def source_a_string(d, ctx):
     return _edited(d, ctx, lambda h: h.update(source="pt"))
 
 
+@stream_case("source-files-an-int", needle="files")
+def source_files_int(d, ctx):
+    """source.files, which every export lists, an int (an internal error, before)."""
+    return _edited(d, ctx, lambda h: h["source"].update(files=7))
+
+
+@stream_case("architectures-an-int", needle="architectures")
+def architectures_int(d, ctx):
+    """config.architectures, whose first class every exporter reads, an int."""
+    return _edited(d, ctx, lambda h: h["config"].update(architectures=7))
+
+
 @stream_case("aliases-a-list", needle="aliases")
 def aliases_a_list(d, ctx):
     """aliases is a list."""
@@ -209,7 +221,7 @@ def huge_shape(d, ctx):
     front: its first chunk's frame, a few hundred KB where 4 GiB are declared, is refused.)"""
     def edit(h):
         row = h["tensors"][0]
-        row[1], row[2], row[3], row[4] = "F32", [1 << 20, 1 << 10], None, 4 << 30
+        row[1], row[2], row[4] = "F32", [1 << 20, 1 << 10], 4 << 30
     return _edited(d, ctx, edit)
 
 
