@@ -38,7 +38,7 @@ from .importers.config import settle_config
 from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
-from .ir.limits import require_regular
+from .ir.limits import missing as _missing, require_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
 from .checksum import checker
@@ -52,7 +52,7 @@ def detect_format(src) -> str:
     """The key of the first importer that recognises `src`."""
     path = Path(src)
     if not path.exists() and not Path(f"{src}.index").is_file():   # a TF checkpoint prefix names no file
-        raise IrconvError("no such file or directory", path=str(src))
+        raise _missing(src, IrconvError)
     if path.exists() and not path.is_dir():
         require_regular(path)        # a FIFO or device would block the first read
     for importer in IMPORTERS:

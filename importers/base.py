@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import FormatError, UsageError
-from ..ir.limits import loads_json, open_regular
+from ..ir.limits import loads_json, missing, open_regular
 from ..ir.tensor import Tensor
 from ..models import FAMILIES, family_for_model_type
 from ..models.engine import Family
@@ -81,7 +81,7 @@ def sibling_config(path: Path, config: dict | None, model: str | None) -> dict |
 
 def require_exists(path: Path) -> Path:
     if not os.path.exists(path):
-        raise FormatError("no such file or directory", path=str(path))
+        raise missing(path)
     return path
 
 

@@ -24,12 +24,21 @@ MAX_RANK = 32
 MAX_NBYTES = 1 << 62
 
 
+def missing(path, kind=FormatError):
+    """The error for a path that names nothing: none there, or a link whose target is missing
+    (or whose links loop), which "no such file" would hide."""
+    if os.path.islink(path):
+        return kind("is a symbolic link that leads nowhere (its target is missing, or its links loop)",
+                    path=str(path))
+    return kind("no such file or directory", path=str(path))
+
+
 def require_regular(path, what: str = "input") -> None:
     """Refuse (without opening, so without blocking) anything but a regular file."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise FormatError("no such file or directory", path=str(path)) from None
+        raise missing(path) from None
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
     if not stat.S_ISREG(st.st_mode):
@@ -100,7 +109,7 @@ def open_regular(path, what: str = "input"):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise FormatError("no such file or directory", path=str(path)) from None
+        raise missing(path) from None
     except OSError as exc:
         raise FormatError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
     try:

@@ -189,3 +189,13 @@ def test_kerashub_head_counts_of_another_type_are_one_line(tmp):
     proc = run_irconv("convert", src, tmp / "out", "--to", "kerashub", "--base-model", "-q")
     assert_one_line_error(proc, "num_attention_heads")
     assert not (tmp / "out").exists()
+
+
+def test_a_source_that_is_a_dangling_or_looping_link_says_so(tmp):
+    (tmp / "a").symlink_to(tmp / "b")
+    (tmp / "b").symlink_to(tmp / "a")
+    (tmp / "gone").symlink_to(tmp / "nothing-here")
+    for src in ("a", "gone"):
+        assert_one_line_error(run_irconv("convert", tmp / src, tmp / "out", "--to", "pt"), "leads nowhere")
+    assert_one_line_error(run_irconv("ls", tmp / "absent"), "no such file or directory")
+    assert not (tmp / "out").exists()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..importers.base import read_json
 from ..ir.errors import IrconvError, UsageError
+from ..ir.limits import missing
 from . import flax, hf, keras, kerashub  # noqa: F401  (register their loaders)
 from .base import INSTALL_HINT, LOADERS, LoadedModel, Loader, _import_frameworks  # noqa: F401  (the API)
 from .compare import Result, _shape, compare, max_abs_diff, per_position  # noqa: F401
@@ -29,7 +30,7 @@ from .inputs import INPUTS, _text_inputs, make_inputs  # noqa: F401
 
 def detect_loaders(path: Path) -> list[Loader]:
     if not path.exists():
-        raise IrconvError("no such file or directory", path=str(path))
+        raise missing(path, IrconvError)
     found = [loader for loader in LOADERS if loader.detect(path)]
     if not found:
         raise UsageError("verify cannot load this: expected one of "
