@@ -116,21 +116,26 @@ def _import(fmt: str, args) -> Checkpoint:
 _READ_BESIDE = ("config.json", "bert_config.json", "params.json", "dict.txt", "checkpoint")
 
 
-def _inputs(args) -> tuple[Path, ...]:
-    """Every path this run reads: OUT may not be, contain or clobber any of them."""
-    paths = [getattr(args, "src", None), getattr(args, "input", None), getattr(args, "config", None),
-             *parse_with(getattr(args, "parts", None)).values()]
+def _named(args) -> list[str]:
+    """The input paths named on the command line (SRC, -i, --config, --with), a TF checkpoint
+    prefix as its own files."""
     out = []
-    for p in paths:
+    for p in (getattr(args, "src", None), getattr(args, "input", None), getattr(args, "config", None),
+              *parse_with(getattr(args, "parts", None)).values()):
         if not p or p == "-":
             continue
         if not os.path.lexists(p) and os.path.lexists(f"{p}.index"):     # a TF checkpoint prefix
-            out += [Path(q) for q in glob.glob(glob.escape(str(p)) + ".*")]
-            p = f"{p}.index"
+            out += glob.glob(glob.escape(str(p)) + ".*")
         else:
-            out.append(Path(p))
-        if not os.path.isdir(p):         # the config (vocabulary, state file) read beside it
-            out += [q for name in _READ_BESIDE if (q := Path(p).parent / name).is_file()]
+            out.append(str(p))
+    return out
+
+
+def _inputs(args) -> tuple[Path, ...]:
+    """Every path this run reads: OUT may not be, contain or clobber any of them."""
+    out = [Path(p) for p in _named(args)]
+    for parent in dict.fromkeys(p.parent for p in out if not p.is_dir()):
+        out += [q for name in _READ_BESIDE if (q := parent / name).is_file()]   # a config read beside it
     if ((getattr(args, "src", None) == "-" or (getattr(args, "verb", None) == "export" and not args.input))
             and (stdin := _stdin_file()) is not None):
         out.append(stdin)
@@ -140,14 +145,10 @@ def _inputs(args) -> tuple[Path, ...]:
 def _input_roots(args) -> tuple[list[str], list[str]]:
     """(the input directories, the paths named on the command line) for limits.inputs: a
     file read from inside SRC (a directory, or a file's own directory) must be inside it."""
-    named = [p for p in (getattr(args, "src", None), getattr(args, "input", None), getattr(args, "config", None),
-                         *parse_with(getattr(args, "parts", None)).values()) if p and p != "-"]
     src = getattr(args, "src", None)
     if not src or src == "-":
-        return [], named
-    if not os.path.isdir(src) and not os.path.lexists(src) and os.path.lexists(f"{src}.index"):
-        named += glob.glob(glob.escape(str(src)) + ".*")       # a TF checkpoint prefix's own files
-    return [src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))], named
+        return [], _named(args)
+    return [src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))], _named(args)
 
 
 def _stdin_file() -> Path | None:

@@ -175,6 +175,21 @@ class _Placed(PartialWriter):
             raise
         out.close()
 
+    def close(self) -> None:
+        """Rename each file into place; raises (and leaves no file) if a weight is missing."""
+        if self._closed:
+            return
+        self._ready_or_abort()
+        self._missing_check()
+        self._closed = True
+        for tmp, final in zip(self._tmps, self._finals):
+            os.replace(tmp, final)
+
+    def abort(self) -> None:
+        """Drop every unfinished file."""
+        self._closed = True
+        self._drop()
+
     def _drop(self) -> None:
         self._ready(raising=False)
         for tmp in getattr(self, "_tmps", []):
@@ -336,21 +351,6 @@ class KerasH5Writer(_Placed):
 
         self._lay_out_behind([build])
 
-    def close(self) -> None:
-        """Rename the file (or, in a subclass, each file) into place; raises (and leaves no file at
-        `path`) if a weight is missing."""
-        if self._closed:
-            return
-        self._ready_or_abort()
-        self._missing_check()
-        self._closed = True
-        for tmp, final in zip(self._tmps, self._finals):
-            os.replace(tmp, final)
-
-    def abort(self) -> None:
-        """Drop the unfinished file."""
-        self._closed = True
-        self._drop()
 
 
 class HFShardedH5Writer(_Placed):
@@ -419,19 +419,10 @@ class HFShardedH5Writer(_Placed):
         if a tensor is missing."""
         if self._closed:
             return
-        self._ready_or_abort()
-        self._missing_check()
-        self._closed = True
-        for tmp, fname in zip(self._tmps, self.files):
-            os.replace(tmp, os.path.join(self.directory, fname))
+        super().close()
         tmp_index = self.path + ".partial"
         write_index(tmp_index, self._weight_map, self.total_size)
         os.replace(tmp_index, self.path)
-
-    def abort(self) -> None:
-        """Drop every unfinished shard."""
-        self._closed = True
-        self._drop()
 
 
 def write(path, layers: Sequence[tuple[str, Sequence[Tensor]]], **kwargs) -> None:
