@@ -408,7 +408,7 @@ def test_ctrl_c_pressed_again_during_the_cleanup_is_taken_as_the_first(tmp):
     assert not out.exists() and not [p for p in tmp.iterdir() if p.name.startswith(".out")]
 
 
-def test_an_interrupt_during_the_commit_waits_for_it(hub, tmp, monkeypatch):
+def test_an_interrupt_during_the_commit_waits_for_it(hub, tmp, monkeypatch, capsys):
     """Ctrl-C while the files move into an existing OUT: the moves end first, so OUT is never
     half old, half new, and the line says it was written."""
     from irconv import cli
@@ -435,6 +435,7 @@ def test_an_interrupt_during_the_commit_waits_for_it(hub, tmp, monkeypatch):
         signal.signal(signal.SIGINT, previous)
         output.held.clear()
     assert code == 130 and len(moved) > 1
+    assert capsys.readouterr().err.strip().endswith(f"after {out} was written completely")
     assert sorted(p.name for p in out.iterdir()) == sorted(["mine.txt", *(p.name for p in hub.iterdir())])
     from safetensors.numpy import load_file
     src, got = load_file(hub / "model.safetensors"), load_file(out / "model.safetensors")
