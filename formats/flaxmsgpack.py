@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import msgpack
 import numpy as np
 
+from ..ir import buffers
 from ..ir.dtypes import DTYPES, DType
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import MAX_DEPTH, MAX_RANK, check_shape, open_regular
@@ -237,7 +238,7 @@ def looks_like(path) -> bool:
 
 def _loader(path: str, name: str, spec: TensorSpec, pieces):
     def load() -> np.ndarray:
-        arr = np.empty(spec.shape, dtype=spec.dtype.carrier)
+        arr = buffers.empty(spec.shape, spec.dtype.carrier)
         flat = arr.reshape(-1).view(np.uint8)
         with stage("read", spec.nbytes), open_regular(path) as f:
             done = 0

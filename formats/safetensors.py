@@ -17,6 +17,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..ir import buffers
 from ..ir.dtypes import by_name
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import check_shape, open_regular
@@ -134,7 +135,7 @@ def _read_header(path) -> tuple[str, dict[str, str], list[tuple[TensorSpec, int]
 
 def _loader(path: str, spec: TensorSpec, offset: int):
     def load() -> np.ndarray:
-        arr = np.empty(spec.shape, dtype=spec.dtype.carrier)
+        arr = buffers.empty(spec.shape, spec.dtype.carrier)
         if spec.nbytes:
             # readinto a fresh array: one copy of the data in memory, and the result is writable.
             with stage("read", spec.nbytes), open_regular(path) as f:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import buffers
 from .tensor import Tensor, contiguous
 
 Axes = tuple[str, ...]
@@ -122,7 +123,7 @@ def transpose_2d(array: np.ndarray) -> np.ndarray:
     dtype = array.dtype
     array = array.view(_moved(dtype))
     rows, cols = array.shape
-    out = np.empty((cols, rows), dtype=array.dtype)
+    out = buffers.empty((cols, rows), array.dtype)
     _transpose_into(array, out, 0)      # (a strided source takes numpy's path: no copy of it)
     return out.view(dtype)
 
@@ -145,7 +146,7 @@ def transpose_2d_read(shape: tuple[int, int], dtype: np.dtype, fill) -> np.ndarr
     buf = np.empty((strip, cols), dtype=moved)
     raw = buf.reshape(-1).view(np.uint8)
     row_bytes = cols * moved.itemsize
-    out = np.empty((cols, rows), dtype=moved)
+    out = buffers.empty((cols, rows), moved)
     for i in range(0, rows, strip):
         k = min(strip, rows - i)
         fill(raw[:k * row_bytes], i * row_bytes)

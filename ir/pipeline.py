@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import buffers
 from .tensor import Tensor
 
 # The least budget: a model of small tensors still has a few in flight.
@@ -101,7 +102,8 @@ def _ahead(tensors, fn, jobs, budget, ordered, cost, in_turn=lambda t: False) ->
     pending: deque = deque()
     in_flight = 0            # cost submitted and not yet handed back and released
     ahead = 0                # index of the next tensor to submit
-    with ThreadPoolExecutor(jobs, thread_name_prefix="irconv-work") as pool:
+    # Buffers are reused within the budget (ir/buffers.py): what is in flight is bounded by it.
+    with buffers.pooled(budget), ThreadPoolExecutor(jobs, thread_name_prefix="irconv-work") as pool:
         try:
             for _ in range(len(tensors)):
                 while ahead < len(tensors) and (not pending or in_flight + costs[ahead] <= budget):

@@ -36,6 +36,7 @@ from typing import BinaryIO, Callable, Iterator
 
 import numpy as np
 
+from . import buffers
 from .checkpoint import Checkpoint, architectures_problem, check_names
 from .dtypes import by_name
 from .errors import DTypeError, FormatError, IrconvError, StreamError
@@ -443,7 +444,7 @@ class _StreamReader:
         """The tensor's buffer, taken when its first chunk frame has arrived and checked out.
         Its pages are touched only as bytes are read into them."""
         try:
-            return np.empty(spec.nbytes, dtype=np.uint8)
+            return buffers.empty(spec.nbytes, np.uint8)
         except MemoryError:
             raise StreamError(f"tensor {spec.name!r} of {spec.nbytes:,} bytes does not fit in this "
                               "machine's memory", path=self.where) from None

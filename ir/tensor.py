@@ -11,6 +11,7 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
+from . import buffers
 from .dtypes import DType
 from .errors import FormatError
 from .stages import stage
@@ -41,7 +42,11 @@ Loader = Callable[[], np.ndarray]
 
 def contiguous(array: np.ndarray) -> np.ndarray:
     """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray makes them 1-d)."""
-    return array if array.flags.c_contiguous else array.copy(order="C")
+    if array.flags.c_contiguous:
+        return array
+    out = buffers.empty(array.shape, array.dtype)
+    np.copyto(out, array)
+    return out
 
 
 class Tensor:

@@ -23,6 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ...ir import buffers
 from ...ir.dtypes import from_tf
 from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
@@ -291,7 +292,7 @@ def _read_bytes(path: str, name: str, entry: _Entry, out) -> None:
 
 def _loader(path: str, spec: TensorSpec, entry: _Entry):
     def load() -> np.ndarray:
-        raw = np.empty(entry.size, dtype=np.uint8)
+        raw = buffers.empty(entry.size, np.uint8)
         if entry.size:
             with stage("read", entry.size):
                 _read_bytes(path, spec.name, entry, raw)
