@@ -28,6 +28,10 @@ if _os.path.basename(_sys.argv[0] if _sys.argv else "") in ("irconv", "-m"):
         _signal.signal(_signal.SIGINT, _interrupted_while_starting)
     except (ValueError, OSError):       # not the main thread
         pass
+    # irconv's numpy never multiplies matrices, and OpenBLAS's thread pool, started when numpy
+    # is imported, spins ~0.1 s of CPU per process first (two processes in a pipe, on the cores
+    # the conversion needs). A user's own setting is kept.
+    _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from pathlib import Path
 from typing import BinaryIO, Mapping

@@ -11,7 +11,7 @@ from irconv.ir import layout
 from irconv.ir.layout import Permute, transpose_2d, transpose_2d_read
 
 SHAPES = [(1, 1), (3, 5), (15, 3), (16, 4), (17, 5), (31, 9), (32, 8), (33, 7), (64, 65),
-          (1000, 777), (2048, 600), (130, 4099), (1, 70000), (70000, 1)]
+          (1000, 777), (2048, 600), (130, 4099), (141, 77), (269, 130), (1, 70000), (70000, 1)]
 DTYPES = [np.float32, np.int32, np.float16, ml_dtypes.bfloat16, np.uint8, ml_dtypes.float8_e4m3fn,
           np.float64, np.int64, np.complex128, np.bool_]
 
