@@ -98,20 +98,22 @@ def fit_scores(names: list[str], view: str) -> dict[str, int]:
             continue
         fv = fam.view(view)
         prefix = fv.detect_prefix(names)
-        scores[fam.name] = sum(1 for name in names if fv.canonical_name(name, prefix))
+        scores[fam.name] = fv.placed_count(names, prefix)
     return scores
 
 
 def resolve_family(model: str | None, config: dict | None, raw: list[Tensor], view: str,
-                   where: str) -> Family:
-    """--model wins; then config.json's model_type; then the family whose view places most names."""
+                   where: str, scores: dict[str, int] | None = None) -> Family:
+    """--model wins; then config.json's model_type; then the family whose view places most names
+    (scores: fit_scores of those names in `view`, when the caller has them already)."""
     if model:
         return FAMILIES.get(model)
     if config and config.get("model_type"):
         if not isinstance(config["model_type"], str):
             raise FormatError(f"config.json model_type {config['model_type']!r} is not a string", path=where)
         return family_for_model_type(config["model_type"])
-    scores = fit_scores([t.name for t in raw], view)
+    if scores is None:
+        scores = fit_scores([t.name for t in raw], view)
     best_score = max(scores.values(), default=0)
     best = [name for name, score in scores.items() if score == best_score]
     if best_score == 0 or best_score * 2 < len(raw):

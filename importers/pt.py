@@ -65,7 +65,7 @@ VIEWS = ("pt", "orig", "dalle")
 def _fit(family: Family, view: str, names: list[str]) -> int:
     fv = family.view(view)
     prefix = fv.detect_prefix(names)
-    return sum(1 for name in names if fv.canonical_name(name, prefix))
+    return fv.placed_count(names, prefix)
 
 
 def resolve_view(model: str | None, config: dict | None, raw: list[Tensor], where: str) -> tuple[Family, str]:
@@ -78,11 +78,15 @@ def resolve_view(model: str | None, config: dict | None, raw: list[Tensor], wher
         fits = [(_fit(family, v, names), -n, v) for n, v in enumerate(VIEWS) if v in family.views]
         best = max(fits, default=(0, 0, "pt"))
         return family, best[2] if best[0] else "pt"
+    pt_scores = None
     for view in VIEWS:
-        best = max(fit_scores(names, view).values(), default=0)
+        scores = fit_scores(names, view)
+        if view == "pt":
+            pt_scores = scores
+        best = max(scores.values(), default=0)
         if best and best * 2 >= len(names):
-            return resolve_family(None, None, raw, view, where), view
-    return resolve_family(None, None, raw, "pt", where), "pt"
+            return resolve_family(None, None, raw, view, where, scores), view
+    return resolve_family(None, None, raw, "pt", where, pt_scores), "pt"
 
 
 # The renames transformers applies to checkpoint keys on load (PreTrainedModel.
