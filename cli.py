@@ -649,10 +649,17 @@ def main(argv=None) -> int:
             _armed.clear()
 
 
+# Past this, an error message is cut: a name or value quoted from a crafted file can be megabytes.
+MAX_MESSAGE = 4000
+
+
 def _one_line(text: str) -> str:
     """An error message as the one line it must be: a newline or carriage return in it (from a
     file's own text: a config value, a tensor name) is shown escaped, never begun anew, so a
-    file cannot add lines of its own (a forged "irconv: error: ...") to what is printed."""
+    file cannot add lines of its own (a forged "irconv: error: ...") to what is printed; and at
+    most MAX_MESSAGE characters of it."""
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE:,} more characters)"
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 

@@ -156,8 +156,10 @@ class _Walker:
             self.pos = start
             self.fail("an array ext whose payload is not a 3-array (shape, dtype, bytes)")
         shape, name, data = (self.obj(stop, depth + 1) for _ in range(3))
-        if not isinstance(shape, list) or len(shape) > MAX_RANK:
-            self.fail(f"array shape {shape!r} is not a list of at most {MAX_RANK} dimensions")
+        if not isinstance(shape, list):
+            self.fail(f"array shape is a {type(shape).__name__}, not a list of at most {MAX_RANK} dimensions")
+        if len(shape) > MAX_RANK:
+            self.fail(f"array shape has {len(shape):,} dimensions (at most {MAX_RANK})")
         if not isinstance(name, str) or name not in FLAX_DTYPES:
             raise DTypeError(f"at byte {start}: array dtype {name!r} is not one irconv knows "
                              f"({', '.join(sorted(FLAX_DTYPES))})", path=self.path)

@@ -199,3 +199,32 @@ def test_a_source_that_is_a_dangling_or_looping_link_says_so(tmp):
         assert_one_line_error(run_irconv("convert", tmp / src, tmp / "out", "--to", "pt"), "leads nowhere")
     assert_one_line_error(run_irconv("ls", tmp / "absent"), "no such file or directory")
     assert not (tmp / "out").exists()
+
+
+def test_a_flax_array_of_millions_of_dimensions_is_refused_in_a_short_line(tmp):
+    """The shape itself was quoted: an 11.7 MB error line."""
+    import msgpack
+    src = tmp / "flax"
+    src.mkdir()
+    payload = msgpack.packb([[1] * 3_000_000, "float32", b""])
+    (src / "flax_model.msgpack").write_bytes(msgpack.packb({"params": {"w": msgpack.ExtType(1, payload)}}))
+    proc = run_irconv("convert", src, tmp / "out", "--to", "pt")
+    line = assert_one_line_error(proc, "flax_model.msgpack", "3,000,000 dimensions")
+    assert len(line) < 500
+    assert not (tmp / "out").exists()
+
+
+def test_a_megabyte_of_a_files_own_text_in_an_error_is_cut(tmp):
+    """Whatever quotes a name from the file (here a tensor of an unknown dtype named by a MB of
+    text), the line stays within a few KB and still names the file first."""
+    import json
+    import struct
+    src = tmp / "src"
+    src.mkdir()
+    header = json.dumps({"w" * 1_000_000: {"dtype": "Q99", "shape": [1], "data_offsets": [0, 1]}}).encode()
+    (src / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0")
+    proc = run_irconv("convert", src, tmp / "out", "--to", "tf2")
+    line = assert_one_line_error(proc, "model.safetensors", "more characters")
+    assert len(line) < 4200
+    assert line.index("model.safetensors") < line.index("www")
+    assert not (tmp / "out").exists()
