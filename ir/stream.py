@@ -297,6 +297,20 @@ def _known_family(name: str) -> bool:
     return name in FAMILIES
 
 
+def _config_problems(family: str, config: dict, specs: list) -> list[str]:
+    """Where the header's config contradicts its tensor table, as an import would refuse it
+    (Family.canonical_problems): a stream's header is what anyone wrote, and the exporter
+    would write that config beside those tensors."""
+    from ..ir.errors import IrconvError as _Refused
+    from ..models import FAMILIES
+    fam = FAMILIES.get(family)
+    try:
+        fam = fam.concrete(config) if hasattr(fam, "concrete") else fam
+    except _Refused as exc:
+        return [str(exc)]
+    return fam.canonical_problems(config, {s.name: s for s in specs})
+
+
 def _family_axes(family: str, config: dict):
     """The family's declared axes of a canonical name (FamilyView.param_axes), or None when its
     names cannot be listed from this config (the exporter then checks them itself)."""
@@ -379,6 +393,10 @@ class _StreamReader:
             if want is not None and (spec.axes != tuple(want) or len(spec.shape) != len(want)):
                 raise StreamError(f"tensor {spec.name!r} is {list(spec.shape)} with axes {spec.axes}, but the "
                                   f"{header['family']} family's {spec.name} has axes {tuple(want)}", path=where)
+        problems = _config_problems(header["family"], header["config"], self.specs)
+        if problems:
+            raise StreamError("the stream's config contradicts its tensors: " + "; ".join(problems[:6]),
+                              path=where)
         self.sources = [row[5] for row in header["tensors"]]
         for alias, target in header["aliases"].items():
             if not isinstance(target, str):

@@ -524,6 +524,51 @@ class Family:
     def roles(self) -> list[str]:
         return sorted({b.role for b in self.blocks if b.role})
 
+    def canonical_problems(self, config: dict, specs: Mapping[str, TensorSpec]) -> list[str]:
+        """What an import from files refuses, for a checkpoint that arrives already canonical (an
+        IR stream, whose header anyone can write): a repeat count (layers) the config gives that
+        the tensors do not hold or exceed, and config fields the shapes contradict
+        (config_contradictions: hidden_size 64 beside 32-wide tensors, head counts that do not
+        divide the projections). A config that leaves a field out contradicts nothing."""
+        if not isinstance(config, dict):
+            return ["the config is not a map"]
+        matcher = self.__dict__.get("_canonical_blocks")
+        if matcher is None:
+            matcher = _Matcher()
+            for block in self.blocks:
+                for p in block.params:
+                    try:
+                        matcher.add(_join(block.name, p.name, "."), block)
+                    except ValueError:     # a name two views' blocks share: either tells the count
+                        pass
+            self.__dict__["_canonical_blocks"] = matcher
+        counts: dict[str, int] = {}
+        problems: list[str] = []
+        for name in specs:
+            hit = matcher.match(name)
+            if hit is None:
+                continue            # not the family's: the exporter names it
+            block, idx = hit
+            for field_name, key in block.repeats:
+                n = idx[field_name] - block.first.get(field_name, 0)
+                if n < 0:
+                    problems.append(f"{name!r}: index {idx[field_name]} of {key!r} counts from "
+                                    f"{block.first[field_name]}")
+                counts[key] = max(counts.get(key, 0), n + 1)
+        for key in sorted({key for block in self.blocks for _, key in block.repeats}):
+            want, n = config_value(config, key), counts.get(key)
+            if want is None or n is None:
+                continue
+            if not _is_count(want):
+                problems.append(f"config.json {key}={want!r} is not a count (a non-negative integer)")
+            elif n > want:
+                problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
+            elif want > n:
+                problems.append(f"config.json says {key}={want}, but the tensors hold {n}")
+        if problems:
+            return problems
+        return config_contradictions(self, config, dict(specs), counts)
+
     def architecture_for(self, roles: Iterable[str]) -> str | None:
         # Only roles that tell classes apart count (not, say, an optional projection).
         telling = frozenset().union(*self.architectures.values())

@@ -412,3 +412,33 @@ def test_a_stream_tensor_laid_out_otherwise_than_its_family_is_refused(tmp, targ
     bad.write_bytes(_reframe(good.read_bytes(), swap))
     assert_one_line_error(run_irconv("export", target, tmp / "out", "-i", bad), "axes")
     assert not (tmp / "out").exists()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c: c.update(vocab_size=7), "config.json says vocab_size=7, the tensors say 128"),
+    (lambda c: c.update(hidden_size="big"), "hidden_size='big' is not a non-negative integer"),
+    (lambda c: c.update(num_hidden_layers=5), "num_hidden_layers=5, but the tensors hold 2"),
+    (lambda c: c.update(num_hidden_layers=1), "tensors for index 1 of 'num_hidden_layers'"),
+    (lambda c: c.update(intermediate_size=[3]), "intermediate_size=\\[3\\] is not a non-negative integer"),
+])
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_a_stream_whose_config_contradicts_its_tensors_is_refused_naming_the_stream(tmp, edit, match, how):
+    """A stream's header is what anyone wrote: its config must agree with its tensor table as
+    an import's config.json must (the exporter wrote it beside the tensors, before), and the
+    error names the stream, not OUT; nothing is written."""
+    from pathlib import Path
+    from conftest import assert_one_line_error, run_irconv
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    good = tmp / "good.irs"
+    run_irconv("import", "pt", tiny, "-o", good, check=True)
+    bad = tmp / "bad.irs"
+    bad.write_bytes(_reframe(good.read_bytes(), lambda h: edit(h["config"])))
+    for target in ("tf2", "pt"):
+        if how == "file":
+            proc, where = run_irconv("export", target, tmp / "out", "-i", bad), str(bad)
+        else:
+            proc, where = run_irconv("export", target, tmp / "out", input=bad.read_bytes()), "<stdin>"
+        line = assert_one_line_error(proc, "the stream's config contradicts its tensors")
+        assert line.startswith(f"irconv: error: {where}: ") and str(tmp / "out") not in line
+        assert __import__("re").search(match, line), line
+        assert not (tmp / "out").exists()
