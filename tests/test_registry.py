@@ -207,9 +207,9 @@ def test_names_no_family_can_place_are_never_matched_against_a_pattern(monkeypat
     """A file of 48k names that fit nothing was scored at ~0.1 ms a name a family view (5 s);
     now such a name costs a dict lookup per view, and each view is scored once."""
     from irconv.importers import base, pt
-    from irconv.models import engine
+    from irconv.models import views
     calls = {"canonical": 0, "fit": 0}
-    real_canonical, real_fit = engine.FamilyView.canonical_name, base.fit_scores
+    real_canonical, real_fit = views.FamilyView.canonical_name, base.fit_scores
 
     def counting(self, raw, prefix):
         calls["canonical"] += 1
@@ -218,7 +218,7 @@ def test_names_no_family_can_place_are_never_matched_against_a_pattern(monkeypat
     def fit(names, view):
         calls["fit"] += 1
         return real_fit(names, view)
-    monkeypatch.setattr(engine.FamilyView, "canonical_name", counting)
+    monkeypatch.setattr(views.FamilyView, "canonical_name", counting)
     monkeypatch.setattr(pt, "fit_scores", fit)
     monkeypatch.setattr(base, "fit_scores", fit)
     raw = [Tensor(TensorSpec(f"junk.{i}.weight", DTYPES["F32"], (0,)), lambda: None) for i in range(2000)]
