@@ -87,8 +87,7 @@ def pooled(cap: int) -> Iterator[None]:
     released when the last block ends."""
     with _lock:
         _state["users"] += 1
-        previous = _state["cap"]
-        _state["cap"] = max(previous, cap)
+        _state["cap"] = max(_state["cap"], cap)
     try:
         yield
     finally:

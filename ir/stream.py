@@ -301,23 +301,25 @@ def _config_problems(family: str, config: dict, specs: list) -> list[str]:
     """Where the header's config contradicts its tensor table, as an import would refuse it
     (Family.canonical_problems): a stream's header is what anyone wrote, and the exporter
     would write that config beside those tensors."""
-    from ..ir.errors import IrconvError as _Refused
-    from ..models import FAMILIES
-    fam = FAMILIES.get(family)
     try:
-        fam = fam.concrete(config) if hasattr(fam, "concrete") else fam
-    except _Refused as exc:
+        fam = _concrete(family, config)
+    except IrconvError as exc:
         return [str(exc)]
     return fam.canonical_problems(config, {s.name: s for s in specs})
 
 
+def _concrete(family: str, config: dict):
+    """The header's family, concrete for its config (a ConfigFamily's names follow from it)."""
+    from ..models import FAMILIES
+    fam = FAMILIES.get(family)
+    return fam.concrete(config) if hasattr(fam, "concrete") else fam
+
+
 def _family_axes(family: str, config: dict):
     """The family's declared axes of a canonical name (FamilyView.param_axes), or None when its
-    names cannot be listed from this config (the exporter then checks them itself)."""
-    from ..models import FAMILIES
+    names cannot be listed from this config (_config_problems then says why)."""
     try:
-        fam = FAMILIES.get(family)
-        fam = fam.concrete(config) if hasattr(fam, "concrete") else fam
+        fam = _concrete(family, config)
         view = fam.view("pt" if "pt" in fam.views else next(iter(fam.views)))
         return view.param_axes
     except Exception:       # noqa: BLE001 - a config the family cannot build from: export says why

@@ -335,6 +335,29 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def repeat_count_problems(fam: "Family", config: dict, counts: Mapping[str, int]) -> list[str]:
+    """Where the config's counts of repeated blocks (num_hidden_layers ...) are not counts, or
+    disagree with `counts`, what the tensors hold (1 + their largest index). Checked before any
+    name table is built from a count: a config cannot make irconv list (or wait for) more
+    layers than the file holds."""
+    problems = []
+    for key in sorted({key for block in fam.blocks for _, key in block.repeats}):
+        want = config_value(config, key)
+        if want is None:
+            continue
+        if not _is_count(want):
+            problems.append(f"config.json {key}={want!r} is not a count (a non-negative integer)")
+            continue
+        n = counts.get(key)
+        if n is None:
+            continue
+        if n > want:
+            problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
+        elif want > n:
+            problems.append(f"config.json says {key}={want}, but the tensors hold {n}")
+    return problems
+
+
 # Config fields that tensor shapes decide in every family that has them (a width is a
 # tensor's extent): a given config must agree with the tensors on these. Other fields an
 # infer_config fills (head counts, a fallback for a tensor the file lacks) are not read off
@@ -561,16 +584,7 @@ class Family:
                     problems.append(f"{name!r}: index {idx[field_name]} of {key!r} counts from "
                                     f"{block.first[field_name]}")
                 counts[key] = max(counts.get(key, 0), n + 1)
-        for key in sorted({key for block in self.blocks for _, key in block.repeats}):
-            want, n = config_value(config, key), counts.get(key)
-            if want is None or n is None:
-                continue
-            if not _is_count(want):
-                problems.append(f"config.json {key}={want!r} is not a count (a non-negative integer)")
-            elif n > want:
-                problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
-            elif want > n:
-                problems.append(f"config.json says {key}={want}, but the tensors hold {n}")
+        problems += repeat_count_problems(self, config, counts)
         if problems:
             return problems
         return config_contradictions(self, config, dict(specs), counts)

@@ -15,8 +15,8 @@ from ..ir.checkpoint import Checkpoint, architectures_problem
 from ..ir.errors import FormatError, MappingError
 from ..ir.layout import UNIT, Axes, Split, relayout
 from ..ir.tensor import Tensor, from_array, read_once_for
-from .engine import (VIEW_STYLES, Block, Fused, _Entry, _is_count, _join, _Matcher, config_contradictions,
-                     config_value)
+from .engine import (VIEW_STYLES, Block, Fused, _Entry, _join, _Matcher, config_contradictions,
+                     repeat_count_problems)
 
 if TYPE_CHECKING:
     from .engine import ConfigFamily, Family
@@ -213,24 +213,7 @@ class FamilyView:
         skipped += list(copy_of)
         counts = {key: n + 1 for key, n in max_index.items()}
         if config is not None:
-            for key in sorted({key for block in fam.blocks for _, key in block.repeats}):
-                want = config_value(config, key)
-                if want is None:
-                    continue
-                if not _is_count(want):
-                    problems.append(f"config.json {key}={want!r} is not a count (a non-negative integer)")
-                    continue
-                n = counts.get(key)
-                if n is None:
-                    continue
-                if n > want:
-                    problems.append(f"tensors for index {n - 1} of {key!r} but config.json says {key}={want}")
-                elif want > n:
-                    # Checked before any name table is built from the count: a config cannot
-                    # make irconv list (or wait for) more layers than the file holds.
-                    problems.append(f"config.json says {key}={want}, but the tensors hold {n}")
-                else:
-                    counts[key] = want
+            problems += repeat_count_problems(fam, config, counts)
         roles = {e.block.role for e, _ in placed.values() if e.block.role}
         # A head made only of ties (GPT-2's lm_head is the word embeddings) leaves no tensor
         # of its own, so the config's class says whether the model has it. With no config, a
