@@ -170,6 +170,17 @@ def test_a_convert_and_a_pipe_of_many_large_tensors_keep_every_byte(tmp_path):
     run_irconv("import", "pt", src, "-o", stream, check=True)
     run_irconv("export", "tf1", tmp_path / "tf1", "-i", stream, "--jobs", "2", check=True)
     run_irconv("convert", tmp_path / "tf1", tmp_path / "back1", "--to", "pt", "--jobs", "2", check=True)
+    # TensorFlow's own reader of the checkpoint written from the stream: each kernel is its
+    # source's transpose (every one relaid out into a reused buffer).
+    tf = pytest.importorskip("tensorflow")
+    reader = tf.train.load_checkpoint(str(tmp_path / "tf1" / "bert_model.ckpt"))
+    for layer in range(3):
+        p = f"encoder.layer.{layer}."
+        for pt_name, tf_name in (("attention.self.query", "attention/self/query"),
+                                 ("intermediate.dense", "intermediate/dense"),
+                                 ("output.dense", "output/dense")):
+            got = reader.get_tensor(f"bert/encoder/layer_{layer}/{tf_name}/kernel")
+            assert got.tobytes() == np.ascontiguousarray(tensors[p + pt_name + ".weight"].T).tobytes()
     for back in ("back", "back1"):
         got = {k.removeprefix("bert."): v for k, v in
                load_file(str(tmp_path / back / "model.safetensors")).items()}

@@ -208,6 +208,18 @@ def dim_not_int(d, ctx):
     return _edited(d, ctx, lambda h: h["tensors"][0].__setitem__(2, ["4", 4]))
 
 
+@stream_case("config-contradicts-tensors", needle="contradicts its tensors")
+def config_contradicts_tensors(d, ctx):
+    """A header whose config disagrees with its own tensor table (the vocabulary a tenth of the
+    embeddings' rows, one layer more than the tensors hold): written beside those tensors as
+    given, before."""
+    def edit(h):
+        config = h["config"]
+        config["vocab_size"] = max(1, config.get("vocab_size", 10) // 10)
+        config["num_hidden_layers"] = config.get("num_hidden_layers", 0) + 1
+    return _edited(d, ctx, edit)
+
+
 @stream_case("shape-not-list", needle="shape")
 def shape_not_list(d, ctx):
     """A shape that is a number."""
