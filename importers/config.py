@@ -21,7 +21,7 @@ from typing import Iterable
 from ..ir.checkpoint import Checkpoint
 from ..ir.errors import UsageError
 from ..models import FAMILIES
-from ..models.engine import INFERRED, config_value, count_field_problems
+from ..models.engine import INFERRED, config_value, count_field_problems, head_split_problems
 
 
 def parse_sets(values: Iterable[str] | None) -> dict[str, object]:
@@ -121,6 +121,9 @@ def settle_config(ckpt: Checkpoint, where: str, sets: dict | None = None, accept
         if require:
             raise UsageError(message, path=where)
         notes.append(message)
+    split = head_split_problems(family, config)
+    if split:
+        raise UsageError((f"--set {', '.join(sets)}: " if sets else "the config: ") + "; ".join(split), path=where)
     if family.from_shapes is not None and not missing:
         try:
             config = family.from_shapes(config, {c: t.spec for c, t in ckpt.tensors.items()})

@@ -100,6 +100,7 @@ ALBERT = Family(
     },
     infer_config=infer_albert_config,
     # ALBERT shares layers, so its depth (num_hidden_layers passes) has no tensor of its own.
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads", "num_hidden_layers"),
     defaults={"hidden_act": "gelu_new", "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"},
     # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).

@@ -79,18 +79,23 @@ class AlignFamily(ConfigFamily):
                 "(pass --config with an AlignConfig to set it; it decides depthwise_padding)")
 
 
+# The text tower is BERT's: its heads split its width evenly.
+TEXT_HEADS = {"text_config.num_attention_heads": "text_config.hidden_size"}
+
+
 def _concrete(vision_config: dict) -> Family:
     blocks = (*vision_blocks(vision_config), *text_blocks(), *HEAD)
     ignore = {"keras": efficientnet.IGNORE["keras"],
               "pt": (r"^text_model\.embeddings\.(position_ids|token_type_ids)$",)}
     return Family("align", ("align",), ("pt", "keras"), blocks, base_prefix={},
                   architectures={"AlignModel": frozenset()}, infer_config=infer_config(vision_config),
-                  ignore=ignore, description="ALIGN (HF AlignModel; the original Keras EfficientNet + BERT model)")
+                  ignore=ignore, head_widths=TEXT_HEADS, description="ALIGN (HF AlignModel; the original Keras EfficientNet + BERT model)")
 
 
 _B0 = _concrete(vision_config_of("b0"))
 FAMILIES = [AlignFamily(_B0.name, _B0.model_types, _B0.declared_views, _B0.blocks, _B0.base_prefix,
                         _B0.architectures, _B0.infer_config, _B0.ignore, description=_B0.description,
+                        head_widths=TEXT_HEADS,
                         required=("text_config.num_attention_heads",),
                         # The image size decides the depthwise padding; no tensor holds it.
                         defaults={"vision_config.image_size": INFERRED, "vision_config.hidden_act": "swish",

@@ -106,6 +106,7 @@ BART = Family(
         "BartModel": frozenset(),
     },
     infer_config=infer_bart_config,
+    head_widths={"encoder_attention_heads": "d_model", "decoder_attention_heads": "d_model"},
     required=("encoder_attention_heads", "decoder_attention_heads"),
     defaults={"activation_function": "gelu", "scale_embedding": False},
     description="BART (fairseq; HF BartModel/BartForConditionalGeneration/BartForSequenceClassification)",

@@ -117,6 +117,7 @@ def bert_like(name: str, model_types: tuple[str, ...], base: str, classes: str, 
             f"{classes}ForQuestionAnswering": frozenset({"qa"}),
         },
         infer_config=infer_bert_config,
+        head_widths={"num_attention_heads": "hidden_size"},
         required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
         # Buffers older transformers saved with the weights; they carry no learned values.
         ignore={"pt": (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_ids$"),

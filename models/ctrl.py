@@ -66,6 +66,7 @@ CTRL = Family(
     architectures={"CTRLLMHeadModel": frozenset({"lm"}), "CTRLModel": frozenset()},
     infer_config=infer_ctrl_config,
     # Sinusoidal positions: no table says how many.
+    head_widths={"n_head": "n_embd"},
     required=("n_head",), defaults={"layer_norm_epsilon": 1e-6, "n_positions": 256},
     description="CTRL (salesforce/ctrl; HF CTRLModel/CTRLLMHeadModel)",
 )

@@ -161,6 +161,7 @@ DEBERTA_V2 = Family(
     },
     role_aliases={"lm": "mlm"},
     infer_config=infer_deberta_v2_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads",),
     # What no tensor decides: the releases' values (or, INFERRED, the one infer_config read off
     # the shapes under an assumption: buckets = half the relative table, share_att_key without

@@ -91,6 +91,7 @@ DISTILBERT = Family(
         "DistilBertForQuestionAnswering": frozenset({"qa"}),
     },
     infer_config=infer_distilbert_config,
+    head_widths={"n_heads": "dim"},
     required=("n_heads",), defaults={"activation": "gelu", "sinusoidal_pos_embds": False},
     # The same non-learned embeddings buffers (position_ids) older transformers saved.
     ignore=BERT.ignore,

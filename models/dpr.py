@@ -65,6 +65,7 @@ DPR = Family(
         "DPRReader": frozenset({"reader"}),
     },
     infer_config=infer_dpr_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
     # BertModel's non-learned embeddings buffers, under the encoder prefix.
     ignore=BERT.ignore,

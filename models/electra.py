@@ -58,6 +58,7 @@ ELECTRA = Family(
         "ElectraForPreTraining": frozenset({"discriminator"}),
     },
     infer_config=infer_electra_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=BERT_REQUIRED, defaults=BERT_DEFAULTS,
     # The same non-learned embeddings buffers as BERT's (position_ids, token_type_ids).
     ignore=BERT.ignore,

@@ -397,12 +397,29 @@ def config_contradictions(fam: "Family", config: dict, specs: dict, counts: dict
                 out.append(f"config.json says {prefix}{key}={have}, the tensors say {want}")
 
     walk(config, inferred, "")
+    out += [f"config.json {p}" for p in head_split_problems(fam, config, inferred)]
     if fam.from_shapes is not None:
         try:
             fam.from_shapes(config, specs)      # the head counts a config gives must fit the projections
         except ValueError as exc:
             out.append(f"config.json: {exc}")
     return list(dict.fromkeys(out))
+
+
+def head_split_problems(fam: "Family", config: dict, widths: dict | None = None) -> list[str]:
+    """Where a head count does not divide the width its family's HF classes split into equal
+    heads (Family.head_widths: BertConfig's num_attention_heads=5 beside hidden_size 768):
+    transformers raises building such a model, or builds one whose projections the tensors do
+    not fit. The width is the config's, else `widths`' (what the tensors decide, where the
+    config leaves it out); a field that is absent or not a count is not judged here."""
+    out = []
+    for heads_key, width_key in fam.head_widths.items():
+        heads, width = config_value(config, heads_key), config_value(config, width_key)
+        if width is None and widths is not None:
+            width = config_value(widths, width_key)
+        if _is_count(heads) and _is_count(width) and (heads == 0 or width % heads):
+            out.append(f"{heads_key}={heads} does not divide {width_key}={width} into equal heads")
+    return out
 
 
 # Field names that hold a count or a size in every HF config (num_attention_heads, n_layer,
@@ -505,6 +522,12 @@ class Family:
     # view -> config -> why that view's framework class would compute another model (None: it
     # would not); export to the view is then refused. HF's TF Mistral ignores config.head_dim.
     view_limits: Mapping[str, Callable[[dict], str | None]] = field(default_factory=dict)
+    # heads field -> the width field the family's HF classes split into that many equal heads
+    # (num_attention_heads -> hidden_size): a head count that does not divide it is refused
+    # (head_split_problems), from a file's config, a stream's or --set alike. Families whose
+    # head size is a field of its own (T5's d_kv) or follows from the projections (a decoder's
+    # from_shapes) leave it out.
+    head_widths: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self._views: dict[str, FamilyView] = {}

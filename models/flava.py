@@ -219,6 +219,7 @@ BUFFERS = (r"(^|\.)embeddings\.position_ids$", r"(^|\.)embeddings\.token_type_id
 FLAVA = Family(
     name="flava", model_types=("flava",), declared_views=("pt", "orig"), blocks=FLAVA_BLOCKS, base_prefix={},
     architectures={"FlavaForPreTraining": frozenset()}, infer_config=infer_flava_config,
+    head_widths={f"{tower}_config.num_attention_heads": f"{tower}_config.hidden_size" for tower in ("text", "image", "multimodal")},
     required=tuple(f"{tower}_config.num_attention_heads" for tower in ("text", "image", "multimodal")),
     defaults={f"{tower}_config.{key}": value for tower in ("text", "image", "multimodal")
               for key, value in (("hidden_act", "gelu"), ("layer_norm_eps", 1e-12))},

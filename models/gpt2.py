@@ -122,6 +122,7 @@ def gpt_family(name: str, classes: str, embeddings: Block, layer: Block, final: 
         arch_prefixes={"pt": {f"{classes}Model": ""}},
         architectures={f"{classes}LMHeadModel": frozenset({"lm"}), f"{classes}Model": frozenset()},
         infer_config=gpt_config(name, inner_key),
+        head_widths={"n_head": "n_embd"},
         required=("n_head",), defaults=defaults or {},
         ignore={"pt": ignore},
         description=description,

@@ -37,6 +37,7 @@ LAYOUTLM = Family(
         "LayoutLMForMaskedLM": frozenset({"pooler", "mlm"}),
     },
     infer_config=infer_layoutlm_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=BERT_REQUIRED, defaults={"hidden_act": "gelu", "layer_norm_eps": 1e-12},
     # The same non-learned buffers BERT checkpoints carry (position_ids).
     ignore=BERT.ignore,

@@ -126,8 +126,10 @@ def heads_from_shapes(config: dict, specs: dict) -> dict:
     k_proj rows (num_attention_heads * head_dim, num_key_value_heads * head_dim)."""
     heads, q, k = (config.get("num_attention_heads"), specs.get("decoder.layers.0.attn.q.weight"),
                    specs.get("decoder.layers.0.attn.k.weight"))
-    if not isinstance(heads, int) or heads <= 0 or q is None or k is None:
-        return config
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 0 or q is None or k is None:
+        return config       # not a count: count_field_problems says so
+    if heads == 0:
+        raise ValueError("num_attention_heads=0: the attention has no heads")
     if q.shape[0] % heads:
         raise ValueError(f"num_attention_heads={heads} does not divide q_proj's {q.shape[0]} rows")
     head_dim = q.shape[0] // heads

@@ -137,6 +137,7 @@ LXMERT = Family(
         "LxmertForPreTraining": frozenset({"pooler", "mlm", "nsp"}),
     },
     infer_config=infer_lxmert_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads",), defaults={"hidden_act": "gelu"},
     ignore={"pt": (r"(^|\.)embeddings\.position_ids$",)},
     description="LXMERT (HF LxmertModel, LxmertForPreTraining)",

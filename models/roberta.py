@@ -151,6 +151,7 @@ def roberta_like(name: str, model_type: str, classes: str, kinds: tuple[str, ...
         architectures={f"{classes}{kind}": CLASS_ROLES[kind] for kind in kinds},
         infer_config=roberta_config(model_type),
         # padding_idx offsets RoBERTa's position ids, so it computes too.
+        head_widths={"num_attention_heads": "hidden_size"},
         required=("num_attention_heads",),
         defaults={"hidden_act": "gelu", "layer_norm_eps": INFERRED, "position_embedding_type": "absolute",
                   "pad_token_id": 1},

@@ -86,6 +86,7 @@ VIT = Family(
     },
     infer_config=infer_vit_config,
     # Heads leave no trace in the fused projections.
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads",),
     defaults={"image_size": INFERRED, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "pooler_act": "tanh"},
     description="ViT (google-research/vision_transformer, HF ViT*)",

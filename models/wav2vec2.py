@@ -125,6 +125,7 @@ WAV2VEC2 = Family(
     architectures={"Wav2Vec2Model": frozenset()},
     infer_config=infer_wav2vec2_config,
     # Conv strides leave no trace in the kernels; neither do the heads.
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads", "conv_stride"),
     defaults={"hidden_act": "gelu", "feat_extract_activation": "gelu", "layer_norm_eps": 1e-5,
               "do_stable_layer_norm": False},

@@ -86,6 +86,7 @@ def xlm_like(name: str, classes: str, description: str) -> Family:
             f"{classes}WithLMHeadModel": frozenset({"lm"}),
         },
         infer_config=xlm_config(name),
+        head_widths={"n_heads": "emb_dim"},
         required=("n_heads",),
         defaults={"gelu_activation": True, "sinusoidal_embeddings": False, "causal": False, "layer_norm_eps": 1e-12,
                   **({"pre_norm": False} if name == "flaubert" else {})},

@@ -105,6 +105,7 @@ XLM_ROBERTA_XL = Family(
     architectures={f"XLMRobertaXL{kind}": CLASS_ROLES[kind]
                    for kind in ("ForMaskedLM", "ForSequenceClassification", "Model")},
     infer_config=infer_xl_config,
+    head_widths={"num_attention_heads": "hidden_size"},
     required=("num_attention_heads",),
     defaults={"hidden_act": "gelu", "layer_norm_eps": INFERRED, "position_embedding_type": "absolute",
               "pad_token_id": 1},

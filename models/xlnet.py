@@ -69,6 +69,22 @@ def infer_xlnet_config(specs, counts) -> tuple[dict, list[str]]:
                     "from the weights"]
 
 
+def heads_fit(config: dict, specs: dict) -> dict:
+    """The raw (d_model, n_head, d_head) attention tensors decide n_head and d_head: a config
+    that says otherwise (or whose d_head is not d_model // n_head, which XLNetConfig demands)
+    would make a model the tensors do not fit."""
+    q = specs.get("encoder.layers.0.q")
+    if q is None or len(q.shape) != 3:
+        return config
+    for key, value in (("n_head", q.shape[1]), ("d_head", q.shape[2])):
+        if config.get(key) is not None and config[key] != value:
+            raise ValueError(f"{key}={config[key]!r} does not fit the tensors, which say {key}={value}")
+    if q.shape[0] != q.shape[1] * q.shape[2]:
+        raise ValueError(f"the attention tensors' {q.shape[1]} heads of {q.shape[2]} are not d_model={q.shape[0]} "
+                         "(XLNetConfig sets d_head = d_model // n_head)")
+    return config
+
+
 XLNET = Family(
     name="xlnet", model_types=("xlnet",), declared_views=("pt", "tf2"),
     blocks=(MASK_EMB, WORD_EMBEDDING, LAYER, LM_HEAD),
@@ -80,6 +96,8 @@ XLNET = Family(
         "XLNetLMHeadModel": frozenset({"lm"}),
     },
     infer_config=infer_xlnet_config,
+    head_widths={"n_head": "d_model"},
+    from_shapes=heads_fit,
     # The raw (d_model, n_head, d_head) attention tensors give the heads.
     defaults={"ff_activation": "gelu", "layer_norm_eps": 1e-12, "attn_type": "bi", "bi_data": False,
               "clamp_len": -1, "same_length": False},

@@ -424,6 +424,8 @@ def test_a_stream_tensor_laid_out_otherwise_than_its_family_is_refused(tmp, targ
     (lambda c: c.update(num_hidden_layers=5), "num_hidden_layers=5, but the tensors hold 2"),
     (lambda c: c.update(num_hidden_layers=1), "tensors for index 1 of 'num_hidden_layers'"),
     (lambda c: c.update(intermediate_size=[3]), "intermediate_size=\\[3\\] is not a non-negative integer"),
+    (lambda c: c.update(num_attention_heads=3), "num_attention_heads=3 does not divide hidden_size=32"),
+    (lambda c: c.update(num_attention_heads=0), "num_attention_heads=0 does not divide hidden_size=32"),
 ])
 @pytest.mark.parametrize("how", ["file", "stdin"])
 def test_a_stream_whose_config_contradicts_its_tensors_is_refused_naming_the_stream(tmp, edit, match, how):
