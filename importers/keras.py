@@ -90,6 +90,8 @@ def _keras_bundle_detect(path: Path) -> bool:
     'tf_bert_model/bert/...' and the original BERT release 'bert/...', which no Keras view
     places, so those stay the tf1 importer's."""
     names = [n for n in _bundle_names(path).values() if n]
+    if not names:
+        return False            # no TF checkpoint here (or no weight in it): no family to score
     best = max(fit_scores(names, "keras").values(), default=0)
     return best > 0 and best * 2 >= len(names)
 

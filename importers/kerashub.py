@@ -47,7 +47,7 @@ def family_of(preset: fmt.Preset, where: str, model: str | None):
         raise UsageError(f"the preset holds a keras_hub {cls}, which is irconv's {name or 'no'} family, "
                          f"not {model!r}", path=where)
     if name is None:
-        known = sorted(b for hub in kh.HUB_CONFIGS.values() for b in hub.backbone_names())
+        known = kh.known_backbones()
         raise FormatError(f"keras_hub {cls} is not a Backbone irconv knows ({', '.join(known)})", path=where)
     return FAMILIES.get(name)
 

@@ -1,27 +1,110 @@
 """Model families (one module each) and the descriptor engine.
 
 A new family is one module here exposing `FAMILIES` (a list of `Family`, built from blocks,
-reusing shared ones such as bert.encoder_layer) and one entry in MODULES below.
+reusing shared ones such as bert.encoder_layer) and one entry in MODULES below: the names and
+model_types of the families it declares (test_registry checks them against the module).
 """
 from __future__ import annotations
 
+import importlib
+import threading
+from typing import Iterator
+
 from ..ir.errors import UsageError
 from ..registry import Registry
-from . import albert, align, bart, bert, ctrl, deberta_v2, distilbert, dpr, efficientnet, electra, flava, gemma, gpt2, layoutlm, llama, lxmert, mixtral, phi3, roberta, t5, transfo_xl, vit, wav2vec2, xlm, xlm_roberta_xl, xlnet
 from .engine import Family
 
-MODULES = (bert, roberta, layoutlm, electra, albert, distilbert, dpr, wav2vec2, xlnet, xlm, gpt2, ctrl, llama, mixtral, gemma, lxmert, t5, bart, transfo_xl, xlm_roberta_xl, phi3, efficientnet, align, flava, vit, deberta_v2)
+# module -> {family name: config.json model_types} of the families it declares. A conversion
+# needs one family (named by a config's model_type, a stream's header, --model): only its
+# module is imported then, not all 26 (~30 ms at every start). Listing, scoring or an unknown
+# name imports them all.
+MODULES: dict[str, dict[str, tuple[str, ...]]] = {
+    "bert": {"bert": ("bert",)},
+    "roberta": {"roberta": ("roberta",), "xlm-roberta": ("xlm-roberta",), "camembert": ("camembert",)},
+    "layoutlm": {"layoutlm": ("layoutlm",)},
+    "electra": {"electra": ("electra",)},
+    "albert": {"albert": ("albert",)},
+    "distilbert": {"distilbert": ("distilbert",)},
+    "dpr": {"dpr": ("dpr",)},
+    "wav2vec2": {"wav2vec2": ("wav2vec2",)},
+    "xlnet": {"xlnet": ("xlnet",)},
+    "xlm": {"xlm": ("xlm",), "flaubert": ("flaubert",)},
+    "gpt2": {"gpt2": ("gpt2",), "openai-gpt": ("openai-gpt",)},
+    "ctrl": {"ctrl": ("ctrl",)},
+    "llama": {"llama": ("llama",), "mistral": ("mistral",), "qwen2": ("qwen2",), "qwen3": ("qwen3",)},
+    "mixtral": {"mixtral": ("mixtral",)},
+    "gemma": {"gemma": ("gemma",), "gemma2": ("gemma2",)},
+    "lxmert": {"lxmert": ("lxmert",)},
+    "t5": {"t5": ("t5",)},
+    "bart": {"bart": ("bart",)},
+    "transfo_xl": {"transfo-xl": ("transfo-xl",)},
+    "xlm_roberta_xl": {"xlm-roberta-xl": ("xlm-roberta-xl",)},
+    "phi3": {"phi3": ("phi3",)},
+    "efficientnet": {"efficientnet": ("efficientnet",)},
+    "align": {"align": ("align",)},
+    "flava": {"flava": ("flava",), "flava-image-codebook": ("flava_image_codebook",)},
+    "vit": {"vit": ("vit",)},
+    "deberta_v2": {"deberta-v2": ("deberta-v2",)},
+}
 
-FAMILIES: Registry[Family] = Registry("model family")
-for _module in MODULES:
-    for _family in _module.FAMILIES:
-        FAMILIES.add(_family.name, _family)
+
+class FamilyRegistry(Registry[Family]):
+    """The families, each module imported when one of its families is first asked for by
+    name; iterating, listing or resolving a name that is not exactly a family's imports all."""
+
+    def __init__(self, modules: dict[str, dict[str, tuple[str, ...]]]):
+        super().__init__("model family")
+        self._module_of = {name: module for module, fams in modules.items() for name in fams}
+        self._by_type = {t: name for fams in modules.values() for name, types in fams.items() for t in types}
+        self._pending = set(modules)
+        self._lock = threading.RLock()     # a family asked for from two threads is added once
+
+    def _import(self, module: str) -> None:
+        with self._lock:
+            if module in self._pending:
+                for family in importlib.import_module(f"{__name__}.{module}").FAMILIES:
+                    self.add(family.name, family)
+                self._pending.discard(module)
+
+    def load_all(self) -> None:
+        for module in MODULES:
+            self._import(module)
+
+    def get(self, name: str) -> Family:
+        if name in self._module_of:
+            self._import(self._module_of[name])
+            return self._items[name]
+        self.load_all()
+        return super().get(name)
+
+    def resolve(self, name: str) -> str:
+        if name in self._module_of:
+            return name
+        self.load_all()
+        return super().resolve(name)
+
+    def for_model_type(self, model_type: str) -> Family | None:
+        name = self._by_type.get(model_type)
+        return None if name is None else self.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._module_of)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._module_of
+
+    def __iter__(self) -> Iterator[Family]:
+        self.load_all()
+        return super().__iter__()
+
+
+FAMILIES = FamilyRegistry(MODULES)
 
 
 def family_for_model_type(model_type: str) -> Family:
-    for fam in FAMILIES:
-        if model_type in fam.model_types:
-            return fam
+    fam = FAMILIES.for_model_type(model_type)
+    if fam is not None:
+        return fam
     raise UsageError(f"config.json model_type {model_type!r} is not a family irconv knows "
                      f"({', '.join(FAMILIES.names())}); see `irconv models`")
 

@@ -582,7 +582,21 @@ def hub_config(family_name: str) -> HubConfig | None:
     return HUB_CONFIGS.get(family_name)
 
 
+def _every_family() -> None:
+    """The families' modules fill HUB_CONFIGS, HUB_TASKS and HUB_TOKENIZERS as they are
+    imported (models.FAMILIES imports a module when one of its families is asked for): a lookup
+    by a family's name finds its entries, one by a keras-hub class needs them all."""
+    from . import FAMILIES
+    FAMILIES.load_all()
+
+
+def known_backbones() -> list[str]:
+    _every_family()
+    return sorted(b for hub in HUB_CONFIGS.values() for b in hub.backbone_names())
+
+
 def family_for_backbone(class_name: str, args: dict | None = None) -> str | None:
+    _every_family()
     for name, hub in HUB_CONFIGS.items():
         if class_name in hub.backbone_names() and hub.claims(args if isinstance(args, dict) else {}):
             return name
@@ -637,4 +651,5 @@ def hub_tokenizer(family_name: str) -> HubTokenizer | None:
 
 
 def tokenizer_for_class(class_name: str) -> HubTokenizer | None:
+    _every_family()
     return next((t for t in HUB_TOKENIZERS.values() if t.cls == class_name), None)

@@ -32,6 +32,48 @@ def test_every_registered_name_is_reachable():
         assert fam.views, fam.name
 
 
+def test_the_family_index_is_what_the_modules_declare():
+    """models.MODULES says which module holds which families and model_types, so that a
+    conversion imports only its family's module: it must be what each module declares, and
+    every module of models/ that declares families must be in it."""
+    import importlib
+    import pkgutil
+    import irconv.models as models
+    declared = {}
+    for info in pkgutil.iter_modules(models.__path__):
+        module = importlib.import_module(f"irconv.models.{info.name}")
+        if isinstance(getattr(module, "FAMILIES", None), list):
+            declared[info.name] = {f.name: f.model_types for f in module.FAMILIES}
+    assert declared == models.MODULES
+    assert FAMILIES.names() == sorted(f.name for f in FAMILIES)
+    for module, fams in models.MODULES.items():
+        for name, types in fams.items():
+            for model_type in types:
+                assert models.family_for_model_type(model_type) is FAMILIES.get(name)
+
+
+def test_a_conversion_imports_only_its_familys_module(tmp_path):
+    """A config's model_type (or a stream's family) names the family: the other families'
+    modules are not imported (they were ~30 ms of every start); an unknown name, listing and
+    scoring still see them all."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    tiny = Path(__file__).resolve().parent.parent / "examples" / "tiny-bert"
+    code = ("import sys, irconv.cli\n"
+            "sys.argv = ['irconv', 'convert', '-q', sys.argv[1], sys.argv[2], '--to', 'tf2']\n"
+            "try:\n    irconv.cli.run()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "from irconv.models import FAMILIES\n"
+            "print(sorted(FAMILIES._items), 'irconv.models.llama' in sys.modules)\n"
+            "FAMILIES.get('BERT')\n"
+            "print(len(FAMILIES._items))")
+    out = subprocess.run([sys.executable, "-c", code, str(tiny), str(tmp_path / "o")], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert out[0] == "['bert'] False", out
+    assert int(out[1]) == sum(len(f) for f in __import__("irconv.models").models.MODULES.values())
+    assert (tmp_path / "o" / "tf_model.h5").is_file()
+
+
 def full_canonical_names(fam, n_layers, view=None, always_tied=True):
     """Every canonical name of `fam` with every optional part, for `n_layers` repeats,
     layer-major (the order importers produce); with `view`, only the names it spells."""
