@@ -42,7 +42,7 @@ from .importers.config import settle_config
 from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
-from .ir.limits import missing as _missing, require_regular
+from .ir.limits import inputs as _inputs, missing as _missing, require_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
 from .checksum import checker
@@ -89,11 +89,18 @@ def load(src, format: str | None = None, *, model: str | None = None, view: str 
     `overrides` ({"num_attention_heads": 12}, dotted keys for towers) gives what the tensors do
     not decide and `accept_defaults` takes the family's stated defaults; else it raises
     (importers/config.py). `overrides` also changes single fields of a given config."""
-    importer = IMPORTERS.get(format or detect_format(src))
-    ckpt = importer.load(Path(src), model=model, view=view, config=config)
-    ckpt = attach_parts(ckpt, parts, str(src), lambda path, family: load(path, model=family),
-                        require=require_parts)
-    return settle_config(ckpt, str(src), dict(overrides or {}), accept_defaults, require=require_config)
+    # A file read from inside SRC (a directory, or a file's own directory) must be inside it,
+    # now and when the lazy tensors are read (ckpt.inputs): a link out of it is refused.
+    roots = (str(src) if _os.path.isdir(src) else _os.path.dirname(_os.path.abspath(src)),)
+    named = (str(src), *(str(p) for p in (parts or {}).values()))
+    with _inputs(roots, named):
+        importer = IMPORTERS.get(format or detect_format(src))
+        ckpt = importer.load(Path(src), model=model, view=view, config=config)
+        ckpt = attach_parts(ckpt, parts, str(src), lambda path, family: load(path, model=family),
+                            require=require_parts)
+        ckpt = settle_config(ckpt, str(src), dict(overrides or {}), accept_defaults, require=require_config)
+    ckpt.inputs = (roots, named)
+    return ckpt
 
 
 def save(ckpt: Checkpoint, out, format: str, *, progress=None, **options):

@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from ..ir import limits
 from ..ir.checkpoint import Checkpoint
 from ..ir.dtypes import by_name
 from ..formats.sharding import WriteError
@@ -59,7 +60,7 @@ class Exporter:
         inside_source = output.check_target(out, options.force, options.protect)
         self.check_clashes(out, options, inside_source)
         cleaned = output.clean_stale(out)
-        with output.temporary(out) as tmp:
+        with limits.inputs(*ckpt.inputs), output.temporary(out) as tmp:
             try:
                 self.write(ckpt, tmp, options, progress or (lambda t: None))
             except OSError as exc:

@@ -54,6 +54,9 @@ class Checkpoint:
     # Where an importer checked a given config against the tensors: that check, for a config
     # changed after the import (--set): the contradictions it finds, [] for none.
     config_check: Callable[[dict], list[str]] | None = field(default=None, repr=False)
+    # (input directories, paths the caller named) of irconv.load(): the files the lazy tensors
+    # read later must lie inside them (limits.inputs, which exporting and streaming enter).
+    inputs: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()), repr=False)
     _closer: Callable[[], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):

@@ -41,7 +41,7 @@ from .checkpoint import Checkpoint, architectures_problem, check_names
 from .dtypes import by_name
 from .errors import DTypeError, FormatError, IrconvError, StreamError
 from .lazy import lazy_module
-from .limits import MAX_DEPTH, check_fits, check_shape, open_regular
+from .limits import MAX_DEPTH, check_fits, check_shape, inputs, open_regular
 from .pipeline import mapped
 from .ranges import PIECE, crc_of_range
 from .stages import stage
@@ -94,6 +94,11 @@ def write_stream(ckpt: Checkpoint, out: BinaryIO, *, chunk_size: int = DEFAULT_C
     within a byte budget. A failed write (a full disk:
     ENOSPC, EFBIG) is a StreamError naming `where` (default: out's file name); a closed
     pipe stays a BrokenPipeError, which the CLI reports as the reader going away."""
+    with inputs(*ckpt.inputs):       # a loaded checkpoint's lazy tensors read inside its input
+        _write_stream(ckpt, out, chunk_size, progress, where, jobs)
+
+
+def _write_stream(ckpt: Checkpoint, out: BinaryIO, chunk_size: int, progress, where, jobs) -> None:
     if not 0 < chunk_size <= MAX_CHUNK:
         raise ValueError(f"chunk_size must be in 1..{MAX_CHUNK}")
     tensors = list(ckpt.tensors.values())

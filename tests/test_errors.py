@@ -228,3 +228,34 @@ def test_a_megabyte_of_a_files_own_text_in_an_error_is_cut(tmp):
     assert len(line) < 4200
     assert line.index("model.safetensors") < line.index("www")
     assert not (tmp / "out").exists()
+
+
+@pytest.mark.parametrize("read", ["save", "convert", "stream"])
+def test_the_library_reads_no_file_through_a_link_out_of_its_input(tmp, read):
+    """irconv.load() reads its tensors later (on save, on write_stream): a TF checkpoint's data
+    shard that is a link out of the directory was read through it by the library (the CLI
+    refused it); now every read of a loaded checkpoint is held to its input, and nothing is
+    written. The same file given as itself is read."""
+    import io
+    from pathlib import Path
+    import irconv
+    tiny = os.path.join(os.path.dirname(__file__), "..", "examples", "tiny-bert")
+    run_irconv("convert", "-q", tiny, tmp / "t1", "--to", "tf1", check=True)
+    (tmp / "elsewhere").mkdir()
+    data = next((tmp / "t1").glob("*.data-*"))
+    shutil.move(data, tmp / "elsewhere" / data.name)
+    data.symlink_to(tmp / "elsewhere" / data.name)
+    with pytest.raises(irconv.IrconvError, match="symbolic link out of the input directory"):
+        if read == "save":
+            irconv.save(irconv.load(tmp / "t1"), tmp / "out", "pt")
+        elif read == "convert":
+            irconv.convert(tmp / "t1", tmp / "out", to="pt")
+        else:
+            irconv.write_stream(irconv.load(tmp / "t1"), io.BytesIO())
+    assert not (tmp / "out").exists()
+    for p in (tmp / "t1").iterdir():
+        if not p.is_symlink():
+            shutil.copy(p, tmp / "elsewhere" / p.name)
+    ckpt = irconv.load(tmp / "elsewhere" / "bert_model.ckpt.index")
+    irconv.save(ckpt, tmp / "out", "pt")
+    assert_same_safetensors(Path(tiny), tmp / "out")    # read by safetensors: the model, bit for bit
