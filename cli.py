@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "BF16 ...); without it a dtype is never changed")
     jobs = argparse.ArgumentParser(add_help=False)
     jobs.add_argument("--jobs", type=_jobs, metavar="N", help="threads reading and relaying out tensors "
-                      "ahead of the writer (default: one per core, at most 8; 0: none), within a memory "
+                      "ahead of the writer (default: one more than the cores, at most 8; 0: none), within a memory "
                       "budget of about the largest tensor")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
 

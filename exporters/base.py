@@ -24,7 +24,7 @@ class ExportOptions:
     cast: str | None = None             # convert every floating tensor to this dtype (F32, BF16 ...)
     protect: tuple = ()                 # the input's paths: OUT may not be, contain or clobber them
     extras_from: Path | None = None     # the source model directory whose other files are carried
-    jobs: int | None = None             # threads loading ahead of the writer (None: one per core)
+    jobs: int | None = None             # threads loading ahead of the writer (None: pipeline.default_jobs())
 
 
 Progress = Callable[[Tensor], None]
