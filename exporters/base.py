@@ -226,7 +226,7 @@ def write_all(writer, tensors: list[Tensor], copies: dict[str, list[str]], progr
         if getattr(writer, "concurrent", False):
             # The writer takes writes from any thread (a TensorBundle, Keras h5): whole tensors
             # are loaded, relaid out, checksummed and written on the threads; one stored as it
-            # will be written is copied file to file in the kernel, holding no memory. Unless
+            # will be written is copied file to file, holding no tensor in memory. Unless
             # the source must be read in order, those copies go last: they need the file's
             # layout (an h5 writer's is still being made on its own thread), the relayouts
             # before them do not.

@@ -27,7 +27,7 @@ def _write_tensors(tensors, writers, shard_of, options: ExportOptions, ordered: 
     Both writers (safetensors, and the .bin's zip) have their layout fixed up front and take
     writes in any order from any thread, so the threads of ir/pipeline.py load, relay out and
     write whole tensors in parallel (shards too); a tensor stored as it will be written into a
-    safetensors file is copied file to file in the kernel, holding no memory."""
+    safetensors file is copied file to file, holding no tensor in memory."""
     def copied(t) -> bool:
         return t.extent is not None and hasattr(writers[shard_of[t.name]], "copy")
 

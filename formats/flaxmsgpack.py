@@ -409,7 +409,7 @@ class FlaxMsgpackWriter(OneFileWriter):
 
     def copy(self, name: str, spec: TensorSpec, extent) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a file
-        range; an IR stream's pipe) in the kernel, with no read into memory."""
+        range, a MiB at a time; an IR stream's pipe, spliced), with no tensor in memory."""
         self._accept_copy(name, spec)
         if not self.copies(name, extent):
             raise UsageError(f"tensor {name!r} is stored in chunks here; it cannot be copied from a stream",

@@ -265,7 +265,7 @@ class SafetensorsWriter(OneFileWriter):
 
     def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
-        in the kernel, with no read into memory (what `cp` does)."""
+        file to file a MiB at a time (partial.copy_range), with no tensor in memory."""
         self._accept_copy(name, spec)
         if spec.nbytes:
             with write_errors(self.path):

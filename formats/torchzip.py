@@ -726,8 +726,8 @@ class TorchZipWriter:
 
     def copy(self, name: str, spec: TensorSpec, extent) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a
-        safetensors file's range, an IR stream's pipe) in the kernel; its CRC-32 is then read
-        from the archive's page cache, never from a copy in memory."""
+        safetensors file's range, an IR stream's pipe) a MiB at a time, its CRC-32 taken as
+        they pass (read back from the archive for a pipe's), never from a tensor in memory."""
         self._declared(name, spec.dtype, spec.shape, "copy")
         with write_errors(self.path):
             self._zip.copy(self._index[name], extent, name)

@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 
 from ..ir.errors import FormatError, UsageError
-from ..ir.ranges import crc32, crc_of_range
+from ..ir.ranges import crc32
 from .partial import copy_extent, pwrite_at
 
 _LOCAL = struct.Struct("<4sHHHHHLLLHH")          # APPNOTE 4.3.7
@@ -102,10 +102,10 @@ class LaidOutZip:
 
     def copy(self, index: int, extent, name: str) -> None:
         """Member `index`'s bytes from where they lie (Tensor.extent: a file range, an IR
-        stream's pipe) by a kernel copy or splice, the CRC-32 then read back from this file."""
+        stream's pipe), the CRC-32 taken as they are copied (read back from this file for a
+        pipe's, spliced in)."""
         m = self._members[index]
-        copy_extent(extent, self._fd, m.data, m.size, name)
-        crc = crc_of_range(self._fd, m.data, m.size, crc32)
+        crc = copy_extent(extent, self._fd, m.data, m.size, name, crc32)
         if crc is None:
             raise FormatError(f"zip member {m.name.decode()!r}: its bytes did not all arrive", path=self.path)
         if crc:

@@ -8,7 +8,7 @@ the GIL, so on a machine with more than one core they can run ahead of the write
 costs the bytes it holds at most (Tensor.holds: its array, and a relayout's source while it is
 copied), and the budget is twice the largest tensor of the model (at least MIN_BUDGET), so
 peak memory stays within twice the largest tensor however many threads there are, and a
-model whose largest tensor is copied in the kernel (an embedding) still relays out two or
+model whose largest tensor is copied file to file (an embedding) still relays out two or
 three of its layer matrices at once. A writer whose writes may come in any order from any
 thread (one whose layout is fixed up front: safetensors) hands the whole job to the threads instead:
 `done(tensors, work)` runs work(tensor) (load, relayout, write) on them and yields each
@@ -70,7 +70,7 @@ def done(tensors: Iterable[Tensor], work: Callable[[Tensor], None], *, jobs: int
          cost: Callable[[Tensor], int] = Tensor.holds,
          in_turn: Callable[[Tensor], bool] = lambda t: False) -> Iterator[Tensor]:
     """Run work(tensor) for each tensor on `jobs` threads (0: in line), at most `budget`
-    bytes of cost(tensor) in flight (a job that holds no array, a kernel copy, costs 0);
+    bytes of cost(tensor) in flight (a job that holds no array, a file-to-file copy, costs 0);
     yield each tensor, in the given order, once its work is done. An error is raised at its
     tensor; jobs not yet started are then cancelled. in_turn(tensor): for an ordered source,
     the work itself reads the source (it copies the bytes from the stream into the file), so

@@ -1,6 +1,6 @@
 """Byte ranges of files read a piece at a time into one small buffer, so that the bytes stay
 in the cache between the read and what uses them: checksums of data that reached a file
-without passing through this process (a kernel copy, a splice), and the strips of a tensor
+without passing through this process (an IR stream's bytes spliced in), and the strips of a tensor
 lying as stored (Tensor.extent) that a relayout reads itself (ir/layout.transpose_2d_read)."""
 from __future__ import annotations
 

@@ -63,11 +63,11 @@ class Tensor:
         # moves no byte; pt -> canonical -> tf2 transposes once).
         self._chain = None
         # (path, offset) when the tensor's bytes lie as stored, contiguous, in a file (a
-        # safetensors tensor): a writer that stores them the same way may copy the range in
-        # the kernel (os.copy_file_range) instead of reading and writing them.
+        # safetensors tensor): a writer that stores them the same way copies the range file to
+        # file (formats/partial.copy_range), holding no array of the tensor.
         self.extent: tuple[str, int] | None = None
         # For bytes that lie contiguous in a file behind a check of their own (a TensorBundle
-        # entry's crc32c), which a kernel copy would skip: a callable giving a context manager
+        # entry's crc32c), which a copy of the range would skip: a callable giving a context manager
         # that yields fill(buffer, at), to be called over the bytes in order, and checks them
         # on exit. A large relayout reads them strip by strip through it (ir/layout).
         self.strips: Callable[[], ContextManager[Callable]] | None = None

@@ -425,3 +425,34 @@ def test_the_zip_crc32_is_zlibs_over_any_split(tmp_path):
     run_irconv("convert", TINY_BERT, out, "--to", "pt", "--bin", check=True)
     with zipfile.ZipFile(out / "pytorch_model.bin") as z:
         assert len(z.namelist()) > 10 and z.testzip() is None
+
+
+@pytest.mark.parametrize("n,src_at,dst_at", [(0, 0, 0), (1, 3, 5), ((1 << 20) + 7, 4096, 21248), (3 << 20, 1, 0)])
+def test_copy_range_copies_the_bytes_and_their_crc_at_any_offsets(tmp_path, n, src_at, dst_at):
+    """A tensor's bytes copied file to file a MiB at a time (formats/partial.copy_range): the
+    bytes land at the destination offset, untouched around them, and the running CRC given
+    is the one zlib computes over them; a source that ends early is a FormatError naming it."""
+    import zlib
+    from irconv.formats.partial import copy_range
+    rng = np.random.default_rng(n)
+    data = rng.integers(0, 256, src_at + n + 11, dtype=np.uint8).tobytes()
+    (tmp_path / "src").write_bytes(data)
+    before = bytes(rng.integers(0, 256, dst_at + n + 13, dtype=np.uint8))
+    (tmp_path / "dst").write_bytes(before)
+    fd = os.open(tmp_path / "dst", os.O_RDWR)
+    try:
+        crc = copy_range(str(tmp_path / "src"), src_at, fd, dst_at, n, "t", zlib.crc32)
+        assert copy_range(str(tmp_path / "src"), src_at, fd, dst_at, n, "t") is None
+    finally:
+        os.close(fd)
+    fd = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(FormatError, match="ends .* bytes early") as info:
+            copy_range(str(tmp_path / "src"), len(data) - 2, fd, 0, n + 3, "t")
+        assert str(tmp_path / "src") in str(info.value)
+    finally:
+        os.close(fd)
+    after = (tmp_path / "dst").read_bytes()
+    assert after[dst_at:dst_at + n] == data[src_at:src_at + n]
+    assert after[:dst_at] == before[:dst_at] and after[dst_at + n:] == before[dst_at + n:]
+    assert crc == zlib.crc32(data[src_at:src_at + n])

@@ -145,7 +145,7 @@ def _weight(source, layer: str, name: str, ds: h5py.Dataset, scope: Scope) -> H5
 def _extent(source, ds: h5py.Dataset, spec: TensorSpec, reinterpret: bool) -> tuple[str, int] | None:
     """(file, offset) of a dataset whose bytes lie in the file as the tensor's (contiguous,
     unfiltered, little-endian or opaque; _check_storage has bounded it), for writers that copy
-    them in the kernel (ir/tensor.py); None for any other."""
+    them file to file (ir/tensor.py); None for any other."""
     if not isinstance(source, (str, os.PathLike)) or not spec.numel:
         return None
     try:

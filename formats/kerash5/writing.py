@@ -76,7 +76,7 @@ def _create_dataset(group, name: str, spec: TensorSpec, dcpl) -> int | None:
 
 class _Placed(PartialWriter):
     """A writer whose HDF5 files are complete but for the tensors' bytes, each dataset's place
-    known (_create_dataset): write() and copy() pwrite or kernel-copy them there, in any order,
+    known (_create_dataset): write() and copy() pwrite or copy them there, in any order,
     from several threads at once (exporters/base.write_all), and the files come out the same
     bytes whatever the order. Subclasses fill self._specs and self._places (name -> [(file
     index, offset)], one per stored copy), self._tmps and self._finals (their paths)."""
@@ -132,7 +132,7 @@ class _Placed(PartialWriter):
 
     def copy(self, name: str, spec: TensorSpec, extent: tuple[str, int]) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from `extent` = (file, offset)
-        in the kernel, with no read into memory."""
+        file to file a MiB at a time (partial.copy_range), with no tensor in memory."""
         self._accept_copy(name, spec)
         first: list[tuple[int, int]] = []
 

@@ -28,7 +28,7 @@ from ...ir.dtypes import from_tf
 from ...ir.errors import DTypeError, FormatError, UsageError
 from ...ir.limits import check_shape, file_size, open_regular
 from ...ir.stages import stage
-from ...ir.ranges import checked_range_reader, crc_of_range
+from ...ir.ranges import checked_range_reader
 from ...ir.tensor import Tensor, TensorSpec, as_bytes
 from ..partial import PartialWriter, copy_extent, pwrite_at
 from ..sharding import parse_size, plan_shards
@@ -626,8 +626,9 @@ class BundleWriter(PartialWriter):
 
     def copy(self, name: str, spec: TensorSpec, extent) -> None:
         """Write tensor `name` (of `spec`) by copying its bytes from where they lie (a
-        safetensors file's range, an IR stream's pipe) in the kernel; its crc32c is then read
-        back from the data shard. May be called from several threads at once."""
+        safetensors file's range, an IR stream's pipe), its crc32c taken as they are copied
+        (read back from the data shard for a pipe's). May be called from several threads at
+        once."""
         self._accept_copy(name, spec)
         shard, offset = self._shard_of[name], self._offsets[name]
         crc = 0
@@ -636,9 +637,7 @@ class BundleWriter(PartialWriter):
             with self._writing(path, abort=False):
                 fd = os.open(path + ".partial", os.O_RDWR)
                 try:
-                    copy_extent(extent, fd, offset, spec.nbytes, name)
-                    with stage("checksum", spec.nbytes):
-                        crc = crc_of_range(fd, offset, spec.nbytes, _crc)
+                    crc = copy_extent(extent, fd, offset, spec.nbytes, name, _crc)
                 finally:
                     os.close(fd)
             if crc is None:
