@@ -56,6 +56,7 @@ class FamilyRegistry(Registry[Family]):
         super().__init__("model family")
         self._module_of = {name: module for module, fams in modules.items() for name in fams}
         self._by_type = {t: name for fams in modules.values() for name, types in fams.items() for t in types}
+        self._modules = tuple(modules)
         self._pending = set(modules)
         self._lock = threading.RLock()     # a family asked for from two threads is added once
 
@@ -67,7 +68,7 @@ class FamilyRegistry(Registry[Family]):
                 self._pending.discard(module)
 
     def load_all(self) -> None:
-        for module in MODULES:
+        for module in self._modules:
             self._import(module)
 
     def get(self, name: str) -> Family:
