@@ -153,15 +153,26 @@ class _Placed(PartialWriter):
         dcpl = _placed_dcpl()
         groups: dict[tuple[int, str], tuple] = {}
 
+        def group_at(group, path: str):
+            # Group `path` under `group`, made once, a component at a time from the nearest
+            # one made: h5py's require_group would look the path up first, for every
+            # dataset (a third of the layout's time for BERT's 200), and its membership test
+            # was most of what was left.
+            known = groups.get((id(group), path))
+            if known is None:
+                parent, _, name = path.rpartition("/")
+                above = group_at(group, parent) if parent else group
+                try:
+                    made = above.create_group(name)
+                except ValueError:      # the layout made it itself (a Keras layer's group)
+                    made = above[name]
+                known = groups[(id(group), path)] = (group, made)
+            return known[1]
+
         def place(group, leaf: str, spec: TensorSpec) -> None:
-            # A leaf 'a/b/c' goes into group a/b, made once: h5py would look the path up
-            # again for every dataset (a third of the layout's time for BERT's 200).
             parent, _, base = leaf.rpartition("/")
             if parent:
-                known = groups.get((id(group), parent))
-                if known is None:
-                    known = groups[(id(group), parent)] = (group, group.require_group(parent))
-                group = known[1]
+                group = group_at(group, parent)
             at = _create_dataset(group, base, spec, dcpl)
             if at is not None:
                 self._places[spec.name].append((i, at))
