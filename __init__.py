@@ -42,7 +42,7 @@ from .importers.config import settle_config
 from .importers.parts import attach_parts
 from .ir import Checkpoint, IrconvError, Tensor, TensorSpec
 from .ir.errors import UsageError
-from .ir.limits import inputs as _inputs, missing as _missing, require_regular
+from .ir.limits import input_root as _input_root, inputs as _inputs, missing as _missing, require_regular
 from .ir.stream import read_stream, write_stream
 from .models import FAMILIES
 from .checksum import checker
@@ -91,7 +91,7 @@ def load(src, format: str | None = None, *, model: str | None = None, view: str 
     (importers/config.py). `overrides` also changes single fields of a given config."""
     # A file read from inside SRC (a directory, or a file's own directory) must be inside it,
     # now and when the lazy tensors are read (ckpt.inputs): a link out of it is refused.
-    roots = (str(src) if _os.path.isdir(src) else _os.path.dirname(_os.path.abspath(src)),)
+    roots = (_input_root(src),)
     named = (str(src), *(str(p) for p in (parts or {}).values()))
     with _inputs(roots, named):
         importer = IMPORTERS.get(format or detect_format(src))

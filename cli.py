@@ -148,7 +148,7 @@ def _input_roots(args) -> tuple[list[str], list[str]]:
     src = getattr(args, "src", None)
     if not src or src == "-":
         return [], _named(args)
-    return [src if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))], _named(args)
+    return [limits.input_root(src)], _named(args)
 
 
 def _stdin_file() -> Path | None:

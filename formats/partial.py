@@ -16,6 +16,7 @@ import numpy as np
 
 from ..ir.errors import DTypeError, FormatError, UsageError
 from ..ir.limits import open_regular
+from ..ir.ranges import crc_of_range
 from ..ir.tensor import TensorSpec, as_bytes
 from .sharding import write_errors
 
@@ -186,7 +187,6 @@ def copy_extent(extent, dst_fd: int, dst_offset: int, n: int, name: str, crc=Non
         return copy_range(extent[0], extent[1], dst_fd, dst_offset, n, name, crc)
     extent.copy_into(dst_fd, dst_offset)
     if crc is not None:
-        from ..ir.ranges import crc_of_range
         return crc_of_range(dst_fd, dst_offset, n, crc)
     return None
 

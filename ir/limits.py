@@ -70,6 +70,11 @@ _named: set[str] = set()
 _inside: set[str] = set()
 
 
+def input_root(src) -> str:
+    """The directory the files of input `src` must lie in: itself, or a file's own directory."""
+    return str(src) if os.path.isdir(src) else os.path.dirname(os.path.abspath(src))
+
+
 @contextmanager
 def inputs(directories: Iterable, named: Iterable = ()) -> Iterator[None]:
     """Within the block, every file read under one of `directories` (lexically) must resolve

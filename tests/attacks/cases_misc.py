@@ -77,6 +77,14 @@ def config_hidden_contradicts(d, ctx):
     return _with_config(d, ctx, lambda c: c.update(hidden_size=2 * c["hidden_size"]))
 
 
+@case("misc/config-heads-do-not-divide", verbs=("convert", "ls"), names="config.json",
+      needle="does not divide hidden_size")
+def config_heads_do_not_divide(d, ctx):
+    """A head count that does not split hidden_size into equal heads (no tensor records it):
+    written as given before, a model transformers refuses to build."""
+    return _with_config(d, ctx, lambda c: c.update(num_attention_heads=c["hidden_size"] - 1))
+
+
 @case("misc/config-not-object", verbs=("convert", "ls"), names="config.json")
 def config_not_object(d, ctx):
     """config.json holding a list."""

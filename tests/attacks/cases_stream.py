@@ -220,6 +220,13 @@ def config_contradicts_tensors(d, ctx):
     return _edited(d, ctx, edit)
 
 
+@stream_case("heads-do-not-divide", needle="does not divide hidden_size")
+def heads_do_not_divide(d, ctx):
+    """A header whose head count cannot split hidden_size into equal heads: exported as given,
+    before (a model transformers refuses to build)."""
+    return _edited(d, ctx, lambda h: h["config"].update(num_attention_heads=h["config"]["hidden_size"] - 1))
+
+
 @stream_case("shape-not-list", needle="shape")
 def shape_not_list(d, ctx):
     """A shape that is a number."""
